@@ -1,0 +1,22 @@
+//! Stable finding codes. Dashboards and alert rules key on these strings, so a code, once
+//! published, keeps its meaning; new conditions get new codes.
+
+/// The Teams Rooms app is older than 4.0.64.0, the first version with TLS 1.2 client support.
+pub const TLS12_APP_TOO_OLD: &str = "TLS12_APP_TOO_OLD";
+/// The Teams Rooms app version could not be read: the app rule cannot be decided.
+pub const APP_VERSION_MISSING: &str = "APP_VERSION_MISSING";
+/// The Teams Rooms app version was read but is not an AppX version quad.
+pub const APP_VERSION_UNPARSABLE: &str = "APP_VERSION_UNPARSABLE";
+/// Surface Hub is below OS build 15063.1835 (KB4499162): no TLS 1.2 for Skype for Business.
+pub const TLS12_SURFACE_HUB_BUILD_TOO_OLD: &str = "TLS12_SURFACE_HUB_BUILD_TOO_OLD";
+/// Surface Hub is below OS build 15063.1897 (KB4503289): device-account setup may still need
+/// TLS 1.0/1.1 towards identity providers and Exchange.
+pub const TLS12_SURFACE_HUB_SETUP_BUILD_TOO_OLD: &str = "TLS12_SURFACE_HUB_SETUP_BUILD_TOO_OLD";
+/// The OS build could not be read.
+pub const OS_BUILD_MISSING: &str = "OS_BUILD_MISSING";
+/// The OS build was read but is not `BUILD.UBR`.
+pub const OS_BUILD_UNPARSABLE: &str = "OS_BUILD_UNPARSABLE";
+/// The device kind is unknown, so no device-specific rule could be applied.
+pub const DEVICE_KIND_UNKNOWN: &str = "DEVICE_KIND_UNKNOWN";
+/// No readiness rule applies to this device kind yet: nothing could be assessed.
+pub const NO_APPLICABLE_RULE: &str = "NO_APPLICABLE_RULE";

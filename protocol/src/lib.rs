@@ -1,0 +1,29 @@
+//! The roomready wire contract, shared by the agent, the simulator and any dashboard.
+//!
+//! Everything here is pure data and validation: topic names ([`topics`]), the message types and
+//! their schema versions ([`messages`], [`schema`]), the values that appear in them
+//! ([`AppVersion`], [`OsBuild`], [`DeviceId`], [`Timestamp`], [`Verdict`]) and the stable finding
+//! codes ([`codes`]). There is no I/O and no async runtime in this crate, so a dashboard written in
+//! Rust can depend on it without pulling in the agent.
+//!
+//! Compatibility rules (see `DESIGN.md`): consumers ignore unknown fields; a payload whose schema
+//! has another major version is rejected with [`DecodeError::UnsupportedMajor`]; a new major version
+//! of the contract is published under a new topic version (`{prefix}/v2/...`).
+
+pub mod codes;
+pub mod device;
+pub mod messages;
+pub mod schema;
+pub mod time;
+pub mod topics;
+pub mod version;
+
+pub use device::{DeviceId, DeviceIdError, DeviceKind};
+pub use messages::{
+    Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody, Finding, Presence,
+    ResponseStatus, Severity, State, Status, StatusReason, Verdict,
+};
+pub use schema::{DecodeError, Message};
+pub use time::{Timestamp, TimestampError};
+pub use topics::{Channel, TopicPrefix, TopicPrefixError, Topics};
+pub use version::{AppVersion, AppVersionError, OsBuild, OsBuildError};

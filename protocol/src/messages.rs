@@ -1,0 +1,295 @@
+//! The payloads of MQTT contract v1 and the values inside them.
+//!
+//! | type | topic | schema |
+//! |---|---|---|
+//! | [`Status`] | `{prefix}/v1/{device}/status` (retained) | `roomready.status/1` |
+//! | [`State`] | `{prefix}/v1/{device}/state` (retained) | `roomready.state/1` |
+//! | [`Event`] | `{prefix}/v1/{device}/events` | `roomready.event/1` |
+//! | [`Command`] | `{prefix}/v1/{device}/cmd` | `roomready.command/1` |
+//! | [`CommandResponse`] | `{prefix}/v1/{device}/cmd/res` | `roomready.command_response/1` |
+//!
+//! `seq` is the device's message counter: every state, event and command response takes the next
+//! number, so a consumer can see loss (a gap) and duplicates (a repeat). A [`Status`] does not
+//! take a number: its `seq` is the highest number the agent had issued when the presence change
+//! was made (for the last will: when the connection was opened), because the broker, not the
+//! agent, decides when a will is published. [`Command`]s come from the controller and carry no
+//! device `seq`; they are identified by their `id`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::{DeviceId, DeviceKind};
+use crate::schema::Message;
+use crate::time::Timestamp;
+
+/// The overall answer for one device: is it ready for TLS 1.2-only Microsoft 365?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every applicable rule passed.
+    Ready,
+    /// Works now, but a rule found a risk (e.g. a step that still needs TLS 1.0/1.1).
+    AtRisk,
+    /// At least one rule says the device cannot use TLS 1.2-only Microsoft 365.
+    NotReady,
+    /// A fact a rule needs could not be read; the verdict is not guessed.
+    Unknown,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Ready,
+        Verdict::AtRisk,
+        Verdict::NotReady,
+        Verdict::Unknown,
+    ];
+
+    /// How bad the verdict is, for combining rule outcomes: ready < at_risk < unknown < not_ready.
+    ///
+    /// `unknown` outranks `at_risk` because an unread fact may hide a `not_ready`; `not_ready`
+    /// outranks `unknown` because one certain failure settles the answer whatever is unknown.
+    pub const fn rank(self) -> u8 {
+        match self {
+            Verdict::Ready => 0,
+            Verdict::AtRisk => 1,
+            Verdict::Unknown => 2,
+            Verdict::NotReady => 3,
+        }
+    }
+
+    /// The worse of two verdicts by [`Verdict::rank`].
+    pub fn worst(self, other: Verdict) -> Verdict {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// The wire name (`ready`, `at_risk`, `not_ready`, `unknown`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ready => "ready",
+            Verdict::AtRisk => "at_risk",
+            Verdict::NotReady => "not_ready",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How serious one finding is on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// One observation of the assessment, with what was seen and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// A stable code from [`crate::codes`], e.g. `TLS12_APP_TOO_OLD`.
+    pub code: String,
+    pub severity: Severity,
+    /// One line for a dashboard.
+    pub title: String,
+    /// What was observed and where it came from.
+    pub evidence: String,
+    /// What an administrator should do.
+    pub remediation: String,
+    /// The Microsoft document the rule is based on.
+    pub reference: String,
+}
+
+/// The facts an assessment was based on, as seen on the device (raw text where it may not parse).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceFacts {
+    pub kind: DeviceKind,
+    /// The Teams Rooms app version as read, or absent when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// The OS build (`CurrentBuild.UBR`) as read, or absent when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_build: Option<String>,
+}
+
+/// The latest full assessment of a device (`state` topic, retained).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub device: DeviceId,
+    pub seq: u64,
+    /// When the assessment was made.
+    pub ts: Timestamp,
+    /// The version of the agent that made it.
+    pub agent_version: String,
+    pub facts: DeviceFacts,
+    pub verdict: Verdict,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+impl Message for State {
+    const NAME: &'static str = "roomready.state";
+    const MAJOR: u32 = 1;
+}
+
+/// Presence of the agent on the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Online,
+    Offline,
+}
+
+impl Presence {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Offline => "offline",
+        }
+    }
+}
+
+/// Why a device went offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusReason {
+    /// The agent stopped cleanly and said so.
+    Shutdown,
+    /// The broker lost the connection and published the agent's last will.
+    ConnectionLost,
+    /// A reason added by a later minor version of the contract.
+    #[serde(other)]
+    Other,
+}
+
+/// Presence of a device (`status` topic, retained; the last will publishes the `offline` one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub device: DeviceId,
+    /// The highest `seq` the agent had issued when this status was made (see the module docs).
+    pub seq: u64,
+    pub ts: Timestamp,
+    pub status: Presence,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<StatusReason>,
+}
+
+impl Message for Status {
+    const NAME: &'static str = "roomready.status";
+    const MAJOR: u32 = 1;
+}
+
+/// Something that happened on a device (`events` topic, not retained).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub device: DeviceId,
+    pub seq: u64,
+    pub ts: Timestamp,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+impl Message for Event {
+    const NAME: &'static str = "roomready.event";
+    const MAJOR: u32 = 1;
+}
+
+/// What an [`Event`] reports; the variant name is the `event` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventBody {
+    /// An assessment finished.
+    CheckCompleted { verdict: Verdict, findings: u32 },
+    /// The verdict differs from the previous assessment's (`from` is absent for the first).
+    VerdictChanged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<Verdict>,
+        to: Verdict,
+    },
+    /// An event type added by a later minor version; its fields are not interpreted.
+    #[serde(other)]
+    Unrecognized,
+}
+
+/// A command from the controller (`cmd` topic): `{"schema":…,"id":"c-42","command":"ping"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// The controller's request id; the response carries it back.
+    pub id: String,
+    #[serde(flatten)]
+    pub action: CommandAction,
+}
+
+impl Message for Command {
+    const NAME: &'static str = "roomready.command";
+    const MAJOR: u32 = 1;
+}
+
+/// What a [`Command`] asks for; the variant name is the `command` field, arguments beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum CommandAction {
+    /// Answer `succeeded` at once: a liveness check through the whole path.
+    Ping,
+    /// Run an assessment now and publish its state.
+    CheckNow,
+    /// Change the report interval (seconds).
+    SetInterval { seconds: u64 },
+}
+
+/// Where a command stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseStatus {
+    Accepted,
+    Rejected,
+    Succeeded,
+    Failed,
+}
+
+/// The agent's answer to a command (`cmd/res` topic, or the MQTT v5 response topic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResponse {
+    pub device: DeviceId,
+    /// The `id` of the command answered.
+    pub id: String,
+    pub status: ResponseStatus,
+    /// Machine-readable reason for `rejected` / `failed` (e.g. `invalid_argument`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Human-readable detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub seq: u64,
+    pub ts: Timestamp,
+}
+
+impl Message for CommandResponse {
+    const NAME: &'static str = "roomready.command_response";
+    const MAJOR: u32 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_ranking() {
+        use Verdict::*;
+        assert_eq!(Ready.worst(AtRisk), AtRisk);
+        assert_eq!(AtRisk.worst(Unknown), Unknown);
+        assert_eq!(Unknown.worst(NotReady), NotReady);
+        assert_eq!(NotReady.worst(Ready), NotReady);
+        assert_eq!(Ready.worst(Ready), Ready);
+        for v in Verdict::ALL {
+            assert_eq!(serde_json::to_string(&v).expect("ser"), format!("\"{v}\""));
+        }
+    }
+}

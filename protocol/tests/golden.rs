@@ -1,0 +1,265 @@
+//! Golden wire-format tests: each fixture under `tests/fixtures/` is a payload as it travels on
+//! the broker. Decoding must give exactly the expected value, and encoding that value must give
+//! the fixture back (compared as JSON values, so whitespace and key order do not matter but every
+//! name, type and value does). Any change of the wire format fails here first.
+
+use std::path::Path;
+
+use roomready_protocol::{
+    Command, CommandAction, CommandResponse, DecodeError, DeviceFacts, DeviceId, DeviceKind, Event,
+    EventBody, Finding, Message, Presence, ResponseStatus, Severity, State, Status, StatusReason,
+    Timestamp, Verdict, codes,
+};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().expect("valid timestamp")
+}
+
+fn id(s: &str) -> DeviceId {
+    DeviceId::new(s).expect("valid device id")
+}
+
+/// Decodes the fixture, compares with `expected`, and checks that encoding round-trips.
+fn golden<M: Message + PartialEq + std::fmt::Debug>(name: &str, expected: M) {
+    let bytes = fixture(name);
+    let decoded = M::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(decoded, expected, "{name}: decoded value");
+    let encoded = expected.encode();
+    let schema_first = format!("{{\"schema\":\"{}\"", M::schema());
+    assert!(
+        encoded.starts_with(schema_first.as_bytes()),
+        "{name}: schema must be the first field: {}",
+        String::from_utf8_lossy(&encoded)
+    );
+    let as_value = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).expect("valid JSON");
+    assert_eq!(
+        as_value(&encoded),
+        as_value(&bytes),
+        "{name}: encoded payload"
+    );
+    assert_eq!(
+        M::decode(&encoded).expect("re-decode"),
+        expected,
+        "{name}: round trip"
+    );
+}
+
+fn example_state() -> State {
+    State {
+        device: id("mtr-0007"),
+        seq: 42,
+        ts: ts("2026-11-23T14:07:25.123Z"),
+        agent_version: "0.1.0".into(),
+        facts: DeviceFacts {
+            kind: DeviceKind::TeamsRoomsWindows,
+            app_version: Some("4.0.51.0".into()),
+            os_build: Some("19045.4894".into()),
+        },
+        verdict: Verdict::NotReady,
+        findings: vec![Finding {
+            code: codes::TLS12_APP_TOO_OLD.into(),
+            severity: Severity::Critical,
+            title: "Teams Rooms app 4.0.51.0 cannot use TLS 1.2".into(),
+            evidence:
+                "app version 4.0.51.0 (facts file /etc/roomready/facts.toml, key app_version)"
+                    .into(),
+            remediation: "Update the Microsoft Teams Rooms app to 4.0.64.0 or later.".into(),
+            reference: "https://learn.microsoft.com/microsoftteams/room-systems/srs2-release-note"
+                .into(),
+        }],
+    }
+}
+
+#[test]
+fn state() {
+    golden("state.json", example_state());
+}
+
+#[test]
+fn status_online_and_last_will() {
+    let online = Status {
+        device: id("mtr-0007"),
+        seq: 41,
+        ts: ts("2026-11-23T14:07:24.900Z"),
+        status: Presence::Online,
+        reason: None,
+    };
+    golden("status_online.json", online.clone());
+    golden(
+        "status_will.json",
+        Status {
+            status: Presence::Offline,
+            reason: Some(StatusReason::ConnectionLost),
+            ..online
+        },
+    );
+}
+
+#[test]
+fn events() {
+    golden(
+        "event_check_completed.json",
+        Event {
+            device: id("mtr-0007"),
+            seq: 43,
+            ts: ts("2026-11-23T14:07:25.200Z"),
+            body: EventBody::CheckCompleted {
+                verdict: Verdict::NotReady,
+                findings: 1,
+            },
+        },
+    );
+    golden(
+        "event_verdict_changed.json",
+        Event {
+            device: id("mtr-0007"),
+            seq: 44,
+            ts: ts("2026-11-23T14:07:25.300Z"),
+            body: EventBody::VerdictChanged {
+                from: Some(Verdict::Ready),
+                to: Verdict::NotReady,
+            },
+        },
+    );
+}
+
+#[test]
+fn commands() {
+    golden(
+        "command_set_interval.json",
+        Command {
+            id: "c-42".into(),
+            action: CommandAction::SetInterval { seconds: 900 },
+        },
+    );
+    golden(
+        "command_ping.json",
+        Command {
+            id: "c-43".into(),
+            action: CommandAction::Ping,
+        },
+    );
+}
+
+#[test]
+fn command_responses() {
+    golden(
+        "command_response_rejected.json",
+        CommandResponse {
+            device: id("mtr-0007"),
+            id: "c-42".into(),
+            status: ResponseStatus::Rejected,
+            reason: Some("invalid_argument".into()),
+            message: Some("seconds must be 60..=86400".into()),
+            seq: 17,
+            ts: ts("2026-11-23T14:07:26.000Z"),
+        },
+    );
+    golden(
+        "command_response_succeeded.json",
+        CommandResponse {
+            device: id("mtr-0007"),
+            id: "c-43".into(),
+            status: ResponseStatus::Succeeded,
+            reason: None,
+            message: None,
+            seq: 18,
+            ts: ts("2026-11-23T14:07:26.100Z"),
+        },
+    );
+}
+
+#[test]
+fn a_later_minor_version_with_unknown_fields_decodes() {
+    let state = State::decode(&fixture("state_future_minor.json")).expect("minor 1.3 decodes");
+    assert_eq!(state.verdict, Verdict::Ready);
+    assert_eq!(state.facts.kind, DeviceKind::SurfaceHub);
+    assert_eq!(state.facts.os_build.as_deref(), Some("15063.1897"));
+    assert_eq!(state.facts.app_version, None);
+
+    let event = Event::decode(&fixture("event_future.json")).expect("unknown event type decodes");
+    assert_eq!(event.body, EventBody::Unrecognized);
+    assert_eq!(event.seq, 45);
+}
+
+#[test]
+fn another_major_version_is_rejected() {
+    let err = State::decode(&fixture("state_v2.json")).expect_err("v2 must not decode as v1");
+    assert!(
+        matches!(
+            err,
+            DecodeError::UnsupportedMajor {
+                name: "roomready.state",
+                supported: 1,
+                found: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "roomready.state major version 2 is not supported (this build reads 1)"
+    );
+}
+
+#[test]
+fn another_message_type_is_rejected() {
+    let err = State::decode(&fixture("status_online.json")).expect_err("status is not a state");
+    assert!(matches!(err, DecodeError::WrongMessage { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "expected a roomready.state payload, found schema \"roomready.status\""
+    );
+}
+
+#[test]
+fn malformed_payloads_say_what_and_where() {
+    let missing = State::decode(br#"{"device":"a"}"#).expect_err("no schema");
+    assert!(
+        matches!(missing, DecodeError::MissingSchema { .. }),
+        "{missing:?}"
+    );
+
+    let malformed = State::decode(br#"{"schema":"roomready.state"}"#).expect_err("no major");
+    assert!(
+        matches!(malformed, DecodeError::MalformedSchema { .. }),
+        "{malformed:?}"
+    );
+
+    let not_json = State::decode(b"{\"schema\":\n  oops}").expect_err("not JSON");
+    let message = not_json.to_string();
+    assert!(message.contains("line 2 column 3"), "{message}");
+
+    let not_object = State::decode(b"[1,2]").expect_err("array");
+    assert!(
+        matches!(not_object, DecodeError::Json { .. }),
+        "{not_object:?}"
+    );
+
+    let mut bad_field = serde_json::from_slice::<serde_json::Value>(&fixture("state.json"))
+        .expect("fixture is JSON");
+    bad_field["verdict"] = "green".into();
+    let err =
+        State::decode(&serde_json::to_vec(&bad_field).expect("ser")).expect_err("bad verdict");
+    assert!(err.to_string().contains("unknown variant `green`"), "{err}");
+
+    bad_field["verdict"] = "ready".into();
+    bad_field["device"] = "a/b".into();
+    let err = State::decode(&serde_json::to_vec(&bad_field).expect("ser")).expect_err("bad device");
+    assert!(err.to_string().contains("'/' at byte 1"), "{err}");
+}
+
+#[test]
+fn truncated_payloads_never_panic() {
+    let full = fixture("state.json");
+    for cut in 0..full.len() {
+        let _ = State::decode(&full[..cut]);
+    }
+}
