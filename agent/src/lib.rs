@@ -1,1 +1,18 @@
-//! placeholder
+//! The roomready agent as a library: everything the daemon and `check` do, with every source of
+//! the outside world (facts, clock, broker address) handed in as a value, so the simulator can
+//! run thousands of real agents in one process and tests need no hardware.
+//!
+//! Pipeline: [`facts`] (what the device is) → [`assess`] (pure rules → verdict and findings) →
+//! [`report`] (a protocol `State`) → [`link`] (MQTT). [`daemon`] ties them together on a timer;
+//! [`config`] reads the daemon's configuration file.
+
+pub mod assess;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod facts;
+pub mod keyfile;
+pub mod link;
+pub mod report;
+
+pub use daemon::{Agent, AgentError, AgentSettings};

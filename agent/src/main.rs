@@ -1,1 +1,207 @@
-fn main() {}
+//! `roomready-agent`: the one-shot `check` and the `run` daemon, a thin shell over the library.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use roomready_agent::clock::{Clock, SystemClock};
+use roomready_agent::config::Config;
+use roomready_agent::facts::{FactsFile, FactsSource};
+use roomready_agent::{Agent, AgentSettings, report};
+use roomready_protocol::{DeviceId, Message, State, Verdict};
+
+/// Exit codes, after BSD sysexits where one fits.
+mod exit {
+    pub const READY: u8 = 0;
+    pub const AT_RISK: u8 = 1;
+    pub const NOT_READY: u8 = 2;
+    pub const UNKNOWN: u8 = 3;
+    pub const USAGE: u8 = 64;
+    pub const DATA_ERROR: u8 = 65;
+    pub const NO_INPUT: u8 = 66;
+    pub const SOFTWARE: u8 = 70;
+    pub const CONFIG: u8 = 78;
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  check:  0 ready, 1 at_risk, 2 not_ready, 3 unknown
+  run:    0 after a clean shutdown (SIGINT/SIGTERM)
+  64 usage error, 65 malformed facts file, 66 facts file unreadable,
+  70 internal error, 78 bad config file";
+
+#[derive(Parser)]
+#[command(
+    name = "roomready-agent",
+    version,
+    about = "Assesses a Teams Rooms / Surface Hub device for TLS 1.2-only Microsoft 365 and reports over MQTT.",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Assess this device once and print the result; the exit code is the verdict.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// Facts file (TOML: device_id, kind, app_version, os_build).
+        #[arg(long, value_name = "FILE")]
+        facts: PathBuf,
+        /// Print the JSON `State` message instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the daemon: assess every interval and report over MQTT until SIGINT/SIGTERM.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// Config file (TOML: broker_url, device_id, facts_file, report_interval_secs, topic_prefix).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roomready-agent: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let code = match cli.command {
+        Command::Check { facts, json } => {
+            init_logging("warn");
+            runtime.block_on(check(&facts, json))
+        }
+        Command::Run { config } => {
+            init_logging("info");
+            match runtime.block_on(run(&config)) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("roomready-agent: {e:#}");
+                    exit::SOFTWARE
+                }
+            }
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `check`: the same assessment as the daemon, printed once.
+async fn check(facts_path: &Path, json: bool) -> u8 {
+    let facts = match FactsFile::new(facts_path).collect().await {
+        Ok(facts) => facts,
+        Err(roomready_agent::facts::FactsError::File(e)) => {
+            eprintln!("roomready-agent: {e}");
+            return if e.io.is_some() {
+                exit::NO_INPUT
+            } else {
+                exit::DATA_ERROR
+            };
+        }
+    };
+    let device = facts
+        .device_id
+        .clone()
+        .unwrap_or_else(|| DeviceId::new("local").expect("\"local\" is a valid device id"));
+    let (wire, assessment) = report::evaluate(&Ok(facts));
+    // `check` publishes nothing, so its state takes no number from the device's sequence.
+    let state = report::state(device, 0, SystemClock.now(), wire, assessment);
+    if json {
+        println!("{}", String::from_utf8_lossy(&state.encode()));
+    } else {
+        print!("{}", summary(&state));
+    }
+    match state.verdict {
+        Verdict::Ready => exit::READY,
+        Verdict::AtRisk => exit::AT_RISK,
+        Verdict::NotReady => exit::NOT_READY,
+        Verdict::Unknown => exit::UNKNOWN,
+    }
+}
+
+/// The human-readable form of a state.
+fn summary(state: &State) -> String {
+    let mut out = String::new();
+    let facts = &state.facts;
+    let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not read)".into());
+    let _ = writeln!(out, "device     {} ({})", state.device, facts.kind);
+    let _ = writeln!(out, "app        {}", or_unknown(&facts.app_version));
+    let _ = writeln!(out, "os build   {}", or_unknown(&facts.os_build));
+    let _ = writeln!(
+        out,
+        "verdict    {}",
+        state.verdict.as_str().replace('_', " ").to_uppercase()
+    );
+    for finding in &state.findings {
+        let severity = finding.severity.as_str();
+        let _ = writeln!(out, "\n[{severity}] {}  {}", finding.code, finding.title);
+        let _ = writeln!(out, "    evidence:    {}", finding.evidence);
+        let _ = writeln!(out, "    remediation: {}", finding.remediation);
+        let _ = writeln!(out, "    reference:   {}", finding.reference);
+    }
+    out
+}
+
+/// `run`: the daemon until SIGINT/SIGTERM.
+async fn run(config_path: &Path) -> anyhow::Result<u8> {
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("roomready-agent: bad config: {e}");
+            return Ok(exit::CONFIG);
+        }
+    };
+    let facts = FactsFile::new(&config.facts_file);
+    let agent = Agent::new(AgentSettings::from_config(&config), facts, SystemClock);
+    let shutdown = shutdown_signal().context("installing signal handlers")?;
+    agent.run(shutdown).await.context("agent stopped")?;
+    Ok(0)
+}
+
+/// Completes on SIGINT or SIGTERM (Ctrl-C on Windows).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+                _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}

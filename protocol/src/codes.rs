@@ -20,3 +20,6 @@ pub const OS_BUILD_UNPARSABLE: &str = "OS_BUILD_UNPARSABLE";
 pub const DEVICE_KIND_UNKNOWN: &str = "DEVICE_KIND_UNKNOWN";
 /// No readiness rule applies to this device kind yet: nothing could be assessed.
 pub const NO_APPLICABLE_RULE: &str = "NO_APPLICABLE_RULE";
+/// The device's facts could not be collected at all (e.g. the facts file is unreadable or
+/// malformed); the evidence carries the reason.
+pub const FACTS_UNAVAILABLE: &str = "FACTS_UNAVAILABLE";

@@ -91,6 +91,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The wire name (`info`, `warning`, `critical`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// One observation of the assessment, with what was seen and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {

@@ -1,0 +1,264 @@
+//! Boundary tests of every rule and of how outcomes combine.
+
+use roomready_protocol::{DeviceKind, Severity, Verdict, codes};
+
+use super::*;
+use crate::facts::{Fact, Facts, Source};
+
+fn src() -> Source {
+    Source::new("test")
+}
+
+fn facts(kind: DeviceKind, app: Option<&str>, build: Option<&str>) -> Facts {
+    let fact = |v: Option<&str>| match v {
+        Some(v) => Fact::Known {
+            value: v.to_owned(),
+            source: src(),
+        },
+        None => Fact::Absent { source: src() },
+    };
+    Facts {
+        device_id: None,
+        kind: Fact::Known {
+            value: kind,
+            source: src(),
+        },
+        app_version: fact(app),
+        os_build: fact(build),
+    }
+}
+
+fn verdict_and_codes(f: &Facts) -> (Verdict, Vec<String>) {
+    let a = assess(f);
+    (a.verdict, a.findings.into_iter().map(|f| f.code).collect())
+}
+
+#[test]
+fn teams_rooms_app_version_boundaries() {
+    let cases = [
+        (
+            "4.0.63.65535",
+            Verdict::NotReady,
+            vec![codes::TLS12_APP_TOO_OLD],
+        ),
+        (
+            "4.0.51.0",
+            Verdict::NotReady,
+            vec![codes::TLS12_APP_TOO_OLD],
+        ),
+        (
+            "3.65535.65535.65535",
+            Verdict::NotReady,
+            vec![codes::TLS12_APP_TOO_OLD],
+        ),
+        ("0.0.0.0", Verdict::NotReady, vec![codes::TLS12_APP_TOO_OLD]),
+        ("4.0.64.0", Verdict::Ready, vec![]),
+        ("4.0.64.1", Verdict::Ready, vec![]),
+        ("4.0.105.0", Verdict::Ready, vec![]),
+        ("5.2.115.0", Verdict::Ready, vec![]),
+        (" 4.0.64.0\n", Verdict::Ready, vec![]),
+        (
+            "4.0.x.0",
+            Verdict::Unknown,
+            vec![codes::APP_VERSION_UNPARSABLE],
+        ),
+        ("", Verdict::Unknown, vec![codes::APP_VERSION_UNPARSABLE]),
+        (
+            "1449/1.0.96.2024091202",
+            Verdict::Unknown,
+            vec![codes::APP_VERSION_UNPARSABLE],
+        ),
+    ];
+    for (version, verdict, expected) in cases {
+        let f = facts(
+            DeviceKind::TeamsRoomsWindows,
+            Some(version),
+            Some("19045.1"),
+        );
+        assert_eq!(
+            verdict_and_codes(&f),
+            (verdict, expected.iter().map(|s| s.to_string()).collect()),
+            "{version:?}"
+        );
+    }
+}
+
+#[test]
+fn too_old_finding_carries_evidence_remediation_and_reference() {
+    let f = facts(DeviceKind::TeamsRoomsWindows, Some("4.0.51.0"), None);
+    let a = assess(&f);
+    let finding = &a.findings[0];
+    assert_eq!(finding.severity, Severity::Critical);
+    assert_eq!(finding.evidence, "app version 4.0.51.0 (test)");
+    assert!(finding.title.contains("4.0.51.0") && finding.title.contains("4.0.64.0"));
+    assert!(finding.remediation.contains("4.0.64.0 or later"));
+    assert!(finding.remediation.contains("2015 CU9 or 2019 CU1"));
+    assert!(finding.reference.ends_with("srs2-release-note"));
+}
+
+#[test]
+fn missing_or_unreadable_app_version_is_unknown_never_a_guess() {
+    let absent = facts(DeviceKind::TeamsRoomsWindows, None, None);
+    assert_eq!(
+        verdict_and_codes(&absent),
+        (
+            Verdict::Unknown,
+            vec![codes::APP_VERSION_MISSING.to_string()]
+        )
+    );
+    let mut unreadable = absent.clone();
+    unreadable.app_version = Fact::Unreadable {
+        source: Source::new("Get-AppxPackage"),
+        reason: "timed out after 30 s".into(),
+    };
+    let a = assess(&unreadable);
+    assert_eq!(a.verdict, Verdict::Unknown);
+    assert_eq!(
+        a.findings[0].evidence,
+        "app version unreadable (Get-AppxPackage): timed out after 30 s"
+    );
+}
+
+#[test]
+fn surface_hub_build_boundaries() {
+    let cases = [
+        (
+            "15063.1834",
+            Verdict::NotReady,
+            codes::TLS12_SURFACE_HUB_BUILD_TOO_OLD,
+        ),
+        (
+            "15062.99999",
+            Verdict::NotReady,
+            codes::TLS12_SURFACE_HUB_BUILD_TOO_OLD,
+        ),
+        (
+            "15063.1835",
+            Verdict::AtRisk,
+            codes::TLS12_SURFACE_HUB_SETUP_BUILD_TOO_OLD,
+        ),
+        (
+            "15063.1896",
+            Verdict::AtRisk,
+            codes::TLS12_SURFACE_HUB_SETUP_BUILD_TOO_OLD,
+        ),
+        ("15063.x", Verdict::Unknown, codes::OS_BUILD_UNPARSABLE),
+    ];
+    for (build, verdict, code) in cases {
+        let f = facts(DeviceKind::SurfaceHub, None, Some(build));
+        assert_eq!(
+            verdict_and_codes(&f),
+            (verdict, vec![code.to_string()]),
+            "{build}"
+        );
+    }
+    for build in ["15063.1897", "15063.2000", "19045.4894", "10.0.15063.1897"] {
+        let f = facts(DeviceKind::SurfaceHub, Some("4.0.1.0"), Some(build));
+        assert_eq!(verdict_and_codes(&f), (Verdict::Ready, vec![]), "{build}");
+    }
+    let absent = facts(DeviceKind::SurfaceHub, None, None);
+    assert_eq!(
+        verdict_and_codes(&absent),
+        (Verdict::Unknown, vec![codes::OS_BUILD_MISSING.to_string()])
+    );
+}
+
+#[test]
+fn the_app_rule_does_not_judge_other_kinds() {
+    // An old Teams Rooms-style version on a Surface Hub or Android device is not compared.
+    let hub = facts(DeviceKind::SurfaceHub, Some("1.0.0.0"), Some("19045.1"));
+    assert_eq!(verdict_and_codes(&hub), (Verdict::Ready, vec![]));
+    let android = facts(
+        DeviceKind::TeamsRoomsAndroid,
+        Some("1449/1.0.96.2024091202"),
+        None,
+    );
+    assert_eq!(
+        verdict_and_codes(&android),
+        (
+            Verdict::Unknown,
+            vec![codes::NO_APPLICABLE_RULE.to_string()]
+        )
+    );
+}
+
+#[test]
+fn unknown_kind_is_unknown() {
+    let mut f = facts(DeviceKind::Unknown, Some("4.0.64.0"), None);
+    assert_eq!(
+        verdict_and_codes(&f),
+        (
+            Verdict::Unknown,
+            vec![codes::DEVICE_KIND_UNKNOWN.to_string()]
+        )
+    );
+    f.kind = Fact::Absent { source: src() };
+    let a = assess(&f);
+    assert_eq!(a.verdict, Verdict::Unknown);
+    assert_eq!(a.findings[0].evidence, "device kind not set (test)");
+}
+
+#[test]
+fn outcomes_combine_by_rank() {
+    fn at_risk(_: &Facts) -> Outcome {
+        Outcome::Flag(Verdict::AtRisk, finding("R"))
+    }
+    fn unknown(_: &Facts) -> Outcome {
+        Outcome::Flag(Verdict::Unknown, finding("U"))
+    }
+    fn not_ready(_: &Facts) -> Outcome {
+        Outcome::Flag(Verdict::NotReady, finding("N"))
+    }
+    fn pass(_: &Facts) -> Outcome {
+        Outcome::Pass
+    }
+    fn skip(_: &Facts) -> Outcome {
+        Outcome::NotApplicable
+    }
+    fn finding(code: &str) -> Finding {
+        Finding {
+            code: code.into(),
+            severity: Severity::Info,
+            title: String::new(),
+            evidence: String::new(),
+            remediation: String::new(),
+            reference: String::new(),
+        }
+    }
+    const ALL: &[DeviceKind] = &[DeviceKind::TeamsRoomsWindows];
+    let rule = |check: fn(&Facts) -> Outcome| Rule {
+        name: "t",
+        applies_to: ALL,
+        check,
+    };
+    let f = facts(DeviceKind::TeamsRoomsWindows, None, None);
+    let run = |rules: &[Rule]| {
+        let a = assess_with(rules, &f);
+        (
+            a.verdict,
+            a.findings.into_iter().map(|f| f.code).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(run(&[rule(pass)]), (Verdict::Ready, vec![]));
+    assert_eq!(run(&[rule(at_risk), rule(pass)]).0, Verdict::AtRisk);
+    assert_eq!(run(&[rule(at_risk), rule(unknown)]).0, Verdict::Unknown);
+    assert_eq!(
+        run(&[rule(unknown), rule(not_ready), rule(at_risk)]),
+        (Verdict::NotReady, vec!["U".into(), "N".into(), "R".into()])
+    );
+    assert_eq!(
+        run(&[rule(skip)]),
+        (
+            Verdict::Unknown,
+            vec![codes::NO_APPLICABLE_RULE.to_string()]
+        )
+    );
+}
+
+#[test]
+fn facts_unavailable_is_unknown_with_the_reason() {
+    let a = facts_unavailable("facts.toml:3:1: key \"x\": unknown key");
+    assert_eq!(a.verdict, Verdict::Unknown);
+    assert_eq!(a.findings[0].code, codes::FACTS_UNAVAILABLE);
+    assert!(a.findings[0].evidence.contains("facts.toml:3:1"));
+}

@@ -1,0 +1,336 @@
+//! The daemon's configuration file (TOML), validated completely at start.
+//!
+//! ```toml
+//! broker_url = "mqtt://127.0.0.1:1883"   # required; mqtt://HOST[:PORT], port defaults to 1883
+//! device_id = "mtr-0001"                 # required; 1..=128 of A-Z a-z 0-9 . _ -
+//! facts_file = "facts.toml"              # required; relative paths are relative to this file
+//! report_interval_secs = 900             # optional; 1..=86400, default 900
+//! topic_prefix = "roomready"             # optional; default "roomready"
+//! ```
+//!
+//! Every problem is reported as one [`KeyFileError`] naming the file, the line and column, the
+//! key and the reason; the binary turns it into exit code 78 (`EX_CONFIG`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use roomready_protocol::{DeviceId, TopicPrefix};
+
+use crate::keyfile::{KeyFile, KeyFileError};
+
+/// The keys this version understands, for "unknown key" messages.
+const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_secs, topic_prefix";
+
+/// Default time between two assessments.
+pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(900);
+
+/// The validated configuration of one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub broker: BrokerUrl,
+    pub device_id: DeviceId,
+    /// Absolute, or relative to the working directory when the config itself was given so.
+    pub facts_file: PathBuf,
+    pub report_interval: Duration,
+    pub topic_prefix: TopicPrefix,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, KeyFileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| KeyFileError::unreadable(path, "config file", &e))?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config `text` read from `path` (used to resolve a relative `facts_file`).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, KeyFileError> {
+        let mut file = KeyFile::parse(path, text)?;
+
+        let broker = match file.string("broker_url")? {
+            Some(url) => url
+                .get_ref()
+                .parse::<BrokerUrl>()
+                .map_err(|e| file.error("broker_url", url.span(), e.to_string()))?,
+            None => return Err(file.missing("broker_url", "mqtt://HOST:PORT")),
+        };
+        let device_id = match file.string("device_id")? {
+            Some(id) => DeviceId::new(id.get_ref().as_str())
+                .map_err(|e| file.error("device_id", id.span(), e.to_string()))?,
+            None => return Err(file.missing("device_id", "this device's id")),
+        };
+        let facts_file = match file.string("facts_file")? {
+            Some(p) if p.get_ref().is_empty() => {
+                return Err(file.error("facts_file", p.span(), "is empty"));
+            }
+            Some(p) => {
+                let given = PathBuf::from(p.into_inner());
+                match path.parent() {
+                    Some(dir) if given.is_relative() => dir.join(given),
+                    _ => given,
+                }
+            }
+            None => return Err(file.missing("facts_file", "path of the device facts file")),
+        };
+        let report_interval = file
+            .integer("report_interval_secs", 1..=86_400)?
+            .map_or(DEFAULT_REPORT_INTERVAL, |s| {
+                Duration::from_secs(s.into_inner())
+            });
+        let topic_prefix = match file.string("topic_prefix")? {
+            Some(p) => TopicPrefix::new(p.get_ref().as_str())
+                .map_err(|e| file.error("topic_prefix", p.span(), e.to_string()))?,
+            None => TopicPrefix::default(),
+        };
+        file.finish(KNOWN_KEYS)?;
+        Ok(Config {
+            broker,
+            device_id,
+            facts_file,
+            report_interval,
+            topic_prefix,
+        })
+    }
+}
+
+/// Where the broker is: `mqtt://HOST[:PORT]` (plain MQTT over TCP; port 1883 by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    pub const DEFAULT_PORT: u16 = 1883;
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "mqtt://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "mqtt://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Why a string is not a [`BrokerUrl`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid broker URL {url:?}: {reason}")]
+pub struct BrokerUrlError {
+    pub url: String,
+    pub reason: String,
+}
+
+impl FromStr for BrokerUrl {
+    type Err = BrokerUrlError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let fail = |reason: &str| BrokerUrlError {
+            url: url.chars().take(200).collect(),
+            reason: reason.to_owned(),
+        };
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(fail("expected mqtt://HOST:PORT"));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "mqtt" | "tcp" => {}
+            "mqtts" | "ssl" | "tls" => {
+                return Err(fail(
+                    "TLS to the broker (mqtts://) is not available in this version; use mqtt://",
+                ));
+            }
+            _ => return Err(fail("unsupported scheme; expected mqtt://HOST:PORT")),
+        }
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#']) {
+            return Err(fail(
+                "a path, query or fragment is not allowed; expected mqtt://HOST:PORT",
+            ));
+        }
+        if authority.contains('@') {
+            return Err(fail("credentials in the URL are not supported"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let Some((host, after)) = v6.split_once(']') else {
+                return Err(fail("unclosed '[' in IPv6 address"));
+            };
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(fail("expected ':PORT' after the IPv6 address")),
+                },
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(fail("host is empty"));
+        }
+        if host.contains(':') && !authority.starts_with('[') {
+            return Err(fail("write an IPv6 address in brackets: mqtt://[::1]:1883"));
+        }
+        if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+        {
+            return Err(fail("host contains characters not allowed in a host name"));
+        }
+        let port = match port {
+            None => Self::DEFAULT_PORT,
+            Some(p) => match p.parse::<u16>() {
+                Ok(0) | Err(_) => return Err(fail("port must be a number in 1..=65535")),
+                Ok(p) => p,
+            },
+        };
+        Ok(BrokerUrl {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, KeyFileError> {
+        Config::parse(Path::new("/etc/roomready/agent.toml"), text)
+    }
+
+    const GOOD: &str = "broker_url = \"mqtt://broker.example:1884\"\ndevice_id = \"mtr-1\"\nfacts_file = \"facts.toml\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse(GOOD).expect("valid");
+        assert_eq!(
+            config.broker,
+            BrokerUrl {
+                host: "broker.example".into(),
+                port: 1884
+            }
+        );
+        assert_eq!(config.device_id.as_str(), "mtr-1");
+        assert_eq!(
+            config.facts_file,
+            PathBuf::from("/etc/roomready/facts.toml")
+        );
+        assert_eq!(config.report_interval, DEFAULT_REPORT_INTERVAL);
+        assert_eq!(config.topic_prefix.as_str(), "roomready");
+    }
+
+    #[test]
+    fn all_keys() {
+        let text = format!("{GOOD}report_interval_secs = 60\ntopic_prefix = \"acme/rooms\"\n")
+            .replace("facts.toml", "/var/lib/facts.toml");
+        let config = parse(&text).expect("valid");
+        assert_eq!(config.report_interval, Duration::from_secs(60));
+        assert_eq!(config.topic_prefix.as_str(), "acme/rooms");
+        assert_eq!(config.facts_file, PathBuf::from("/var/lib/facts.toml"));
+    }
+
+    #[test]
+    fn errors_name_file_line_key_and_reason() {
+        let cases = [
+            (
+                GOOD.replace("mqtt://broker.example:1884", "http://x"),
+                "/etc/roomready/agent.toml:1:14: key \"broker_url\": invalid broker URL \"http://x\": unsupported scheme; expected mqtt://HOST:PORT",
+            ),
+            (
+                GOOD.replace("mtr-1", "mtr/1"),
+                "/etc/roomready/agent.toml:2:13: key \"device_id\": device id \"mtr/1\": character '/' at byte 3 is not allowed (allowed: A-Z a-z 0-9 . _ -)",
+            ),
+            (
+                format!("{GOOD}report_interval_secs = 0\n"),
+                "/etc/roomready/agent.toml:4:24: key \"report_interval_secs\": must be an integer in 1..=86400, found an integer 0",
+            ),
+            (
+                format!("{GOOD}report_interval_secs = \"5m\"\n"),
+                "/etc/roomready/agent.toml:4:24: key \"report_interval_secs\": expected an integer, found a string \"5m\"",
+            ),
+            (
+                format!("{GOOD}topic_prefix = \"a/#\"\n"),
+                "/etc/roomready/agent.toml:4:16: key \"topic_prefix\": topic prefix \"a/#\" contains an MQTT wildcard ('+' or '#')",
+            ),
+            (
+                format!("{GOOD}brokr = 1\n"),
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix",
+            ),
+            (
+                GOOD.replace("device_id = \"mtr-1\"\n", ""),
+                "/etc/roomready/agent.toml: key \"device_id\": missing; required: this device's id",
+            ),
+        ];
+        for (text, message) in cases {
+            let err = parse(&text).expect_err(&text);
+            assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn unreadable_file_names_the_file() {
+        let err = Config::load(Path::new("/nonexistent/agent.toml")).expect_err("missing");
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/agent.toml: cannot read config file:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn broker_urls() {
+        let ok = |s: &str| s.parse::<BrokerUrl>().expect(s);
+        assert_eq!(
+            ok("mqtt://127.0.0.1:1883"),
+            BrokerUrl {
+                host: "127.0.0.1".into(),
+                port: 1883
+            }
+        );
+        assert_eq!(
+            ok("mqtt://broker"),
+            BrokerUrl {
+                host: "broker".into(),
+                port: 1883
+            }
+        );
+        assert_eq!(
+            ok("MQTT://broker:9/"),
+            BrokerUrl {
+                host: "broker".into(),
+                port: 9
+            }
+        );
+        assert_eq!(
+            ok("mqtt://[::1]:2000"),
+            BrokerUrl {
+                host: "::1".into(),
+                port: 2000
+            }
+        );
+        assert_eq!(ok("mqtt://[::1]:2000").to_string(), "mqtt://[::1]:2000");
+        for (bad, reason) in [
+            ("broker:1883", "expected mqtt://HOST:PORT"),
+            ("mqtts://broker:8883", "not available in this version"),
+            ("ws://broker", "unsupported scheme"),
+            ("mqtt://:1883", "host is empty"),
+            ("mqtt://broker:0", "port must be"),
+            ("mqtt://broker:65536", "port must be"),
+            ("mqtt://broker:x", "port must be"),
+            ("mqtt://u:p@broker", "credentials"),
+            ("mqtt://broker/path", "path, query or fragment"),
+            ("mqtt://::1", "brackets"),
+            ("mqtt://[::1", "unclosed"),
+            ("mqtt://bro ker", "not allowed in a host name"),
+        ] {
+            let err = bad.parse::<BrokerUrl>().expect_err(bad);
+            assert!(err.to_string().contains(reason), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The daemon: assess on a timer, report over the MQTT link, keep presence current.
+//!
+//! One loop owns all state (the `seq` counter, the latest encoded state, the last verdict) and
+//! reacts to three things: the report timer, link events and shutdown. On every (re)connect it
+//! publishes the retained `online` status and republishes the latest state, because the broker
+//! may have lost it and rumqttc drops unacknowledged publishes on reconnect. On shutdown it
+//! publishes a retained `offline` and disconnects cleanly; if it dies instead, the broker
+//! publishes the last will, also `offline`.
+
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use roomready_protocol::{
+    DeviceId, Event, EventBody, Message, Presence, Status, StatusReason, TopicPrefix, Topics,
+    Verdict,
+};
+use tokio::time::MissedTickBehavior;
+
+use crate::clock::Clock;
+use crate::config::{BrokerUrl, Config};
+use crate::facts::FactsSource;
+use crate::link::{Link, LinkEvent, LinkOptions};
+use crate::report;
+
+/// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the daemon needs besides its facts source and clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    pub device_id: DeviceId,
+    pub broker: BrokerUrl,
+    pub topic_prefix: TopicPrefix,
+    pub report_interval: Duration,
+    /// MQTT keep-alive; a silent broker is detected after 1.5 times this.
+    pub keep_alive: Duration,
+}
+
+impl AgentSettings {
+    pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+    pub fn from_config(config: &Config) -> Self {
+        AgentSettings {
+            device_id: config.device_id.clone(),
+            broker: config.broker.clone(),
+            topic_prefix: config.topic_prefix.clone(),
+            report_interval: config.report_interval,
+            keep_alive: Self::DEFAULT_KEEP_ALIVE,
+        }
+    }
+}
+
+/// Why the daemon stopped other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("the MQTT link stopped unexpectedly")]
+    LinkStopped,
+}
+
+/// One device's agent.
+pub struct Agent<F, C> {
+    settings: AgentSettings,
+    facts: F,
+    clock: C,
+}
+
+/// The daemon's mutable state while it runs.
+struct Running<'a, C> {
+    device: &'a DeviceId,
+    topics: Topics,
+    clock: &'a C,
+    link: Link,
+    connected: bool,
+    /// The last `seq` issued; the next message takes `seq + 1`.
+    seq: u64,
+    latest_state: Option<Vec<u8>>,
+    last_verdict: Option<Verdict>,
+}
+
+impl<F: FactsSource, C: Clock> Agent<F, C> {
+    pub fn new(settings: AgentSettings, facts: F, clock: C) -> Self {
+        Agent {
+            settings,
+            facts,
+            clock,
+        }
+    }
+
+    /// Runs until `shutdown` completes, then publishes `offline` and disconnects.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+        let settings = &self.settings;
+        let topics = Topics::new(&settings.topic_prefix, &settings.device_id);
+        let will = status(&settings.device_id, 0, &self.clock, Presence::Offline);
+        let options = LinkOptions {
+            broker: settings.broker.clone(),
+            client_id: format!("roomready-{}", settings.device_id),
+            keep_alive: settings.keep_alive,
+            will_topic: topics.status().to_owned(),
+        };
+        let link = Link::start(
+            options,
+            will,
+            backoff_seed(&settings.device_id, &self.clock),
+        );
+        let mut run = Running {
+            device: &settings.device_id,
+            topics,
+            clock: &self.clock,
+            link,
+            connected: false,
+            seq: 0,
+            latest_state: None,
+            last_verdict: None,
+        };
+        let mut ticker = tokio::time::interval(settings.report_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        tracing::info!(device = %settings.device_id, broker = %settings.broker, "agent started");
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                event = run.link.next_event() => match event {
+                    Some(LinkEvent::Connected) => run.on_connected(),
+                    Some(LinkEvent::Disconnected { error }) => run.on_disconnected(&error),
+                    None => return Err(AgentError::LinkStopped),
+                },
+                _ = ticker.tick() => {
+                    let facts = self.facts.collect().await;
+                    run.report(facts);
+                }
+            }
+        }
+        run.shut_down().await;
+        Ok(())
+    }
+}
+
+impl<C: Clock> Running<'_, C> {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) {
+        if let Err(error) = self.link.publish(topic, payload, retain) {
+            tracing::warn!(%error, topic, "publish not queued");
+        }
+    }
+
+    fn on_connected(&mut self) {
+        tracing::info!(device = %self.device, "connected to the broker");
+        self.connected = true;
+        let online = status(self.device, self.seq, self.clock, Presence::Online);
+        self.publish(self.topics.status(), online, true);
+        if let Some(state) = &self.latest_state {
+            self.publish(self.topics.state(), state.clone(), true);
+        }
+    }
+
+    fn on_disconnected(&mut self, error: &str) {
+        if self.connected {
+            tracing::warn!(device = %self.device, error, "lost the broker connection");
+        } else {
+            tracing::debug!(device = %self.device, error, "broker connection attempt failed");
+        }
+        self.connected = false;
+        // The will of the next connection reports what was issued up to now.
+        let will = status(self.device, self.seq, self.clock, Presence::Offline);
+        self.link.set_will(will);
+    }
+
+    /// Assesses, publishes the retained state and the events of this check.
+    fn report(&mut self, facts: Result<crate::facts::Facts, crate::facts::FactsError>) {
+        if let Err(error) = &facts {
+            tracing::warn!(%error, "facts unavailable");
+        }
+        let (wire_facts, assessment) = report::evaluate(&facts);
+        let verdict = assessment.verdict;
+        let findings = u32::try_from(assessment.findings.len()).unwrap_or(u32::MAX);
+        let seq = self.next_seq();
+        let state = report::state(
+            self.device.clone(),
+            seq,
+            self.clock.now(),
+            wire_facts,
+            assessment,
+        )
+        .encode();
+        tracing::info!(device = %self.device, %verdict, seq, "check completed");
+        self.latest_state = Some(state.clone());
+
+        let mut events = vec![EventBody::CheckCompleted { verdict, findings }];
+        if self.last_verdict != Some(verdict) {
+            events.push(EventBody::VerdictChanged {
+                from: self.last_verdict,
+                to: verdict,
+            });
+            self.last_verdict = Some(verdict);
+        }
+        let events: Vec<Vec<u8>> = events
+            .into_iter()
+            .map(|body| {
+                Event {
+                    device: self.device.clone(),
+                    seq: self.next_seq(),
+                    ts: self.clock.now(),
+                    body,
+                }
+                .encode()
+            })
+            .collect();
+        if !self.connected {
+            // Without the journal, what cannot be sent now is not kept: the state is republished
+            // on the next connect, the events' seq numbers show up as a gap.
+            tracing::debug!(device = %self.device, "not connected; state held for the next connect");
+            return;
+        }
+        self.publish(self.topics.state(), state, true);
+        for event in events {
+            self.publish(self.topics.events(), event, false);
+        }
+    }
+
+    async fn shut_down(self) {
+        if self.connected {
+            let offline = Status {
+                device: self.device.clone(),
+                seq: self.seq,
+                ts: self.clock.now(),
+                status: Presence::Offline,
+                reason: Some(StatusReason::Shutdown),
+            }
+            .encode();
+            self.publish(self.topics.status(), offline, true);
+        }
+        self.link.close(CLOSE_TIMEOUT).await;
+        tracing::info!(device = %self.device, "agent stopped");
+    }
+}
+
+/// A `status` payload; `offline` ones made here are last wills (`connection_lost`).
+fn status(device: &DeviceId, seq: u64, clock: &impl Clock, presence: Presence) -> Vec<u8> {
+    Status {
+        device: device.clone(),
+        seq,
+        ts: clock.now(),
+        status: presence,
+        reason: (presence == Presence::Offline).then_some(StatusReason::ConnectionLost),
+    }
+    .encode()
+}
+
+/// Decorrelates reconnect jitter across devices and restarts.
+fn backoff_seed(device: &DeviceId, clock: &impl Clock) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    device.hash(&mut hasher);
+    clock.now().unix_ms().hash(&mut hasher);
+    hasher.finish()
+}
