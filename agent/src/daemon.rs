@@ -233,8 +233,11 @@ impl<C: Clock> Running<'_, C> {
             }
             .encode();
             self.publish(self.topics.status(), offline, true);
+            self.link.close(CLOSE_TIMEOUT).await;
+        } else {
+            // No connection to close: the broker already published the will, if it had one.
+            self.link.abort();
         }
-        self.link.close(CLOSE_TIMEOUT).await;
         tracing::info!(device = %self.device, "agent stopped");
     }
 }

@@ -24,6 +24,8 @@ use crate::config::BrokerUrl;
 
 /// How long a connection must last before the backoff starts from 1 s again.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// Largest MQTT packet sent or accepted (states with many findings stay far below it).
+pub const MAX_PACKET: usize = 256 * 1024;
 /// Requests that may wait for the driver (publishes, the disconnect).
 const REQUEST_CAPACITY: usize = 64;
 
@@ -58,7 +60,17 @@ pub struct Link {
     client: AsyncClient,
     events: mpsc::Receiver<LinkEvent>,
     will: watch::Sender<Vec<u8>>,
-    driver: JoinHandle<()>,
+    /// `None` only after [`Link::close`] took it.
+    driver: Option<JoinHandle<()>>,
+}
+
+impl Drop for Link {
+    /// A dropped link drops its connection too: the driver task would otherwise keep it alive.
+    fn drop(&mut self) {
+        if let Some(driver) = &self.driver {
+            driver.abort();
+        }
+    }
 }
 
 impl Link {
@@ -71,6 +83,7 @@ impl Link {
         );
         mqtt.set_keep_alive(options.keep_alive);
         mqtt.set_clean_session(true);
+        mqtt.set_max_packet_size(MAX_PACKET, MAX_PACKET);
         mqtt.set_last_will(LastWill::new(
             options.will_topic.clone(),
             will.clone(),
@@ -91,7 +104,7 @@ impl Link {
             client,
             events,
             will: will_tx,
-            driver,
+            driver: Some(driver),
         }
     }
 
@@ -114,13 +127,16 @@ impl Link {
 
     /// Sends DISCONNECT after everything queued before it, and waits up to `timeout` for the
     /// driver to flush it. A clean disconnect suppresses the last will.
-    pub async fn close(self, timeout: Duration) {
+    pub async fn close(mut self, timeout: Duration) {
+        let Some(driver) = self.driver.take() else {
+            return;
+        };
         if self.client.try_disconnect().is_err() {
-            self.driver.abort();
+            driver.abort();
             return;
         }
-        let abort = self.driver.abort_handle();
-        if tokio::time::timeout(timeout, self.driver).await.is_err() {
+        let abort = driver.abort_handle();
+        if tokio::time::timeout(timeout, driver).await.is_err() {
             tracing::warn!(
                 "MQTT disconnect not flushed within {timeout:?}; dropping the connection"
             );
@@ -130,7 +146,7 @@ impl Link {
 
     /// Drops the connection without DISCONNECT, as a crash would: the broker publishes the will.
     pub fn abort(self) {
-        self.driver.abort();
+        drop(self);
     }
 }
 

@@ -1,0 +1,239 @@
+//! The `roomready-agent` binary as an operator uses it: `check` exit codes and output, config
+//! errors, and `run` against a real (embedded) MQTT broker with a clean SIGTERM shutdown.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use roomready_protocol::{Message, Presence, State, StatusReason, TopicPrefix, Verdict, codes};
+use roomready_simulator::broker::EmbeddedBroker;
+use roomready_simulator::dashboard::Dashboard;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_roomready-agent");
+const WAIT: Duration = Duration::from_secs(20);
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
+fn agent(args: &[&str]) -> Output {
+    Command::new(AGENT)
+        .args(args)
+        .output()
+        .expect("run roomready-agent")
+}
+
+fn check_facts(facts: &str, json: bool) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "facts.toml", facts);
+    let path = path.to_str().expect("utf-8 path");
+    if json {
+        agent(&["check", "--facts", path, "--json"])
+    } else {
+        agent(&["check", "--facts", path])
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn check_exit_code_is_the_verdict() {
+    let cases = [
+        (
+            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.64.0\"\n",
+            0,
+            Verdict::Ready,
+        ),
+        (
+            "kind = \"surface_hub\"\nos_build = \"15063.1835\"\n",
+            1,
+            Verdict::AtRisk,
+        ),
+        (
+            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n",
+            2,
+            Verdict::NotReady,
+        ),
+        ("kind = \"teams_rooms_windows\"\n", 3, Verdict::Unknown),
+        (
+            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.x.0\"\n",
+            3,
+            Verdict::Unknown,
+        ),
+    ];
+    for (facts, code, verdict) in cases {
+        let out = check_facts(facts, true);
+        assert_eq!(out.status.code(), Some(code), "{facts}: {}", stderr(&out));
+        let state = State::decode(&out.stdout).expect("--json prints a State");
+        assert_eq!(state.verdict, verdict, "{facts}");
+        assert_eq!(state.device.as_str(), "local");
+    }
+}
+
+#[test]
+fn check_summary_explains_the_finding() {
+    let out = check_facts(
+        "device_id = \"mtr-7\"\nkind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n",
+        false,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(
+        text.contains("device     mtr-7 (teams_rooms_windows)"),
+        "{text}"
+    );
+    assert!(text.contains("verdict    NOT READY"), "{text}");
+    assert!(text.contains(codes::TLS12_APP_TOO_OLD), "{text}");
+    assert!(
+        text.contains("evidence:    app version 4.0.51.0 (facts file "),
+        "{text}"
+    );
+    assert!(text.contains("srs2-release-note"), "{text}");
+}
+
+#[test]
+fn check_input_errors_have_their_own_exit_codes() {
+    let out = check_facts(
+        "kind = \"teams_rooms_windows\"\napp_version = 4064\n",
+        false,
+    );
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains(
+            "facts.toml:2:15: key \"app_version\": expected a string, found an integer 4064"
+        ),
+        "{message}"
+    );
+
+    let out = agent(&["check", "--facts", "/nonexistent/facts.toml"]);
+    assert_eq!(out.status.code(), Some(66));
+    assert!(stderr(&out).contains("/nonexistent/facts.toml: cannot read facts file"));
+
+    let out = agent(&["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "missing --facts is a usage error"
+    );
+    let out = agent(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = agent(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("78 bad config file"),
+        "exit codes are in --help"
+    );
+}
+
+#[test]
+fn run_with_a_bad_config_exits_78_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(
+        dir.path(),
+        "agent.toml",
+        "broker_url = \"mqtt://127.0.0.1:1883\"\ndevice_id = \"room 1\"\nfacts_file = \"f.toml\"\n",
+    );
+    let out = agent(&["run", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(78));
+    let message = stderr(&out);
+    assert!(
+        message.contains("agent.toml:2:13: key \"device_id\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("character ' ' at byte 4 is not allowed"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reports_then_goes_offline_on_sigterm() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "facts.toml",
+        "kind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n",
+    );
+    let config = write(
+        dir.path(),
+        "agent.toml",
+        &format!(
+            "broker_url = \"{}\"\ndevice_id = \"cli-1\"\nfacts_file = \"facts.toml\"\n",
+            broker.url()
+        ),
+    );
+    let mut dashboard = Dashboard::connect(&broker.url(), &TopicPrefix::default());
+    let mut child = tokio::process::Command::new(AGENT)
+        .args(["run", "--config", config.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the agent");
+
+    let view = dashboard
+        .wait_until(WAIT, |v| {
+            v.devices.values().any(|d| {
+                d.state.is_some()
+                    && d.status
+                        .as_ref()
+                        .is_some_and(|s| s.status == Presence::Online)
+            })
+        })
+        .await
+        .unwrap_or_else(|t| panic!("no state from the agent: {:?}", t.0));
+    let state = view
+        .devices
+        .values()
+        .find_map(|d| d.state.clone())
+        .expect("state");
+    assert_eq!(state.device.as_str(), "cli-1");
+    assert_eq!(state.verdict, Verdict::NotReady);
+    assert_eq!(state.seq, 1, "the first message of a fresh agent");
+    assert_eq!(state.findings[0].code, codes::TLS12_APP_TOO_OLD);
+
+    let pid = child.id().expect("running").to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("agent exits after SIGTERM")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+
+    let view = dashboard
+        .wait_until(WAIT, |v| {
+            v.devices.values().any(|d| {
+                d.status
+                    .as_ref()
+                    .is_some_and(|s| s.status == Presence::Offline)
+            })
+        })
+        .await
+        .unwrap_or_else(|t| panic!("no offline status: {:?}", t.0));
+    let status = view
+        .devices
+        .values()
+        .find_map(|d| d.status.clone())
+        .expect("status");
+    assert_eq!(
+        status.reason,
+        Some(StatusReason::Shutdown),
+        "clean stop, not the last will"
+    );
+    assert!(status.seq >= state.seq);
+    broker.stop().await.expect("broker stops");
+}
