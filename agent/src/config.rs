@@ -334,3 +334,23 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The example in docs/ must stay a valid config, and its facts file valid facts.
+    #[test]
+    fn documented_examples_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
+        let config = Config::load(&dir.join("agent.toml")).expect("docs/examples/agent.toml");
+        assert_eq!(config.device_id.as_str(), "mtr-0001");
+        let facts = crate::facts::FactsFile::new(&config.facts_file)
+            .read()
+            .expect("docs/examples/facts.toml");
+        assert_eq!(
+            crate::assess::assess(&facts).verdict,
+            roomready_protocol::Verdict::Ready
+        );
+    }
+}

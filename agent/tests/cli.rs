@@ -1,5 +1,6 @@
 //! The `roomready-agent` binary as an operator uses it: `check` exit codes and output, config
 //! errors, and `run` against a real (embedded) MQTT broker with a clean SIGTERM shutdown.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -202,12 +203,10 @@ async fn run_reports_then_goes_offline_on_sigterm() {
     assert_eq!(state.seq, 1, "the first message of a fresh agent");
     assert_eq!(state.findings[0].code, codes::TLS12_APP_TOO_OLD);
 
-    let pid = child.id().expect("running").to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    let pid = libc::pid_t::try_from(child.id().expect("running")).expect("pid fits pid_t");
+    // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(sent, 0, "SIGTERM sent");
     let status = tokio::time::timeout(WAIT, child.wait())
         .await
         .expect("agent exits after SIGTERM")
