@@ -3,10 +3,12 @@
 //! One loop owns all state (the `seq` counter, the latest encoded state, the last verdict) and
 //! reacts to three things: the report timer, link events and shutdown. On every (re)connect it
 //! publishes the retained `online` status and republishes the latest state, because the broker
-//! may have lost it and rumqttc drops unacknowledged publishes on reconnect. On shutdown it
+//! may have lost it and rumqttc drops unacknowledged publishes on reconnect; events made while
+//! disconnected wait in a small in-memory queue for that moment. On shutdown it
 //! publishes a retained `offline` and disconnects cleanly; if it dies instead, the broker
 //! publishes the last will, also `offline`.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -25,6 +27,9 @@ use crate::report;
 
 /// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Events made while disconnected that are kept in memory for the next connect (the oldest
+/// are dropped beyond this). Well below the link's request queue, so a flush always fits.
+const MAX_PENDING_EVENTS: usize = 32;
 
 /// What the daemon needs besides its facts source and clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +80,8 @@ struct Running<'a, C> {
     /// The last `seq` issued; the next message takes `seq + 1`.
     seq: u64,
     latest_state: Option<Vec<u8>>,
+    /// Encoded events not yet handed to the link, oldest first.
+    pending_events: VecDeque<Vec<u8>>,
     last_verdict: Option<Verdict>,
 }
 
@@ -111,6 +118,7 @@ impl<F: FactsSource, C: Clock> Agent<F, C> {
             connected: false,
             seq: 0,
             latest_state: None,
+            pending_events: VecDeque::new(),
             last_verdict: None,
         };
         let mut ticker = tokio::time::interval(settings.report_interval);
@@ -156,6 +164,9 @@ impl<C: Clock> Running<'_, C> {
         if let Some(state) = &self.latest_state {
             self.publish(self.topics.state(), state.clone(), true);
         }
+        while let Some(event) = self.pending_events.pop_front() {
+            self.publish(self.topics.events(), event, false);
+        }
     }
 
     fn on_disconnected(&mut self, error: &str) {
@@ -198,27 +209,29 @@ impl<C: Clock> Running<'_, C> {
             });
             self.last_verdict = Some(verdict);
         }
-        let events: Vec<Vec<u8>> = events
-            .into_iter()
-            .map(|body| {
-                Event {
-                    device: self.device.clone(),
-                    seq: self.next_seq(),
-                    ts: self.clock.now(),
-                    body,
-                }
-                .encode()
-            })
-            .collect();
-        if !self.connected {
-            // Without the journal, what cannot be sent now is not kept: the state is republished
-            // on the next connect, the events' seq numbers show up as a gap.
-            tracing::debug!(device = %self.device, "not connected; state held for the next connect");
-            return;
+        for body in events {
+            let event = Event {
+                device: self.device.clone(),
+                seq: self.next_seq(),
+                ts: self.clock.now(),
+                body,
+            }
+            .encode();
+            if self.pending_events.len() == MAX_PENDING_EVENTS {
+                self.pending_events.pop_front();
+                tracing::warn!(device = %self.device, "event queue full; dropped the oldest event");
+            }
+            self.pending_events.push_back(event);
         }
-        self.publish(self.topics.state(), state, true);
-        for event in events {
-            self.publish(self.topics.events(), event, false);
+        if self.connected {
+            self.publish(self.topics.state(), state, true);
+            while let Some(event) = self.pending_events.pop_front() {
+                self.publish(self.topics.events(), event, false);
+            }
+        } else {
+            // Held in memory until the next connect: the state as the latest, the events queued.
+            // (Nothing survives a restart yet: that is the on-disk journal's job.)
+            tracing::debug!(device = %self.device, "not connected; report held for the next connect");
         }
     }
 

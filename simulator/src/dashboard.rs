@@ -1,8 +1,8 @@
 //! A dashboard-like subscriber: what a controller or dashboard sees of the fleet.
 //!
-//! It subscribes to `{prefix}/v1/+/state` and `{prefix}/v1/+/status` (again after every
+//! It subscribes to `{prefix}/v1/+/state`, `+/status` and `+/events` (again after every
 //! reconnect, since its session is clean), decodes every payload with the protocol crate and
-//! keeps the latest state and status per device. Waiters are woken on every change through a
+//! keeps the latest state and status per device, and the events in arrival order. Waiters are woken on every change through a
 //! `watch` channel, so tests wait for an event instead of sleeping.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
 use roomready_agent::link::MAX_PACKET;
-use roomready_protocol::{Channel, DeviceId, Message, State, Status, TopicPrefix};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use roomready_protocol::{Channel, DeviceId, Event, Message, State, Status, TopicPrefix};
+use rumqttc::{AsyncClient, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -27,6 +27,9 @@ pub struct FleetView {
     pub decode_errors: Vec<String>,
     /// Whether the dashboard is connected, and the last connection error if any.
     pub connected: bool,
+    /// Whether the broker has acknowledged every subscription of the current connection: from
+    /// then on nothing published is missed.
+    pub subscribed: bool,
     pub last_error: Option<String>,
 }
 
@@ -35,6 +38,8 @@ pub struct FleetView {
 pub struct DeviceView {
     pub state: Option<State>,
     pub status: Option<Status>,
+    /// Every event received, in arrival order (duplicates included).
+    pub events: Vec<Event>,
 }
 
 impl FleetView {
@@ -87,6 +92,11 @@ impl Dashboard {
         }
     }
 
+    /// Waits until the dashboard is connected and subscribed, at most `timeout`.
+    pub async fn wait_subscribed(&mut self, timeout: Duration) -> Result<FleetView, TimedOut> {
+        self.wait_until(timeout, |v| v.subscribed).await
+    }
+
     /// The current view.
     pub fn snapshot(&self) -> FleetView {
         self.view.borrow().clone()
@@ -118,10 +128,19 @@ async fn drive(
     let filters = [
         prefix.filter(Channel::State),
         prefix.filter(Channel::Status),
+        prefix.filter(Channel::Events),
     ];
+    let mut acked = 0;
     loop {
         match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) => {
+                acked += 1;
+                if acked == filters.len() {
+                    view.send_modify(|v| v.subscribed = true);
+                }
+            }
+            Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
+                acked = 0;
                 for filter in &filters {
                     if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
                         tracing::warn!(%e, filter, "dashboard cannot subscribe");
@@ -132,7 +151,7 @@ async fn drive(
                     v.last_error = None;
                 });
             }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
+            Ok(rumqttc::Event::Incoming(Packet::Publish(publish))) => {
                 let Some((device, channel)) = prefix.parse(&publish.topic) else {
                     continue;
                 };
@@ -142,6 +161,7 @@ async fn drive(
             Err(e) => {
                 view.send_modify(|v| {
                     v.connected = false;
+                    v.subscribed = false;
                     v.last_error = Some(e.to_string());
                 });
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -180,7 +200,14 @@ fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8
             }
             Err(e) => Some(format!("{device} status: {e}")),
         },
-        Channel::Events | Channel::Cmd | Channel::CmdRes => None,
+        Channel::Events => match Event::decode(payload) {
+            Ok(event) => {
+                view.devices.entry(device).or_default().events.push(event);
+                None
+            }
+            Err(e) => Some(format!("{device} event: {e}")),
+        },
+        Channel::Cmd | Channel::CmdRes => None,
     };
     if let Some(error) = error {
         if view.decode_errors.len() == MAX_DECODE_ERRORS {

@@ -278,6 +278,7 @@ mod tests {
             DeviceView {
                 state: Some(state(&ids[0], 999)),
                 status: None,
+                ..DeviceView::default()
             },
         );
         view.devices.insert(
@@ -285,6 +286,7 @@ mod tests {
             DeviceView {
                 state: Some(state(&ids[1], 1_000)),
                 status: None,
+                ..DeviceView::default()
             },
         );
         view.devices.insert(ids[2].clone(), DeviceView::default());
@@ -294,6 +296,7 @@ mod tests {
             DeviceView {
                 state: Some(state(&other, 5_000)),
                 status: None,
+                ..DeviceView::default()
             },
         );
         assert_eq!(arrived_since(&view, &ids, since), 1);
