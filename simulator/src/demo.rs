@@ -214,9 +214,9 @@ pub fn render(report: &DemoReport) -> String {
     if report.complete() {
         let _ = writeln!(
             out,
-            "all {} states arrived in {:.2} s",
+            "all {} states arrived in {} ms",
             report.fleet.len(),
-            report.elapsed.as_secs_f64()
+            report.elapsed.as_millis()
         );
     } else {
         let _ = writeln!(
