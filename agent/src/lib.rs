@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod facts;
 pub mod keyfile;
 pub mod link;
+pub mod probe;
 pub mod report;
 
 pub use daemon::{Agent, AgentError, AgentSettings};

@@ -15,6 +15,7 @@ pub mod device;
 pub mod messages;
 pub mod schema;
 pub mod time;
+pub mod tls;
 pub mod topics;
 pub mod version;
 
@@ -25,5 +26,6 @@ pub use messages::{
 };
 pub use schema::{DecodeError, Message};
 pub use time::{Timestamp, TimestampError};
+pub use tls::{CipherSuite, TlsVersion};
 pub use topics::{Channel, TopicPrefix, TopicPrefixError, Topics};
 pub use version::{AppVersion, AppVersionError, OsBuild, OsBuildError};

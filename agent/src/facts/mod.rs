@@ -6,7 +6,10 @@
 //! one-shot `check` and the simulator's devices all run the same assessment on facts from
 //! different places: a facts file ([`FactsFile`]) or fixed values ([`FixedFacts`]).
 
+pub mod appx;
 mod file;
+pub mod registry;
+pub mod tls;
 
 use std::fmt;
 use std::future::Future;

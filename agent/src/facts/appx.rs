@@ -1,0 +1,1 @@
+//! Teams Rooms app version from Get-AppxPackage (being written).

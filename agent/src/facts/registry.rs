@@ -1,0 +1,1 @@
+//! Registry reads (being written).

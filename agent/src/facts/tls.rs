@@ -1,0 +1,129 @@
+//! The Windows TLS settings the rules read: SCHANNEL protocol switches, WinHTTP's default
+//! secure protocols and the .NET Framework's TLS switches, each value a [`Fact`] with the
+//! registry path it came from.
+//!
+//! *Absent* means the value is not in the registry, so the OS or framework default applies;
+//! *unreadable* means reading it failed (wrong type, access denied, no registry source).
+
+use roomready_protocol::TlsVersion;
+
+use super::Fact;
+
+/// `HKLM\...\SCHANNEL\Protocols`; a version's switches are under `{this}\TLS 1.2\Client` etc.
+pub const SCHANNEL_PROTOCOLS: &str =
+    r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols";
+/// WinHTTP's `DefaultSecureProtocols` lives under this key (KB3140245).
+pub const WINHTTP: &str =
+    r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Internet Settings\WinHttp";
+/// The same for 32-bit programs on 64-bit Windows.
+pub const WINHTTP_WOW64: &str =
+    r"HKLM\SOFTWARE\Wow6432Node\Microsoft\Windows\CurrentVersion\Internet Settings\WinHttp";
+/// .NET Framework settings root, 64-bit view.
+pub const DOTNET: &str = r"HKLM\SOFTWARE\Microsoft\.NETFramework";
+/// .NET Framework settings root, 32-bit view.
+pub const DOTNET_WOW64: &str = r"HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework";
+/// `Release` of the installed .NET Framework 4.x.
+pub const DOTNET4_RELEASE_KEY: &str = r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full";
+
+/// WinHTTP `DefaultSecureProtocols` bits.
+pub mod winhttp_bits {
+    pub const SSL2: u32 = 0x8;
+    pub const SSL3: u32 = 0x20;
+    pub const TLS10: u32 = 0x80;
+    pub const TLS11: u32 = 0x200;
+    pub const TLS12: u32 = 0x800;
+}
+
+/// The lowest .NET Framework 4.x `Release` value of 4.6.2 (394802 on Windows 10 1607; 394806 on
+/// other systems): from 4.6.2 on, .NET uses the OS's TLS 1.2 without extra switches.
+pub const DOTNET_462_RELEASE: u32 = 394_802;
+
+/// Which side of SCHANNEL a switch controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Side::Client => "Client",
+            Side::Server => "Server",
+        }
+    }
+}
+
+/// Which registry view a value was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    /// The native (64-bit) view.
+    Native,
+    /// `Wow6432Node`, what 32-bit programs see.
+    Wow64,
+}
+
+/// A .NET Framework line whose TLS switches are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DotNet {
+    /// `v4.0.30319` (.NET Framework 4.x).
+    V4,
+    /// `v2.0.50727` (.NET Framework 2.0–3.5).
+    V2,
+}
+
+impl DotNet {
+    pub const fn key(self) -> &'static str {
+        match self {
+            DotNet::V4 => "v4.0.30319",
+            DotNet::V2 => "v2.0.50727",
+        }
+    }
+}
+
+/// SCHANNEL `Enabled` / `DisabledByDefault` of one version and side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schannel {
+    pub version: TlsVersion,
+    pub side: Side,
+    pub enabled: Fact<u32>,
+    pub disabled_by_default: Fact<u32>,
+}
+
+/// WinHTTP `DefaultSecureProtocols` in one view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WinHttp {
+    pub view: View,
+    pub default_secure_protocols: Fact<u32>,
+}
+
+/// .NET `SchUseStrongCrypto` / `SystemDefaultTlsVersions` of one framework line and view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DotNetCrypto {
+    pub framework: DotNet,
+    pub view: View,
+    pub sch_use_strong_crypto: Fact<u32>,
+    pub system_default_tls_versions: Fact<u32>,
+}
+
+/// Every TLS-related registry value the rules read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// All four versions × client and server.
+    pub schannel: Vec<Schannel>,
+    /// Native and Wow6432Node views.
+    pub winhttp: Vec<WinHttp>,
+    /// v4 and v2, native and Wow6432Node.
+    pub dotnet: Vec<DotNetCrypto>,
+    /// .NET Framework 4.x `Release`.
+    pub dotnet4_release: Fact<u32>,
+}
+
+impl TlsSettings {
+    /// The SCHANNEL switches of `version` on `side`.
+    pub fn schannel(&self, version: TlsVersion, side: Side) -> Option<&Schannel> {
+        self.schannel
+            .iter()
+            .find(|s| s.version == version && s.side == side)
+    }
+}

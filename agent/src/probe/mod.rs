@@ -1,0 +1,3 @@
+//! Probes: what each configured endpoint accepts on the wire.
+
+pub mod hello;
