@@ -168,6 +168,43 @@ impl<'i> KeyFile<'i> {
         }
     }
 
+    /// A table of integer values in `0..=u32::MAX` (e.g. `[registry]`), or `None` when absent.
+    pub fn dword_table(&mut self, key: &str) -> Result<Option<Vec<(String, u32)>>, KeyFileError> {
+        self.taken.push(key.to_owned());
+        let Some(value) = self.table.get(key) else {
+            return Ok(None);
+        };
+        let DeValue::Table(table) = value.get_ref() else {
+            let found = describe(value.get_ref());
+            return Err(self.error(
+                key,
+                value.span(),
+                format!("expected a table, found {found}"),
+            ));
+        };
+        let mut entries = Vec::with_capacity(table.len());
+        for (name, item) in table.iter() {
+            let full = format!("{key}.{}", name.get_ref());
+            let parsed = match item.get_ref() {
+                DeValue::Integer(int) => {
+                    u32::from_str_radix(&int.as_str().replace('_', ""), int.radix()).ok()
+                }
+                _ => None,
+            };
+            match parsed {
+                Some(v) => entries.push((name.get_ref().to_string(), v)),
+                None => {
+                    let reason = format!(
+                        "expected a REG_DWORD value (an integer in 0..=0xFFFFFFFF), found {}",
+                        describe(item.get_ref())
+                    );
+                    return Err(self.error(&full, item.span(), reason));
+                }
+            }
+        }
+        Ok(Some(entries))
+    }
+
     /// Fails on the first key that no call asked for (a typo, or a key of a newer version).
     pub fn finish(self, known: &str) -> Result<(), KeyFileError> {
         for (key, value) in self.table.iter() {

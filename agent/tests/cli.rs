@@ -47,27 +47,44 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn check_exit_code_is_the_verdict() {
+    // `[registry]` (empty: every value at its OS default) gives the registry rules a source.
     let cases = [
         (
-            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.64.0\"\n",
+            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.64.0\"\n[registry]\n",
             0,
             Verdict::Ready,
         ),
         (
-            "kind = \"surface_hub\"\nos_build = \"15063.1835\"\n",
+            "kind = \"surface_hub\"\nos_build = \"15063.1835\"\n[registry]\n",
             1,
             Verdict::AtRisk,
         ),
         (
-            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n",
+            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n[registry]\n",
             2,
             Verdict::NotReady,
         ),
-        ("kind = \"teams_rooms_windows\"\n", 3, Verdict::Unknown),
         (
-            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.x.0\"\n",
+            "kind = \"teams_rooms_windows\"\n[registry]\n",
             3,
             Verdict::Unknown,
+        ),
+        (
+            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.x.0\"\n[registry]\n",
+            3,
+            Verdict::Unknown,
+        ),
+        // No registry source: the registry rules cannot be decided.
+        (
+            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.64.0\"\n",
+            3,
+            Verdict::Unknown,
+        ),
+        // SCHANNEL TLS 1.2 client switched off.
+        (
+            "kind = \"teams_rooms_windows\"\napp_version = \"4.0.64.0\"\n[registry]\n\"HKLM\\\\SYSTEM\\\\CurrentControlSet\\\\Control\\\\SecurityProviders\\\\SCHANNEL\\\\Protocols\\\\TLS 1.2\\\\Client\\\\Enabled\" = 0\n",
+            2,
+            Verdict::NotReady,
         ),
     ];
     for (facts, code, verdict) in cases {

@@ -23,3 +23,19 @@ pub const NO_APPLICABLE_RULE: &str = "NO_APPLICABLE_RULE";
 /// The device's facts could not be collected at all (e.g. the facts file is unreadable or
 /// malformed); the evidence carries the reason.
 pub const FACTS_UNAVAILABLE: &str = "FACTS_UNAVAILABLE";
+/// No registry source was available for a Windows device (not on Windows, no dump, no
+/// `[registry]` table in the facts file): the registry rules cannot be decided.
+pub const REGISTRY_UNAVAILABLE: &str = "REGISTRY_UNAVAILABLE";
+/// A registry value a rule needs exists but could not be read (wrong type, access denied).
+pub const REGISTRY_VALUE_UNREADABLE: &str = "REGISTRY_VALUE_UNREADABLE";
+/// SCHANNEL `TLS 1.2\Client` `Enabled` is 0: the OS refuses TLS 1.2 as a client.
+pub const SCHANNEL_TLS12_CLIENT_DISABLED: &str = "SCHANNEL_TLS12_CLIENT_DISABLED";
+/// SCHANNEL `TLS 1.2\Client` `DisabledByDefault` is set (or TLS 1.2 is off by default on this
+/// old Windows): applications get TLS 1.2 only when they ask for it explicitly.
+pub const SCHANNEL_TLS12_CLIENT_DISABLED_BY_DEFAULT: &str =
+    "SCHANNEL_TLS12_CLIENT_DISABLED_BY_DEFAULT";
+/// WinHTTP `DefaultSecureProtocols` is set without the TLS 1.2 bit (0x800).
+pub const WINHTTP_TLS12_NOT_DEFAULT: &str = "WINHTTP_TLS12_NOT_DEFAULT";
+/// .NET Framework is older than 4.6.2 and neither `SchUseStrongCrypto` nor
+/// `SystemDefaultTlsVersions` is set: .NET applications may still use TLS 1.0/1.1.
+pub const DOTNET_TLS12_NOT_DEFAULT: &str = "DOTNET_TLS12_NOT_DEFAULT";

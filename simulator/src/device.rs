@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
+use roomready_agent::facts::tls::TlsSettings;
 use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
 use roomready_agent::{Agent, AgentError, AgentSettings};
 use roomready_protocol::{DeviceId, DeviceKind, TopicPrefix};
@@ -20,9 +21,20 @@ pub struct DeviceSpec {
     pub app_version: Option<String>,
     /// OS build (`CurrentBuild.UBR`); `None` simulates a build that could not be read.
     pub os_build: Option<String>,
+    /// Registry DWORDs set on the device as (key path, value name, value); every other value
+    /// is absent, so the OS default applies.
+    pub registry: Vec<(String, String, u32)>,
 }
 
 impl DeviceSpec {
+    /// The simulated registry value `name` under `key` (paths compare case-insensitively).
+    pub fn registry_value(&self, key: &str, name: &str) -> Option<u32> {
+        self.registry
+            .iter()
+            .find(|(k, n, _)| k.eq_ignore_ascii_case(key) && n.eq_ignore_ascii_case(name))
+            .map(|&(_, _, v)| v)
+    }
+
     /// The facts the agent sees, marked as simulated.
     pub fn facts(&self) -> Facts {
         let source = |key: &str| Source::new(format!("simulator, {key}"));
@@ -44,6 +56,18 @@ impl DeviceSpec {
             },
             app_version: text(&self.app_version, "app_version"),
             os_build: text(&self.os_build, "os_build"),
+            tls: Fact::Known {
+                value: TlsSettings::read(|key, name| match self.registry_value(key, name) {
+                    Some(value) => Fact::Known {
+                        value,
+                        source: source(&format!("registry {key}\\{name}")),
+                    },
+                    None => Fact::Absent {
+                        source: source(&format!("registry {key}\\{name}")),
+                    },
+                }),
+                source: source("registry"),
+            },
         }
     }
 }

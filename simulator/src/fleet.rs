@@ -36,6 +36,7 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                     kind: DeviceKind::SurfaceHub,
                     app_version: None,
                     os_build: Some(HUB_BUILDS[(hubs - 1) % HUB_BUILDS.len()].to_owned()),
+                    registry: Vec::new(),
                 }
             } else {
                 rooms += 1;
@@ -44,6 +45,7 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                     kind: DeviceKind::TeamsRoomsWindows,
                     app_version: APP_VERSIONS[(rooms - 1) % APP_VERSIONS.len()].map(str::to_owned),
                     os_build: Some(ROOMS_OS_BUILD.to_owned()),
+                    registry: Vec::new(),
                 }
             }
         })

@@ -15,5 +15,6 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
         kind,
         app_version: app.map(str::to_owned),
         os_build: build.map(str::to_owned),
+        registry: Vec::new(),
     }
 }

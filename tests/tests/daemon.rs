@@ -21,7 +21,7 @@ async fn rechecks_every_interval_and_follows_the_facts_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let facts = dir.path().join("facts.toml");
     let write = |text: &str| std::fs::write(&facts, text).expect("write facts");
-    write("kind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n");
+    write("kind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n[registry]\n");
 
     let settings = AgentSettings {
         device_id: DeviceId::new("mtr-interval").expect("valid"),
@@ -52,7 +52,7 @@ async fn rechecks_every_interval_and_follows_the_facts_file() {
     let first_seq = latest_state(&first).expect("state").seq;
 
     // The app was updated: the next check reads the file again.
-    write("kind = \"teams_rooms_windows\"\napp_version = \"4.0.64.0\"\n");
+    write("kind = \"teams_rooms_windows\"\napp_version = \"4.0.64.0\"\n[registry]\n");
     let updated = dashboard
         .wait_until(WAIT, verdict_is(Verdict::Ready))
         .await

@@ -60,7 +60,13 @@ pub fn assess_with(rules: &[Rule], facts: &Facts) -> Assessment {
             Outcome::Flag(flagged, finding) => {
                 applied += 1;
                 verdict = verdict.worst(flagged);
-                findings.push(finding);
+                // Several rules may trip over the same missing source: say it once.
+                let seen = findings
+                    .iter()
+                    .any(|f: &Finding| f.code == finding.code && f.evidence == finding.evidence);
+                if !seen {
+                    findings.push(finding);
+                }
             }
         }
     }

@@ -1,9 +1,14 @@
 //! The rule table. Each rule is a plain function over [`Facts`]; thresholds are named constants
 //! on the protocol's version types so the numbers appear once.
 
-use roomready_protocol::{AppVersion, DeviceKind, Finding, OsBuild, Severity, Verdict, codes};
+use roomready_protocol::{
+    AppVersion, DeviceKind, Finding, OsBuild, Severity, TlsVersion, Verdict, codes,
+};
 
 use super::{Outcome, Rule};
+use crate::facts::tls::{
+    DOTNET_462_RELEASE, DotNet, DotNetCrypto, Side, TlsSettings, winhttp_bits,
+};
 use crate::facts::{Fact, Facts};
 
 /// Teams Rooms release notes: 4.0.64.0 (2018-12-14) is the first version with TLS 1.2.
@@ -27,6 +32,21 @@ pub static RULES: &[Rule] = &[
         name: "surface_hub_build_tls12",
         applies_to: &[DeviceKind::SurfaceHub],
         check: surface_hub_build_tls12,
+    },
+    Rule {
+        name: "schannel_tls12_client",
+        applies_to: WINDOWS,
+        check: schannel_tls12_client,
+    },
+    Rule {
+        name: "winhttp_tls12",
+        applies_to: WINDOWS,
+        check: winhttp_tls12,
+    },
+    Rule {
+        name: "dotnet_tls12",
+        applies_to: WINDOWS,
+        check: dotnet_tls12,
     },
 ];
 
@@ -164,4 +184,219 @@ fn describe_missing<T>(what: &str, fact: &Fact<T>) -> String {
         Fact::Unreadable { source, reason } => format!("{what} unreadable ({source}): {reason}"),
         other => format!("{what} absent ({})", other.source()),
     }
+}
+
+/// The registry rules apply to the Windows-based devices.
+const WINDOWS: &[DeviceKind] = &[DeviceKind::TeamsRoomsWindows, DeviceKind::SurfaceHub];
+
+/// Windows 8.1 / Server 2012 R2: from this build on TLS 1.2 is on by default in SCHANNEL.
+const TLS12_DEFAULT_BUILD: u32 = 9600;
+
+/// KB3140245: the WinHTTP default secure protocols.
+pub const REF_WINHTTP: &str = "https://support.microsoft.com/help/3140245";
+/// TLS best practices with the .NET Framework (SchUseStrongCrypto, SystemDefaultTlsVersions).
+pub const REF_DOTNET: &str = "https://learn.microsoft.com/dotnet/framework/network-programming/tls";
+/// TLS registry settings for SCHANNEL.
+pub const REF_SCHANNEL: &str =
+    "https://learn.microsoft.com/windows-server/security/tls/tls-registry-settings";
+
+/// The registry settings, or the outcome that says why they cannot be judged.
+fn registry(facts: &Facts) -> Result<&TlsSettings, Box<Outcome>> {
+    match &facts.tls {
+        Fact::Known { value, .. } => Ok(value),
+        Fact::Absent { source } | Fact::Unreadable { source, .. } => {
+            let reason = match &facts.tls {
+                Fact::Unreadable { reason, .. } => reason.as_str(),
+                _ => "no registry values",
+            };
+            Err(Box::new(unknown(
+                codes::REGISTRY_UNAVAILABLE,
+                "Windows TLS settings could not be read; their readiness is unknown",
+                format!("registry ({source}): {reason}"),
+                "Run the agent on the device, or give it a registry dump (reg query ... /s).",
+                REF_SCHANNEL,
+            )))
+        }
+    }
+}
+
+/// A registry value that exists but could not be read makes its rule unknown.
+fn unreadable_value(fact: &Fact<u32>) -> Option<Outcome> {
+    match fact {
+        Fact::Unreadable { source, reason } => Some(unknown(
+            codes::REGISTRY_VALUE_UNREADABLE,
+            "A Windows TLS registry value could not be read; its rule is unknown",
+            format!("{source}: {reason}"),
+            "Check the value's type (REG_DWORD) and the agent's read access to HKLM.",
+            REF_SCHANNEL,
+        )),
+        _ => None,
+    }
+}
+
+fn value_evidence(fact: &Fact<u32>) -> String {
+    match fact {
+        Fact::Known { value, source } => format!("{source} = 0x{value:X} ({value})"),
+        other => format!("{} absent", other.source()),
+    }
+}
+
+/// SCHANNEL must let the client use TLS 1.2: `Enabled` not 0 and `DisabledByDefault` not set.
+fn schannel_tls12_client(facts: &Facts) -> Outcome {
+    let settings = match registry(facts) {
+        Ok(s) => s,
+        Err(outcome) => return *outcome,
+    };
+    let Some(client) = settings.schannel(TlsVersion::Tls12, Side::Client) else {
+        return Outcome::Pass;
+    };
+    for fact in [&client.enabled, &client.disabled_by_default] {
+        if let Some(outcome) = unreadable_value(fact) {
+            return outcome;
+        }
+    }
+    if client.enabled.known() == Some(&0) {
+        return Outcome::Flag(
+            Verdict::NotReady,
+            Finding {
+                code: codes::SCHANNEL_TLS12_CLIENT_DISABLED.into(),
+                severity: Severity::Critical,
+                title: "TLS 1.2 is disabled for clients in SCHANNEL".into(),
+                evidence: value_evidence(&client.enabled),
+                remediation: r"Set HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Client Enabled = 1 (REG_DWORD), or delete the value to get the OS default, and restart the device.".into(),
+                reference: REF_SCHANNEL.into(),
+            },
+        );
+    }
+    let by_default = client.disabled_by_default.known().copied();
+    let old_windows = facts
+        .os_build
+        .known()
+        .and_then(|b| b.trim().parse::<OsBuild>().ok())
+        .filter(|b| b.build < TLS12_DEFAULT_BUILD);
+    let off_by_default = match by_default {
+        Some(v) => (v != 0).then(|| value_evidence(&client.disabled_by_default)),
+        None => old_windows.map(|b| {
+            format!(
+                "{}; OS build {b} predates Windows 8.1, where TLS 1.2 is off by default",
+                value_evidence(&client.disabled_by_default)
+            )
+        }),
+    };
+    match off_by_default {
+        Some(evidence) => Outcome::Flag(
+            Verdict::NotReady,
+            Finding {
+                code: codes::SCHANNEL_TLS12_CLIENT_DISABLED_BY_DEFAULT.into(),
+                severity: Severity::Critical,
+                title: "TLS 1.2 is disabled by default for clients in SCHANNEL".into(),
+                evidence,
+                remediation: r"Set HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Client DisabledByDefault = 0 (REG_DWORD) and restart the device.".into(),
+                reference: REF_SCHANNEL.into(),
+            },
+        ),
+        None => Outcome::Pass,
+    }
+}
+
+/// WinHTTP `DefaultSecureProtocols`, where set, must include TLS 1.2 (0x800), in both views.
+fn winhttp_tls12(facts: &Facts) -> Outcome {
+    let settings = match registry(facts) {
+        Ok(s) => s,
+        Err(outcome) => return *outcome,
+    };
+    for entry in &settings.winhttp {
+        if let Some(outcome) = unreadable_value(&entry.default_secure_protocols) {
+            return outcome;
+        }
+    }
+    let missing: Vec<String> = settings
+        .winhttp
+        .iter()
+        .filter(|e| {
+            e.default_secure_protocols
+                .known()
+                .is_some_and(|v| v & winhttp_bits::TLS12 == 0)
+        })
+        .map(|e| value_evidence(&e.default_secure_protocols))
+        .collect();
+    if missing.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::Flag(
+        Verdict::NotReady,
+        Finding {
+            code: codes::WINHTTP_TLS12_NOT_DEFAULT.into(),
+            severity: Severity::Critical,
+            title: "WinHTTP's default secure protocols leave out TLS 1.2".into(),
+            evidence: missing.join("; "),
+            remediation: "Add 0x800 (TLS 1.2) to DefaultSecureProtocols in both the native and the Wow6432Node WinHttp keys (0xA80 = TLS 1.0+1.1+1.2, 0x800 = TLS 1.2 only), or delete the value on Windows 10 and later.".into(),
+            reference: REF_WINHTTP.into(),
+        },
+    )
+}
+
+/// .NET Framework before 4.6.2 needs `SchUseStrongCrypto` or `SystemDefaultTlsVersions` = 1
+/// (v4.0.30319, both views) to use TLS 1.2 by default.
+fn dotnet_tls12(facts: &Facts) -> Outcome {
+    let settings = match registry(facts) {
+        Ok(s) => s,
+        Err(outcome) => return *outcome,
+    };
+    if let Some(outcome) = unreadable_value(&settings.dotnet4_release) {
+        return outcome;
+    }
+    let release = match settings.dotnet4_release.known() {
+        // No .NET Framework 4.x: nothing of it to configure.
+        None => return Outcome::Pass,
+        Some(&r) if r >= DOTNET_462_RELEASE => return Outcome::Pass,
+        Some(&r) => r,
+    };
+    let v4: Vec<_> = settings
+        .dotnet
+        .iter()
+        .filter(|d| d.framework == DotNet::V4)
+        .collect();
+    for entry in &v4 {
+        for fact in [
+            &entry.sch_use_strong_crypto,
+            &entry.system_default_tls_versions,
+        ] {
+            if let Some(outcome) = unreadable_value(fact) {
+                return outcome;
+            }
+        }
+    }
+    let switched = |d: &&DotNetCrypto| {
+        d.sch_use_strong_crypto.known() == Some(&1)
+            || d.system_default_tls_versions.known() == Some(&1)
+    };
+    let lacking: Vec<String> = v4
+        .iter()
+        .filter(|d| !switched(d))
+        .map(|d| {
+            format!(
+                "{}; {}",
+                value_evidence(&d.sch_use_strong_crypto),
+                value_evidence(&d.system_default_tls_versions)
+            )
+        })
+        .collect();
+    if v4.is_empty() || lacking.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::Flag(
+        Verdict::AtRisk,
+        Finding {
+            code: codes::DOTNET_TLS12_NOT_DEFAULT.into(),
+            severity: Severity::Warning,
+            title: ".NET Framework before 4.6.2 may still use TLS 1.0/1.1".into(),
+            evidence: format!(
+                ".NET Framework 4.x Release {release} (below {DOTNET_462_RELEASE}, 4.6.2); {}",
+                lacking.join("; ")
+            ),
+            remediation: r"Install .NET Framework 4.6.2 or later, or set SchUseStrongCrypto = 1 and SystemDefaultTlsVersions = 1 (REG_DWORD) under HKLM\SOFTWARE\Microsoft\.NETFramework\v4.0.30319 and HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework\v4.0.30319.".into(),
+            reference: REF_DOTNET.into(),
+        },
+    )
 }

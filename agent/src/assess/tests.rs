@@ -3,7 +3,21 @@
 use roomready_protocol::{DeviceKind, Severity, Verdict, codes};
 
 use super::*;
+use crate::facts::tls::{DotNet, Schannel, Side, TlsSettings};
 use crate::facts::{Fact, Facts, Source};
+use roomready_protocol::TlsVersion;
+
+/// Registry settings with every value absent (OS defaults), for rules that need some.
+fn default_tls() -> TlsSettings {
+    TlsSettings::read(|_, _| Fact::Absent { source: src() })
+}
+
+fn known(value: u32) -> Fact<u32> {
+    Fact::Known {
+        value,
+        source: Source::new("reg"),
+    }
+}
 
 fn src() -> Source {
     Source::new("test")
@@ -25,6 +39,10 @@ fn facts(kind: DeviceKind, app: Option<&str>, build: Option<&str>) -> Facts {
         },
         app_version: fact(app),
         os_build: fact(build),
+        tls: Fact::Known {
+            value: default_tls(),
+            source: src(),
+        },
     }
 }
 
@@ -261,4 +279,204 @@ fn facts_unavailable_is_unknown_with_the_reason() {
     assert_eq!(a.verdict, Verdict::Unknown);
     assert_eq!(a.findings[0].code, codes::FACTS_UNAVAILABLE);
     assert!(a.findings[0].evidence.contains("facts.toml:3:1"));
+}
+
+/// A change to the registry settings of a test device.
+type Edit = Box<dyn Fn(&mut TlsSettings)>;
+
+fn with_tls(edit: impl FnOnce(&mut TlsSettings)) -> Facts {
+    let mut f = facts(
+        DeviceKind::TeamsRoomsWindows,
+        Some("4.0.105.0"),
+        Some("19045.1"),
+    );
+    if let Fact::Known { value, .. } = &mut f.tls {
+        edit(value);
+    }
+    f
+}
+
+fn tls12_client(t: &mut TlsSettings) -> &mut Schannel {
+    t.schannel
+        .iter_mut()
+        .find(|s| s.version == TlsVersion::Tls12 && s.side == Side::Client)
+        .expect("every version and side is present")
+}
+
+#[test]
+fn schannel_tls12_client_boundaries() {
+    let not_ready = |code: &str| (Verdict::NotReady, vec![code.to_string()]);
+    let cases: Vec<(Edit, (Verdict, Vec<String>))> = vec![
+        (Box::new(|_| {}), (Verdict::Ready, vec![])),
+        (
+            Box::new(|t| tls12_client(t).enabled = known(0)),
+            not_ready(codes::SCHANNEL_TLS12_CLIENT_DISABLED),
+        ),
+        (
+            Box::new(|t| tls12_client(t).enabled = known(1)),
+            (Verdict::Ready, vec![]),
+        ),
+        (
+            Box::new(|t| tls12_client(t).enabled = known(0xFFFF_FFFF)),
+            (Verdict::Ready, vec![]),
+        ),
+        (
+            Box::new(|t| tls12_client(t).disabled_by_default = known(1)),
+            not_ready(codes::SCHANNEL_TLS12_CLIENT_DISABLED_BY_DEFAULT),
+        ),
+        (
+            Box::new(|t| tls12_client(t).disabled_by_default = known(0)),
+            (Verdict::Ready, vec![]),
+        ),
+        (
+            Box::new(|t| {
+                tls12_client(t).enabled = Fact::Unreadable {
+                    source: Source::new("reg"),
+                    reason: "REG_SZ, expected REG_DWORD".into(),
+                }
+            }),
+            (
+                Verdict::Unknown,
+                vec![codes::REGISTRY_VALUE_UNREADABLE.to_string()],
+            ),
+        ),
+        // The server side and other versions do not decide client readiness.
+        (
+            Box::new(|t| {
+                t.schannel
+                    .iter_mut()
+                    .filter(|s| s.version != TlsVersion::Tls12 || s.side == Side::Server)
+                    .for_each(|s| s.enabled = known(0))
+            }),
+            (Verdict::Ready, vec![]),
+        ),
+    ];
+    for (i, (edit, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(verdict_and_codes(&with_tls(edit)), expected, "case {i}");
+    }
+}
+
+#[test]
+fn absent_schannel_keys_mean_the_os_default() {
+    // Windows 10: TLS 1.2 on by default. Windows 7 (7601): off by default.
+    let modern = facts(
+        DeviceKind::TeamsRoomsWindows,
+        Some("4.0.105.0"),
+        Some("19045.1"),
+    );
+    assert_eq!(verdict_and_codes(&modern), (Verdict::Ready, vec![]));
+    let win7 = facts(
+        DeviceKind::TeamsRoomsWindows,
+        Some("4.0.105.0"),
+        Some("7601.24544"),
+    );
+    assert_eq!(
+        verdict_and_codes(&win7),
+        (
+            Verdict::NotReady,
+            vec![codes::SCHANNEL_TLS12_CLIENT_DISABLED_BY_DEFAULT.to_string()]
+        )
+    );
+    let win81 = facts(
+        DeviceKind::TeamsRoomsWindows,
+        Some("4.0.105.0"),
+        Some("9600.0"),
+    );
+    assert_eq!(verdict_and_codes(&win81), (Verdict::Ready, vec![]));
+}
+
+#[test]
+fn winhttp_default_secure_protocols_boundaries() {
+    for (value, ok) in [
+        (0xA00, true),
+        (0x280, false),
+        (0x800, true),
+        (0x080, false),
+        (0xA80, true),
+        (0x0, false),
+        (0xFFFF_FFFF, true),
+    ] {
+        let f = with_tls(|t| t.winhttp[1].default_secure_protocols = known(value));
+        let expected = if ok {
+            (Verdict::Ready, vec![])
+        } else {
+            (
+                Verdict::NotReady,
+                vec![codes::WINHTTP_TLS12_NOT_DEFAULT.to_string()],
+            )
+        };
+        assert_eq!(verdict_and_codes(&f), expected, "0x{value:X}");
+    }
+    let f = with_tls(|t| t.winhttp[0].default_secure_protocols = known(0x280));
+    let a = assess(&f);
+    assert_eq!(a.findings[0].evidence, "reg = 0x280 (640)");
+}
+
+#[test]
+fn dotnet_before_462_needs_a_switch() {
+    let old = |t: &mut TlsSettings| t.dotnet4_release = known(394_801);
+    let cases: Vec<(Edit, Verdict)> = vec![
+        (Box::new(old), Verdict::AtRisk),
+        (
+            Box::new(|t| t.dotnet4_release = known(394_802)),
+            Verdict::Ready,
+        ),
+        (
+            Box::new(|t| t.dotnet4_release = known(528_040)),
+            Verdict::Ready,
+        ),
+        (
+            Box::new(move |t| {
+                old(t);
+                for d in t.dotnet.iter_mut().filter(|d| d.framework == DotNet::V4) {
+                    d.sch_use_strong_crypto = known(1);
+                }
+            }),
+            Verdict::Ready,
+        ),
+        (
+            Box::new(move |t| {
+                old(t);
+                for d in t.dotnet.iter_mut().filter(|d| d.framework == DotNet::V4) {
+                    d.system_default_tls_versions = known(1);
+                }
+            }),
+            Verdict::Ready,
+        ),
+        // Only the 64-bit view switched: 32-bit .NET programs still default to old TLS.
+        (
+            Box::new(move |t| {
+                old(t);
+                t.dotnet[0].sch_use_strong_crypto = known(1);
+            }),
+            Verdict::AtRisk,
+        ),
+    ];
+    for (i, (edit, verdict)) in cases.into_iter().enumerate() {
+        assert_eq!(assess(&with_tls(edit)).verdict, verdict, "case {i}");
+    }
+}
+
+#[test]
+fn no_registry_source_is_unknown_said_once() {
+    let mut f = facts(DeviceKind::SurfaceHub, None, Some("19045.1"));
+    f.tls = Fact::Unreadable {
+        source: src(),
+        reason: "no registry source".into(),
+    };
+    assert_eq!(
+        verdict_and_codes(&f),
+        (
+            Verdict::Unknown,
+            vec![codes::REGISTRY_UNAVAILABLE.to_string()]
+        )
+    );
+    // Android devices have no Windows registry: the rules do not apply.
+    let mut android = facts(DeviceKind::TeamsRoomsAndroid, None, None);
+    android.tls = f.tls.clone();
+    assert!(
+        !verdict_and_codes(&android)
+            .1
+            .contains(&codes::REGISTRY_UNAVAILABLE.to_string())
+    );
 }

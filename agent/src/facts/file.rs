@@ -6,7 +6,14 @@
 //! kind = "teams_rooms_windows"      # teams_rooms_windows | surface_hub | teams_rooms_android | unknown
 //! app_version = "4.0.64.0"          # Teams Rooms app version, as Get-AppxPackage reports it
 //! os_build = "19045.4894"           # CurrentBuild.UBR
+//!
+//! [registry]                      # optional: Windows TLS registry values, REG_DWORD
+//! "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client\\Enabled" = 0
 //! ```
+//!
+//! With a `[registry]` table (even an empty one) the registry facts come from it: listed values
+//! are known, the others absent (OS default). Without it there is no registry source and the
+//! registry rules answer `unknown`.
 //!
 //! A key that is not there is an *absent* fact. The file is read again for every assessment,
 //! so a tool that updates it is picked up without restarting the agent.
@@ -15,16 +22,53 @@ use std::path::{Path, PathBuf};
 
 use roomready_protocol::{DeviceId, DeviceKind};
 
+use super::tls::TlsSettings;
 use super::{Fact, Facts, FactsError, FactsSource, Source};
 use crate::keyfile::{KeyFile, KeyFileError};
 
-const KNOWN_KEYS: &str = "device_id, kind, app_version, os_build";
+/// Why a facts file alone gives no registry facts.
+pub const NO_REGISTRY: &str = "no registry source: run on Windows, pass --registry-dump, or add a \
+                               [registry] table to the facts file";
+const KNOWN_KEYS: &str = "device_id, kind, app_version, os_build, [registry]";
 const KINDS: [DeviceKind; 4] = [
     DeviceKind::TeamsRoomsWindows,
     DeviceKind::SurfaceHub,
     DeviceKind::TeamsRoomsAndroid,
     DeviceKind::Unknown,
 ];
+
+/// The TLS settings stated by a `[registry]` table: each entry is a full value path,
+/// `"HKLM\\KEY\\PATH\\ValueName" = 0x800`; a value not listed is absent (OS default).
+fn registry_table(path: &Path, entries: &[(String, u32)]) -> TlsSettings {
+    TlsSettings::read(|key, name| {
+        let source = Source::new(format!(
+            "facts file {}, [registry] {key}\\{name}",
+            path.display()
+        ));
+        let found = entries.iter().find(|(full, _)| {
+            full.rsplit_once('\\')
+                .is_some_and(|(k, n)| n.eq_ignore_ascii_case(name) && same_key(k, key))
+        });
+        match found {
+            Some(&(_, value)) => Fact::Known { value, source },
+            None => Fact::Absent { source },
+        }
+    })
+}
+
+/// Registry key paths compare case-insensitively, `HKEY_LOCAL_MACHINE` being `HKLM`.
+fn same_key(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let s = s.trim_end_matches('\\');
+        match s.get(..19) {
+            Some(root) if root.eq_ignore_ascii_case("HKEY_LOCAL_MACHINE\\") => {
+                format!("HKLM\\{}", &s[19..]).to_ascii_lowercase()
+            }
+            _ => s.to_ascii_lowercase(),
+        }
+    };
+    norm(a) == norm(b)
+}
 
 /// Facts read from a TOML file.
 #[derive(Debug, Clone)]
@@ -87,12 +131,24 @@ impl FactsFile {
         };
         let app_version = text_fact("app_version")?;
         let os_build = text_fact("os_build")?;
+        let registry = file.dword_table("registry")?;
         file.finish(KNOWN_KEYS)?;
+        let tls = match registry {
+            Some(entries) => Fact::Known {
+                value: registry_table(path, &entries),
+                source: source("[registry]"),
+            },
+            None => Fact::Unreadable {
+                source: Source::new(format!("facts file {}", path.display())),
+                reason: NO_REGISTRY.into(),
+            },
+        };
         Ok(Facts {
             device_id,
             kind,
             app_version,
             os_build,
+            tls,
         })
     }
 
@@ -183,6 +239,51 @@ mod tests {
             err.to_string()
                 .starts_with("/nonexistent/facts.toml: cannot read facts file:"),
             "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod registry_table_tests {
+    use super::*;
+    use crate::facts::tls::Side;
+    use roomready_protocol::TlsVersion;
+
+    #[test]
+    fn registry_table_sets_values_and_leaves_the_rest_absent() {
+        let text = "kind = \"surface_hub\"\n[registry]\n\"HKEY_LOCAL_MACHINE\\\\system\\\\CurrentControlSet\\\\Control\\\\SecurityProviders\\\\SCHANNEL\\\\Protocols\\\\TLS 1.2\\\\Client\\\\enabled\" = 0\n";
+        let facts = FactsFile::parse(Path::new("f.toml"), text).expect("valid");
+        let tls = facts.tls.known().expect("registry facts");
+        let client = tls
+            .schannel(TlsVersion::Tls12, Side::Client)
+            .expect("entry");
+        assert_eq!(client.enabled.known(), Some(&0));
+        assert!(matches!(client.disabled_by_default, Fact::Absent { .. }));
+        assert!(matches!(tls.dotnet4_release, Fact::Absent { .. }));
+    }
+
+    #[test]
+    fn registry_values_must_be_dwords() {
+        let err = FactsFile::parse(
+            Path::new("f.toml"),
+            "[registry]\n\"HKLM\\\\X\\\\V\" = \"1\"\n",
+        )
+        .expect_err("string");
+        assert!(
+            err.to_string().contains("expected a REG_DWORD value"),
+            "{err}"
+        );
+        let err = FactsFile::parse(
+            Path::new("f.toml"),
+            "[registry]\n\"HKLM\\\\X\\\\V\" = 0x100000000\n",
+        )
+        .expect_err("too big");
+        assert!(err.to_string().contains("f.toml:2:"), "{err}");
+        let facts =
+            FactsFile::parse(Path::new("f.toml"), "kind = \"surface_hub\"\n").expect("valid");
+        assert!(
+            matches!(facts.tls, Fact::Unreadable { .. }),
+            "no table, no registry source"
         );
     }
 }

@@ -74,6 +74,8 @@ pub struct Facts {
     pub app_version: Fact<String>,
     /// The OS build as `CurrentBuild.UBR`, as read.
     pub os_build: Fact<String>,
+    /// Windows TLS settings from the registry (unreadable when there is no registry source).
+    pub tls: Fact<tls::TlsSettings>,
 }
 
 impl Facts {

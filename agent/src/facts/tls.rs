@@ -127,3 +127,52 @@ impl TlsSettings {
             .find(|s| s.version == version && s.side == side)
     }
 }
+
+impl TlsSettings {
+    /// Reads every value through `dword(key path, value name)`, in a fixed order: SCHANNEL
+    /// (TLS 1.0..1.3 × Client, Server), WinHTTP (native, Wow64), .NET (v4, v2 × native,
+    /// Wow64), then the .NET 4.x release.
+    pub fn read(mut dword: impl FnMut(&str, &str) -> Fact<u32>) -> TlsSettings {
+        let mut schannel = Vec::with_capacity(8);
+        for version in TlsVersion::ALL {
+            for side in [Side::Client, Side::Server] {
+                let key = format!("{SCHANNEL_PROTOCOLS}\\{}\\{}", version.name(), side.name());
+                schannel.push(Schannel {
+                    version,
+                    side,
+                    enabled: dword(&key, "Enabled"),
+                    disabled_by_default: dword(&key, "DisabledByDefault"),
+                });
+            }
+        }
+        let views = [
+            (View::Native, WINHTTP, DOTNET),
+            (View::Wow64, WINHTTP_WOW64, DOTNET_WOW64),
+        ];
+        let winhttp = views
+            .iter()
+            .map(|&(view, key, _)| WinHttp {
+                view,
+                default_secure_protocols: dword(key, "DefaultSecureProtocols"),
+            })
+            .collect();
+        let mut dotnet = Vec::with_capacity(4);
+        for framework in [DotNet::V4, DotNet::V2] {
+            for &(view, _, root) in &views {
+                let key = format!("{root}\\{}", framework.key());
+                dotnet.push(DotNetCrypto {
+                    framework,
+                    view,
+                    sch_use_strong_crypto: dword(&key, "SchUseStrongCrypto"),
+                    system_default_tls_versions: dword(&key, "SystemDefaultTlsVersions"),
+                });
+            }
+        }
+        TlsSettings {
+            schannel,
+            winhttp,
+            dotnet,
+            dotnet4_release: dword(DOTNET4_RELEASE_KEY, "Release"),
+        }
+    }
+}

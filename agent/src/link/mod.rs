@@ -26,6 +26,8 @@ use crate::config::BrokerUrl;
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// Largest MQTT packet sent or accepted (states with many findings stay far below it).
 pub const MAX_PACKET: usize = 256 * 1024;
+/// How long to wait, after sending DISCONNECT, for the broker to close the connection.
+const DISCONNECT_LINGER: Duration = Duration::from_secs(2);
 /// Requests that may wait for the driver (publishes, the disconnect).
 const REQUEST_CAPACITY: usize = 64;
 
@@ -176,7 +178,13 @@ async fn drive(
                     return;
                 }
             }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                // Let the broker close first: closing our end right after DISCONNECT can make a
+                // broker see a lost connection (and publish the will) while it still answers.
+                let drain = async { while eventloop.poll().await.is_ok() {} };
+                let _ = tokio::time::timeout(DISCONNECT_LINGER, drain).await;
+                return;
+            }
             Ok(_) => {}
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(error) => {
