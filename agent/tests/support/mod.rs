@@ -1,0 +1,255 @@
+//! Shared harness for probe integration tests: throwaway certificates (rcgen), a real
+//! `openssl s_server` on a loopback port, and `openssl s_client` as the reference client.
+//!
+//! Tests that need openssl call [`openssl_available`] and skip (with one line on stderr) when it
+//! is missing, unless `ROOMREADY_REQUIRE_PEERS=1`, in which case a missing peer is a failure.
+
+// Each test crate uses its own subset of this module.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+/// Whether missing peers (openssl, ...) must fail tests instead of skipping them.
+pub fn require_peers() -> bool {
+    std::env::var("ROOMREADY_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Whether an `openssl` binary runs.
+pub fn openssl_available() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `true` if openssl is there; otherwise prints `skipping <test>: openssl not found` and returns
+/// `false`, or panics when [`require_peers`].
+pub fn need_openssl(test: &str) -> bool {
+    if openssl_available() {
+        return true;
+    }
+    assert!(
+        !require_peers(),
+        "{test}: openssl not found and ROOMREADY_REQUIRE_PEERS=1"
+    );
+    eprintln!("skipping {test}: openssl not found");
+    false
+}
+
+/// A CA and a leaf for "localhost" + 127.0.0.1 signed by it, as PEM files in a temporary
+/// directory (removed on drop). Keys are ECDSA P-256.
+pub struct TestCert {
+    /// The leaf certificate.
+    pub cert_pem: PathBuf,
+    /// The leaf's private key (PKCS#8).
+    pub key_pem: PathBuf,
+    /// The CA certificate that signed the leaf.
+    pub ca_pem: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl TestCert {
+    /// A leaf valid from yesterday for a year.
+    pub fn new() -> TestCert {
+        let now = SystemTime::now();
+        Self::with_validity(now - DAY, now + 365 * DAY)
+    }
+
+    /// A leaf whose validity ended yesterday (the CA is still valid).
+    pub fn expired() -> TestCert {
+        let now = SystemTime::now();
+        Self::with_validity(now - 400 * DAY, now - DAY)
+    }
+
+    fn with_validity(not_before: SystemTime, not_after: SystemTime) -> TestCert {
+        let now = SystemTime::now();
+        let ca_key = KeyPair::generate().expect("generate CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "roomready test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca_params.not_before = (now - 2 * 365 * DAY).into();
+        ca_params.not_after = (now + 2 * 365 * DAY).into();
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("self-sign CA");
+
+        let leaf_key = KeyPair::generate().expect("generate leaf key");
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("leaf params");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf.use_authority_key_identifier_extension = true;
+        leaf.not_before = not_before.into();
+        leaf.not_after = not_after.into();
+        let leaf_cert = leaf.signed_by(&leaf_key, &*ca).expect("sign leaf");
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert_pem = dir.path().join("cert.pem");
+        let key_pem = dir.path().join("key.pem");
+        let ca_pem = dir.path().join("ca.pem");
+        std::fs::write(&cert_pem, leaf_cert.pem()).expect("write cert");
+        std::fs::write(&key_pem, leaf_key.serialize_pem()).expect("write key");
+        std::fs::write(&ca_pem, ca.pem()).expect("write CA");
+        TestCert {
+            cert_pem,
+            key_pem,
+            ca_pem,
+            _dir: dir,
+        }
+    }
+}
+
+/// A free loopback port: bind port 0, read it, release it.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (bounded to `limit`).
+fn wait_for_port(port: u16, limit: Duration, mut still_running: impl FnMut() -> bool) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        if !still_running() {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A running `openssl s_server` on 127.0.0.1:`port`; killed on drop.
+pub struct OpensslServer {
+    /// The loopback port it accepts on.
+    pub port: u16,
+    child: Child,
+    // Kept open: s_server forwards its stdin to the client; EOF there is not wanted.
+    _stdin: Option<ChildStdin>,
+}
+
+impl OpensslServer {
+    /// Starts `openssl s_server -accept 127.0.0.1:PORT -cert .. -key .. -quiet` plus `args` and
+    /// waits (at most ~5 s) until it accepts connections. Panics if it does not come up.
+    pub fn start(cert: &TestCert, args: &[&str]) -> OpensslServer {
+        // The port is released before openssl binds it; another process could take it in
+        // between, so retry a few times with a fresh port.
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new("openssl")
+                .arg("s_server")
+                .arg("-accept")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(&cert.cert_pem)
+                .arg("-key")
+                .arg(&cert.key_pem)
+                .arg("-quiet")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn openssl s_server");
+            let stdin = child.stdin.take();
+            let up = wait_for_port(port, Duration::from_secs(5), || {
+                matches!(child.try_wait(), Ok(None))
+            });
+            let server = OpensslServer {
+                port,
+                child,
+                _stdin: stdin,
+            };
+            if up {
+                return server;
+            }
+            // Dropping kills it; try another port.
+        }
+        panic!("openssl s_server {args:?} did not start accepting connections");
+    }
+
+    /// 127.0.0.1:port.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `openssl s_client -connect 127.0.0.1:PORT <version_flag> -servername localhost` with
+/// stdin closed (so it quits right after the handshake) and a 10 s limit; returns whether a
+/// handshake completed. For `-tls1`/`-tls1_1` the security level is lowered so OpenSSL 3 offers
+/// them at all.
+pub fn s_client_accepts(port: u16, version_flag: &str) -> bool {
+    let mut cmd = Command::new("openssl");
+    cmd.arg("s_client")
+        .arg("-connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(version_flag)
+        .arg("-servername")
+        .arg("localhost");
+    if matches!(version_flag, "-tls1" | "-tls1_1") {
+        cmd.arg("-cipher").arg("ALL:@SECLEVEL=0");
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn openssl s_client");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    let handshake = out
+        .lines()
+        .any(|l| l.contains(", Cipher is ") && !l.contains("(NONE)"));
+    handshake && status.is_some_and(|s| s.success())
+}
