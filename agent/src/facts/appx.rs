@@ -102,7 +102,14 @@ fn fact_from_output(
         };
     }
     if stdout.trim().trim_start_matches('\u{feff}').is_empty() {
-        return Fact::Absent { source };
+        // A non-terminating error (e.g. access denied without elevation) exits 0 too.
+        return match stderr.lines().map(str::trim).find(|l| !l.is_empty()) {
+            Some(error) => Fact::Unreadable {
+                source,
+                reason: format!("PowerShell reported: {}", echo(error)),
+            },
+            None => Fact::Absent { source },
+        };
     }
     match parse_appx_version(stdout) {
         Ok(value) => Fact::Known { value, source },
@@ -259,6 +266,11 @@ Status            : Ok\r
         assert_eq!(
             fact_from_output(true, "\r\n", "", source()),
             Fact::Absent { source: source() }
+        );
+        let denied = fact_from_output(true, "", "Get-AppxPackage : Access is denied.", source());
+        assert!(
+            matches!(&denied, Fact::Unreadable { reason, .. } if reason.contains("Access is denied")),
+            "{denied:?}"
         );
         let failed = fact_from_output(
             false,

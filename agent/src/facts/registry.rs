@@ -410,8 +410,6 @@ fn echo(text: &str) -> String {
 pub struct MapRegistry {
     /// (lowercased canonical key, lowercased value name) → value.
     values: HashMap<(String, String), u32>,
-    /// Entries whose path has no known hive, kept to say so when they are asked for.
-    rejected: Vec<String>,
 }
 
 impl MapRegistry {
@@ -434,13 +432,11 @@ impl MapRegistry {
         registry
     }
 
-    /// Sets value `name` of key `path`.
+    /// Sets value `name` of key `path`. An entry whose path does not start with a hive is
+    /// ignored: no path without one can be asked for (asking gives an *unreadable* fact).
     pub fn insert(&mut self, path: &str, name: &str, value: u32) {
-        match KeyPath::parse(path) {
-            Some(key) => {
-                self.values.insert((key.lookup, value_name(name)), value);
-            }
-            None => self.rejected.push(path.to_owned()),
+        if let Some(key) = KeyPath::parse(path) {
+            self.values.insert((key.lookup, value_name(name)), value);
         }
     }
 
