@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::clock::{Clock, SystemClock};
 use roomready_agent::config::Config;
-use roomready_agent::facts::{FactsFile, FactsSource};
+use roomready_agent::facts::registry::{RegDump, RegDumpError, read_tls_settings};
+use roomready_agent::facts::{Fact, FactsFile, FactsSource, Source};
 use roomready_agent::{Agent, AgentSettings, report};
 use roomready_protocol::{DeviceId, Message, State, Verdict};
 
@@ -29,7 +30,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   check:  0 ready, 1 at_risk, 2 not_ready, 3 unknown
   run:    0 after a clean shutdown (SIGINT/SIGTERM)
-  64 usage error, 65 malformed facts file, 66 facts file unreadable,
+  64 usage error, 65 malformed facts file or registry dump,
+  66 facts file or registry dump unreadable,
   70 internal error, 78 bad config file";
 
 #[derive(Parser)]
@@ -52,6 +54,10 @@ enum Command {
         /// Facts file (TOML: device_id, kind, app_version, os_build).
         #[arg(long, value_name = "FILE")]
         facts: PathBuf,
+        /// Windows TLS registry values from a saved `reg query KEY /s` output (UTF-8 or
+        /// UTF-16); replaces the facts file's `[registry]` table.
+        #[arg(long, value_name = "FILE")]
+        registry_dump: Option<PathBuf>,
         /// Print the JSON `State` message instead of a summary.
         #[arg(long)]
         json: bool,
@@ -85,9 +91,13 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Check { facts, json } => {
+        Command::Check {
+            facts,
+            registry_dump,
+            json,
+        } => {
             init_logging("warn");
-            runtime.block_on(check(&facts, json))
+            runtime.block_on(check(&facts, registry_dump.as_deref(), json))
         }
         Command::Run { config } => {
             init_logging("info");
@@ -113,8 +123,8 @@ fn init_logging(default: &str) {
 }
 
 /// `check`: the same assessment as the daemon, printed once.
-async fn check(facts_path: &Path, json: bool) -> u8 {
-    let facts = match FactsFile::new(facts_path).collect().await {
+async fn check(facts_path: &Path, registry_dump: Option<&Path>, json: bool) -> u8 {
+    let mut facts = match FactsFile::new(facts_path).collect().await {
         Ok(facts) => facts,
         Err(roomready_agent::facts::FactsError::File(e)) => {
             eprintln!("roomready-agent: {e}");
@@ -125,6 +135,23 @@ async fn check(facts_path: &Path, json: bool) -> u8 {
             };
         }
     };
+    if let Some(dump_path) = registry_dump {
+        match RegDump::load(dump_path) {
+            Ok(dump) => {
+                facts.tls = Fact::Known {
+                    value: read_tls_settings(&dump),
+                    source: Source::new(format!("registry dump {}", dump_path.display())),
+                };
+            }
+            Err(e) => {
+                eprintln!("roomready-agent: {e}");
+                return match e {
+                    RegDumpError::Read { .. } => exit::NO_INPUT,
+                    RegDumpError::Syntax { .. } => exit::DATA_ERROR,
+                };
+            }
+        }
+    }
     let device = facts
         .device_id
         .clone()

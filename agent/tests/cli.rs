@@ -253,3 +253,42 @@ async fn run_reports_then_goes_offline_on_sigterm() {
     assert!(status.seq >= state.seq);
     broker.stop().await.expect("broker stops");
 }
+
+#[test]
+fn check_reads_a_registry_dump() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = write(
+        dir.path(),
+        "facts.toml",
+        "kind = \"teams_rooms_windows\"\napp_version = \"4.0.105.0\"\nos_build = \"19045.4894\"\n",
+    );
+    let run = |dump: &Path| {
+        agent(&[
+            "check",
+            "--json",
+            "--facts",
+            facts.to_str().expect("utf-8"),
+            "--registry-dump",
+            dump.to_str().expect("utf-8"),
+        ])
+    };
+    let out = run(&fixtures.join("schannel-tls12-client-disabled.txt"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let state = State::decode(&out.stdout).expect("state");
+    assert!(
+        state
+            .findings
+            .iter()
+            .any(|f| f.code == codes::SCHANNEL_TLS12_CLIENT_DISABLED),
+        "{:?}",
+        state.findings
+    );
+
+    let out = run(&fixtures.join("truncated.txt"));
+    assert_eq!(out.status.code(), Some(65), "{}", stdout(&out));
+    assert!(stderr(&out).contains("line 29"), "{}", stderr(&out));
+
+    let out = run(Path::new("/nonexistent/dump.txt"));
+    assert_eq!(out.status.code(), Some(66));
+}

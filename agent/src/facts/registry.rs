@@ -40,12 +40,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use roomready_protocol::TlsVersion;
-
-use super::tls::{
-    DOTNET, DOTNET_WOW64, DOTNET4_RELEASE_KEY, DotNet, DotNetCrypto, SCHANNEL_PROTOCOLS, Schannel,
-    Side, TlsSettings, View, WINHTTP, WINHTTP_WOW64, WinHttp,
-};
+use super::tls::TlsSettings;
 use super::{Fact, Source};
 
 #[cfg(test)]
@@ -542,41 +537,5 @@ impl Registry for NativeRegistry {
 
 /// Reads every TLS-related value the rules look at from `registry`.
 pub fn read_tls_settings(registry: &dyn Registry) -> TlsSettings {
-    let mut schannel = Vec::new();
-    for version in TlsVersion::ALL {
-        for side in [Side::Client, Side::Server] {
-            let key = format!(r"{SCHANNEL_PROTOCOLS}\{}\{}", version.name(), side.name());
-            schannel.push(Schannel {
-                version,
-                side,
-                enabled: registry.dword(&key, "Enabled"),
-                disabled_by_default: registry.dword(&key, "DisabledByDefault"),
-            });
-        }
-    }
-    let winhttp = [(View::Native, WINHTTP), (View::Wow64, WINHTTP_WOW64)]
-        .into_iter()
-        .map(|(view, key)| WinHttp {
-            view,
-            default_secure_protocols: registry.dword(key, "DefaultSecureProtocols"),
-        })
-        .collect();
-    let mut dotnet = Vec::new();
-    for framework in [DotNet::V4, DotNet::V2] {
-        for (view, root) in [(View::Native, DOTNET), (View::Wow64, DOTNET_WOW64)] {
-            let key = format!(r"{root}\{}", framework.key());
-            dotnet.push(DotNetCrypto {
-                framework,
-                view,
-                sch_use_strong_crypto: registry.dword(&key, "SchUseStrongCrypto"),
-                system_default_tls_versions: registry.dword(&key, "SystemDefaultTlsVersions"),
-            });
-        }
-    }
-    TlsSettings {
-        schannel,
-        winhttp,
-        dotnet,
-        dotnet4_release: registry.dword(DOTNET4_RELEASE_KEY, "Release"),
-    }
+    TlsSettings::read(|key, name| registry.dword(key, name))
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::*;
+use crate::facts::tls::*;
+use roomready_protocol::TlsVersion;
 
 const FIXTURES: [&str; 6] = [
     "schannel-tls12-client-disabled.txt",
