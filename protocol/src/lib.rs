@@ -26,6 +26,6 @@ pub use messages::{
 };
 pub use schema::{DecodeError, Message};
 pub use time::{Timestamp, TimestampError};
-pub use tls::{CipherSuite, TlsVersion};
+pub use tls::{CipherSuite, TlsVersion, suite_name};
 pub use topics::{Channel, TopicPrefix, TopicPrefixError, Topics};
 pub use version::{AppVersion, AppVersionError, OsBuild, OsBuildError};

@@ -1,3 +1,4 @@
 //! Probes: what each configured endpoint accepts on the wire.
 
 pub mod hello;
+pub mod modern;
