@@ -85,7 +85,12 @@ async fn an_expired_certificate_is_reported_without_hiding_protocol_support() {
         } => {
             let error = certificate.expect_err("expired");
             assert!(error.to_lowercase().contains("expired"), "{error}");
-            assert!(end_entity.is_some());
+            let der = end_entity.expect("the certificate is kept");
+            let end = roomready_agent::probe::cert::not_after(&der).expect("notAfter");
+            let now = roomready_agent::clock::Clock::now(&roomready_agent::clock::SystemClock);
+            // Expired a day ago; days are counted down to whole days, so -2 or -1.
+            let days = roomready_agent::probe::cert::days_left(end, now);
+            assert!((-2..=-1).contains(&days), "expired yesterday: {days}");
         }
         other => panic!("TLS 1.2 is still accepted: {other:?}"),
     }

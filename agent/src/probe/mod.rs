@@ -1,4 +1,5 @@
 //! Probes: what each configured endpoint accepts on the wire.
 
+pub mod cert;
 pub mod hello;
 pub mod modern;
