@@ -41,5 +41,6 @@ pub fn state(
         facts,
         verdict: assessment.verdict,
         findings: assessment.findings,
+        endpoints: Vec::new(),
     }
 }

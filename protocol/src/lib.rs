@@ -12,6 +12,7 @@
 
 pub mod codes;
 pub mod device;
+pub mod endpoints;
 pub mod messages;
 pub mod schema;
 pub mod time;
@@ -20,6 +21,7 @@ pub mod topics;
 pub mod version;
 
 pub use device::{DeviceId, DeviceIdError, DeviceKind};
+pub use endpoints::{CertificateCheck, EndpointReport, EndpointRole, ProbeOutcome, VersionProbe};
 pub use messages::{
     Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody, Finding, Presence,
     ResponseStatus, Severity, State, Status, StatusReason, Verdict,

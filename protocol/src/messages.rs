@@ -143,6 +143,9 @@ pub struct State {
     pub verdict: Verdict,
     #[serde(default)]
     pub findings: Vec<Finding>,
+    /// What each probed endpoint accepted (absent when no endpoint was probed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::endpoints::EndpointReport>,
 }
 
 impl Message for State {

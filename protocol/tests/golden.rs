@@ -74,6 +74,7 @@ fn example_state() -> State {
             reference: "https://learn.microsoft.com/microsoftteams/room-systems/srs2-release-note"
                 .into(),
         }],
+        endpoints: vec![],
     }
 }
 

@@ -262,6 +262,7 @@ mod tests {
             },
             verdict: Verdict::Ready,
             findings: vec![],
+            endpoints: vec![],
         }
     }
 

@@ -1,5 +1,253 @@
 //! Probes: what each configured endpoint accepts on the wire.
+//!
+//! For one endpoint, the name is resolved once and the four versions are probed concurrently:
+//! TLS 1.3 and 1.2 with a real rustls handshake ([`modern`]), TLS 1.1 and 1.0 with a hand-built
+//! ClientHello that never completes a handshake ([`hello`]). A TLS 1.2 handshake that fails on
+//! suites rustls does not implement (CBC, RSA or DHE key exchange) is retried with a hand-built
+//! TLS 1.2 hello offering them, so such a server is not mistaken for one without TLS 1.2.
 
 pub mod cert;
 pub mod hello;
 pub mod modern;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use roomready_protocol::{
+    CertificateCheck, CipherSuite, EndpointReport, EndpointRole, ProbeOutcome, Timestamp,
+    TlsVersion, VersionProbe,
+};
+use rustls::RootCertStore;
+
+use hello::{HelloOutcome, HelloReply};
+use modern::ModernOutcome;
+
+/// TLS alert `handshake_failure`: no shared suite, among other causes.
+const HANDSHAKE_FAILURE: u8 = 40;
+
+/// An endpoint to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub role: EndpointRole,
+}
+
+/// What every probe of a run shares.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub roots: Arc<RootCertStore>,
+    /// Bound on each connection attempt (connect plus answer).
+    pub timeout: Duration,
+}
+
+/// Probes `endpoint` at all four versions; `now` dates the certificate's days to expiry.
+pub async fn probe_endpoint(
+    endpoint: &Endpoint,
+    settings: &ProbeSettings,
+    now: Timestamp,
+) -> EndpointReport {
+    let mut report = EndpointReport {
+        host: endpoint.host.clone(),
+        port: endpoint.port,
+        role: endpoint.role,
+        address: None,
+        versions: Vec::new(),
+        certificate: None,
+    };
+    let addr = match resolve(&endpoint.host, endpoint.port, settings.timeout).await {
+        Ok(addr) => addr,
+        Err(detail) => {
+            report.versions = [
+                TlsVersion::Tls13,
+                TlsVersion::Tls12,
+                TlsVersion::Tls11,
+                TlsVersion::Tls10,
+            ]
+            .into_iter()
+            .map(|version| VersionProbe {
+                version,
+                outcome: ProbeOutcome::DnsFailure,
+                suite: None,
+                detail: Some(detail.clone()),
+                handshake_ms: None,
+            })
+            .collect();
+            return report;
+        }
+    };
+    report.address = Some(addr.to_string());
+    let host = endpoint.host.as_str();
+    let legacy = |version: TlsVersion| async move {
+        let wire = version.wire();
+        let outcome = hello::hello_probe(
+            addr,
+            Some(host),
+            wire,
+            hello::default_suites(wire),
+            settings.timeout,
+        )
+        .await;
+        from_hello(version, outcome)
+    };
+    let modern = |version: TlsVersion| {
+        modern::probe_modern(
+            addr,
+            host,
+            version,
+            settings.roots.clone(),
+            settings.timeout,
+        )
+    };
+    let (tls13, tls12, tls11, tls10) = tokio::join!(
+        modern(TlsVersion::Tls13),
+        modern(TlsVersion::Tls12),
+        legacy(TlsVersion::Tls11),
+        legacy(TlsVersion::Tls10),
+    );
+    report.certificate = [&tls13, &tls12]
+        .into_iter()
+        .find_map(|o| certificate(o, now));
+    let tls12 = match tls12 {
+        ModernOutcome::Alert(HANDSHAKE_FAILURE, _) => {
+            let fallback = legacy(TlsVersion::Tls12).await;
+            if fallback.outcome == ProbeOutcome::Accepted {
+                VersionProbe {
+                    detail: Some(
+                        "accepted only with suites rustls does not implement; certificate not \
+                         checked on this version"
+                            .into(),
+                    ),
+                    ..fallback
+                }
+            } else {
+                from_modern(TlsVersion::Tls12, tls12)
+            }
+        }
+        other => from_modern(TlsVersion::Tls12, other),
+    };
+    report.versions = vec![from_modern(TlsVersion::Tls13, tls13), tls12, tls11, tls10];
+    report
+}
+
+async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<SocketAddr, String> {
+    match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
+        Err(_) => Err(format!("resolving {host} timed out")),
+        Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| format!("{host} has no address")),
+    }
+}
+
+fn probe(version: TlsVersion, outcome: ProbeOutcome, detail: Option<String>) -> VersionProbe {
+    VersionProbe {
+        version,
+        outcome,
+        suite: None,
+        detail,
+        handshake_ms: None,
+    }
+}
+
+fn from_modern(version: TlsVersion, outcome: ModernOutcome) -> VersionProbe {
+    match outcome {
+        ModernOutcome::Accepted {
+            suite, handshake, ..
+        } => VersionProbe {
+            version,
+            outcome: ProbeOutcome::Accepted,
+            suite: Some(CipherSuite::from_code(suite)),
+            detail: None,
+            handshake_ms: Some(u64::try_from(handshake.as_millis()).unwrap_or(u64::MAX)),
+        },
+        ModernOutcome::Alert(code, name) => probe(
+            version,
+            ProbeOutcome::Refused,
+            Some(format!("alert {name} ({code})")),
+        ),
+        ModernOutcome::ConnectionRefused => probe(version, ProbeOutcome::ConnectionRefused, None),
+        ModernOutcome::Reset => probe(version, ProbeOutcome::ConnectionReset, None),
+        ModernOutcome::Timeout => probe(version, ProbeOutcome::NoAnswer, None),
+        ModernOutcome::Closed => probe(version, ProbeOutcome::Closed, None),
+        ModernOutcome::Failed(text) => {
+            let outcome = if text.contains("corrupt message") || text.contains("InvalidContentType")
+            {
+                ProbeOutcome::NotTls
+            } else {
+                ProbeOutcome::Error
+            };
+            probe(version, outcome, Some(text))
+        }
+    }
+}
+
+fn from_hello(version: TlsVersion, outcome: HelloOutcome) -> VersionProbe {
+    match outcome {
+        HelloOutcome::Reply(HelloReply::ServerHello {
+            version: answered,
+            cipher_suite,
+        }) if answered == version.wire() => VersionProbe {
+            version,
+            outcome: ProbeOutcome::Accepted,
+            suite: Some(CipherSuite::from_code(cipher_suite)),
+            detail: None,
+            handshake_ms: None,
+        },
+        HelloOutcome::Reply(HelloReply::ServerHello {
+            version: answered, ..
+        }) if answered < version.wire() => {
+            let name = TlsVersion::from_wire(answered).map_or_else(
+                || format!("version 0x{answered:04X}"),
+                |v| v.name().to_owned(),
+            );
+            probe(
+                version,
+                ProbeOutcome::Downgraded,
+                Some(format!("answered {name}")),
+            )
+        }
+        HelloOutcome::Reply(HelloReply::ServerHello {
+            version: answered, ..
+        }) => probe(
+            version,
+            ProbeOutcome::Error,
+            Some(format!(
+                "answered a higher version 0x{answered:04X} than offered"
+            )),
+        ),
+        HelloOutcome::Reply(HelloReply::Alert { description, .. }) => probe(
+            version,
+            ProbeOutcome::Refused,
+            Some(format!(
+                "alert {} ({description})",
+                hello::alert_name(description)
+            )),
+        ),
+        HelloOutcome::Reply(HelloReply::NotTls { .. }) => {
+            probe(version, ProbeOutcome::NotTls, None)
+        }
+        HelloOutcome::ConnectionRefused => probe(version, ProbeOutcome::ConnectionRefused, None),
+        HelloOutcome::Reset => probe(version, ProbeOutcome::ConnectionReset, None),
+        HelloOutcome::Timeout => probe(version, ProbeOutcome::NoAnswer, None),
+        HelloOutcome::Closed => probe(version, ProbeOutcome::Closed, None),
+        HelloOutcome::Io(text) => probe(version, ProbeOutcome::Error, Some(text)),
+    }
+}
+
+fn certificate(outcome: &ModernOutcome, now: Timestamp) -> Option<CertificateCheck> {
+    let ModernOutcome::Accepted {
+        certificate,
+        end_entity,
+        ..
+    } = outcome
+    else {
+        return None;
+    };
+    let not_after = end_entity.as_deref().and_then(cert::not_after);
+    Some(CertificateCheck {
+        valid: certificate.is_ok(),
+        error: certificate.clone().err(),
+        not_after,
+        days_left: not_after.map(|end| cert::days_left(end, now)),
+    })
+}

@@ -1,0 +1,103 @@
+//! One endpoint probed at all four versions against real `openssl s_server` peers: the
+//! per-version outcomes must agree with `openssl s_client`.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use roomready_agent::clock::{Clock, SystemClock};
+use roomready_agent::probe::modern::roots;
+use roomready_agent::probe::{Endpoint, ProbeSettings, probe_endpoint};
+use roomready_protocol::{EndpointRole, ProbeOutcome, TlsVersion};
+use support::{OpensslServer, TestCert, need_openssl, s_client_accepts};
+
+fn settings(cert: &TestCert) -> ProbeSettings {
+    let ca = std::fs::read(&cert.ca_pem).expect("CA file");
+    ProbeSettings {
+        roots: Arc::new(roots(Some(&ca)).expect("CA")),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn endpoint(port: u16) -> Endpoint {
+    Endpoint {
+        host: "localhost".into(),
+        port,
+        role: EndpointRole::Custom,
+    }
+}
+
+const FLAGS: [(TlsVersion, &str); 4] = [
+    (TlsVersion::Tls13, "-tls1_3"),
+    (TlsVersion::Tls12, "-tls1_2"),
+    (TlsVersion::Tls11, "-tls1_1"),
+    (TlsVersion::Tls10, "-tls1"),
+];
+
+#[tokio::test]
+async fn every_version_agrees_with_s_client() {
+    if !need_openssl("every_version_agrees_with_s_client") {
+        return;
+    }
+    let cert = TestCert::new();
+    let legacy = ["-cipher", "ALL:@SECLEVEL=0"];
+    let servers: [Vec<&str>; 4] = [
+        vec!["-tls1_2"],
+        vec!["-tls1_3"],
+        [&["-tls1"][..], &legacy[..]].concat(),
+        [&["-tls1_1"][..], &legacy[..]].concat(),
+    ];
+    for args in servers {
+        let server = OpensslServer::start(&cert, &args);
+        let report =
+            probe_endpoint(&endpoint(server.port), &settings(&cert), SystemClock.now()).await;
+        assert!(report.address.is_some());
+        for (version, flag) in FLAGS {
+            let probed = report.version(version).expect("every version probed");
+            assert_eq!(
+                probed.outcome == ProbeOutcome::Accepted,
+                s_client_accepts(server.port, flag),
+                "server {args:?}, {version}: {probed:?}"
+            );
+            if probed.outcome == ProbeOutcome::Accepted {
+                assert!(probed.suite.is_some(), "{probed:?}");
+            }
+        }
+        let modern = args.contains(&"-tls1_2") || args.contains(&"-tls1_3");
+        let certificate = report.certificate.as_ref();
+        assert_eq!(certificate.is_some(), modern, "{args:?}: {certificate:?}");
+        if let Some(c) = certificate {
+            assert!(c.valid, "{c:?}");
+            assert!(
+                c.days_left.is_some_and(|d| (363..=365).contains(&d)),
+                "{c:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn nothing_listening_is_connection_refused_for_every_version() {
+    let cert_roots = Arc::new(roots(None).expect("roots"));
+    let settings = ProbeSettings {
+        roots: cert_roots,
+        timeout: Duration::from_secs(2),
+    };
+    let report = probe_endpoint(
+        &endpoint(support::free_port()),
+        &settings,
+        SystemClock.now(),
+    )
+    .await;
+    assert_eq!(report.versions.len(), 4);
+    assert!(
+        report
+            .versions
+            .iter()
+            .all(|v| v.outcome == ProbeOutcome::ConnectionRefused),
+        "{:?}",
+        report.versions
+    );
+    assert_eq!(report.certificate, None);
+}

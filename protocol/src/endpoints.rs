@@ -1,0 +1,94 @@
+//! What an endpoint accepted on the wire, as reported in a `State` (`endpoints`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+use crate::tls::{CipherSuite, TlsVersion};
+
+/// Why an endpoint is probed; rules and remediation depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointRole {
+    /// A Microsoft 365 service host (teams.microsoft.com, …).
+    Microsoft365,
+    /// An on-premises Skype for Business pool.
+    OnpremSfb,
+    /// An AD FS host.
+    Adfs,
+    /// Anything else the admin wants checked.
+    Custom,
+}
+
+/// How one version probe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeOutcome {
+    /// The endpoint completed (or, for TLS 1.0/1.1, answered with a ServerHello of) that version.
+    Accepted,
+    /// The endpoint refused it with a TLS alert (see `detail`).
+    Refused,
+    /// The endpoint answered with a lower version: refused for this one.
+    Downgraded,
+    /// No answer within the timeout.
+    NoAnswer,
+    ConnectionRefused,
+    ConnectionReset,
+    /// The endpoint closed the connection without answering.
+    Closed,
+    /// The answer was not TLS.
+    NotTls,
+    /// The host name did not resolve.
+    DnsFailure,
+    /// Any other failure (see `detail`).
+    Error,
+}
+
+/// The result for one TLS version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionProbe {
+    pub version: TlsVersion,
+    pub outcome: ProbeOutcome,
+    /// The suite chosen by the endpoint, when it accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<CipherSuite>,
+    /// Alert name, error text or the version it downgraded to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_ms: Option<u64>,
+}
+
+/// The endpoint's certificate, from a completed TLS 1.3 or 1.2 handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateCheck {
+    /// Whether the chain verified against the trust anchors for the endpoint's name.
+    pub valid: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+}
+
+/// Everything probed on one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    pub host: String,
+    pub port: u16,
+    pub role: EndpointRole,
+    /// The address probed, when the name resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// One entry per version probed, TLS 1.3 first.
+    pub versions: Vec<VersionProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateCheck>,
+}
+
+impl EndpointReport {
+    /// The result for `version`, if it was probed.
+    pub fn version(&self, version: TlsVersion) -> Option<&VersionProbe> {
+        self.versions.iter().find(|v| v.version == version)
+    }
+}
