@@ -186,7 +186,7 @@ impl<C: Clock> Running<'_, C> {
         if let Err(error) = &facts {
             tracing::warn!(%error, "facts unavailable");
         }
-        let (wire_facts, assessment) = report::evaluate(&facts);
+        let (wire_facts, assessment) = report::evaluate(&facts, &[]);
         let verdict = assessment.verdict;
         let findings = u32::try_from(assessment.findings.len()).unwrap_or(u32::MAX);
         let seq = self.next_seq();
@@ -196,6 +196,7 @@ impl<C: Clock> Running<'_, C> {
             self.clock.now(),
             wire_facts,
             assessment,
+            Vec::new(),
         )
         .encode();
         tracing::info!(device = %self.device, %verdict, seq, "check completed");

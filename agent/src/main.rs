@@ -10,8 +10,9 @@ use roomready_agent::clock::{Clock, SystemClock};
 use roomready_agent::config::Config;
 use roomready_agent::facts::registry::{RegDump, RegDumpError, read_tls_settings};
 use roomready_agent::facts::{Fact, FactsFile, FactsSource, Source};
+use roomready_agent::probe::{Endpoint, ProbeSettings, modern, probe_endpoint};
 use roomready_agent::{Agent, AgentSettings, report};
-use roomready_protocol::{DeviceId, Message, State, Verdict};
+use roomready_protocol::{DeviceId, EndpointRole, Message, State, Verdict};
 
 /// Exit codes, after BSD sysexits where one fits.
 mod exit {
@@ -58,6 +59,16 @@ enum Command {
         /// UTF-16); replaces the facts file's `[registry]` table.
         #[arg(long, value_name = "FILE")]
         registry_dump: Option<PathBuf>,
+        /// Probe this endpoint (HOST[:PORT], port 443 by default; repeatable): TLS 1.3/1.2
+        /// handshakes, TLS 1.1/1.0 hellos, suite and certificate.
+        #[arg(long = "endpoint", value_name = "HOST:PORT", value_parser = parse_endpoint)]
+        endpoints: Vec<Endpoint>,
+        /// Seconds allowed for each probe connection.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
+        timeout: u64,
+        /// Trust anchors for endpoint certificates (PEM); Mozilla's roots by default.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
         /// Print the JSON `State` message instead of a summary.
         #[arg(long)]
         json: bool,
@@ -94,10 +105,18 @@ fn main() -> ExitCode {
         Command::Check {
             facts,
             registry_dump,
+            endpoints,
+            timeout,
+            ca_file,
             json,
         } => {
             init_logging("warn");
-            runtime.block_on(check(&facts, registry_dump.as_deref(), json))
+            let probes = Probes {
+                endpoints,
+                timeout: std::time::Duration::from_secs(timeout),
+                ca_file,
+            };
+            runtime.block_on(check(&facts, registry_dump.as_deref(), &probes, json))
         }
         Command::Run { config } => {
             init_logging("info");
@@ -123,7 +142,43 @@ fn init_logging(default: &str) {
 }
 
 /// `check`: the same assessment as the daemon, printed once.
-async fn check(facts_path: &Path, registry_dump: Option<&Path>, json: bool) -> u8 {
+/// The endpoints `check` probes and how.
+struct Probes {
+    endpoints: Vec<Endpoint>,
+    timeout: std::time::Duration,
+    ca_file: Option<PathBuf>,
+}
+
+/// `HOST[:PORT]` or `[V6]:PORT`, port 443 by default, probed in the `custom` role.
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (text, None),
+        }
+    };
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(format!("invalid host in {text:?}; expected HOST[:PORT]"));
+    }
+    let port = match port {
+        None => 443,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("invalid port in {text:?}; expected 1..=65535"))?,
+    };
+    Ok(Endpoint {
+        host: host.to_owned(),
+        port,
+        role: EndpointRole::Custom,
+    })
+}
+
+async fn check(facts_path: &Path, registry_dump: Option<&Path>, probes: &Probes, json: bool) -> u8 {
     let mut facts = match FactsFile::new(facts_path).collect().await {
         Ok(facts) => facts,
         Err(roomready_agent::facts::FactsError::File(e)) => {
@@ -156,9 +211,51 @@ async fn check(facts_path: &Path, registry_dump: Option<&Path>, json: bool) -> u
         .device_id
         .clone()
         .unwrap_or_else(|| DeviceId::new("local").expect("\"local\" is a valid device id"));
-    let (wire, assessment) = report::evaluate(&Ok(facts));
+    let ca = match &probes.ca_file {
+        None => None,
+        Some(path) => match std::fs::read(path) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                eprintln!(
+                    "roomready-agent: cannot read CA file {}: {e}",
+                    path.display()
+                );
+                return exit::NO_INPUT;
+            }
+        },
+    };
+    let roots = match modern::roots(ca.as_deref()) {
+        Ok(roots) => std::sync::Arc::new(roots),
+        Err(e) => {
+            eprintln!("roomready-agent: {e}");
+            return exit::DATA_ERROR;
+        }
+    };
+    let settings = ProbeSettings {
+        roots,
+        timeout: probes.timeout,
+    };
+    let now = SystemClock.now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, endpoint) in probes.endpoints.iter().cloned().enumerate() {
+        let settings = settings.clone();
+        tasks.spawn(async move { (index, probe_endpoint(&endpoint, &settings, now).await) });
+    }
+    let mut reports = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                eprintln!("roomready-agent: a probe failed: {e}");
+                return exit::SOFTWARE;
+            }
+        }
+    }
+    reports.sort_by_key(|(index, _)| *index);
+    let endpoints: Vec<_> = reports.into_iter().map(|(_, r)| r).collect();
+    let (wire, assessment) = report::evaluate(&Ok(facts), &endpoints);
     // `check` publishes nothing, so its state takes no number from the device's sequence.
-    let state = report::state(device, 0, SystemClock.now(), wire, assessment);
+    let state = report::state(device, 0, SystemClock.now(), wire, assessment, endpoints);
     if json {
         println!("{}", String::from_utf8_lossy(&state.encode()));
     } else {
@@ -185,6 +282,32 @@ fn summary(state: &State) -> String {
         "verdict    {}",
         state.verdict.as_str().replace('_', " ").to_uppercase()
     );
+    for endpoint in &state.endpoints {
+        let _ = writeln!(
+            out,
+            "\nendpoint   {}:{} ({:?})",
+            endpoint.host, endpoint.port, endpoint.role
+        );
+        for probe in &endpoint.versions {
+            let outcome = format!("{:?}", probe.outcome);
+            let mut line = format!("    {:<8} {outcome}", probe.version.name());
+            if let Some(suite) = &probe.suite {
+                let _ = write!(line, "  {suite}");
+            }
+            if let Some(detail) = &probe.detail {
+                let _ = write!(line, "  ({detail})");
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        if let Some(cert) = &endpoint.certificate {
+            let validity = match (&cert.error, cert.days_left) {
+                (Some(e), _) => format!("invalid: {e}"),
+                (None, Some(days)) => format!("valid, {days} days left"),
+                (None, None) => "valid".to_owned(),
+            };
+            let _ = writeln!(out, "    cert     {validity}");
+        }
+    }
     for finding in &state.findings {
         let severity = finding.severity.as_str();
         let _ = writeln!(out, "\n[{severity}] {}  {}", finding.code, finding.title);

@@ -1,7 +1,7 @@
 //! Turning facts and an assessment into the `State` that is published, and the assessment step
 //! that the daemon and the one-shot `check` share.
 
-use roomready_protocol::{DeviceFacts, DeviceId, DeviceKind, State, Timestamp};
+use roomready_protocol::{DeviceFacts, DeviceId, DeviceKind, EndpointReport, State, Timestamp};
 
 use crate::assess::{self, Assessment};
 use crate::facts::{Facts, FactsError};
@@ -11,9 +11,12 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Assesses collected facts; when collecting failed, the verdict is `unknown` with the reason.
 /// Returns the facts summary for the wire with the assessment.
-pub fn evaluate(facts: &Result<Facts, FactsError>) -> (DeviceFacts, Assessment) {
+pub fn evaluate(
+    facts: &Result<Facts, FactsError>,
+    endpoints: &[EndpointReport],
+) -> (DeviceFacts, Assessment) {
     match facts {
-        Ok(facts) => (facts.to_wire(), assess::assess(facts)),
+        Ok(facts) => (facts.to_wire(), assess::assess_device(facts, endpoints)),
         Err(e) => (
             DeviceFacts {
                 kind: DeviceKind::Unknown,
@@ -32,6 +35,7 @@ pub fn state(
     ts: Timestamp,
     facts: DeviceFacts,
     assessment: Assessment,
+    endpoints: Vec<EndpointReport>,
 ) -> State {
     State {
         device,
@@ -41,6 +45,6 @@ pub fn state(
         facts,
         verdict: assessment.verdict,
         findings: assessment.findings,
-        endpoints: Vec::new(),
+        endpoints,
     }
 }

@@ -292,3 +292,71 @@ fn check_reads_a_registry_dump() {
     let out = run(Path::new("/nonexistent/dump.txt"));
     assert_eq!(out.status.code(), Some(66));
 }
+
+mod support;
+
+#[test]
+fn check_probes_endpoints() {
+    if !support::need_openssl("check_probes_endpoints") {
+        return;
+    }
+    let cert = support::TestCert::new();
+    let legacy = support::OpensslServer::start(&cert, &["-tls1", "-cipher", "ALL:@SECLEVEL=0"]);
+    let modern = support::OpensslServer::start(&cert, &["-tls1_2"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = write(
+        dir.path(),
+        "facts.toml",
+        "kind = \"teams_rooms_windows\"\napp_version = \"4.0.105.0\"\n[registry]\n",
+    );
+    let endpoint = |port: u16| format!("localhost:{port}");
+    let run = |port: u16, json: bool| {
+        let mut args = vec![
+            "check".to_owned(),
+            "--facts".to_owned(),
+            facts.to_str().expect("utf-8").to_owned(),
+            "--ca-file".to_owned(),
+            cert.ca_pem.to_str().expect("utf-8").to_owned(),
+            "--endpoint".to_owned(),
+            endpoint(port),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        agent(&args)
+    };
+
+    // The test certificate is ECDSA, so the suite (C02C) is on neither Microsoft list (they
+    // are RSA suites): TLS 1.2 works, at risk.
+    let out = run(modern.port, true);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let state = State::decode(&out.stdout).expect("state");
+    assert_eq!(state.endpoints.len(), 1);
+    assert_eq!(
+        state.findings[0].code,
+        codes::ENDPOINT_SUITE_NOT_IN_M365_LISTS
+    );
+    assert!(
+        state.endpoints[0]
+            .certificate
+            .as_ref()
+            .is_some_and(|c| c.valid)
+    );
+
+    let out = run(legacy.port, true);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let state = State::decode(&out.stdout).expect("state");
+    assert_eq!(state.findings[0].code, codes::ENDPOINT_NO_TLS12);
+
+    let out = run(legacy.port, false);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("endpoint   localhost:{} (Custom)", legacy.port)),
+        "{text}"
+    );
+    assert!(text.contains("TLS 1.0  Accepted"), "{text}");
+
+    let out = agent(&["check", "--facts", "x", "--endpoint", "host:0"]);
+    assert_eq!(out.status.code(), Some(64));
+}

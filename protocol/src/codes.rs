@@ -39,3 +39,14 @@ pub const WINHTTP_TLS12_NOT_DEFAULT: &str = "WINHTTP_TLS12_NOT_DEFAULT";
 /// .NET Framework is older than 4.6.2 and neither `SchUseStrongCrypto` nor
 /// `SystemDefaultTlsVersions` is set: .NET applications may still use TLS 1.0/1.1.
 pub const DOTNET_TLS12_NOT_DEFAULT: &str = "DOTNET_TLS12_NOT_DEFAULT";
+/// The endpoint accepts neither TLS 1.2 nor TLS 1.3.
+pub const ENDPOINT_NO_TLS12: &str = "ENDPOINT_NO_TLS12";
+/// The endpoint could not be reached (DNS, refused, no answer): its TLS support is unknown.
+pub const ENDPOINT_UNREACHABLE: &str = "ENDPOINT_UNREACHABLE";
+/// The endpoint negotiated a TLS 1.2 suite that is on neither the Office 365 nor the Azure
+/// Front Door list.
+pub const ENDPOINT_SUITE_NOT_IN_M365_LISTS: &str = "ENDPOINT_SUITE_NOT_IN_M365_LISTS";
+/// The endpoint's certificate chain does not verify (expired, untrusted, wrong name).
+pub const ENDPOINT_CERT_INVALID: &str = "ENDPOINT_CERT_INVALID";
+/// The endpoint's certificate expires within 14 days.
+pub const ENDPOINT_CERT_EXPIRING: &str = "ENDPOINT_CERT_EXPIRING";

@@ -6,12 +6,14 @@
 //! unparsable makes that rule `unknown`, never a guess. Sources of the thresholds:
 //! `shared/reference/microsoft-tls-facts.md`.
 
-mod rules;
+mod endpoints;
+pub(crate) mod rules;
 
-use roomready_protocol::{DeviceKind, Finding, Severity, Verdict, codes};
+use roomready_protocol::{DeviceKind, EndpointReport, Finding, Severity, Verdict, codes};
 
 use crate::facts::Facts;
 
+pub use endpoints::{AFD_TLS12_SUITES, ENDPOINT_RULES, OFFICE365_TLS12_SUITES};
 pub use rules::RULES;
 
 /// The result of assessing one device.
@@ -42,19 +44,31 @@ pub struct Rule {
     pub check: fn(&Facts) -> Outcome,
 }
 
-/// Assesses `facts` with every rule of [`RULES`].
+/// Assesses `facts` with every rule of [`RULES`] (no endpoints probed).
 pub fn assess(facts: &Facts) -> Assessment {
-    assess_with(RULES, facts)
+    assess_with(RULES, facts, &[])
 }
 
-/// Assesses `facts` with `rules` (the table is a parameter so tests can exercise the combining).
-pub fn assess_with(rules: &[Rule], facts: &Facts) -> Assessment {
+/// Assesses `facts` with the device rules and each probed endpoint with [`ENDPOINT_RULES`].
+pub fn assess_device(facts: &Facts, endpoints: &[EndpointReport]) -> Assessment {
+    assess_with(RULES, facts, endpoints)
+}
+
+/// Assesses with the device rules `rules` (a parameter so tests can exercise the combining).
+pub fn assess_with(rules: &[Rule], facts: &Facts, endpoints: &[EndpointReport]) -> Assessment {
     let kind = facts.kind();
     let mut verdict = Verdict::Ready;
     let mut findings = Vec::new();
     let mut applied = 0usize;
-    for rule in rules.iter().filter(|r| r.applies_to.contains(&kind)) {
-        match (rule.check)(facts) {
+    let device_outcomes = rules
+        .iter()
+        .filter(|r| r.applies_to.contains(&kind))
+        .map(|rule| (rule.check)(facts));
+    let endpoint_outcomes = endpoints
+        .iter()
+        .flat_map(|e| ENDPOINT_RULES.iter().map(move |rule| rule(e)));
+    for outcome in device_outcomes.chain(endpoint_outcomes) {
+        match outcome {
             Outcome::NotApplicable => {}
             Outcome::Pass => applied += 1,
             Outcome::Flag(flagged, finding) => {

@@ -251,7 +251,7 @@ fn outcomes_combine_by_rank() {
     };
     let f = facts(DeviceKind::TeamsRoomsWindows, None, None);
     let run = |rules: &[Rule]| {
-        let a = assess_with(rules, &f);
+        let a = assess_with(rules, &f, &[]);
         (
             a.verdict,
             a.findings.into_iter().map(|f| f.code).collect::<Vec<_>>(),
