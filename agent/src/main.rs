@@ -10,9 +10,9 @@ use roomready_agent::clock::{Clock, SystemClock};
 use roomready_agent::config::Config;
 use roomready_agent::facts::registry::{RegDump, RegDumpError, read_tls_settings};
 use roomready_agent::facts::{Fact, FactsFile, FactsSource, Source};
-use roomready_agent::probe::{Endpoint, ProbeSettings, modern, probe_endpoint};
+use roomready_agent::probe::{Endpoint, ProbeSettings, modern, probe_all};
 use roomready_agent::{Agent, AgentSettings, report};
-use roomready_protocol::{DeviceId, EndpointRole, Message, State, Verdict};
+use roomready_protocol::{DeviceId, Message, State, Verdict};
 
 /// Exit codes, after BSD sysexits where one fits.
 mod exit {
@@ -149,33 +149,8 @@ struct Probes {
     ca_file: Option<PathBuf>,
 }
 
-/// `HOST[:PORT]` or `[V6]:PORT`, port 443 by default, probed in the `custom` role.
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            _ => (text, None),
-        }
-    };
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
-        return Err(format!("invalid host in {text:?}; expected HOST[:PORT]"));
-    }
-    let port = match port {
-        None => 443,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| format!("invalid port in {text:?}; expected 1..=65535"))?,
-    };
-    Ok(Endpoint {
-        host: host.to_owned(),
-        port,
-        role: EndpointRole::Custom,
-    })
+    text.parse()
 }
 
 async fn check(facts_path: &Path, registry_dump: Option<&Path>, probes: &Probes, json: bool) -> u8 {
@@ -235,24 +210,7 @@ async fn check(facts_path: &Path, registry_dump: Option<&Path>, probes: &Probes,
         roots,
         timeout: probes.timeout,
     };
-    let now = SystemClock.now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, endpoint) in probes.endpoints.iter().cloned().enumerate() {
-        let settings = settings.clone();
-        tasks.spawn(async move { (index, probe_endpoint(&endpoint, &settings, now).await) });
-    }
-    let mut reports = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(report) => reports.push(report),
-            Err(e) => {
-                eprintln!("roomready-agent: a probe failed: {e}");
-                return exit::SOFTWARE;
-            }
-        }
-    }
-    reports.sort_by_key(|(index, _)| *index);
-    let endpoints: Vec<_> = reports.into_iter().map(|(_, r)| r).collect();
+    let endpoints = probe_all(&probes.endpoints, &settings, SystemClock.now()).await;
     let (wire, assessment) = report::evaluate(&Ok(facts), &endpoints);
     // `check` publishes nothing, so its state takes no number from the device's sequence.
     let state = report::state(device, 0, SystemClock.now(), wire, assessment, endpoints);

@@ -34,6 +34,39 @@ pub struct Endpoint {
     pub role: EndpointRole,
 }
 
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+
+    /// `HOST[:PORT]` or `[V6]:PORT`, port 443 by default, in the `custom` role.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match text.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h, Some(p)),
+                _ => (text, None),
+            }
+        };
+        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(format!("invalid host in {text:?}; expected HOST[:PORT]"));
+        }
+        let port = match port {
+            None => 443,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("invalid port in {text:?}; expected 1..=65535"))?,
+        };
+        Ok(Endpoint {
+            host: host.to_owned(),
+            port,
+            role: EndpointRole::Custom,
+        })
+    }
+}
+
 /// What every probe of a run shares.
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {
@@ -129,6 +162,53 @@ pub async fn probe_endpoint(
     };
     report.versions = vec![from_modern(TlsVersion::Tls13, tls13), tls12, tls11, tls10];
     report
+}
+
+/// Probes `endpoints` concurrently; the reports come back in the same order.
+pub async fn probe_all(
+    endpoints: &[Endpoint],
+    settings: &ProbeSettings,
+    now: Timestamp,
+) -> Vec<EndpointReport> {
+    let probes = endpoints.iter().map(|e| probe_endpoint(e, settings, now));
+    let mut reports = Vec::with_capacity(endpoints.len());
+    // Each endpoint's own probes already run concurrently; endpoints run in parallel too, but
+    // at most this many at a time so a long list does not open hundreds of sockets at once.
+    const PARALLEL: usize = 8;
+    let probes: Vec<_> = probes.collect();
+    let mut pending = probes.into_iter();
+    loop {
+        let batch: Vec<_> = pending.by_ref().take(PARALLEL).collect();
+        if batch.is_empty() {
+            break;
+        }
+        reports.extend(join_all(batch).await);
+    }
+    reports
+}
+
+/// Awaits every future, keeping their order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<SocketAddr, String> {
@@ -250,4 +330,26 @@ fn certificate(outcome: &ModernOutcome, now: Timestamp) -> Option<CertificateChe
         not_after,
         days_left: not_after.map(|end| cert::days_left(end, now)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        let e = |s: &str| s.parse::<Endpoint>();
+        assert_eq!(
+            e("teams.microsoft.com").map(|e| (e.host, e.port)),
+            Ok(("teams.microsoft.com".into(), 443))
+        );
+        assert_eq!(e("pool:5061").map(|e| e.port), Ok(5061));
+        assert_eq!(
+            e("[::1]:8443").map(|e| (e.host, e.port)),
+            Ok(("::1".into(), 8443))
+        );
+        for bad in ["", ":443", "host:0", "host:x", "a b:1", "[::1", "h/x"] {
+            assert!(e(bad).is_err(), "{bad:?}");
+        }
+    }
 }
