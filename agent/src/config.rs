@@ -6,6 +6,9 @@
 //! facts_file = "facts.toml"              # required; relative paths are relative to this file
 //! report_interval_secs = 900             # optional; 1..=86400, default 900
 //! topic_prefix = "roomready"             # optional; default "roomready"
+//! endpoints = ["teams.microsoft.com", "pool.contoso.com:443"]  # optional; probed each check
+//! ca_file = "ca.pem"                     # optional; trust anchors for endpoint certificates
+//! probe_timeout_secs = 5                 # optional; 1..=120, default 5
 //! ```
 //!
 //! Every problem is reported as one [`KeyFileError`] naming the file, the line and column, the
@@ -21,7 +24,10 @@ use roomready_protocol::{DeviceId, TopicPrefix};
 use crate::keyfile::{KeyFile, KeyFileError};
 
 /// The keys this version understands, for "unknown key" messages.
-const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_secs, topic_prefix";
+const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs";
+
+/// Default bound on each probe connection.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default time between two assessments.
 pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(900);
@@ -35,6 +41,11 @@ pub struct Config {
     pub facts_file: PathBuf,
     pub report_interval: Duration,
     pub topic_prefix: TopicPrefix,
+    /// Endpoints probed on every check (none by default).
+    pub endpoints: Vec<crate::probe::Endpoint>,
+    /// PEM trust anchors for endpoint certificates; Mozilla's roots when `None`.
+    pub ca_file: Option<PathBuf>,
+    pub probe_timeout: Duration,
 }
 
 impl Config {
@@ -84,6 +95,25 @@ impl Config {
                 .map_err(|e| file.error("topic_prefix", p.span(), e.to_string()))?,
             None => TopicPrefix::default(),
         };
+        let mut endpoints = Vec::new();
+        for item in file.string_array("endpoints")?.unwrap_or_default() {
+            match item.get_ref().parse() {
+                Ok(endpoint) => endpoints.push(endpoint),
+                Err(reason) => return Err(file.error("endpoints", item.span(), reason)),
+            }
+        }
+        let ca_file = file.string("ca_file")?.map(|p| {
+            let given = PathBuf::from(p.into_inner());
+            match path.parent() {
+                Some(dir) if given.is_relative() => dir.join(given),
+                _ => given,
+            }
+        });
+        let probe_timeout = file
+            .integer("probe_timeout_secs", 1..=120)?
+            .map_or(DEFAULT_PROBE_TIMEOUT, |s| {
+                Duration::from_secs(s.into_inner())
+            });
         file.finish(KNOWN_KEYS)?;
         Ok(Config {
             broker,
@@ -91,6 +121,9 @@ impl Config {
             facts_file,
             report_interval,
             topic_prefix,
+            endpoints,
+            ca_file,
+            probe_timeout,
         })
     }
 }
@@ -260,7 +293,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),

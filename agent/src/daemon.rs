@@ -11,7 +11,10 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::RootCertStore;
 
 use roomready_protocol::{
     DeviceId, Event, EventBody, Message, Presence, Status, StatusReason, TopicPrefix, Topics,
@@ -23,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::{BrokerUrl, Config};
 use crate::facts::FactsSource;
 use crate::link::{Link, LinkEvent, LinkOptions};
+use crate::probe::{ProbeSettings, Probes, probe_all};
 use crate::report;
 
 /// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
@@ -32,7 +36,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_PENDING_EVENTS: usize = 32;
 
 /// What the daemon needs besides its facts source and clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AgentSettings {
     pub device_id: DeviceId,
     pub broker: BrokerUrl,
@@ -40,13 +44,24 @@ pub struct AgentSettings {
     pub report_interval: Duration,
     /// MQTT keep-alive; a silent broker is detected after 1.5 times this.
     pub keep_alive: Duration,
+    /// Endpoints probed on every check, if any.
+    pub probes: Option<Probes>,
 }
 
 impl AgentSettings {
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
-    pub fn from_config(config: &Config) -> Self {
+    /// The settings of `config`; `roots` are the trust anchors for probed endpoints.
+    pub fn from_config(config: &Config, roots: Arc<RootCertStore>) -> Self {
+        let probes = (!config.endpoints.is_empty()).then(|| Probes {
+            endpoints: config.endpoints.clone(),
+            settings: ProbeSettings {
+                roots,
+                timeout: config.probe_timeout,
+            },
+        });
         AgentSettings {
+            probes,
             device_id: config.device_id.clone(),
             broker: config.broker.clone(),
             topic_prefix: config.topic_prefix.clone(),
@@ -135,7 +150,11 @@ impl<F: FactsSource, C: Clock> Agent<F, C> {
                 },
                 _ = ticker.tick() => {
                     let facts = self.facts.collect().await;
-                    run.report(facts);
+                    let endpoints = match &settings.probes {
+                        Some(p) => probe_all(&p.endpoints, &p.settings, self.clock.now()).await,
+                        None => Vec::new(),
+                    };
+                    run.report(facts, endpoints);
                 }
             }
         }
@@ -182,11 +201,15 @@ impl<C: Clock> Running<'_, C> {
     }
 
     /// Assesses, publishes the retained state and the events of this check.
-    fn report(&mut self, facts: Result<crate::facts::Facts, crate::facts::FactsError>) {
+    fn report(
+        &mut self,
+        facts: Result<crate::facts::Facts, crate::facts::FactsError>,
+        endpoints: Vec<roomready_protocol::EndpointReport>,
+    ) {
         if let Err(error) = &facts {
             tracing::warn!(%error, "facts unavailable");
         }
-        let (wire_facts, assessment) = report::evaluate(&facts, &[]);
+        let (wire_facts, assessment) = report::evaluate(&facts, &endpoints);
         let verdict = assessment.verdict;
         let findings = u32::try_from(assessment.findings.len()).unwrap_or(u32::MAX);
         let seq = self.next_seq();
@@ -196,7 +219,7 @@ impl<C: Clock> Running<'_, C> {
             self.clock.now(),
             wire_facts,
             assessment,
-            Vec::new(),
+            endpoints,
         )
         .encode();
         tracing::info!(device = %self.device, %verdict, seq, "check completed");

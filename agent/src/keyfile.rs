@@ -168,6 +168,40 @@ impl<'i> KeyFile<'i> {
         }
     }
 
+    /// An array of strings, each with its span, or `None` when the key is absent.
+    pub fn string_array(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<Vec<Spanned<String>>>, KeyFileError> {
+        self.taken.push(key.to_owned());
+        let Some(value) = self.table.get(key) else {
+            return Ok(None);
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            let found = describe(value.get_ref());
+            return Err(self.error(
+                key,
+                value.span(),
+                format!("expected an array of strings, found {found}"),
+            ));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
+                other => {
+                    let found = describe(other);
+                    return Err(self.error(
+                        key,
+                        item.span(),
+                        format!("expected a string, found {found}"),
+                    ));
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// A table of integer values in `0..=u32::MAX` (e.g. `[registry]`), or `None` when absent.
     pub fn dword_table(&mut self, key: &str) -> Result<Option<Vec<(String, u32)>>, KeyFileError> {
         self.taken.push(key.to_owned());

@@ -285,8 +285,36 @@ async fn run(config_path: &Path) -> anyhow::Result<u8> {
             return Ok(exit::CONFIG);
         }
     };
+    let ca = match &config.ca_file {
+        None => None,
+        Some(path) => match std::fs::read(path) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                eprintln!(
+                    "roomready-agent: bad config: {}: key \"ca_file\": cannot read {}: {e}",
+                    config_path.display(),
+                    path.display()
+                );
+                return Ok(exit::CONFIG);
+            }
+        },
+    };
+    let roots = match modern::roots(ca.as_deref()) {
+        Ok(roots) => std::sync::Arc::new(roots),
+        Err(e) => {
+            eprintln!(
+                "roomready-agent: bad config: {}: key \"ca_file\": {e}",
+                config_path.display()
+            );
+            return Ok(exit::CONFIG);
+        }
+    };
     let facts = FactsFile::new(&config.facts_file);
-    let agent = Agent::new(AgentSettings::from_config(&config), facts, SystemClock);
+    let agent = Agent::new(
+        AgentSettings::from_config(&config, roots),
+        facts,
+        SystemClock,
+    );
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     agent.run(shutdown).await.context("agent stopped")?;
     Ok(0)

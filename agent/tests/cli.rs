@@ -360,3 +360,57 @@ fn check_probes_endpoints() {
     let out = agent(&["check", "--facts", "x", "--endpoint", "host:0"]);
     assert_eq!(out.status.code(), Some(64));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_probes_the_configured_endpoints() {
+    if !support::need_openssl("run_probes_the_configured_endpoints") {
+        return;
+    }
+    let cert = support::TestCert::new();
+    let server = support::OpensslServer::start(&cert, &["-tls1", "-cipher", "ALL:@SECLEVEL=0"]);
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "facts.toml",
+        "kind = \"teams_rooms_windows\"\napp_version = \"4.0.105.0\"\n[registry]\n",
+    );
+    let config = write(
+        dir.path(),
+        "agent.toml",
+        &format!(
+            "broker_url = \"{}\"\ndevice_id = \"probe-1\"\nfacts_file = \"facts.toml\"\n\
+             endpoints = [\"localhost:{}\"]\nca_file = {:?}\n",
+            broker.url(),
+            server.port,
+            cert.ca_pem.to_str().expect("utf-8"),
+        ),
+    );
+    let mut dashboard = Dashboard::connect(&broker.url(), &TopicPrefix::default());
+    let mut child = tokio::process::Command::new(AGENT)
+        .args(["run", "--config", config.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the agent");
+    let view = dashboard
+        .wait_until(WAIT, |v| v.states_where(|_| true) == 1)
+        .await
+        .unwrap_or_else(|t| panic!("no state: {:?}", t.0));
+    let state = view
+        .devices
+        .values()
+        .find_map(|d| d.state.clone())
+        .expect("state");
+    assert_eq!(state.endpoints.len(), 1, "{state:?}");
+    assert_eq!(state.verdict, Verdict::NotReady);
+    assert!(
+        state
+            .findings
+            .iter()
+            .any(|f| f.code == codes::ENDPOINT_NO_TLS12)
+    );
+    let _ = child.kill().await;
+    broker.stop().await.expect("broker stops");
+}

@@ -97,6 +97,7 @@ impl SimDevice {
             topic_prefix: env.topic_prefix.clone(),
             report_interval: env.report_interval,
             keep_alive: env.keep_alive,
+            probes: None,
         };
         let agent = Agent::new(settings, FixedFacts(spec.facts()), SystemClock);
         let (stop, stopped) = oneshot::channel::<()>();

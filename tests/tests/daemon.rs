@@ -29,6 +29,7 @@ async fn rechecks_every_interval_and_follows_the_facts_file() {
         topic_prefix: TopicPrefix::default(),
         report_interval: Duration::from_secs(1),
         keep_alive: Duration::from_secs(5),
+        probes: None,
     };
     // Events are not retained: subscribe before the agent starts, or the first ones are missed.
     let mut dashboard = Dashboard::connect(&broker.url(), &TopicPrefix::default());

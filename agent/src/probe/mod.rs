@@ -164,6 +164,13 @@ pub async fn probe_endpoint(
     report
 }
 
+/// The endpoints a daemon probes on every check, and how.
+#[derive(Debug, Clone)]
+pub struct Probes {
+    pub endpoints: Vec<Endpoint>,
+    pub settings: ProbeSettings,
+}
+
 /// Probes `endpoints` concurrently; the reports come back in the same order.
 pub async fn probe_all(
     endpoints: &[Endpoint],
