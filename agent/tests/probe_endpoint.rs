@@ -25,6 +25,7 @@ fn endpoint(port: u16) -> Endpoint {
         host: "localhost".into(),
         port,
         role: EndpointRole::Custom,
+        sfb_version: None,
     }
 }
 
@@ -84,12 +85,8 @@ async fn nothing_listening_is_connection_refused_for_every_version() {
         roots: cert_roots,
         timeout: Duration::from_secs(2),
     };
-    let report = probe_endpoint(
-        &endpoint(support::free_port()),
-        &settings,
-        SystemClock.now(),
-    )
-    .await;
+    let (reserved, _socket) = support::refused_addr();
+    let report = probe_endpoint(&endpoint(reserved.port()), &settings, SystemClock.now()).await;
     assert_eq!(report.versions.len(), 4);
     assert!(
         report

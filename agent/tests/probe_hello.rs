@@ -194,7 +194,7 @@ async fn probe(addr: SocketAddr, timeout: Duration) -> HelloOutcome {
 
 #[tokio::test]
 async fn nothing_listening_is_connection_refused() {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, support::free_port()));
+    let (addr, _reserved) = support::refused_addr();
     assert_eq!(
         probe(addr, PROBE_TIMEOUT).await,
         HelloOutcome::ConnectionRefused

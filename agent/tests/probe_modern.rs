@@ -124,8 +124,7 @@ async fn the_wrong_trust_anchor_fails_the_chain() {
 #[tokio::test]
 async fn connection_failures_are_distinct() {
     let cert_roots = Arc::new(roots(None).expect("webpki roots"));
-    let closed = support::free_port();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], closed));
+    let (addr, _reserved) = support::refused_addr();
     let outcome = probe_modern(
         addr,
         "localhost",

@@ -50,3 +50,9 @@ pub const ENDPOINT_SUITE_NOT_IN_M365_LISTS: &str = "ENDPOINT_SUITE_NOT_IN_M365_L
 pub const ENDPOINT_CERT_INVALID: &str = "ENDPOINT_CERT_INVALID";
 /// The endpoint's certificate expires within 14 days.
 pub const ENDPOINT_CERT_EXPIRING: &str = "ENDPOINT_CERT_EXPIRING";
+/// An on-premises Skype for Business pool is below 2015 CU9 / 2019 CU1 and TLS 1.0/1.1 is
+/// already refused: Teams Rooms and Surface Hub cannot use it over TLS 1.2.
+pub const SFB_CU_MISSING: &str = "SFB_CU_MISSING";
+/// An on-premises Skype for Business pool is below its CU while TLS 1.0/1.1 is still accepted:
+/// install the CU before disabling them.
+pub const SFB_CU_MISSING_BEFORE_TLS_CUTOFF: &str = "SFB_CU_MISSING_BEFORE_TLS_CUTOFF";

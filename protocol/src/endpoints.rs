@@ -19,6 +19,25 @@ pub enum EndpointRole {
     Custom,
 }
 
+impl EndpointRole {
+    pub const ALL: [EndpointRole; 4] = [
+        EndpointRole::Microsoft365,
+        EndpointRole::OnpremSfb,
+        EndpointRole::Adfs,
+        EndpointRole::Custom,
+    ];
+
+    /// The wire and config name (`microsoft365`, `onprem_sfb`, `adfs`, `custom`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndpointRole::Microsoft365 => "microsoft365",
+            EndpointRole::OnpremSfb => "onprem_sfb",
+            EndpointRole::Adfs => "adfs",
+            EndpointRole::Custom => "custom",
+        }
+    }
+}
+
 /// How one version probe ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,6 +96,9 @@ pub struct EndpointReport {
     pub host: String,
     pub port: u16,
     pub role: EndpointRole,
+    /// For `onprem_sfb`: the Skype for Business Server version the admin stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sfb_version: Option<String>,
     /// The address probed, when the name resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,

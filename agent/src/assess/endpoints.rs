@@ -2,7 +2,8 @@
 //! the question is whether the path from this device to that endpoint works with TLS 1.2.
 
 use roomready_protocol::{
-    EndpointReport, EndpointRole, Finding, ProbeOutcome, Severity, TlsVersion, Verdict, codes,
+    AppVersion, EndpointReport, EndpointRole, Finding, ProbeOutcome, Severity, TlsVersion, Verdict,
+    codes,
 };
 
 use super::Outcome;
@@ -19,8 +20,82 @@ pub const CERT_EXPIRY_WARNING_DAYS: i64 = 14;
 const REF: &str = super::rules::REF_TLS12_M365;
 
 /// Every endpoint rule, in the order their findings are listed.
-pub static ENDPOINT_RULES: &[fn(&EndpointReport) -> Outcome] =
-    &[tls12_or_13_accepted, suite_in_m365_lists, certificate_valid];
+pub static ENDPOINT_RULES: &[fn(&EndpointReport) -> Outcome] = &[
+    tls12_or_13_accepted,
+    sfb_cumulative_update,
+    suite_in_m365_lists,
+    certificate_valid,
+];
+
+/// Skype for Business Server 2015 CU9 (May 2019).
+pub const SFB2015_CU9: AppVersion = AppVersion::new(6, 0, 9319, 548);
+/// Skype for Business Server 2019 CU1 (June 2019), as given in the reference facts.
+pub const SFB2019_CU1: AppVersion = AppVersion::new(17, 0, 2046, 123);
+
+/// An on-premises Skype for Business pool needs 2015 CU9 / 2019 CU1 before TLS 1.0/1.1 goes.
+fn sfb_cumulative_update(e: &EndpointReport) -> Outcome {
+    if e.role != EndpointRole::OnpremSfb {
+        return Outcome::NotApplicable;
+    }
+    let Some(text) = &e.sfb_version else {
+        return Outcome::NotApplicable;
+    };
+    let Ok(version) = text.parse::<AppVersion>() else {
+        return Outcome::NotApplicable;
+    };
+    let [major, ..] = version.fields();
+    let (cu, cu_name) = match major {
+        6 => (SFB2015_CU9, "Skype for Business Server 2015 CU9"),
+        7 | 17 => (SFB2019_CU1, "Skype for Business Server 2019 CU1"),
+        _ => return Outcome::NotApplicable,
+    };
+    // 2019 builds are compared on their build and revision (the reference gives 17.0.2046.123;
+    // 2019 servers also report 7.0.x), so the major's spelling does not decide.
+    let below = if major == 6 {
+        version < cu
+    } else {
+        version.fields()[2..] < cu.fields()[2..]
+    };
+    if !below {
+        return Outcome::Pass;
+    }
+    let legacy_accepted = [TlsVersion::Tls10, TlsVersion::Tls11].iter().any(|&v| {
+        e.version(v)
+            .is_some_and(|p| p.outcome == ProbeOutcome::Accepted)
+    });
+    let evidence = format!(
+        "server version {version} (stated); {}; {}",
+        describe(e, TlsVersion::Tls11),
+        describe(e, TlsVersion::Tls10)
+    );
+    if legacy_accepted {
+        flag(
+            Verdict::AtRisk,
+            Severity::Warning,
+            codes::SFB_CU_MISSING_BEFORE_TLS_CUTOFF,
+            format!(
+                "{} runs {version}, below {cu_name}: install the CU before disabling TLS 1.0/1.1",
+                name(e)
+            ),
+            evidence,
+            format!("Install {cu_name} ({cu}) or later before TLS 1.0/1.1 is disabled."),
+        )
+    } else {
+        flag(
+            Verdict::NotReady,
+            Severity::Critical,
+            codes::SFB_CU_MISSING,
+            format!(
+                "{} runs {version}, below {cu_name}, with TLS 1.0/1.1 already refused",
+                name(e)
+            ),
+            evidence,
+            format!(
+                "Install {cu_name} ({cu}) or later; TLS 1.2 for Teams Rooms and Surface Hub needs it."
+            ),
+        )
+    }
+}
 
 fn name(e: &EndpointReport) -> String {
     format!("{}:{}", e.host, e.port)
@@ -178,6 +253,7 @@ mod tests {
             host: "pool.example".into(),
             port: 443,
             role: EndpointRole::OnpremSfb,
+            sfb_version: None,
             address: Some("192.0.2.1:443".into()),
             versions: versions
                 .into_iter()
@@ -246,6 +322,40 @@ mod tests {
                 [(Verdict::Unknown, codes::ENDPOINT_UNREACHABLE.to_string())]
             );
         }
+    }
+
+    #[test]
+    fn sfb_cu_boundaries() {
+        let with = |version: &str, legacy: ProbeOutcome| {
+            let mut e = report([Accepted, Accepted, legacy, legacy], Some(0xC030));
+            e.sfb_version = Some(version.into());
+            sfb_cumulative_update(&e)
+        };
+        let code = |o: Outcome| match o {
+            Outcome::Flag(v, f) => Some((v, f.code)),
+            _ => None,
+        };
+        assert_eq!(code(with("6.0.9319.548", Refused)), None);
+        assert_eq!(
+            code(with("6.0.9319.547", Refused)),
+            Some((Verdict::NotReady, codes::SFB_CU_MISSING.into()))
+        );
+        assert_eq!(
+            code(with("6.0.9319.547", Accepted)),
+            Some((
+                Verdict::AtRisk,
+                codes::SFB_CU_MISSING_BEFORE_TLS_CUTOFF.into()
+            ))
+        );
+        assert_eq!(code(with("17.0.2046.123", Refused)), None);
+        assert_eq!(
+            code(with("7.0.2046.122", Refused)),
+            Some((Verdict::NotReady, codes::SFB_CU_MISSING.into()))
+        );
+        let mut custom = report([Accepted, Accepted, Refused, Refused], None);
+        custom.role = EndpointRole::Custom;
+        custom.sfb_version = Some("6.0.1.1".into());
+        assert_eq!(sfb_cumulative_update(&custom), Outcome::NotApplicable);
     }
 
     #[test]

@@ -32,13 +32,44 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub role: EndpointRole,
+    /// For `onprem_sfb`: the server version, when known (`6.0.9319.548`).
+    pub sfb_version: Option<String>,
 }
 
 impl std::str::FromStr for Endpoint {
     type Err = String;
 
-    /// `HOST[:PORT]` or `[V6]:PORT`, port 443 by default, in the `custom` role.
+    /// `[ROLE=]HOST[:PORT][@SFB_VERSION]`: `HOST[:PORT]` or `[V6]:PORT`, port 443 by default,
+    /// role `custom` by default (`microsoft365`, `onprem_sfb`, `adfs`, `custom`), and for
+    /// `onprem_sfb` optionally the server version, e.g. `onprem_sfb=pool.contoso.com@6.0.9319.548`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let full = text;
+        let (role, text) = match text.split_once('=') {
+            Some((role, rest)) => {
+                let found = EndpointRole::ALL.into_iter().find(|r| r.as_str() == role);
+                let Some(role) = found else {
+                    return Err(format!(
+                        "unknown endpoint role {role:?} in {full:?}; expected microsoft365, onprem_sfb, adfs or custom"
+                    ));
+                };
+                (role, rest)
+            }
+            None => (EndpointRole::Custom, text),
+        };
+        let (text, sfb_version) = match text.rsplit_once('@') {
+            Some((rest, version)) if role == EndpointRole::OnpremSfb => {
+                version
+                    .parse::<roomready_protocol::AppVersion>()
+                    .map_err(|e| format!("Skype for Business Server version in {full:?}: {e}"))?;
+                (rest, Some(version.to_owned()))
+            }
+            Some(_) => {
+                return Err(format!(
+                    "a server version (@…) is only for onprem_sfb: {full:?}"
+                ));
+            }
+            None => (text, None),
+        };
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
             (host, after.strip_prefix(':'))
@@ -62,7 +93,8 @@ impl std::str::FromStr for Endpoint {
         Ok(Endpoint {
             host: host.to_owned(),
             port,
-            role: EndpointRole::Custom,
+            role,
+            sfb_version,
         })
     }
 }
@@ -85,6 +117,7 @@ pub async fn probe_endpoint(
         host: endpoint.host.clone(),
         port: endpoint.port,
         role: endpoint.role,
+        sfb_version: endpoint.sfb_version.clone(),
         address: None,
         versions: Vec::new(),
         certificate: None,
@@ -355,7 +388,27 @@ mod tests {
             e("[::1]:8443").map(|e| (e.host, e.port)),
             Ok(("::1".into(), 8443))
         );
-        for bad in ["", ":443", "host:0", "host:x", "a b:1", "[::1", "h/x"] {
+        let sfb = e("onprem_sfb=pool.contoso.com:5061@6.0.9319.548").expect("sfb");
+        assert_eq!(
+            (sfb.role, sfb.port, sfb.sfb_version.as_deref()),
+            (EndpointRole::OnpremSfb, 5061, Some("6.0.9319.548"))
+        );
+        assert_eq!(
+            e("adfs=sts.contoso.com").map(|e| e.role),
+            Ok(EndpointRole::Adfs)
+        );
+        for bad in [
+            "",
+            ":443",
+            "host:0",
+            "host:x",
+            "a b:1",
+            "[::1",
+            "h/x",
+            "pool@6.0.1.1",
+            "onprem_sfb=pool@6.x",
+            "lync=pool",
+        ] {
             assert!(e(bad).is_err(), "{bad:?}");
         }
     }

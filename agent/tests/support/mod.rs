@@ -130,6 +130,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback address where connections are refused for as long as the returned socket lives:
+/// the port is bound but never listened on, so no other test can take it meanwhile.
+pub fn refused_addr() -> (SocketAddr, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .expect("bind a loopback port");
+    let addr = socket.local_addr().expect("bound address");
+    (addr, socket)
+}
+
 /// Waits until something accepts TCP connections on 127.0.0.1:`port` (bounded to `limit`).
 fn wait_for_port(port: u16, limit: Duration, mut still_running: impl FnMut() -> bool) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
