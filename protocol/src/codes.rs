@@ -56,3 +56,6 @@ pub const SFB_CU_MISSING: &str = "SFB_CU_MISSING";
 /// An on-premises Skype for Business pool is below its CU while TLS 1.0/1.1 is still accepted:
 /// install the CU before disabling them.
 pub const SFB_CU_MISSING_BEFORE_TLS_CUTOFF: &str = "SFB_CU_MISSING_BEFORE_TLS_CUTOFF";
+/// The device's OS is on Microsoft's list of clients unable to use TLS 1.2 (Android 4.3 and
+/// earlier, Windows Phone 8, OS X 10.8.4 and earlier).
+pub const CLIENT_OS_WITHOUT_TLS12: &str = "CLIENT_OS_WITHOUT_TLS12";

@@ -56,6 +56,9 @@ impl DeviceSpec {
             },
             app_version: text(&self.app_version, "app_version"),
             os_build: text(&self.os_build, "os_build"),
+            os_name: Fact::Absent {
+                source: source("os_name"),
+            },
             tls: Fact::Known {
                 value: TlsSettings::read(|key, name| match self.registry_value(key, name) {
                     Some(value) => Fact::Known {

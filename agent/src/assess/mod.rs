@@ -84,7 +84,8 @@ pub fn assess_with(rules: &[Rule], facts: &Facts, endpoints: &[EndpointReport]) 
             }
         }
     }
-    if applied == 0 {
+    // An unknown kind means the device rules could not run, whatever else passed.
+    if applied == 0 || kind == DeviceKind::Unknown {
         findings.push(nothing_applied(facts));
         verdict = verdict.worst(Verdict::Unknown);
     }

@@ -34,6 +34,11 @@ pub static RULES: &[Rule] = &[
         check: surface_hub_build_tls12,
     },
     Rule {
+        name: "client_os_tls12",
+        applies_to: ALL_KINDS,
+        check: client_os_tls12,
+    },
+    Rule {
         name: "schannel_tls12_client",
         applies_to: WINDOWS,
         check: schannel_tls12_client,
@@ -397,6 +402,64 @@ fn dotnet_tls12(facts: &Facts) -> Outcome {
             ),
             remediation: r"Install .NET Framework 4.6.2 or later, or set SchUseStrongCrypto = 1 and SystemDefaultTlsVersions = 1 (REG_DWORD) under HKLM\SOFTWARE\Microsoft\.NETFramework\v4.0.30319 and HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework\v4.0.30319.".into(),
             reference: REF_DOTNET.into(),
+        },
+    )
+}
+
+/// Every kind: the OS check needs only the OS name.
+const ALL_KINDS: &[DeviceKind] = &[
+    DeviceKind::TeamsRoomsWindows,
+    DeviceKind::SurfaceHub,
+    DeviceKind::TeamsRoomsAndroid,
+    DeviceKind::Unknown,
+];
+
+/// The numeric version after `prefix` (case-insensitive) in `name`: `Android 4.3.1` → [4, 3, 1].
+fn version_after(name: &str, prefix: &str) -> Option<Vec<u32>> {
+    let head = name.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let rest = name[prefix.len()..].trim();
+    let digits = rest.split_whitespace().next()?;
+    digits.split('.').map(|p| p.parse().ok()).collect()
+}
+
+/// `a <= b` for dotted versions, compared on `b`'s fields only (`4.3.1` is an Android 4.3),
+/// missing fields counting as 0.
+fn at_most(a: &[u32], b: &[u32]) -> bool {
+    let a = &a[..a.len().min(b.len())];
+    let n = b.len();
+    let get = |v: &[u32], i: usize| v.get(i).copied().unwrap_or(0);
+    (0..n)
+        .map(|i| (get(a, i), get(b, i)))
+        .find(|(x, y)| x != y)
+        .is_none_or(|(x, y)| x < y)
+}
+
+/// Microsoft's list of clients unable to use TLS 1.2, for the device's own OS.
+fn client_os_tls12(facts: &Facts) -> Outcome {
+    let Some(name) = facts.os_name.known() else {
+        return Outcome::NotApplicable;
+    };
+    let name = name.trim();
+    let unable = version_after(name, "Android").is_some_and(|v| at_most(&v, &[4, 3]))
+        || version_after(name, "Windows Phone").is_some_and(|v| at_most(&v, &[8, 0]))
+        || version_after(name, "OS X").is_some_and(|v| at_most(&v, &[10, 8, 4]));
+    if !unable {
+        return Outcome::Pass;
+    }
+    Outcome::Flag(
+        Verdict::NotReady,
+        Finding {
+            code: codes::CLIENT_OS_WITHOUT_TLS12.into(),
+            severity: Severity::Critical,
+            title: format!("{name} is on Microsoft's list of clients unable to use TLS 1.2"),
+            evidence: format!("OS {name} ({})", facts.os_name.source()),
+            remediation: "Replace or upgrade the device's operating system (Android 4.4 or later, \
+                          Windows Phone 8.1, OS X 10.8.5 or later)."
+                .into(),
+            reference: REF_TLS12_M365.into(),
         },
     )
 }

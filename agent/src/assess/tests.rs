@@ -39,6 +39,7 @@ fn facts(kind: DeviceKind, app: Option<&str>, build: Option<&str>) -> Facts {
         },
         app_version: fact(app),
         os_build: fact(build),
+        os_name: Fact::Absent { source: src() },
         tls: Fact::Known {
             value: default_tls(),
             source: src(),
@@ -479,4 +480,46 @@ fn no_registry_source_is_unknown_said_once() {
             .1
             .contains(&codes::REGISTRY_UNAVAILABLE.to_string())
     );
+}
+
+#[test]
+fn clients_known_unable_to_use_tls12() {
+    let with_os = |name: &str| {
+        let mut f = facts(DeviceKind::TeamsRoomsAndroid, None, None);
+        f.os_name = Fact::Known {
+            value: name.into(),
+            source: src(),
+        };
+        verdict_and_codes(&f)
+    };
+    let unable = (
+        Verdict::NotReady,
+        vec![codes::CLIENT_OS_WITHOUT_TLS12.to_string()],
+    );
+    for name in [
+        "Android 4.3",
+        "Android 4.3.1",
+        "android 2.3.7",
+        "Windows Phone 8",
+        "Windows Phone 8.0",
+        "OS X 10.8.4",
+        "OS X 10.7",
+    ] {
+        assert_eq!(with_os(name), unable, "{name}");
+    }
+    for name in [
+        "Android 4.4",
+        "Android 12",
+        "Windows Phone 8.1",
+        "OS X 10.8.5",
+        "OS X 10.9",
+        "Windows 10 IoT Enterprise",
+    ] {
+        assert!(
+            !with_os(name)
+                .1
+                .contains(&codes::CLIENT_OS_WITHOUT_TLS12.to_string()),
+            "{name}"
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! kind = "teams_rooms_windows"      # teams_rooms_windows | surface_hub | teams_rooms_android | unknown
 //! app_version = "4.0.64.0"          # Teams Rooms app version, as Get-AppxPackage reports it
 //! os_build = "19045.4894"           # CurrentBuild.UBR
+//! os_name = "Windows 10 IoT Enterprise"  # optional: OS name and version
 //!
 //! [registry]                      # optional: Windows TLS registry values, REG_DWORD
 //! "HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client\\Enabled" = 0
@@ -29,7 +30,7 @@ use crate::keyfile::{KeyFile, KeyFileError};
 /// Why a facts file alone gives no registry facts.
 pub const NO_REGISTRY: &str = "no registry source: run on Windows, pass --registry-dump, or add a \
                                [registry] table to the facts file";
-const KNOWN_KEYS: &str = "device_id, kind, app_version, os_build, [registry]";
+const KNOWN_KEYS: &str = "device_id, kind, app_version, os_build, os_name, [registry]";
 const KINDS: [DeviceKind; 4] = [
     DeviceKind::TeamsRoomsWindows,
     DeviceKind::SurfaceHub,
@@ -131,6 +132,7 @@ impl FactsFile {
         };
         let app_version = text_fact("app_version")?;
         let os_build = text_fact("os_build")?;
+        let os_name = text_fact("os_name")?;
         let registry = file.dword_table("registry")?;
         file.finish(KNOWN_KEYS)?;
         let tls = match registry {
@@ -148,6 +150,7 @@ impl FactsFile {
             kind,
             app_version,
             os_build,
+            os_name,
             tls,
         })
     }

@@ -74,6 +74,9 @@ pub struct Facts {
     pub app_version: Fact<String>,
     /// The OS build as `CurrentBuild.UBR`, as read.
     pub os_build: Fact<String>,
+    /// The operating system's name and version as text (`Android 4.3`, `Windows 10 IoT
+    /// Enterprise`), for the list of clients known unable to use TLS 1.2.
+    pub os_name: Fact<String>,
     /// Windows TLS settings from the registry (unreadable when there is no registry source).
     pub tls: Fact<tls::TlsSettings>,
 }
