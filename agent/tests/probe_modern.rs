@@ -162,5 +162,5 @@ async fn connection_failures_are_distinct() {
         }
     });
     let outcome = probe_modern(addr, "localhost", TlsVersion::Tls12, cert_roots, TIMEOUT).await;
-    assert!(matches!(outcome, ModernOutcome::Failed(_)), "{outcome:?}");
+    assert!(matches!(outcome, ModernOutcome::NotTls(_)), "{outcome:?}");
 }

@@ -289,15 +289,8 @@ fn from_modern(version: TlsVersion, outcome: ModernOutcome) -> VersionProbe {
         ModernOutcome::Reset => probe(version, ProbeOutcome::ConnectionReset, None),
         ModernOutcome::Timeout => probe(version, ProbeOutcome::NoAnswer, None),
         ModernOutcome::Closed => probe(version, ProbeOutcome::Closed, None),
-        ModernOutcome::Failed(text) => {
-            let outcome = if text.contains("corrupt message") || text.contains("InvalidContentType")
-            {
-                ProbeOutcome::NotTls
-            } else {
-                ProbeOutcome::Error
-            };
-            probe(version, outcome, Some(text))
-        }
+        ModernOutcome::NotTls(text) => probe(version, ProbeOutcome::NotTls, Some(text)),
+        ModernOutcome::Failed(text) => probe(version, ProbeOutcome::Error, Some(text)),
     }
 }
 

@@ -38,7 +38,9 @@ pub enum ModernOutcome {
     Timeout,
     /// The peer closed before the handshake completed.
     Closed,
-    /// The reply was not TLS, or another TLS error (text).
+    /// The reply was not a TLS record (e.g. an HTTP server); the rustls error text.
+    NotTls(String),
+    /// Another TLS or I/O error (text).
     Failed(String),
 }
 
@@ -206,6 +208,7 @@ fn classify(error: &std::io::Error) -> ModernOutcome {
                 let code = u8::from(*alert);
                 ModernOutcome::Alert(code, super::hello::alert_name(code).to_owned())
             }
+            rustls::Error::InvalidMessage(_) => ModernOutcome::NotTls(tls.to_string()),
             other => ModernOutcome::Failed(other.to_string()),
         };
     }
