@@ -76,13 +76,7 @@ impl Config {
             Some(p) if p.get_ref().is_empty() => {
                 return Err(file.error("facts_file", p.span(), "is empty"));
             }
-            Some(p) => {
-                let given = PathBuf::from(p.into_inner());
-                match path.parent() {
-                    Some(dir) if given.is_relative() => dir.join(given),
-                    _ => given,
-                }
-            }
+            Some(p) => beside(path, p.into_inner()),
             None => return Err(file.missing("facts_file", "path of the device facts file")),
         };
         let report_interval = file
@@ -102,13 +96,9 @@ impl Config {
                 Err(reason) => return Err(file.error("endpoints", item.span(), reason)),
             }
         }
-        let ca_file = file.string("ca_file")?.map(|p| {
-            let given = PathBuf::from(p.into_inner());
-            match path.parent() {
-                Some(dir) if given.is_relative() => dir.join(given),
-                _ => given,
-            }
-        });
+        let ca_file = file
+            .string("ca_file")?
+            .map(|p| beside(path, p.into_inner()));
         let probe_timeout = file
             .integer("probe_timeout_secs", 1..=120)?
             .map_or(DEFAULT_PROBE_TIMEOUT, |s| {
@@ -125,6 +115,15 @@ impl Config {
             ca_file,
             probe_timeout,
         })
+    }
+}
+
+/// `given`, resolved relative to the directory of the config file at `config` when relative.
+fn beside(config: &Path, given: String) -> PathBuf {
+    let given = PathBuf::from(given);
+    match config.parent() {
+        Some(dir) if given.is_relative() => dir.join(given),
+        _ => given,
     }
 }
 

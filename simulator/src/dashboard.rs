@@ -130,21 +130,19 @@ async fn drive(
         prefix.filter(Channel::Status),
         prefix.filter(Channel::Events),
     ];
-    let mut acked = 0;
     loop {
         match eventloop.poll().await {
             Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) => {
-                acked += 1;
-                if acked == filters.len() {
-                    view.send_modify(|v| v.subscribed = true);
-                }
+                view.send_modify(|v| v.subscribed = true);
             }
             Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
-                acked = 0;
-                for filter in &filters {
-                    if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
-                        tracing::warn!(%e, filter, "dashboard cannot subscribe");
-                    }
+                // One SUBSCRIBE for all filters: no window in which one channel is followed
+                // and another not yet.
+                let subscriptions = filters
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                if let Err(e) = client.try_subscribe_many(subscriptions) {
+                    tracing::warn!(%e, "dashboard cannot subscribe");
                 }
                 view.send_modify(|v| {
                     v.connected = true;

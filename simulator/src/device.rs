@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
-use roomready_agent::facts::tls::TlsSettings;
+use roomready_agent::facts::registry::{MapRegistry, read_tls_settings};
 use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
 use roomready_agent::{Agent, AgentError, AgentSettings};
 use roomready_protocol::{DeviceId, DeviceKind, TopicPrefix};
@@ -27,14 +27,6 @@ pub struct DeviceSpec {
 }
 
 impl DeviceSpec {
-    /// The simulated registry value `name` under `key` (paths compare case-insensitively).
-    pub fn registry_value(&self, key: &str, name: &str) -> Option<u32> {
-        self.registry
-            .iter()
-            .find(|(k, n, _)| k.eq_ignore_ascii_case(key) && n.eq_ignore_ascii_case(name))
-            .map(|&(_, _, v)| v)
-    }
-
     /// The facts the agent sees, marked as simulated.
     pub fn facts(&self) -> Facts {
         let source = |key: &str| Source::new(format!("simulator, {key}"));
@@ -60,15 +52,10 @@ impl DeviceSpec {
                 source: source("os_name"),
             },
             tls: Fact::Known {
-                value: TlsSettings::read(|key, name| match self.registry_value(key, name) {
-                    Some(value) => Fact::Known {
-                        value,
-                        source: source(&format!("registry {key}\\{name}")),
-                    },
-                    None => Fact::Absent {
-                        source: source(&format!("registry {key}\\{name}")),
-                    },
-                }),
+                value: read_tls_settings(
+                    &MapRegistry::from_entries(self.registry.iter().map(|(k, n, v)| (k, n, *v)))
+                        .with_label("simulator, registry"),
+                ),
                 source: source("registry"),
             },
         }

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use roomready_protocol::{DeviceId, DeviceKind};
 
+use super::registry::{MapRegistry, read_tls_settings};
 use super::tls::TlsSettings;
 use super::{Fact, Facts, FactsError, FactsSource, Source};
 use crate::keyfile::{KeyFile, KeyFileError};
@@ -40,35 +41,26 @@ const KINDS: [DeviceKind; 4] = [
 
 /// The TLS settings stated by a `[registry]` table: each entry is a full value path,
 /// `"HKLM\\KEY\\PATH\\ValueName" = 0x800`; a value not listed is absent (OS default).
-fn registry_table(path: &Path, entries: &[(String, u32)]) -> TlsSettings {
-    TlsSettings::read(|key, name| {
-        let source = Source::new(format!(
-            "facts file {}, [registry] {key}\\{name}",
-            path.display()
-        ));
-        let found = entries.iter().find(|(full, _)| {
-            full.rsplit_once('\\')
-                .is_some_and(|(k, n)| n.eq_ignore_ascii_case(name) && same_key(k, key))
-        });
-        match found {
-            Some(&(_, value)) => Fact::Known { value, source },
-            None => Fact::Absent { source },
-        }
-    })
-}
-
-/// Registry key paths compare case-insensitively, `HKEY_LOCAL_MACHINE` being `HKLM`.
-fn same_key(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        let s = s.trim_end_matches('\\');
-        match s.get(..19) {
-            Some(root) if root.eq_ignore_ascii_case("HKEY_LOCAL_MACHINE\\") => {
-                format!("HKLM\\{}", &s[19..]).to_ascii_lowercase()
+fn registry_table(path: &Path, entries: &[(String, u32)]) -> Result<TlsSettings, KeyFileError> {
+    let mut registry =
+        MapRegistry::new().with_label(format!("facts file {}, [registry]", path.display()));
+    for (full, value) in entries {
+        match full.rsplit_once('\\') {
+            Some((key, name)) if MapRegistry::accepts(key) && !name.is_empty() => {
+                registry.insert(key, name, *value);
             }
-            _ => s.to_ascii_lowercase(),
+            _ => {
+                return Err(KeyFileError {
+                    file: path.to_owned(),
+                    position: None,
+                    key: Some(format!("registry.{full}")),
+                    reason: "expected a full value path: HKLM\\KEY\\PATH\\ValueName".into(),
+                    io: None,
+                });
+            }
         }
-    };
-    norm(a) == norm(b)
+    }
+    Ok(read_tls_settings(&registry))
 }
 
 /// Facts read from a TOML file.
@@ -134,10 +126,14 @@ impl FactsFile {
         let os_build = text_fact("os_build")?;
         let os_name = text_fact("os_name")?;
         let registry = file.dword_table("registry")?;
+        let registry = match registry {
+            Some(entries) => Some(registry_table(path, &entries)?),
+            None => None,
+        };
         file.finish(KNOWN_KEYS)?;
         let tls = match registry {
-            Some(entries) => Fact::Known {
-                value: registry_table(path, &entries),
+            Some(settings) => Fact::Known {
+                value: settings,
                 source: source("[registry]"),
             },
             None => Fact::Unreadable {
@@ -282,6 +278,13 @@ mod registry_table_tests {
         )
         .expect_err("too big");
         assert!(err.to_string().contains("f.toml:2:"), "{err}");
+        let err = FactsFile::parse(Path::new("f.toml"), "[registry]\nEnabled = 0\n")
+            .expect_err("not a value path");
+        assert!(
+            err.to_string()
+                .contains("key \"registry.Enabled\": expected a full value path"),
+            "{err}"
+        );
         let facts =
             FactsFile::parse(Path::new("f.toml"), "kind = \"surface_hub\"\n").expect("valid");
         assert!(

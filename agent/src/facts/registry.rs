@@ -405,12 +405,33 @@ fn echo(text: &str) -> String {
 pub struct MapRegistry {
     /// (lowercased canonical key, lowercased value name) → value.
     values: HashMap<(String, String), u32>,
+    /// What the values' sources say they came from; "simulated registry" when empty.
+    label: String,
 }
 
 impl MapRegistry {
     /// An empty registry: every value is absent.
     pub fn new() -> Self {
         MapRegistry::default()
+    }
+
+    /// Names where the values come from (e.g. `facts file f.toml, [registry]`) in their sources.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Whether `path` names a key this registry can hold (it starts with a hive).
+    pub fn accepts(path: &str) -> bool {
+        KeyPath::parse(path).is_some()
+    }
+
+    fn label(&self) -> &str {
+        if self.label.is_empty() {
+            "simulated registry"
+        } else {
+            &self.label
+        }
     }
 
     /// A registry holding `(key path, value name, DWORD)` entries; a later entry for the same
@@ -444,14 +465,12 @@ impl MapRegistry {
 
 impl Registry for MapRegistry {
     fn dword(&self, path: &str, name: &str) -> Fact<u32> {
+        let label = self.label();
         let Some(key) = KeyPath::parse(path) else {
-            let source = Source::new(format!("simulated registry {}", value_path(path, name)));
+            let source = Source::new(format!("{label} {}", value_path(path, name)));
             return unknown_hive(source, path);
         };
-        let source = Source::new(format!(
-            "simulated registry {}",
-            value_path(&key.display, name)
-        ));
+        let source = Source::new(format!("{label} {}", value_path(&key.display, name)));
         match self.values.get(&(key.lookup, value_name(name))) {
             Some(value) => Fact::Known {
                 value: *value,
