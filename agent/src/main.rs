@@ -186,24 +186,14 @@ async fn check(facts_path: &Path, registry_dump: Option<&Path>, probes: &Probes,
         .device_id
         .clone()
         .unwrap_or_else(|| DeviceId::new("local").expect("\"local\" is a valid device id"));
-    let ca = match &probes.ca_file {
-        None => None,
-        Some(path) => match std::fs::read(path) {
-            Ok(pem) => Some(pem),
-            Err(e) => {
-                eprintln!(
-                    "roomready-agent: cannot read CA file {}: {e}",
-                    path.display()
-                );
-                return exit::NO_INPUT;
-            }
-        },
-    };
-    let roots = match modern::roots(ca.as_deref()) {
-        Ok(roots) => std::sync::Arc::new(roots),
+    let roots = match modern::load_roots(probes.ca_file.as_deref()) {
+        Ok(roots) => roots,
         Err(e) => {
             eprintln!("roomready-agent: {e}");
-            return exit::DATA_ERROR;
+            return match e {
+                modern::RootsError::Read { .. } => exit::NO_INPUT,
+                modern::RootsError::Invalid(_) => exit::DATA_ERROR,
+            };
         }
     };
     let settings = ProbeSettings {
@@ -285,22 +275,8 @@ async fn run(config_path: &Path) -> anyhow::Result<u8> {
             return Ok(exit::CONFIG);
         }
     };
-    let ca = match &config.ca_file {
-        None => None,
-        Some(path) => match std::fs::read(path) {
-            Ok(pem) => Some(pem),
-            Err(e) => {
-                eprintln!(
-                    "roomready-agent: bad config: {}: key \"ca_file\": cannot read {}: {e}",
-                    config_path.display(),
-                    path.display()
-                );
-                return Ok(exit::CONFIG);
-            }
-        },
-    };
-    let roots = match modern::roots(ca.as_deref()) {
-        Ok(roots) => std::sync::Arc::new(roots),
+    let roots = match modern::load_roots(config.ca_file.as_deref()) {
+        Ok(roots) => roots,
         Err(e) => {
             eprintln!(
                 "roomready-agent: bad config: {}: key \"ca_file\": {e}",

@@ -97,6 +97,31 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
+/// Why the trust anchors could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RootsError {
+    /// The CA file could not be read.
+    #[error("cannot read CA file {path}: {reason}")]
+    Read { path: String, reason: String },
+    /// The CA file holds no usable certificate.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The trust anchors of the CA file at `ca_file`, or Mozilla's when there is none.
+pub fn load_roots(ca_file: Option<&std::path::Path>) -> Result<Arc<RootCertStore>, RootsError> {
+    let pem = match ca_file {
+        None => None,
+        Some(path) => Some(std::fs::read(path).map_err(|e| RootsError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?),
+    };
+    roots(pem.as_deref())
+        .map(Arc::new)
+        .map_err(RootsError::Invalid)
+}
+
 /// The trust anchors: Mozilla's (webpki-roots), or those of a CA file.
 pub fn roots(ca_pem: Option<&[u8]>) -> Result<RootCertStore, String> {
     let mut store = RootCertStore::empty();
