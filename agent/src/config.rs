@@ -3,10 +3,13 @@
 //! ```toml
 //! broker_url = "mqtt://127.0.0.1:1883"   # required; mqtt://HOST[:PORT], port defaults to 1883
 //! device_id = "mtr-0001"                 # required; 1..=128 of A-Z a-z 0-9 . _ -
-//! facts_file = "facts.toml"              # required; relative paths are relative to this file
+//! facts_file = "facts.toml"              # relative paths are relative to this file; required
+//!                                        # except on Windows, where it overrides native facts
 //! report_interval_secs = 900             # optional; 1..=86400, default 900
 //! topic_prefix = "roomready"             # optional; default "roomready"
-//! endpoints = ["teams.microsoft.com", "pool.contoso.com:443"]  # optional; probed each check
+//! endpoints = ["microsoft365", "onprem_sfb=pool.contoso.com@6.0.9319.548"]
+//!                                        # optional; probed each check. [ROLE=]HOST[:PORT][@VERSION],
+//!                                        # "microsoft365" = its three hosts (the default); [] = none
 //! ca_file = "ca.pem"                     # optional; trust anchors for endpoint certificates
 //! probe_timeout_secs = 5                 # optional; 1..=120, default 5
 //! ```
@@ -38,7 +41,8 @@ pub struct Config {
     pub broker: BrokerUrl,
     pub device_id: DeviceId,
     /// Absolute, or relative to the working directory when the config itself was given so.
-    pub facts_file: PathBuf,
+    /// `None` only on Windows, where the facts are read natively.
+    pub facts_file: Option<PathBuf>,
     pub report_interval: Duration,
     pub topic_prefix: TopicPrefix,
     /// Endpoints probed on every check (none by default).
@@ -76,8 +80,15 @@ impl Config {
             Some(p) if p.get_ref().is_empty() => {
                 return Err(file.error("facts_file", p.span(), "is empty"));
             }
-            Some(p) => beside(path, p.into_inner()),
-            None => return Err(file.missing("facts_file", "path of the device facts file")),
+            Some(p) => Some(beside(path, p.into_inner())),
+            // On Windows the facts are read natively; the file only overrides them.
+            None if cfg!(windows) => None,
+            None => {
+                return Err(file.missing(
+                    "facts_file",
+                    "path of the device facts file (facts are read natively only on Windows)",
+                ));
+            }
         };
         let report_interval = file
             .integer("report_interval_secs", 1..=86_400)?
@@ -89,13 +100,20 @@ impl Config {
                 .map_err(|e| file.error("topic_prefix", p.span(), e.to_string()))?,
             None => TopicPrefix::default(),
         };
-        let mut endpoints = Vec::new();
-        for item in file.string_array("endpoints")?.unwrap_or_default() {
-            match item.get_ref().parse() {
-                Ok(endpoint) => endpoints.push(endpoint),
-                Err(reason) => return Err(file.error("endpoints", item.span(), reason)),
+        // Without the key the Microsoft 365 endpoints are probed; `[]` probes none.
+        let endpoints = match file.string_array("endpoints")? {
+            None => crate::probe::microsoft365_endpoints(),
+            Some(items) => {
+                let mut endpoints = Vec::new();
+                for item in items {
+                    match crate::probe::parse_entry(item.get_ref()) {
+                        Ok(parsed) => endpoints.extend(parsed),
+                        Err(reason) => return Err(file.error("endpoints", item.span(), reason)),
+                    }
+                }
+                crate::probe::dedup(endpoints)
             }
-        }
+        };
         let ca_file = file
             .string("ca_file")?
             .map(|p| beside(path, p.into_inner()));
@@ -231,6 +249,7 @@ impl FromStr for BrokerUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use roomready_protocol::EndpointRole;
 
     fn parse(text: &str) -> Result<Config, KeyFileError> {
         Config::parse(Path::new("/etc/roomready/agent.toml"), text)
@@ -251,7 +270,7 @@ mod tests {
         assert_eq!(config.device_id.as_str(), "mtr-1");
         assert_eq!(
             config.facts_file,
-            PathBuf::from("/etc/roomready/facts.toml")
+            Some(PathBuf::from("/etc/roomready/facts.toml"))
         );
         assert_eq!(config.report_interval, DEFAULT_REPORT_INTERVAL);
         assert_eq!(config.topic_prefix.as_str(), "roomready");
@@ -264,7 +283,7 @@ mod tests {
         let config = parse(&text).expect("valid");
         assert_eq!(config.report_interval, Duration::from_secs(60));
         assert_eq!(config.topic_prefix.as_str(), "acme/rooms");
-        assert_eq!(config.facts_file, PathBuf::from("/var/lib/facts.toml"));
+        assert_eq!(config.facts_file, Some(PathBuf::from("/var/lib/facts.toml")));
     }
 
     #[test]
@@ -302,6 +321,54 @@ mod tests {
         for (text, message) in cases {
             let err = parse(&text).expect_err(&text);
             assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn endpoints_default_to_microsoft365() {
+        let hosts = |text: &str| -> Vec<(String, u16, EndpointRole)> {
+            parse(text)
+                .expect(text)
+                .endpoints
+                .into_iter()
+                .map(|e| (e.host, e.port, e.role))
+                .collect()
+        };
+        let m365: Vec<_> = crate::probe::MICROSOFT365_HOSTS
+            .iter()
+            .map(|h| ((*h).to_owned(), 443, EndpointRole::Microsoft365))
+            .collect();
+        assert_eq!(hosts(GOOD), m365, "no key: the Microsoft 365 hosts");
+        assert_eq!(hosts(&format!("{GOOD}endpoints = []\n")), vec![], "[]: none");
+        let listed = hosts(&format!(
+            "{GOOD}endpoints = [\"microsoft365\", \"adfs=sts.contoso.com\", \"MICROSOFT365\"]\n"
+        ));
+        let mut expected = m365.clone();
+        expected.push(("sts.contoso.com".into(), 443, EndpointRole::Adfs));
+        assert_eq!(listed, expected, "expanded once, repeats dropped");
+        let err = parse(&format!("{GOOD}endpoints = [\"microsoft 365\"]\n")).expect_err("bad");
+        assert!(
+            err.to_string().starts_with("/etc/roomready/agent.toml:4:14: key \"endpoints\": invalid host"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn facts_file_is_required_where_there_are_no_native_facts() {
+        let without = GOOD.replace("facts_file = \"facts.toml\"\n", "");
+        match parse(&without) {
+            Ok(config) => {
+                assert!(cfg!(windows), "only Windows reads facts natively");
+                assert_eq!(config.facts_file, None);
+            }
+            Err(err) => {
+                assert!(!cfg!(windows));
+                assert_eq!(
+                    err.to_string(),
+                    "/etc/roomready/agent.toml: key \"facts_file\": missing; required: path of the \
+                     device facts file (facts are read natively only on Windows)"
+                );
+            }
         }
     }
 
@@ -377,7 +444,8 @@ mod example_tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
         let config = Config::load(&dir.join("agent.toml")).expect("docs/examples/agent.toml");
         assert_eq!(config.device_id.as_str(), "mtr-0001");
-        let facts = crate::facts::FactsFile::new(&config.facts_file)
+        let facts_file = config.facts_file.as_ref().expect("the example names its facts file");
+        let facts = crate::facts::FactsFile::new(facts_file)
             .read()
             .expect("docs/examples/facts.toml");
         assert_eq!(

@@ -3,14 +3,15 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::clock::{Clock, SystemClock};
 use roomready_agent::config::Config;
-use roomready_agent::facts::registry::{RegDump, RegDumpError, read_tls_settings};
-use roomready_agent::facts::{Fact, FactsFile, FactsSource, Source};
-use roomready_agent::probe::{Endpoint, ProbeSettings, modern, probe_all};
+use roomready_agent::facts::registry::{RegDump, RegDumpError};
+use roomready_agent::facts::{AnyFacts, AppSource, FactsFile, FactsSource, HostFacts};
+use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
 use roomready_agent::{Agent, AgentSettings, report};
 use roomready_protocol::{DeviceId, Message, State, Verdict};
 
@@ -52,17 +53,20 @@ enum Command {
     /// Assess this device once and print the result; the exit code is the verdict.
     #[command(after_help = EXIT_CODES)]
     Check {
-        /// Facts file (TOML: device_id, kind, app_version, os_build).
+        /// Facts file (TOML: device_id, kind, app_version, os_build, os_name, [registry]). On
+        /// Windows, and over a registry dump, it overrides the facts it states; elsewhere it is
+        /// the facts.
         #[arg(long, value_name = "FILE")]
-        facts: PathBuf,
-        /// Windows TLS registry values from a saved `reg query KEY /s` output (UTF-8 or
-        /// UTF-16); replaces the facts file's `[registry]` table.
+        facts: Option<PathBuf>,
+        /// Registry facts (OS build, edition, TLS settings) from a saved `reg query KEY /s`
+        /// output (UTF-8 or UTF-16) instead of the live registry; the facts file overrides it.
         #[arg(long, value_name = "FILE")]
         registry_dump: Option<PathBuf>,
-        /// Probe this endpoint (HOST[:PORT], port 443 by default; repeatable): TLS 1.3/1.2
-        /// handshakes, TLS 1.1/1.0 hellos, suite and certificate.
+        /// Probe this endpoint ([ROLE=]HOST[:PORT][@SFB_VERSION], port 443 by default;
+        /// `microsoft365` for Microsoft 365's three hosts; repeatable): TLS 1.3/1.2 handshakes,
+        /// TLS 1.1/1.0 hellos, suite and certificate.
         #[arg(long = "endpoint", value_name = "HOST:PORT", value_parser = parse_endpoint)]
-        endpoints: Vec<Endpoint>,
+        endpoints: Vec<EndpointEntry>,
         /// Seconds allowed for each probe connection.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
         timeout: u64,
@@ -112,11 +116,11 @@ fn main() -> ExitCode {
         } => {
             init_logging("warn");
             let probes = Probes {
-                endpoints,
+                endpoints: probe::dedup(endpoints.into_iter().flat_map(|e| e.0).collect()),
                 timeout: std::time::Duration::from_secs(timeout),
                 ca_file,
             };
-            runtime.block_on(check(&facts, registry_dump.as_deref(), &probes, json))
+            runtime.block_on(check(facts.as_deref(), registry_dump.as_deref(), &probes, json))
         }
         Command::Run { config } => {
             init_logging("info");
@@ -149,12 +153,56 @@ struct Probes {
     ca_file: Option<PathBuf>,
 }
 
-fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
-    text.parse()
+/// One `--endpoint` value: one endpoint, or Microsoft 365's three.
+#[derive(Debug, Clone)]
+struct EndpointEntry(Vec<Endpoint>);
+
+fn parse_endpoint(text: &str) -> Result<EndpointEntry, String> {
+    probe::parse_entry(text).map(EndpointEntry)
 }
 
-async fn check(facts_path: &Path, registry_dump: Option<&Path>, probes: &Probes, json: bool) -> u8 {
-    let mut facts = match FactsFile::new(facts_path).collect().await {
+/// Where `check` reads facts: a dump (under the facts file), the host (on Windows), or the
+/// facts file alone; `Err` with the exit code after printing why.
+fn check_source(facts: Option<&Path>, registry_dump: Option<&Path>) -> Result<AnyFacts, u8> {
+    let Some(dump_path) = registry_dump else {
+        return AnyFacts::local(facts).ok_or_else(|| {
+            eprintln!(
+                "roomready-agent: no facts source: pass --facts FILE and/or --registry-dump FILE \
+                 (facts are read natively only on Windows)"
+            );
+            exit::USAGE
+        });
+    };
+    let dump = RegDump::load(dump_path).map_err(|e| {
+        eprintln!("roomready-agent: {e}");
+        match e {
+            RegDumpError::Read { .. } => exit::NO_INPUT,
+            RegDumpError::Syntax { .. } => exit::DATA_ERROR,
+        }
+    })?;
+    Ok(AnyFacts::Host(HostFacts::new(
+        Arc::new(dump),
+        format!("registry dump {}", dump_path.display()),
+        AppSource::Unavailable(
+            "not read: the facts come from a registry dump; state app_version in the facts \
+             file (--facts)"
+                .into(),
+        ),
+        facts.map(FactsFile::new),
+    )))
+}
+
+async fn check(
+    facts_path: Option<&Path>,
+    registry_dump: Option<&Path>,
+    probes: &Probes,
+    json: bool,
+) -> u8 {
+    let source = match check_source(facts_path, registry_dump) {
+        Ok(source) => source,
+        Err(code) => return code,
+    };
+    let facts = match source.collect().await {
         Ok(facts) => facts,
         Err(roomready_agent::facts::FactsError::File(e)) => {
             eprintln!("roomready-agent: {e}");
@@ -165,23 +213,6 @@ async fn check(facts_path: &Path, registry_dump: Option<&Path>, probes: &Probes,
             };
         }
     };
-    if let Some(dump_path) = registry_dump {
-        match RegDump::load(dump_path) {
-            Ok(dump) => {
-                facts.tls = Fact::Known {
-                    value: read_tls_settings(&dump),
-                    source: Source::new(format!("registry dump {}", dump_path.display())),
-                };
-            }
-            Err(e) => {
-                eprintln!("roomready-agent: {e}");
-                return match e {
-                    RegDumpError::Read { .. } => exit::NO_INPUT,
-                    RegDumpError::Syntax { .. } => exit::DATA_ERROR,
-                };
-            }
-        }
-    }
     let device = facts
         .device_id
         .clone()
@@ -285,7 +316,14 @@ async fn run(config_path: &Path) -> anyhow::Result<u8> {
             return Ok(exit::CONFIG);
         }
     };
-    let facts = FactsFile::new(&config.facts_file);
+    let Some(facts) = AnyFacts::local(config.facts_file.as_deref()) else {
+        // Config::load requires facts_file wherever AnyFacts::local needs it.
+        eprintln!(
+            "roomready-agent: bad config: {}: key \"facts_file\": missing",
+            config_path.display()
+        );
+        return Ok(exit::CONFIG);
+    };
     let agent = Agent::new(
         AgentSettings::from_config(&config, roots),
         facts,

@@ -186,7 +186,7 @@ async fn run_reports_then_goes_offline_on_sigterm() {
         dir.path(),
         "agent.toml",
         &format!(
-            "broker_url = \"{}\"\ndevice_id = \"cli-1\"\nfacts_file = \"facts.toml\"\n",
+            "broker_url = \"{}\"\ndevice_id = \"cli-1\"\nfacts_file = \"facts.toml\"\nendpoints = []\n",
             broker.url()
         ),
     );
@@ -291,6 +291,49 @@ fn check_reads_a_registry_dump() {
 
     let out = run(Path::new("/nonexistent/dump.txt"));
     assert_eq!(out.status.code(), Some(66));
+}
+
+#[test]
+fn check_takes_os_and_kind_from_a_dump_under_the_facts_file() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reg");
+    let dump = fixtures.join("teams-rooms-host.txt");
+    let dump = dump.to_str().expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The facts file states only the app version (a dump cannot hold it) and overrides one
+    // registry value: the dump's SCHANNEL TLS 1.2 client Enabled = 0 becomes 1.
+    let facts = write(
+        dir.path(),
+        "facts.toml",
+        "app_version = \"4.0.105.0\"\n[registry]\n\
+         'HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client\\Enabled' = 1\n",
+    );
+    let out = agent(&["check", "--json", "--registry-dump", dump, "--facts", facts.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let state = State::decode(&out.stdout).expect("state");
+    assert_eq!(state.facts.kind, roomready_protocol::DeviceKind::TeamsRoomsWindows);
+    assert_eq!(state.facts.os_build.as_deref(), Some("19045.4902"));
+    assert_eq!(state.facts.app_version.as_deref(), Some("4.0.105.0"));
+
+    // The dump alone holds no app version, so it cannot tell a Teams Rooms device from any
+    // Windows: the kind, and with it the verdict, is unknown, and the finding says what to add.
+    let out = agent(&["check", "--json", "--registry-dump", dump]);
+    assert_eq!(out.status.code(), Some(3), "{}{}", stdout(&out), stderr(&out));
+    let state = State::decode(&out.stdout).expect("state");
+    let codes: Vec<&str> = state.findings.iter().map(|f| f.code.as_str()).collect();
+    assert!(codes.contains(&codes::DEVICE_KIND_UNKNOWN), "{codes:?}");
+    let kind = state
+        .findings
+        .iter()
+        .find(|f| f.code == codes::DEVICE_KIND_UNKNOWN)
+        .expect("kind finding");
+    assert!(kind.evidence.contains("state app_version in the facts file"), "{}", kind.evidence);
+}
+
+#[test]
+fn check_without_any_facts_source_is_a_usage_error() {
+    let out = agent(&["check"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--facts FILE and/or --registry-dump FILE"), "{}", stderr(&out));
 }
 
 mod support;

@@ -1,10 +1,13 @@
 //! The Teams Rooms app version, as `Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem`
-//! reports it: [`parse_appx_version`] reads PowerShell's output, and on Windows
-//! `read_app_version` runs the command with a timeout.
+//! reports it: [`parse_appx_version`] reads PowerShell's output, and [`AppxQuery`] runs the
+//! command (`powershell.exe` on Windows) with a timeout.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
 
 use roomready_protocol::AppVersion;
 
-#[cfg(windows)]
 use super::{Fact, Source};
 
 /// The package of the Teams Rooms app.
@@ -18,6 +21,13 @@ pub const NOT_INSTALLED: &str = "Microsoft.SkypeRoomSystem is not installed for 
 
 /// The source of the facts read by running the command.
 pub const SOURCE: &str = "Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem";
+
+/// The PowerShell command line: the bare version, one line per installed package.
+pub const POWERSHELL_COMMAND: &str = "Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem \
+                                      | Select-Object -ExpandProperty Version";
+
+/// How long PowerShell may take by default: its first start on a busy device takes seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads the version out of what PowerShell printed for
 /// `Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem`: either the default list
@@ -82,7 +92,6 @@ fn echo(text: &str) -> String {
 
 /// The fact a finished PowerShell run yields: *absent* for empty output, *known* for a
 /// version, *unreadable* when PowerShell failed or printed something else.
-#[cfg_attr(not(windows), allow(dead_code))]
 fn fact_from_output(
     success: bool,
     stdout: &str,
@@ -117,50 +126,71 @@ fn fact_from_output(
     }
 }
 
-/// Runs `powershell.exe ... Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem |
-/// Select-Object -ExpandProperty Version`, killing it after `timeout`.
-#[cfg(windows)]
-pub async fn read_app_version(timeout: std::time::Duration) -> Fact<String> {
-    use std::process::Stdio;
+/// A command that prints what `Get-AppxPackage` prints, run with a timeout: PowerShell on a
+/// device ([`AppxQuery::powershell`]), any program in tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppxQuery {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// After this the command is killed and the version is *unreadable*.
+    pub timeout: Duration,
+}
 
-    let source = Source::new(SOURCE);
-    let child = tokio::process::Command::new("powershell.exe")
-        .args([
-            "-NoProfile",
-            "-NonInteractive",
-            "-Command",
-            "Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem | Select-Object -ExpandProperty Version",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            return Fact::Unreadable {
-                source,
-                reason: format!("cannot start powershell.exe: {e}"),
-            };
+impl AppxQuery {
+    /// `powershell.exe -NoProfile -NonInteractive -Command "Get-AppxPackage ... | Select-Object
+    /// -ExpandProperty Version"`.
+    pub fn powershell(timeout: Duration) -> Self {
+        AppxQuery {
+            program: PathBuf::from("powershell.exe"),
+            args: ["-NoProfile", "-NonInteractive", "-Command", POWERSHELL_COMMAND]
+                .map(String::from)
+                .to_vec(),
+            timeout,
         }
-    };
-    // On timeout the future, and with it the child, is dropped: kill_on_drop kills it.
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => Fact::Unreadable {
-            source,
-            reason: format!("PowerShell did not answer within {timeout:?}"),
-        },
-        Ok(Err(e)) => Fact::Unreadable {
-            source,
-            reason: format!("running powershell.exe failed: {e}"),
-        },
-        Ok(Ok(output)) => fact_from_output(
-            output.status.success(),
-            &String::from_utf8_lossy(&output.stdout),
-            &String::from_utf8_lossy(&output.stderr),
-            source,
-        ),
+    }
+
+    /// Runs the command: the version is *known*, *absent* (empty output: not installed) or
+    /// *unreadable* (the command could not start, failed, timed out or printed something
+    /// else), with the reason.
+    pub async fn read(&self) -> Fact<String> {
+        let source = Source::new(format!("{SOURCE} (run by {})", self.program.display()));
+        let child = tokio::process::Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                return Fact::Unreadable {
+                    source,
+                    reason: format!("cannot start {}: {e}", self.program.display()),
+                };
+            }
+        };
+        // On timeout the future, and with it the child, is dropped: kill_on_drop kills it.
+        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Err(_) => Fact::Unreadable {
+                source,
+                reason: format!(
+                    "{} did not answer within {} s",
+                    self.program.display(),
+                    self.timeout.as_secs_f64()
+                ),
+            },
+            Ok(Err(e)) => Fact::Unreadable {
+                source,
+                reason: format!("running {} failed: {e}", self.program.display()),
+            },
+            Ok(Ok(output)) => fact_from_output(
+                output.status.success(),
+                &String::from_utf8_lossy(&output.stdout),
+                &String::from_utf8_lossy(&output.stderr),
+                source,
+            ),
+        }
     }
 }
 

@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use roomready_protocol::{DeviceId, DeviceKind};
 
 use super::registry::{MapRegistry, read_tls_settings};
-use super::tls::TlsSettings;
 use super::{Fact, Facts, FactsError, FactsSource, Source};
 use crate::keyfile::{KeyFile, KeyFileError};
 
@@ -39,9 +38,9 @@ const KINDS: [DeviceKind; 4] = [
     DeviceKind::Unknown,
 ];
 
-/// The TLS settings stated by a `[registry]` table: each entry is a full value path,
-/// `"HKLM\\KEY\\PATH\\ValueName" = 0x800`; a value not listed is absent (OS default).
-fn registry_table(path: &Path, entries: &[(String, u32)]) -> Result<TlsSettings, KeyFileError> {
+/// The values of a `[registry]` table: each entry is a full value path,
+/// `"HKLM\\KEY\\PATH\\ValueName" = 0x800`; a value not listed is absent.
+fn registry_table(path: &Path, entries: &[(String, u32)]) -> Result<MapRegistry, KeyFileError> {
     let mut registry =
         MapRegistry::new().with_label(format!("facts file {}, [registry]", path.display()));
     for (full, value) in entries {
@@ -60,7 +59,20 @@ fn registry_table(path: &Path, entries: &[(String, u32)]) -> Result<TlsSettings,
             }
         }
     }
-    Ok(read_tls_settings(&registry))
+    Ok(registry)
+}
+
+/// What a facts file states, key by key: a key the file leaves out is `None`, so that the
+/// facts file can lie over native facts and override only what it states.
+#[derive(Debug, Clone, Default)]
+pub struct FactsOverrides {
+    pub device_id: Option<DeviceId>,
+    pub kind: Option<Fact<DeviceKind>>,
+    pub app_version: Option<Fact<String>>,
+    pub os_build: Option<Fact<String>>,
+    pub os_name: Option<Fact<String>>,
+    /// The `[registry]` table's values (REG_DWORD), when the file has the table.
+    pub registry: Option<MapRegistry>,
 }
 
 /// Facts read from a TOML file.
@@ -78,8 +90,8 @@ impl FactsFile {
         &self.path
     }
 
-    /// Parses facts `text` read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<Facts, KeyFileError> {
+    /// Parses what facts `text`, read from `path`, states.
+    pub fn parse_overrides(path: &Path, text: &str) -> Result<FactsOverrides, KeyFileError> {
         let mut file = KeyFile::parse(path, text)?;
         let source = |key: &str| Source::new(format!("facts file {}, key {key}", path.display()));
 
@@ -102,39 +114,51 @@ impl FactsFile {
                     );
                     return Err(file.error("kind", text.span(), reason));
                 };
-                Fact::Known {
+                Some(Fact::Known {
                     value: kind,
                     source: source("kind"),
-                }
+                })
             }
-            None => Fact::Absent {
-                source: source("kind"),
-            },
+            None => None,
         };
-        let mut text_fact = |key: &str| -> Result<Fact<String>, KeyFileError> {
-            Ok(match file.string(key)? {
-                Some(value) => Fact::Known {
-                    value: value.into_inner(),
-                    source: source(key),
-                },
-                None => Fact::Absent {
-                    source: source(key),
-                },
-            })
+        let mut text_fact = |key: &str| -> Result<Option<Fact<String>>, KeyFileError> {
+            Ok(file.string(key)?.map(|value| Fact::Known {
+                value: value.into_inner(),
+                source: source(key),
+            }))
         };
         let app_version = text_fact("app_version")?;
         let os_build = text_fact("os_build")?;
         let os_name = text_fact("os_name")?;
-        let registry = file.dword_table("registry")?;
-        let registry = match registry {
+        let registry = match file.dword_table("registry")? {
             Some(entries) => Some(registry_table(path, &entries)?),
             None => None,
         };
         file.finish(KNOWN_KEYS)?;
-        let tls = match registry {
-            Some(settings) => Fact::Known {
-                value: settings,
-                source: source("[registry]"),
+        Ok(FactsOverrides {
+            device_id,
+            kind,
+            app_version,
+            os_build,
+            os_name,
+            registry,
+        })
+    }
+
+    /// Parses facts `text` read from `path` as the only source of facts: a key the file leaves
+    /// out is an *absent* fact, and without a `[registry]` table the registry facts are
+    /// *unreadable* ([`NO_REGISTRY`]).
+    pub fn parse(path: &Path, text: &str) -> Result<Facts, KeyFileError> {
+        let stated = Self::parse_overrides(path, text)?;
+        fn absent<T>(path: &Path, key: &str) -> Fact<T> {
+            Fact::Absent {
+                source: Source::new(format!("facts file {}, key {key}", path.display())),
+            }
+        }
+        let tls = match stated.registry {
+            Some(registry) => Fact::Known {
+                value: read_tls_settings(&registry),
+                source: Source::new(format!("facts file {}, key [registry]", path.display())),
             },
             None => Fact::Unreadable {
                 source: Source::new(format!("facts file {}", path.display())),
@@ -142,20 +166,28 @@ impl FactsFile {
             },
         };
         Ok(Facts {
-            device_id,
-            kind,
-            app_version,
-            os_build,
-            os_name,
+            device_id: stated.device_id,
+            kind: stated.kind.unwrap_or_else(|| absent(path, "kind")),
+            app_version: stated.app_version.unwrap_or_else(|| absent(path, "app_version")),
+            os_build: stated.os_build.unwrap_or_else(|| absent(path, "os_build")),
+            os_name: stated.os_name.unwrap_or_else(|| absent(path, "os_name")),
             tls,
         })
     }
 
+    /// Reads what the file states now (blocking).
+    pub fn read_overrides(&self) -> Result<FactsOverrides, KeyFileError> {
+        Self::parse_overrides(&self.path, &self.read_text()?)
+    }
+
+    fn read_text(&self) -> Result<String, KeyFileError> {
+        std::fs::read_to_string(&self.path)
+            .map_err(|e| KeyFileError::unreadable(&self.path, "facts file", &e))
+    }
+
     /// Reads and parses the file now (blocking).
     pub fn read(&self) -> Result<Facts, KeyFileError> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| KeyFileError::unreadable(&self.path, "facts file", &e))?;
-        Self::parse(&self.path, &text)
+        Self::parse(&self.path, &self.read_text()?)
     }
 }
 

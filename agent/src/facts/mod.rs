@@ -4,10 +4,13 @@
 //! there: the rule decides what that means) from one that is *unreadable* (an error, with its
 //! reason). Facts come from a [`FactsSource`], a value handed to the agent, so the daemon, the
 //! one-shot `check` and the simulator's devices all run the same assessment on facts from
-//! different places: a facts file ([`FactsFile`]) or fixed values ([`FixedFacts`]).
+//! different places: the device itself ([`HostFacts`]: the registry, live or dumped, and
+//! PowerShell, under an optional facts file), a facts file alone ([`FactsFile`]) or fixed values
+//! ([`FixedFacts`]).
 
 pub mod appx;
 mod file;
+pub mod host;
 pub mod registry;
 pub mod tls;
 
@@ -16,7 +19,8 @@ use std::future::Future;
 
 use roomready_protocol::{DeviceFacts, DeviceId, DeviceKind};
 
-pub use file::FactsFile;
+pub use file::{FactsFile, FactsOverrides};
+pub use host::{AppSource, HostFacts};
 
 use crate::keyfile::KeyFileError;
 
@@ -110,6 +114,42 @@ pub trait FactsSource: Send + Sync + 'static {
     /// Collects the facts now. Individual facts may be absent or unreadable; an error means the
     /// source as a whole failed.
     fn collect(&self) -> impl Future<Output = Result<Facts, FactsError>> + Send;
+}
+
+/// One of the sources the binary chooses between at start (the `FactsSource` trait is static).
+#[derive(Clone)]
+pub enum AnyFacts {
+    /// A facts file alone.
+    File(FactsFile),
+    /// Native facts (live registry or a dump), under an optional facts file.
+    Host(HostFacts),
+}
+
+impl AnyFacts {
+    /// The facts of this host: on Windows the live registry and PowerShell, under `facts_file`
+    /// when given; elsewhere `facts_file` alone, and `None` without one (nothing to read).
+    pub fn local(facts_file: Option<&std::path::Path>) -> Option<AnyFacts> {
+        #[cfg(windows)]
+        {
+            Some(AnyFacts::Host(HostFacts::native(
+                appx::DEFAULT_TIMEOUT,
+                facts_file.map(FactsFile::new),
+            )))
+        }
+        #[cfg(not(windows))]
+        {
+            facts_file.map(|path| AnyFacts::File(FactsFile::new(path)))
+        }
+    }
+}
+
+impl FactsSource for AnyFacts {
+    async fn collect(&self) -> Result<Facts, FactsError> {
+        match self {
+            AnyFacts::File(file) => file.collect().await,
+            AnyFacts::Host(host) => host.collect().await,
+        }
+    }
 }
 
 /// Facts fixed in memory: simulated devices and tests.

@@ -54,7 +54,18 @@ pub trait Registry: Send + Sync {
     /// exist, *unreadable* with the reason when it exists with another type (e.g. REG_SZ) or
     /// cannot be read.
     fn dword(&self, path: &str, name: &str) -> Fact<u32>;
+
+    /// The REG_SZ or REG_EXPAND_SZ `name` under key `path` (e.g. `CurrentBuild` under
+    /// [`CURRENT_VERSION`]), with the same *known* / *absent* / *unreadable* contract as
+    /// [`Registry::dword`]; an expandable string is returned unexpanded.
+    fn string(&self, path: &str, name: &str) -> Fact<String>;
 }
+
+/// The key holding the Windows version: `CurrentBuild`, `UBR`, `ProductName`, `EditionID`.
+pub const CURRENT_VERSION: &str = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion";
+
+/// The string value types [`Registry::string`] reads.
+const STRING_TYPES: [&str; 2] = ["REG_SZ", "REG_EXPAND_SZ"];
 
 /// The registry hives, by their short and long names.
 const HIVES: [(&str, &str); 5] = [
@@ -120,7 +131,7 @@ fn value_path(key: &str, name: &str) -> String {
     format!(r"{key}\{name}")
 }
 
-fn unknown_hive(source: Source, path: &str) -> Fact<u32> {
+fn unknown_hive<T>(source: Source, path: &str) -> Fact<T> {
     let hives: Vec<&str> = HIVES.iter().map(|(short, _)| *short).collect();
     Fact::Unreadable {
         source,
@@ -306,31 +317,44 @@ impl RegDump {
     }
 }
 
-impl Registry for RegDump {
-    fn dword(&self, path: &str, name: &str) -> Fact<u32> {
+impl RegDump {
+    /// The value `name` of key `path` for a typed read: `Ok(Some)` when dumped, `Ok(None)`
+    /// when its key or a key above it was dumped without it (absent), `Err` with the
+    /// unreadable fact otherwise. The source names the dump and the value.
+    fn lookup<T>(&self, path: &str, name: &str) -> Result<(Option<&DumpValue>, Source, String), Fact<T>> {
         let Some(key) = KeyPath::parse(path) else {
             let source = Source::new(format!(
                 "registry dump {}: {}",
                 self.source,
                 value_path(path, name)
             ));
-            return unknown_hive(source, path);
+            return Err(unknown_hive(source, path));
         };
         let full = value_path(&key.display, name);
         let source = Source::new(format!("registry dump {}: {full}", self.source));
         if !key.ancestors().any(|k| self.keys.contains_key(k)) {
-            return Fact::Unreadable {
+            return Err(Fact::Unreadable {
                 source,
                 reason: format!(
                     "not in the dump: neither {} nor a key above it was dumped",
                     key.display
                 ),
-            };
+            });
         }
         let value = self
             .keys
             .get(&key.lookup)
             .and_then(|k| k.values.get(&value_name(name)));
+        Ok((value, source, full))
+    }
+}
+
+impl Registry for RegDump {
+    fn dword(&self, path: &str, name: &str) -> Fact<u32> {
+        let (value, source, full) = match self.lookup(path, name) {
+            Ok(found) => found,
+            Err(fact) => return fact,
+        };
         match value {
             None => Fact::Absent { source },
             Some(DumpValue {
@@ -342,6 +366,24 @@ impl Registry for RegDump {
             Some(other) => Fact::Unreadable {
                 source,
                 reason: format!("{full} is {}, expected REG_DWORD", other.kind),
+            },
+        }
+    }
+
+    fn string(&self, path: &str, name: &str) -> Fact<String> {
+        let (value, source, full) = match self.lookup(path, name) {
+            Ok(found) => found,
+            Err(fact) => return fact,
+        };
+        match value {
+            None => Fact::Absent { source },
+            Some(value) if STRING_TYPES.contains(&value.kind.as_str()) => Fact::Known {
+                value: value.data.clone(),
+                source,
+            },
+            Some(other) => Fact::Unreadable {
+                source,
+                reason: format!("{full} is {}, expected REG_SZ", other.kind),
             },
         }
     }
@@ -479,6 +521,54 @@ impl Registry for MapRegistry {
             None => Fact::Absent { source },
         }
     }
+
+    /// A map holds only DWORDs: every string is absent.
+    fn string(&self, path: &str, name: &str) -> Fact<String> {
+        let label = self.label();
+        match KeyPath::parse(path) {
+            Some(key) => Fact::Absent {
+                source: Source::new(format!("{label} {}", value_path(&key.display, name))),
+            },
+            None => unknown_hive(
+                Source::new(format!("{label} {}", value_path(path, name))),
+                path,
+            ),
+        }
+    }
+}
+
+/// Two registries, one over the other: a value the `top` one holds (known or unreadable) is
+/// taken from it, an absent one from `base`. The facts file's `[registry]` table lies over the
+/// native registry or a dump this way, value by value.
+pub struct LayeredRegistry<T, B> {
+    pub top: T,
+    pub base: B,
+}
+
+impl<T: Registry, B: Registry> Registry for LayeredRegistry<T, B> {
+    fn dword(&self, path: &str, name: &str) -> Fact<u32> {
+        match self.top.dword(path, name) {
+            Fact::Absent { .. } => self.base.dword(path, name),
+            stated => stated,
+        }
+    }
+
+    fn string(&self, path: &str, name: &str) -> Fact<String> {
+        match self.top.string(path, name) {
+            Fact::Absent { .. } => self.base.string(path, name),
+            stated => stated,
+        }
+    }
+}
+
+impl<R: Registry + ?Sized> Registry for std::sync::Arc<R> {
+    fn dword(&self, path: &str, name: &str) -> Fact<u32> {
+        (**self).dword(path, name)
+    }
+
+    fn string(&self, path: &str, name: &str) -> Fact<String> {
+        (**self).string(path, name)
+    }
 }
 
 /// The live registry, read through the 64-bit view (`Wow6432Node` paths are read literally,
@@ -488,19 +578,22 @@ impl Registry for MapRegistry {
 pub struct NativeRegistry;
 
 #[cfg(windows)]
-impl Registry for NativeRegistry {
-    fn dword(&self, path: &str, name: &str) -> Fact<u32> {
+impl NativeRegistry {
+    /// Reads the raw value `name` of key `path`: `Ok(Some)` with its source and full path,
+    /// `Ok(None)` with the source when the key or the value does not exist, `Err` with the
+    /// unreadable fact otherwise.
+    fn raw<T>(&self, path: &str, name: &str) -> Result<(Option<winreg::RegValue>, Source, String), Fact<T>> {
         use std::io::ErrorKind;
 
         use winreg::RegKey;
         use winreg::enums::{
             HKEY_CLASSES_ROOT, HKEY_CURRENT_CONFIG, HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE,
-            HKEY_USERS, KEY_READ, KEY_WOW64_64KEY, REG_DWORD,
+            HKEY_USERS, KEY_READ, KEY_WOW64_64KEY,
         };
 
         let Some(key) = KeyPath::parse(path) else {
             let source = Source::new(format!("registry {}", value_path(path, name)));
-            return unknown_hive(source, path);
+            return Err(unknown_hive(source, path));
         };
         let full = value_path(&key.display, name);
         let source = Source::new(format!("registry {full}"));
@@ -519,16 +612,37 @@ impl Registry for NativeRegistry {
             RegKey::predef(hkey).open_subkey_with_flags(subkey, KEY_READ | KEY_WOW64_64KEY);
         let opened = match opened {
             Ok(opened) => opened,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Fact::Absent { source },
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((None, source, full)),
             Err(e) => {
-                return Fact::Unreadable {
+                return Err(Fact::Unreadable {
                     source,
                     reason: format!("cannot open {}: {e}", key.display),
-                };
+                });
             }
         };
         match opened.get_raw_value(name) {
-            Ok(value) if value.vtype == REG_DWORD => match <[u8; 4]>::try_from(&*value.bytes) {
+            Ok(value) => Ok((Some(value), source, full)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok((None, source, full)),
+            Err(e) => Err(Fact::Unreadable {
+                source,
+                reason: format!("cannot read {full}: {e}"),
+            }),
+        }
+    }
+}
+
+#[cfg(windows)]
+impl Registry for NativeRegistry {
+    fn dword(&self, path: &str, name: &str) -> Fact<u32> {
+        use winreg::enums::REG_DWORD;
+
+        let (value, source, full) = match self.raw(path, name) {
+            Ok(found) => found,
+            Err(fact) => return fact,
+        };
+        match value {
+            None => Fact::Absent { source },
+            Some(value) if value.vtype == REG_DWORD => match <[u8; 4]>::try_from(&*value.bytes) {
                 Ok(bytes) => Fact::Known {
                     value: u32::from_le_bytes(bytes),
                     source,
@@ -541,14 +655,38 @@ impl Registry for NativeRegistry {
                     ),
                 },
             },
-            Ok(value) => Fact::Unreadable {
+            Some(value) => Fact::Unreadable {
                 source,
                 reason: format!("{full} is {:?}, expected REG_DWORD", value.vtype),
             },
-            Err(e) if e.kind() == ErrorKind::NotFound => Fact::Absent { source },
-            Err(e) => Fact::Unreadable {
+        }
+    }
+
+    fn string(&self, path: &str, name: &str) -> Fact<String> {
+        use winreg::enums::{REG_EXPAND_SZ, REG_SZ};
+
+        let (value, source, full) = match self.raw(path, name) {
+            Ok(found) => found,
+            Err(fact) => return fact,
+        };
+        match value {
+            None => Fact::Absent { source },
+            Some(value) if value.vtype == REG_SZ || value.vtype == REG_EXPAND_SZ => {
+                // UTF-16LE, usually NUL-terminated.
+                let units: Vec<u16> = value
+                    .bytes
+                    .chunks_exact(2)
+                    .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+                    .collect();
+                let text = String::from_utf16_lossy(&units);
+                Fact::Known {
+                    value: text.trim_end_matches('\0').to_owned(),
+                    source,
+                }
+            }
+            Some(value) => Fact::Unreadable {
                 source,
-                reason: format!("cannot read {full}: {e}"),
+                reason: format!("{full} is {:?}, expected REG_SZ", value.vtype),
             },
         }
     }

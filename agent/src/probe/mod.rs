@@ -99,6 +99,56 @@ impl std::str::FromStr for Endpoint {
     }
 }
 
+/// The Microsoft 365 endpoints probed by default (role `microsoft365`, port 443): Teams,
+/// Exchange Online and Entra ID sign-in, the services a Teams Rooms device talks to.
+pub const MICROSOFT365_HOSTS: [&str; 3] = [
+    "teams.microsoft.com",
+    "outlook.office365.com",
+    "login.microsoftonline.com",
+];
+
+/// The entry that stands for [`MICROSOFT365_HOSTS`] in an endpoint list.
+pub const MICROSOFT365: &str = "microsoft365";
+
+/// [`MICROSOFT365_HOSTS`] as endpoints.
+pub fn microsoft365_endpoints() -> Vec<Endpoint> {
+    MICROSOFT365_HOSTS
+        .iter()
+        .map(|host| Endpoint {
+            host: (*host).to_owned(),
+            port: 443,
+            role: EndpointRole::Microsoft365,
+            sfb_version: None,
+        })
+        .collect()
+}
+
+/// One entry of an endpoint list (config or `--endpoint`): `microsoft365` alone stands for
+/// [`MICROSOFT365_HOSTS`]; anything else is one [`Endpoint`].
+pub fn parse_entry(text: &str) -> Result<Vec<Endpoint>, String> {
+    if text.trim().eq_ignore_ascii_case(MICROSOFT365) {
+        Ok(microsoft365_endpoints())
+    } else {
+        text.parse().map(|endpoint| vec![endpoint])
+    }
+}
+
+/// `endpoints` without repeats of the same host, port and role, in their first order.
+pub fn dedup(endpoints: Vec<Endpoint>) -> Vec<Endpoint> {
+    let mut kept: Vec<Endpoint> = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let seen = kept.iter().any(|k| {
+            k.host.eq_ignore_ascii_case(&endpoint.host)
+                && k.port == endpoint.port
+                && k.role == endpoint.role
+        });
+        if !seen {
+            kept.push(endpoint);
+        }
+    }
+    kept
+}
+
 /// What every probe of a run shares.
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {

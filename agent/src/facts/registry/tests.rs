@@ -486,3 +486,38 @@ fn cut_and_corrupted_dumps_never_panic() {
         started.elapsed()
     );
 }
+
+#[test]
+fn strings_are_read_with_the_same_contract_as_dwords() {
+    let dump = RegDump::parse(
+        "d.txt",
+        "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\n    \
+         CurrentBuild    REG_SZ    19045\n    PathName    REG_EXPAND_SZ    %SystemRoot%\n    \
+         UBR    REG_DWORD    0x1326\n    ProductName    REG_SZ    \n",
+    )
+    .expect("valid dump");
+    let key = CURRENT_VERSION;
+    assert_eq!(dump.string(key, "currentbuild").known().map(String::as_str), Some("19045"));
+    assert_eq!(dump.string(key, "PathName").known().map(String::as_str), Some("%SystemRoot%"));
+    assert_eq!(dump.string(key, "ProductName").known().map(String::as_str), Some(""));
+    let wrong = dump.string(key, "UBR");
+    assert!(
+        matches!(&wrong, Fact::Unreadable { reason, .. } if reason.ends_with("is REG_DWORD, expected REG_SZ")),
+        "{wrong:?}"
+    );
+    assert!(matches!(dump.string(key, "EditionID"), Fact::Absent { .. }));
+    assert!(matches!(
+        dump.string(r"HKLM\SYSTEM\Setup", "x"),
+        Fact::Unreadable { .. }
+    ));
+    assert!(matches!(dump.string(r"NOPE\x", "x"), Fact::Unreadable { .. }));
+    // A map holds only DWORDs; layered over the dump it leaves strings to the dump.
+    let map = MapRegistry::new().with(key, "UBR", 7);
+    assert!(matches!(map.string(key, "CurrentBuild"), Fact::Absent { .. }));
+    let layered = LayeredRegistry { top: map, base: dump };
+    assert_eq!(layered.dword(key, "UBR").known(), Some(&7));
+    assert_eq!(
+        layered.string(key, "CurrentBuild").known().map(String::as_str),
+        Some("19045")
+    );
+}
