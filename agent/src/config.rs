@@ -283,7 +283,10 @@ mod tests {
         let config = parse(&text).expect("valid");
         assert_eq!(config.report_interval, Duration::from_secs(60));
         assert_eq!(config.topic_prefix.as_str(), "acme/rooms");
-        assert_eq!(config.facts_file, Some(PathBuf::from("/var/lib/facts.toml")));
+        assert_eq!(
+            config.facts_file,
+            Some(PathBuf::from("/var/lib/facts.toml"))
+        );
     }
 
     #[test]
@@ -339,7 +342,11 @@ mod tests {
             .map(|h| ((*h).to_owned(), 443, EndpointRole::Microsoft365))
             .collect();
         assert_eq!(hosts(GOOD), m365, "no key: the Microsoft 365 hosts");
-        assert_eq!(hosts(&format!("{GOOD}endpoints = []\n")), vec![], "[]: none");
+        assert_eq!(
+            hosts(&format!("{GOOD}endpoints = []\n")),
+            vec![],
+            "[]: none"
+        );
         let listed = hosts(&format!(
             "{GOOD}endpoints = [\"microsoft365\", \"adfs=sts.contoso.com\", \"MICROSOFT365\"]\n"
         ));
@@ -348,7 +355,8 @@ mod tests {
         assert_eq!(listed, expected, "expanded once, repeats dropped");
         let err = parse(&format!("{GOOD}endpoints = [\"microsoft 365\"]\n")).expect_err("bad");
         assert!(
-            err.to_string().starts_with("/etc/roomready/agent.toml:4:14: key \"endpoints\": invalid host"),
+            err.to_string()
+                .starts_with("/etc/roomready/agent.toml:4:14: key \"endpoints\": invalid host"),
             "{err}"
         );
     }
@@ -444,7 +452,10 @@ mod example_tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
         let config = Config::load(&dir.join("agent.toml")).expect("docs/examples/agent.toml");
         assert_eq!(config.device_id.as_str(), "mtr-0001");
-        let facts_file = config.facts_file.as_ref().expect("the example names its facts file");
+        let facts_file = config
+            .facts_file
+            .as_ref()
+            .expect("the example names its facts file");
         let facts = crate::facts::FactsFile::new(facts_file)
             .read()
             .expect("docs/examples/facts.toml");

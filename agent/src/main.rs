@@ -1,6 +1,5 @@
 //! `roomready-agent`: the one-shot `check` and the `run` daemon, a thin shell over the library.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,8 +11,9 @@ use roomready_agent::config::Config;
 use roomready_agent::facts::registry::{RegDump, RegDumpError};
 use roomready_agent::facts::{AnyFacts, AppSource, FactsFile, FactsSource, HostFacts};
 use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
+use roomready_agent::report::human;
 use roomready_agent::{Agent, AgentSettings, report};
-use roomready_protocol::{DeviceId, Message, State, Verdict};
+use roomready_protocol::{DeviceId, Message, Verdict};
 
 /// Exit codes, after BSD sysexits where one fits.
 mod exit {
@@ -73,9 +73,12 @@ enum Command {
         /// Trust anchors for endpoint certificates (PEM); Mozilla's roots by default.
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
-        /// Print the JSON `State` message instead of a summary.
+        /// Print the JSON `State` message instead of the summary tables.
         #[arg(long)]
         json: bool,
+        /// Colour the summary: auto (only on a terminal, unless NO_COLOR is set), always, never.
+        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
     },
     /// Run the daemon: assess every interval and report over MQTT until SIGINT/SIGTERM.
     #[command(after_help = EXIT_CODES)]
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             timeout,
             ca_file,
             json,
+            color,
         } => {
             init_logging("warn");
             let probes = Probes {
@@ -120,7 +124,19 @@ fn main() -> ExitCode {
                 timeout: std::time::Duration::from_secs(timeout),
                 ca_file,
             };
-            runtime.block_on(check(facts.as_deref(), registry_dump.as_deref(), &probes, json))
+            let output = if json {
+                Output::Json
+            } else {
+                Output::Human {
+                    colour: color.enabled(),
+                }
+            };
+            runtime.block_on(check(
+                facts.as_deref(),
+                registry_dump.as_deref(),
+                &probes,
+                output,
+            ))
         }
         Command::Run { config } => {
             init_logging("info");
@@ -151,6 +167,13 @@ struct Probes {
     endpoints: Vec<Endpoint>,
     timeout: std::time::Duration,
     ca_file: Option<PathBuf>,
+}
+
+/// How `check` prints its result.
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    Json,
+    Human { colour: bool },
 }
 
 /// One `--endpoint` value: one endpoint, or Microsoft 365's three.
@@ -196,7 +219,7 @@ async fn check(
     facts_path: Option<&Path>,
     registry_dump: Option<&Path>,
     probes: &Probes,
-    json: bool,
+    output: Output,
 ) -> u8 {
     let source = match check_source(facts_path, registry_dump) {
         Ok(source) => source,
@@ -232,13 +255,13 @@ async fn check(
         timeout: probes.timeout,
     };
     let endpoints = probe_all(&probes.endpoints, &settings, SystemClock.now()).await;
+    let rows = human::fact_rows(&facts);
     let (wire, assessment) = report::evaluate(&Ok(facts), &endpoints);
     // `check` publishes nothing, so its state takes no number from the device's sequence.
     let state = report::state(device, 0, SystemClock.now(), wire, assessment, endpoints);
-    if json {
-        println!("{}", String::from_utf8_lossy(&state.encode()));
-    } else {
-        print!("{}", summary(&state));
+    match output {
+        Output::Json => println!("{}", String::from_utf8_lossy(&state.encode())),
+        Output::Human { colour } => print!("{}", human::render(&state, &rows, colour)),
     }
     match state.verdict {
         Verdict::Ready => exit::READY,
@@ -248,53 +271,28 @@ async fn check(
     }
 }
 
-/// The human-readable form of a state.
-fn summary(state: &State) -> String {
-    let mut out = String::new();
-    let facts = &state.facts;
-    let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not read)".into());
-    let _ = writeln!(out, "device     {} ({})", state.device, facts.kind);
-    let _ = writeln!(out, "app        {}", or_unknown(&facts.app_version));
-    let _ = writeln!(out, "os build   {}", or_unknown(&facts.os_build));
-    let _ = writeln!(
-        out,
-        "verdict    {}",
-        state.verdict.as_str().replace('_', " ").to_uppercase()
-    );
-    for endpoint in &state.endpoints {
-        let _ = writeln!(
-            out,
-            "\nendpoint   {}:{} ({:?})",
-            endpoint.host, endpoint.port, endpoint.role
-        );
-        for probe in &endpoint.versions {
-            let outcome = format!("{:?}", probe.outcome);
-            let mut line = format!("    {:<8} {outcome}", probe.version.name());
-            if let Some(suite) = &probe.suite {
-                let _ = write!(line, "  {suite}");
+/// Whether `check` colours its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    /// When standard output is a terminal and NO_COLOR is not set.
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    fn enabled(self) -> bool {
+        use std::io::IsTerminal as _;
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+                let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+                std::io::stdout().is_terminal() && !no_color && !dumb
             }
-            if let Some(detail) = &probe.detail {
-                let _ = write!(line, "  ({detail})");
-            }
-            let _ = writeln!(out, "{line}");
-        }
-        if let Some(cert) = &endpoint.certificate {
-            let validity = match (&cert.error, cert.days_left) {
-                (Some(e), _) => format!("invalid: {e}"),
-                (None, Some(days)) => format!("valid, {days} days left"),
-                (None, None) => "valid".to_owned(),
-            };
-            let _ = writeln!(out, "    cert     {validity}");
         }
     }
-    for finding in &state.findings {
-        let severity = finding.severity.as_str();
-        let _ = writeln!(out, "\n[{severity}] {}  {}", finding.code, finding.title);
-        let _ = writeln!(out, "    evidence:    {}", finding.evidence);
-        let _ = writeln!(out, "    remediation: {}", finding.remediation);
-        let _ = writeln!(out, "    reference:   {}", finding.reference);
-    }
-    out
 }
 
 /// `run`: the daemon until SIGINT/SIGTERM.

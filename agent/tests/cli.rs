@@ -104,17 +104,58 @@ fn check_summary_explains_the_finding() {
     );
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
+    assert!(!text.contains('\x1b'), "no colour into a pipe: {text}");
     assert!(
-        text.contains("device     mtr-7 (teams_rooms_windows)"),
+        text.starts_with("roomready check: mtr-7  NOT READY\n"),
         "{text}"
     );
-    assert!(text.contains("verdict    NOT READY"), "{text}");
-    assert!(text.contains(codes::TLS12_APP_TOO_OLD), "{text}");
+    let line = |start: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in {text}"))
+            .to_owned()
+    };
+    assert!(line("kind").contains("teams_rooms_windows"), "{text}");
+    let app = line("app version");
     assert!(
-        text.contains("evidence:    app version 4.0.51.0 (facts file "),
+        app.contains("4.0.51.0") && app.contains("key app_version"),
         "{text}"
     );
-    assert!(text.contains("srs2-release-note"), "{text}");
+    assert!(line("tls registry").contains("(unreadable)"), "{text}");
+    assert!(
+        line("no registry source").contains("--registry-dump"),
+        "{text}"
+    );
+    assert!(
+        line("critical").contains(codes::TLS12_APP_TOO_OLD),
+        "{text}"
+    );
+    assert!(
+        line("evidence").contains("app version 4.0.51.0 (facts file "),
+        "{text}"
+    );
+    assert!(line("see").contains("srs2-release-note"), "{text}");
+
+    // Colour on request, and NO_COLOR does not override an explicit choice.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = write(
+        dir.path(),
+        "f.toml",
+        "kind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n",
+    );
+    let facts = facts.to_str().expect("utf-8");
+    let coloured = Command::new(AGENT)
+        .args(["check", "--facts", facts, "--color", "always"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run");
+    assert!(
+        stdout(&coloured).contains("\x1b[1;31mNOT READY\x1b[0m"),
+        "{}",
+        stdout(&coloured)
+    );
+    let bad = agent(&["check", "--facts", facts, "--color", "sometimes"]);
+    assert_eq!(bad.status.code(), Some(64));
 }
 
 #[test]
@@ -307,17 +348,39 @@ fn check_takes_os_and_kind_from_a_dump_under_the_facts_file() {
         "app_version = \"4.0.105.0\"\n[registry]\n\
          'HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client\\Enabled' = 1\n",
     );
-    let out = agent(&["check", "--json", "--registry-dump", dump, "--facts", facts.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let out = agent(&[
+        "check",
+        "--json",
+        "--registry-dump",
+        dump,
+        "--facts",
+        facts.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let state = State::decode(&out.stdout).expect("state");
-    assert_eq!(state.facts.kind, roomready_protocol::DeviceKind::TeamsRoomsWindows);
+    assert_eq!(
+        state.facts.kind,
+        roomready_protocol::DeviceKind::TeamsRoomsWindows
+    );
     assert_eq!(state.facts.os_build.as_deref(), Some("19045.4902"));
     assert_eq!(state.facts.app_version.as_deref(), Some("4.0.105.0"));
 
     // The dump alone holds no app version, so it cannot tell a Teams Rooms device from any
     // Windows: the kind, and with it the verdict, is unknown, and the finding says what to add.
     let out = agent(&["check", "--json", "--registry-dump", dump]);
-    assert_eq!(out.status.code(), Some(3), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let state = State::decode(&out.stdout).expect("state");
     let codes: Vec<&str> = state.findings.iter().map(|f| f.code.as_str()).collect();
     assert!(codes.contains(&codes::DEVICE_KIND_UNKNOWN), "{codes:?}");
@@ -326,14 +389,23 @@ fn check_takes_os_and_kind_from_a_dump_under_the_facts_file() {
         .iter()
         .find(|f| f.code == codes::DEVICE_KIND_UNKNOWN)
         .expect("kind finding");
-    assert!(kind.evidence.contains("state app_version in the facts file"), "{}", kind.evidence);
+    assert!(
+        kind.evidence
+            .contains("state app_version in the facts file"),
+        "{}",
+        kind.evidence
+    );
 }
 
 #[test]
 fn check_without_any_facts_source_is_a_usage_error() {
     let out = agent(&["check"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--facts FILE and/or --registry-dump FILE"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--facts FILE and/or --registry-dump FILE"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 mod support;
@@ -394,11 +466,21 @@ fn check_probes_endpoints() {
 
     let out = run(legacy.port, false);
     let text = stdout(&out);
-    assert!(
-        text.contains(&format!("endpoint   localhost:{} (Custom)", legacy.port)),
-        "{text}"
+    let header = text
+        .lines()
+        .find(|l| l.contains("TLS 1.0"))
+        .expect("table header");
+    let row = text
+        .lines()
+        .find(|l| l.contains(&format!("localhost:{}", legacy.port)))
+        .unwrap_or_else(|| panic!("no endpoint row in {text}"));
+    assert!(row.contains("custom"), "{row}");
+    let column = header.find("TLS 1.0").expect("TLS 1.0 column");
+    assert_eq!(
+        row.get(column..column + 8),
+        Some("accepted"),
+        "{header}\n{row}"
     );
-    assert!(text.contains("TLS 1.0  Accepted"), "{text}");
 
     let out = agent(&["check", "--facts", "x", "--endpoint", "host:0"]);
     assert_eq!(out.status.code(), Some(64));

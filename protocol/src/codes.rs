@@ -7,6 +7,12 @@ pub const TLS12_APP_TOO_OLD: &str = "TLS12_APP_TOO_OLD";
 pub const APP_VERSION_MISSING: &str = "APP_VERSION_MISSING";
 /// The Teams Rooms app version was read but is not an AppX version quad.
 pub const APP_VERSION_UNPARSABLE: &str = "APP_VERSION_UNPARSABLE";
+/// Teams Rooms on Android reports its own version scheme (`1449/1.0.96.2024091202`), which is
+/// recognised and deliberately not compared with the Windows app's 4.0.64.0 (information only).
+pub const ANDROID_APP_VERSION_NOT_COMPARED: &str = "ANDROID_APP_VERSION_NOT_COMPARED";
+/// Teams Rooms on Android without a known OS version: whether the OS can use TLS 1.2 (Android
+/// 4.4 and later) cannot be decided.
+pub const OS_NAME_MISSING: &str = "OS_NAME_MISSING";
 /// Surface Hub is below OS build 15063.1835 (KB4499162): no TLS 1.2 for Skype for Business.
 pub const TLS12_SURFACE_HUB_BUILD_TOO_OLD: &str = "TLS12_SURFACE_HUB_BUILD_TOO_OLD";
 /// Surface Hub is below OS build 15063.1897 (KB4503289): device-account setup may still need

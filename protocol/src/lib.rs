@@ -30,4 +30,6 @@ pub use schema::{DecodeError, Message};
 pub use time::{Timestamp, TimestampError};
 pub use tls::{CipherSuite, TlsVersion, suite_name};
 pub use topics::{Channel, TopicPrefix, TopicPrefixError, Topics};
-pub use version::{AppVersion, AppVersionError, OsBuild, OsBuildError};
+pub use version::{
+    AndroidAppVersion, AndroidAppVersionError, AppVersion, AppVersionError, OsBuild, OsBuildError,
+};

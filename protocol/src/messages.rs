@@ -82,8 +82,8 @@ impl std::fmt::Display for Verdict {
     }
 }
 
-/// How serious one finding is on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How serious one finding is on its own; ordered info < warning < critical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,

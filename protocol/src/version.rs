@@ -236,6 +236,84 @@ impl FromStr for OsBuild {
     }
 }
 
+/// A Teams Rooms on Android app version, as the device reports it: `BUILD/VERSION`, e.g.
+/// `1449/1.0.96.2024091202` (a build number, then a dotted version whose last field is a
+/// date stamp). The 4.0.64.0 threshold of Teams Rooms on Windows does not apply to it: it is
+/// recognised so that it is never compared with, or mistaken for, a Windows app version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AndroidAppVersion {
+    build: u32,
+    version: Vec<u64>,
+}
+
+impl AndroidAppVersion {
+    /// The build number before the `/`.
+    pub fn build(&self) -> u32 {
+        self.build
+    }
+
+    /// The dotted version after the `/`, field by field.
+    pub fn version(&self) -> &[u64] {
+        &self.version
+    }
+}
+
+impl fmt::Display for AndroidAppVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/", self.build)?;
+        for (i, field) in self.version.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{field}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a text is not a Teams Rooms on Android app version.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} is not a Teams Rooms on Android version (BUILD/MAJOR.MINOR.PATCH[.DATE], e.g. 1449/1.0.96.2024091202): {reason}", echo(.input))]
+pub struct AndroidAppVersionError {
+    pub input: String,
+    pub reason: &'static str,
+}
+
+impl FromStr for AndroidAppVersion {
+    type Err = AndroidAppVersionError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let fail = |reason| AndroidAppVersionError {
+            input: input.to_owned(),
+            reason,
+        };
+        let (build, version) = input
+            .split_once('/')
+            .ok_or(fail("no '/' after the build number"))?;
+        let build =
+            parse_field(build, u32::MAX).map_err(|_| fail("the build number is not a number"))?;
+        let fields: Vec<&str> = version.split('.').collect();
+        if !(3..=4).contains(&fields.len()) {
+            return Err(fail(
+                "the version after '/' needs 3 or 4 dot-separated fields",
+            ));
+        }
+        let version = fields
+            .iter()
+            .map(|field| {
+                let digits = !field.is_empty()
+                    && field.len() <= 19
+                    && field.bytes().all(|b| b.is_ascii_digit());
+                digits
+                    .then(|| field.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or(fail("a version field is not a number"))
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        Ok(AndroidAppVersion { build, version })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +429,36 @@ mod tests {
         for (input, message) in cases {
             let err = input.parse::<OsBuild>().expect_err(input);
             assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn android_versions_are_recognised_and_kept_apart() {
+        let v: AndroidAppVersion = "1449/1.0.96.2024091202".parse().expect("android scheme");
+        assert_eq!(v.build(), 1449);
+        assert_eq!(v.version(), &[1, 0, 96, 2_024_091_202]);
+        assert_eq!(v.to_string(), "1449/1.0.96.2024091202");
+        assert!("1449/1.0.96".parse::<AndroidAppVersion>().is_ok());
+        // A Windows quad is not an Android version, nor the other way round.
+        assert!("4.0.64.0".parse::<AndroidAppVersion>().is_err());
+        assert!("1449/1.0.96.2024091202".parse::<AppVersion>().is_err());
+        for bad in [
+            "",
+            "/",
+            "1449/",
+            "x/1.0.96",
+            "1449/1.0",
+            "1449/1.0.96.1.2",
+            "1449/1..96",
+            "1449/1.0.9a",
+            "-1/1.0.96",
+            "1449/1.0.99999999999999999999",
+        ] {
+            let err = bad.parse::<AndroidAppVersion>().expect_err(bad);
+            assert!(
+                err.to_string().contains("e.g. 1449/1.0.96.2024091202"),
+                "{err}"
+            );
         }
     }
 }

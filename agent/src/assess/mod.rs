@@ -30,6 +30,8 @@ pub enum Outcome {
     NotApplicable,
     /// The rule applies and is satisfied.
     Pass,
+    /// The rule applies and is satisfied, with something worth saying (an info finding).
+    Note(Finding),
     /// The rule applies and concludes `verdict` (at_risk, not_ready or unknown) for this reason.
     Flag(Verdict, Finding),
 }
@@ -71,6 +73,10 @@ pub fn assess_with(rules: &[Rule], facts: &Facts, endpoints: &[EndpointReport]) 
         match outcome {
             Outcome::NotApplicable => {}
             Outcome::Pass => applied += 1,
+            Outcome::Note(finding) => {
+                applied += 1;
+                findings.push(finding);
+            }
             Outcome::Flag(flagged, finding) => {
                 applied += 1;
                 verdict = verdict.worst(flagged);

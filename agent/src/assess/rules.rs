@@ -2,7 +2,8 @@
 //! on the protocol's version types so the numbers appear once.
 
 use roomready_protocol::{
-    AppVersion, DeviceKind, Finding, OsBuild, Severity, TlsVersion, Verdict, codes,
+    AndroidAppVersion, AppVersion, DeviceKind, Finding, OsBuild, Severity, TlsVersion, Verdict,
+    codes,
 };
 
 use super::{Outcome, Rule};
@@ -27,6 +28,11 @@ pub static RULES: &[Rule] = &[
         name: "teams_rooms_app_tls12",
         applies_to: &[DeviceKind::TeamsRoomsWindows],
         check: teams_rooms_app_tls12,
+    },
+    Rule {
+        name: "teams_rooms_android_app",
+        applies_to: &[DeviceKind::TeamsRoomsAndroid],
+        check: teams_rooms_android_app,
     },
     Rule {
         name: "surface_hub_build_tls12",
@@ -71,6 +77,20 @@ fn teams_rooms_app_tls12(facts: &Facts) -> Outcome {
         }
     };
     let source = facts.app_version.source();
+    if text.trim().parse::<AndroidAppVersion>().is_ok() {
+        return unknown(
+            codes::APP_VERSION_UNPARSABLE,
+            "The app version is a Teams Rooms on Android version, not a Windows one; TLS 1.2 \
+             readiness is unknown",
+            format!(
+                "app version {:?} on a teams_rooms_windows device ({source})",
+                text.trim()
+            ),
+            "Check the device kind: a BUILD/VERSION app version belongs to Teams Rooms on \
+             Android (teams_rooms_android).",
+            REF_ROOMS_RELEASE_NOTE,
+        );
+    }
     match text.trim().parse::<AppVersion>() {
         Err(e) => unknown(
             codes::APP_VERSION_UNPARSABLE,
@@ -100,6 +120,57 @@ fn teams_rooms_app_tls12(facts: &Facts) -> Outcome {
             },
         ),
         Ok(_) => Outcome::Pass,
+    }
+}
+
+/// Teams Rooms on Android: its version scheme is recognised and not compared with the Windows
+/// app's 4.0.64.0 threshold, which does not apply to it.
+fn teams_rooms_android_app(facts: &Facts) -> Outcome {
+    let text = match &facts.app_version {
+        Fact::Known { value, .. } => value.trim(),
+        missing => {
+            return unknown(
+                codes::APP_VERSION_MISSING,
+                "Teams Rooms on Android app version could not be read",
+                describe_missing("app version", missing),
+                "Read the app version from the device's settings (About) or the Teams admin \
+                 center and state it in the facts file.",
+                REF_TLS12_M365,
+            );
+        }
+    };
+    let source = facts.app_version.source();
+    match text.parse::<AndroidAppVersion>() {
+        Ok(version) => Outcome::Note(Finding {
+            code: codes::ANDROID_APP_VERSION_NOT_COMPARED.into(),
+            severity: Severity::Info,
+            title: format!(
+                "Teams Rooms on Android app {version}: the Windows app's {} threshold does not \
+                 apply",
+                AppVersion::TLS12_MINIMUM
+            ),
+            evidence: format!("app version {version} ({source})"),
+            remediation: "None needed for the app version; the OS version and the probed \
+                          endpoints decide this device's TLS 1.2 readiness."
+                .into(),
+            reference: REF_TLS12_M365.into(),
+        }),
+        Err(e) => {
+            let hint = if text.parse::<AppVersion>().is_ok() {
+                " It is a Windows app version: check the device kind."
+            } else {
+                ""
+            };
+            unknown(
+                codes::APP_VERSION_UNPARSABLE,
+                "Teams Rooms on Android app version is not in the Android scheme",
+                format!("{e} ({source})"),
+                &format!(
+                    "Check the reported app version; it must look like 1449/1.0.96.2024091202.{hint}"
+                ),
+                REF_TLS12_M365,
+            )
+        }
     }
 }
 
@@ -440,6 +511,19 @@ fn at_most(a: &[u32], b: &[u32]) -> bool {
 /// Microsoft's list of clients unable to use TLS 1.2, for the device's own OS.
 fn client_os_tls12(facts: &Facts) -> Outcome {
     let Some(name) = facts.os_name.known() else {
+        // On Windows the registry and build rules cover the OS; on Android its version is
+        // the only device-side fact that decides TLS 1.2.
+        if facts.kind() == DeviceKind::TeamsRoomsAndroid {
+            return unknown(
+                codes::OS_NAME_MISSING,
+                "Teams Rooms on Android without a known Android version; whether its OS can use \
+                 TLS 1.2 is unknown",
+                describe_missing("OS name", &facts.os_name),
+                "State the OS in the facts file, e.g. os_name = \"Android 12\" (Android 4.3 and \
+                 earlier cannot use TLS 1.2).",
+                REF_TLS12_M365,
+            );
+        }
         return Outcome::NotApplicable;
     };
     let name = name.trim();

@@ -187,17 +187,93 @@ fn the_app_rule_does_not_judge_other_kinds() {
     // An old Teams Rooms-style version on a Surface Hub or Android device is not compared.
     let hub = facts(DeviceKind::SurfaceHub, Some("1.0.0.0"), Some("19045.1"));
     assert_eq!(verdict_and_codes(&hub), (Verdict::Ready, vec![]));
-    let android = facts(
-        DeviceKind::TeamsRoomsAndroid,
-        Some("1449/1.0.96.2024091202"),
-        None,
+    let mut android = facts(DeviceKind::TeamsRoomsAndroid, Some("1.0.0.0"), None);
+    android.os_name = Fact::Known {
+        value: "Android 12".into(),
+        source: src(),
+    };
+    let (_, codes) = verdict_and_codes(&android);
+    assert!(
+        !codes.contains(&codes::TLS12_APP_TOO_OLD.to_string()),
+        "{codes:?}"
     );
+}
+
+fn android(app: Option<&str>, os: Option<&str>) -> Facts {
+    let mut f = facts(DeviceKind::TeamsRoomsAndroid, app, None);
+    if let Some(os) = os {
+        f.os_name = Fact::Known {
+            value: os.into(),
+            source: src(),
+        };
+    }
+    f
+}
+
+#[test]
+fn android_versions_are_recognised_not_compared() {
+    let a = assess(&android(Some("1449/1.0.96.2024091202"), Some("Android 12")));
+    assert_eq!(a.verdict, Verdict::Ready);
+    assert_eq!(a.findings.len(), 1, "{:?}", a.findings);
+    let note = &a.findings[0];
+    assert_eq!(note.code, codes::ANDROID_APP_VERSION_NOT_COMPARED);
+    assert_eq!(note.severity, Severity::Info);
+    assert!(note.title.contains("4.0.64.0"), "{}", note.title);
+    assert!(
+        note.evidence.contains("1449/1.0.96.2024091202"),
+        "{}",
+        note.evidence
+    );
+    // Low-looking Android numbers are not "older than 4.0.64.0".
+    let low = assess(&android(Some("1/0.0.1"), Some("Android 9")));
+    assert_eq!(low.verdict, Verdict::Ready);
+}
+
+#[test]
+fn android_needs_its_version_and_its_os() {
+    // A Windows quad on an Android device: not compared either, and the kind is suspect.
+    let quad = assess(&android(Some("4.0.51.0"), Some("Android 12")));
+    assert_eq!(quad.verdict, Verdict::Unknown);
+    assert_eq!(quad.findings[0].code, codes::APP_VERSION_UNPARSABLE);
+    assert!(
+        quad.findings[0]
+            .remediation
+            .contains("check the device kind"),
+        "{:?}",
+        quad.findings[0]
+    );
+    let missing = verdict_and_codes(&android(None, Some("Android 12")));
     assert_eq!(
-        verdict_and_codes(&android),
+        missing,
         (
             Verdict::Unknown,
-            vec![codes::NO_APPLICABLE_RULE.to_string()]
+            vec![codes::APP_VERSION_MISSING.to_string()]
         )
+    );
+    // Without the Android version the OS rule cannot be decided.
+    let no_os = verdict_and_codes(&android(Some("1449/1.0.96.2024091202"), None));
+    assert_eq!(
+        no_os,
+        (
+            Verdict::Unknown,
+            vec![
+                codes::ANDROID_APP_VERSION_NOT_COMPARED.to_string(),
+                codes::OS_NAME_MISSING.to_string()
+            ]
+        )
+    );
+    // The Android scheme on a Windows device is flagged as a kind mix-up, not misread.
+    let mixed = assess(&facts(
+        DeviceKind::TeamsRoomsWindows,
+        Some("1449/1.0.96.2024091202"),
+        None,
+    ));
+    assert_eq!(mixed.verdict, Verdict::Unknown);
+    assert_eq!(mixed.findings[0].code, codes::APP_VERSION_UNPARSABLE);
+    assert!(
+        mixed.findings[0].title.contains("Android"),
+        "{:?}",
+        mixed.findings[0]
     );
 }
 
@@ -484,17 +560,14 @@ fn no_registry_source_is_unknown_said_once() {
 
 #[test]
 fn clients_known_unable_to_use_tls12() {
-    let with_os = |name: &str| {
-        let mut f = facts(DeviceKind::TeamsRoomsAndroid, None, None);
-        f.os_name = Fact::Known {
-            value: name.into(),
-            source: src(),
-        };
-        verdict_and_codes(&f)
-    };
+    let with_os =
+        |name: &str| verdict_and_codes(&android(Some("1449/1.0.96.2024091202"), Some(name)));
     let unable = (
         Verdict::NotReady,
-        vec![codes::CLIENT_OS_WITHOUT_TLS12.to_string()],
+        vec![
+            codes::ANDROID_APP_VERSION_NOT_COMPARED.to_string(),
+            codes::CLIENT_OS_WITHOUT_TLS12.to_string(),
+        ],
     );
     for name in [
         "Android 4.3",

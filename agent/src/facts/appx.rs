@@ -142,9 +142,14 @@ impl AppxQuery {
     pub fn powershell(timeout: Duration) -> Self {
         AppxQuery {
             program: PathBuf::from("powershell.exe"),
-            args: ["-NoProfile", "-NonInteractive", "-Command", POWERSHELL_COMMAND]
-                .map(String::from)
-                .to_vec(),
+            args: [
+                "-NoProfile",
+                "-NonInteractive",
+                "-Command",
+                POWERSHELL_COMMAND,
+            ]
+            .map(String::from)
+            .to_vec(),
             timeout,
         }
     }

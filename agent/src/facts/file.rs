@@ -168,7 +168,9 @@ impl FactsFile {
         Ok(Facts {
             device_id: stated.device_id,
             kind: stated.kind.unwrap_or_else(|| absent(path, "kind")),
-            app_version: stated.app_version.unwrap_or_else(|| absent(path, "app_version")),
+            app_version: stated
+                .app_version
+                .unwrap_or_else(|| absent(path, "app_version")),
             os_build: stated.os_build.unwrap_or_else(|| absent(path, "os_build")),
             os_name: stated.os_name.unwrap_or_else(|| absent(path, "os_name")),
             tls,

@@ -190,7 +190,9 @@ pub fn device_kind(edition: &Fact<String>, app_version: &Fact<String>) -> Fact<D
         Fact::Known { value, source } if value.trim().eq_ignore_ascii_case(SURFACE_HUB_EDITION) => {
             return Fact::Known {
                 value: DeviceKind::SurfaceHub,
-                source: Source::new(format!("{source} = {SURFACE_HUB_EDITION} (Windows 10 Team)")),
+                source: Source::new(format!(
+                    "{source} = {SURFACE_HUB_EDITION} (Windows 10 Team)"
+                )),
             };
         }
         Fact::Unreadable { source, reason } => {

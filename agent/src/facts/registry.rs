@@ -321,7 +321,11 @@ impl RegDump {
     /// The value `name` of key `path` for a typed read: `Ok(Some)` when dumped, `Ok(None)`
     /// when its key or a key above it was dumped without it (absent), `Err` with the
     /// unreadable fact otherwise. The source names the dump and the value.
-    fn lookup<T>(&self, path: &str, name: &str) -> Result<(Option<&DumpValue>, Source, String), Fact<T>> {
+    fn lookup<T>(
+        &self,
+        path: &str,
+        name: &str,
+    ) -> Result<(Option<&DumpValue>, Source, String), Fact<T>> {
         let Some(key) = KeyPath::parse(path) else {
             let source = Source::new(format!(
                 "registry dump {}: {}",
@@ -582,7 +586,11 @@ impl NativeRegistry {
     /// Reads the raw value `name` of key `path`: `Ok(Some)` with its source and full path,
     /// `Ok(None)` with the source when the key or the value does not exist, `Err` with the
     /// unreadable fact otherwise.
-    fn raw<T>(&self, path: &str, name: &str) -> Result<(Option<winreg::RegValue>, Source, String), Fact<T>> {
+    fn raw<T>(
+        &self,
+        path: &str,
+        name: &str,
+    ) -> Result<(Option<winreg::RegValue>, Source, String), Fact<T>> {
         use std::io::ErrorKind;
 
         use winreg::RegKey;

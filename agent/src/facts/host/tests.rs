@@ -64,7 +64,10 @@ fn os_build_joins_current_build_and_ubr() {
     let build = os_build(&registry);
     assert_eq!(build.known().map(String::as_str), Some("19045.4902"));
     assert!(
-        build.source().to_string().contains(r"CurrentVersion\CurrentBuild + UBR"),
+        build
+            .source()
+            .to_string()
+            .contains(r"CurrentVersion\CurrentBuild + UBR"),
         "{}",
         build.source()
     );
@@ -89,7 +92,9 @@ fn os_build_without_ubr_or_with_the_wrong_type_is_unreadable() {
         matches!(&ubr_sz, Fact::Unreadable { reason, .. } if reason.contains("expected REG_DWORD")),
         "{ubr_sz:?}"
     );
-    let absent = os_build(&version_dump("    ProductName    REG_SZ    Windows 10 Team"));
+    let absent = os_build(&version_dump(
+        "    ProductName    REG_SZ    Windows 10 Team",
+    ));
     assert!(matches!(absent, Fact::Absent { .. }), "{absent:?}");
     // Nothing about the key in the dump: not absent, unknown.
     let other = os_build(&dump("HKEY_LOCAL_MACHINE\\SYSTEM\n"));
@@ -160,17 +165,25 @@ async fn a_dump_gives_os_tls_and_kind_facts() {
         .collect()
         .await
         .expect("facts");
-    assert_eq!(facts.os_build.known().map(String::as_str), Some("19045.4902"));
+    assert_eq!(
+        facts.os_build.known().map(String::as_str),
+        Some("19045.4902")
+    );
     assert_eq!(
         facts.os_name.known().map(String::as_str),
         Some("Windows 10 IoT Enterprise")
     );
     let tls = facts.tls.known().expect("tls settings from the dump");
-    let client = tls.schannel(TlsVersion::Tls12, Side::Client).expect("TLS 1.2 client");
+    let client = tls
+        .schannel(TlsVersion::Tls12, Side::Client)
+        .expect("TLS 1.2 client");
     assert_eq!(client.enabled.known(), Some(&0));
     assert!(facts.device_id.is_none());
     if cfg!(unix) {
-        assert_eq!(facts.app_version.known().map(String::as_str), Some("4.0.105.0"));
+        assert_eq!(
+            facts.app_version.known().map(String::as_str),
+            Some("4.0.105.0")
+        );
         assert_eq!(facts.kind(), DeviceKind::TeamsRoomsWindows);
     }
 }
@@ -207,7 +220,10 @@ async fn a_surface_hub_edition_is_a_surface_hub() {
         .await
         .expect("facts");
     assert_eq!(facts.kind(), DeviceKind::SurfaceHub);
-    assert_eq!(facts.os_build.known().map(String::as_str), Some("15063.1835"));
+    assert_eq!(
+        facts.os_build.known().map(String::as_str),
+        Some("15063.1835")
+    );
 }
 
 #[tokio::test]
@@ -227,18 +243,30 @@ async fn the_facts_file_overrides_what_it_states_and_nothing_else() {
         .expect("facts");
     assert_eq!(facts.device_id.as_ref().map(|d| d.as_str()), Some("mtr-7"));
     // Stated: from the file.
-    assert_eq!(facts.app_version.known().map(String::as_str), Some("4.0.64.0"));
+    assert_eq!(
+        facts.app_version.known().map(String::as_str),
+        Some("4.0.64.0")
+    );
     assert!(
-        facts.app_version.source().to_string().contains("facts.toml, key app_version"),
+        facts
+            .app_version
+            .source()
+            .to_string()
+            .contains("facts.toml, key app_version"),
         "{}",
         facts.app_version.source()
     );
     // The kind follows from the overriding app version.
     assert_eq!(facts.kind(), DeviceKind::TeamsRoomsWindows);
     // Not stated: from the dump.
-    assert_eq!(facts.os_build.known().map(String::as_str), Some("19045.4902"));
+    assert_eq!(
+        facts.os_build.known().map(String::as_str),
+        Some("19045.4902")
+    );
     let tls = facts.tls.known().expect("tls");
-    let client = tls.schannel(TlsVersion::Tls12, Side::Client).expect("TLS 1.2 client");
+    let client = tls
+        .schannel(TlsVersion::Tls12, Side::Client)
+        .expect("TLS 1.2 client");
     let enabled = &client.enabled;
     assert_eq!(enabled.known(), Some(&1), "the file's value wins");
     assert!(
@@ -247,9 +275,16 @@ async fn the_facts_file_overrides_what_it_states_and_nothing_else() {
         enabled.source()
     );
     let disabled_by_default = &client.disabled_by_default;
-    assert_eq!(disabled_by_default.known(), Some(&0), "the dump's value stays");
+    assert_eq!(
+        disabled_by_default.known(),
+        Some(&0),
+        "the dump's value stays"
+    );
     assert!(
-        disabled_by_default.source().to_string().contains("registry dump"),
+        disabled_by_default
+            .source()
+            .to_string()
+            .contains("registry dump"),
         "{}",
         disabled_by_default.source()
     );
@@ -265,7 +300,10 @@ async fn a_bad_facts_file_fails_the_whole_collection() {
         .await
         .expect_err("bad kind");
     let text = error.to_string();
-    assert!(text.contains("facts.toml:1:8") && text.contains("toaster"), "{text}");
+    assert!(
+        text.contains("facts.toml:1:8") && text.contains("toaster"),
+        "{text}"
+    );
     let missing = host(
         MapRegistry::new(),
         unavailable(),
@@ -295,7 +333,10 @@ mod query {
             "appx",
             "printf '\\r\\nName              : Microsoft.SkypeRoomSystem\\r\\nVersion           : 5.2.115.0\\r\\n\\r\\n'",
         );
-        assert_eq!(read(app).await.known().map(String::as_str), Some("5.2.115.0"));
+        assert_eq!(
+            read(app).await.known().map(String::as_str),
+            Some("5.2.115.0")
+        );
     }
 
     #[tokio::test]

@@ -497,9 +497,18 @@ fn strings_are_read_with_the_same_contract_as_dwords() {
     )
     .expect("valid dump");
     let key = CURRENT_VERSION;
-    assert_eq!(dump.string(key, "currentbuild").known().map(String::as_str), Some("19045"));
-    assert_eq!(dump.string(key, "PathName").known().map(String::as_str), Some("%SystemRoot%"));
-    assert_eq!(dump.string(key, "ProductName").known().map(String::as_str), Some(""));
+    assert_eq!(
+        dump.string(key, "currentbuild").known().map(String::as_str),
+        Some("19045")
+    );
+    assert_eq!(
+        dump.string(key, "PathName").known().map(String::as_str),
+        Some("%SystemRoot%")
+    );
+    assert_eq!(
+        dump.string(key, "ProductName").known().map(String::as_str),
+        Some("")
+    );
     let wrong = dump.string(key, "UBR");
     assert!(
         matches!(&wrong, Fact::Unreadable { reason, .. } if reason.ends_with("is REG_DWORD, expected REG_SZ")),
@@ -510,14 +519,26 @@ fn strings_are_read_with_the_same_contract_as_dwords() {
         dump.string(r"HKLM\SYSTEM\Setup", "x"),
         Fact::Unreadable { .. }
     ));
-    assert!(matches!(dump.string(r"NOPE\x", "x"), Fact::Unreadable { .. }));
+    assert!(matches!(
+        dump.string(r"NOPE\x", "x"),
+        Fact::Unreadable { .. }
+    ));
     // A map holds only DWORDs; layered over the dump it leaves strings to the dump.
     let map = MapRegistry::new().with(key, "UBR", 7);
-    assert!(matches!(map.string(key, "CurrentBuild"), Fact::Absent { .. }));
-    let layered = LayeredRegistry { top: map, base: dump };
+    assert!(matches!(
+        map.string(key, "CurrentBuild"),
+        Fact::Absent { .. }
+    ));
+    let layered = LayeredRegistry {
+        top: map,
+        base: dump,
+    };
     assert_eq!(layered.dword(key, "UBR").known(), Some(&7));
     assert_eq!(
-        layered.string(key, "CurrentBuild").known().map(String::as_str),
+        layered
+            .string(key, "CurrentBuild")
+            .known()
+            .map(String::as_str),
         Some("19045")
     );
 }

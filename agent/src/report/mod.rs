@@ -1,6 +1,8 @@
 //! Turning facts and an assessment into the `State` that is published, and the assessment step
 //! that the daemon and the one-shot `check` share.
 
+pub mod human;
+
 use roomready_protocol::{DeviceFacts, DeviceId, DeviceKind, EndpointReport, State, Timestamp};
 
 use crate::assess::{self, Assessment};
