@@ -365,7 +365,11 @@ mod tests {
     fn facts_file_is_required_where_there_are_no_native_facts() {
         let without = GOOD.replace("facts_file = \"facts.toml\"\n", "");
         let parsed = parse(&without);
-        assert_eq!(parsed.is_ok(), cfg!(windows), "only Windows reads facts natively");
+        assert_eq!(
+            parsed.is_ok(),
+            cfg!(windows),
+            "only Windows reads facts natively"
+        );
         match parsed {
             Ok(config) => assert_eq!(config.facts_file, None),
             Err(err) => {

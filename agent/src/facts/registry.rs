@@ -590,7 +590,7 @@ impl NativeRegistry {
         &self,
         path: &str,
         name: &str,
-    ) -> Result<(Option<winreg::RegValue>, Source, String), Fact<T>> {
+    ) -> Result<(Option<winreg::RegValue<'static>>, Source, String), Fact<T>> {
         use std::io::ErrorKind;
 
         use winreg::RegKey;

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use roomready_protocol::{DeviceKind, TlsVersion};
 
@@ -48,6 +47,7 @@ fn host(registry: impl Registry + 'static, app: AppSource, file: Option<&Path>) 
 #[cfg(unix)]
 fn script(dir: &Path, name: &str, body: &str) -> AppSource {
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -149,19 +149,8 @@ fn the_kind_follows_from_edition_and_app() {
 }
 
 #[tokio::test]
-async fn a_dump_gives_os_tls_and_kind_facts() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let app = if cfg!(unix) {
-        #[cfg(unix)]
-        {
-            script(tmp.path(), "appx", "printf '4.0.105.0\\r\\n'")
-        }
-        #[cfg(not(unix))]
-        unreachable!()
-    } else {
-        unavailable()
-    };
-    let facts = host(fixture("teams-rooms-host.txt"), app, None)
+async fn a_dump_gives_os_and_tls_facts() {
+    let facts = host(fixture("teams-rooms-host.txt"), unavailable(), None)
         .collect()
         .await
         .expect("facts");
@@ -179,13 +168,22 @@ async fn a_dump_gives_os_tls_and_kind_facts() {
         .expect("TLS 1.2 client");
     assert_eq!(client.enabled.known(), Some(&0));
     assert!(facts.device_id.is_none());
-    if cfg!(unix) {
-        assert_eq!(
-            facts.app_version.known().map(String::as_str),
-            Some("4.0.105.0")
-        );
-        assert_eq!(facts.kind(), DeviceKind::TeamsRoomsWindows);
-    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_app_query_makes_a_windows_host_a_teams_rooms_device() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let app = script(tmp.path(), "appx", "printf '4.0.105.0\\r\\n'");
+    let facts = host(fixture("teams-rooms-host.txt"), app, None)
+        .collect()
+        .await
+        .expect("facts");
+    assert_eq!(
+        facts.app_version.known().map(String::as_str),
+        Some("4.0.105.0")
+    );
+    assert_eq!(facts.kind(), DeviceKind::TeamsRoomsWindows);
 }
 
 #[tokio::test]
@@ -318,6 +316,8 @@ async fn a_bad_facts_file_fails_the_whole_collection() {
 #[cfg(unix)]
 mod query {
     //! The app query against real child processes.
+
+    use std::time::Duration;
 
     use super::*;
 
