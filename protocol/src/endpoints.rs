@@ -62,6 +62,30 @@ pub enum ProbeOutcome {
     Error,
 }
 
+impl ProbeOutcome {
+    /// The wire name (`accepted`, `connection_refused`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProbeOutcome::Accepted => "accepted",
+            ProbeOutcome::Refused => "refused",
+            ProbeOutcome::Downgraded => "downgraded",
+            ProbeOutcome::NoAnswer => "no_answer",
+            ProbeOutcome::ConnectionRefused => "connection_refused",
+            ProbeOutcome::ConnectionReset => "connection_reset",
+            ProbeOutcome::Closed => "closed",
+            ProbeOutcome::NotTls => "not_tls",
+            ProbeOutcome::DnsFailure => "dns_failure",
+            ProbeOutcome::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The result for one TLS version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionProbe {
@@ -112,5 +136,29 @@ impl EndpointReport {
     /// The result for `version`, if it was probed.
     pub fn version(&self, version: TlsVersion) -> Option<&VersionProbe> {
         self.versions.iter().find(|v| v.version == version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_are_the_wire_names() {
+        for outcome in [
+            ProbeOutcome::Accepted,
+            ProbeOutcome::Refused,
+            ProbeOutcome::Downgraded,
+            ProbeOutcome::NoAnswer,
+            ProbeOutcome::ConnectionRefused,
+            ProbeOutcome::ConnectionReset,
+            ProbeOutcome::Closed,
+            ProbeOutcome::NotTls,
+            ProbeOutcome::DnsFailure,
+            ProbeOutcome::Error,
+        ] {
+            let wire = serde_json::to_string(&outcome).expect("serialises");
+            assert_eq!(wire, format!("\"{}\"", outcome.as_str()));
+        }
     }
 }

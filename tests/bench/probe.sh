@@ -86,7 +86,15 @@ if [[ -z ${ROOMREADY_BIN:-} ]]; then
     target_dir=${CARGO_TARGET_DIR:-$REPO/target}
     [[ $target_dir = /* ]] || target_dir=$REPO/$target_dir
     ROOMREADY_BIN=$target_dir/release/roomready-agent
-    : "${ROOMREADY_LABEL:=built by this script from the working tree at $REPO}"
+    if rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null); then
+        # read-only: no index refresh
+        dirty=$(GIT_OPTIONAL_LOCKS=0 git -C "$REPO" status --porcelain --untracked-files=no -- . \
+            ':(exclude)docs' ':(exclude)tests/bench' ':(exclude)*.md' 2>/dev/null | head -1)
+        rev="commit $rev${dirty:+ with uncommitted changes}"
+    else
+        rev="not a git checkout"
+    fi
+    : "${ROOMREADY_LABEL:=release build by this script of the working tree at $REPO ($rev)}"
 fi
 [[ -x $ROOMREADY_BIN ]] || die "roomready-agent binary not found or not executable: $ROOMREADY_BIN"
 : "${ROOMREADY_LABEL:=given as ROOMREADY_BIN}"
@@ -405,9 +413,10 @@ tmp_out=$(mktemp "$WORK/report.XXXXXX")
     echo "Wall time of the whole process, measured with bash's \`\$EPOCHREALTIME\` (fork and exec included)."
     echo "roomready and both sslscan variants ran round-robin ($WARMUP untimed warm-up round, then $RUNS timed"
     echo "rounds per endpoint); testssl.sh ran afterwards, $WARMUP warm-up + $TESTSSL_RUNS timed runs per endpoint,"
-    echo "fewer because each run takes seconds. **The machine is shared: $(nproc) cores, with another"
-    echo "engineer's builds running at the same time**, so absolute figures are noisy; the medians and"
-    echo "the ratios between tools measured in the same rounds are the figures to read."
+    echo "fewer because each run takes seconds. **Timings were taken on a shared $(nproc)-core machine** (other"
+    echo "work, such as builds, may have run at the same time: see the load averages above), so absolute"
+    echo "figures are noisy; the medians and the ratios between tools measured in the same rounds are the"
+    echo "figures to read."
     echo
     echo "## Wall time, median (ms)"
     echo
@@ -417,11 +426,29 @@ tmp_out=$(mktemp "$WORK/report.XXXXXX")
         echo "| $name | $(fmt_ms "${MED[roomready,$name]}") | $(fmt_ms "${MED[sslscan,$name]}") | $(fmt_ms "${MED[sslscan_cert,$name]}") | $(fmt_ms "${MED[testssl,$name]}") | $(ratio "${MED[roomready,$name]}" "${MED[sslscan,$name]}") | $(ratio "${MED[roomready,$name]}" "${MED[sslscan_cert,$name]}") | $(ratio_frac "${MED[roomready,$name]}" "${MED[testssl,$name]}") |"
     done
     echo
+    echo "Paired view: the three fast tools ran in the same rounds, so each round compares them under"
+    echo "the same background load. Rounds (of $RUNS) in which roomready finished before sslscan:"
+    row=""
+    for name in "${NAMES[@]}"; do
+        won=$(paste "$WORK/times/roomready-$name" "$WORK/times/sslscan-$name" | awk '$1 < $2 { n++ } END { print n + 0 }')
+        row+="${row:+, }$name $won"
+    done
+    echo "$row."
+    echo
     read -r fr_med fr_min fr_max < <(stats "$WORK/times/floor-roomready")
     read -r fs_med fs_min fs_max < <(stats "$WORK/times/floor-sslscan")
     echo "Start-up floor, no probing (median, min - max, n=$RUNS): roomready \`check\` without \`--endpoint\`"
     echo "$(fmt_ms "$fr_med") ms ($(fmt_ms "$fr_min") - $(fmt_ms "$fr_max")); \`sslscan --version\` $(fmt_ms "$fs_med") ms"
-    echo "($(fmt_ms "$fs_min") - $(fmt_ms "$fs_max")). The rest of each figure above is the probing."
+    echo "($(fmt_ms "$fs_min") - $(fmt_ms "$fs_max")). The rest of each figure above is the probing:"
+    echo
+    echo "| endpoint | roomready median - floor | sslscan median - floor |"
+    echo "|---|---:|---:|"
+    for name in "${NAMES[@]}"; do
+        echo "| $name | $(awk -v a="${MED[roomready,$name]}" -v b="$fr_med" 'BEGIN { printf "%.2f", a - b }') | $(awk -v a="${MED[sslscan,$name]}" -v b="$fs_med" 'BEGIN { printf "%.2f", a - b }') |"
+    done
+    echo
+    echo "(A difference of medians, so approximate; \`sslscan --version\` stands for sslscan's start-up,"
+    echo "which loads and initialises OpenSSL.)"
     echo
     echo "## Wall time, min - max (ms)"
     echo
@@ -512,6 +539,11 @@ tmp_out=$(mktemp "$WORK/report.XXXXXX")
     else
         echo "- **No slower than sslscan's protocol-only scan: not met** on $slower (largest median ratio roomready / sslscan: $max_ss)."
     fi
+    net_rr=$(for name in "${NAMES[@]}"; do awk -v a="${MED[roomready,$name]}" -v b="$fr_med" 'BEGIN { printf "%.2f\n", a - b }'; done | sort -n | sed -n '1p;$p' | paste -sd' ')
+    net_ss=$(for name in "${NAMES[@]}"; do awk -v a="${MED[sslscan,$name]}" -v b="$fs_med" 'BEGIN { printf "%.2f\n", a - b }'; done | sort -n | sed -n '1p;$p' | paste -sd' ')
+    echo "  Net of process start-up, roomready's probing took ${net_rr% *} to ${net_rr#* } ms per endpoint and"
+    echo "  sslscan's ${net_ss% *} to ${net_ss#* } ms (median minus start-up floor): compare these too, since part of"
+    echo "  the end-to-end difference is start-up cost rather than probing."
     if [[ -z $over ]]; then
         echo "- **Under 1/100 of testssl.sh's time: met** on every endpoint (largest median ratio roomready / testssl.sh: $max_ts, target < 0.010)."
     else

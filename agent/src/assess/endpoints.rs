@@ -125,8 +125,8 @@ fn flag(
 fn describe(e: &EndpointReport, version: TlsVersion) -> String {
     match e.version(version) {
         Some(p) => match &p.detail {
-            Some(d) => format!("{version}: {:?} ({d})", p.outcome),
-            None => format!("{version}: {:?}", p.outcome),
+            Some(d) => format!("{version}: {}, {d}", p.outcome),
+            None => format!("{version}: {}", p.outcome),
         },
         None => format!("{version}: not probed"),
     }

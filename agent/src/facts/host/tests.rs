@@ -43,17 +43,16 @@ fn host(registry: impl Registry + 'static, app: AppSource, file: Option<&Path>) 
     )
 }
 
-/// An executable script printing `stdout` (and `stderr`), exiting with `code`.
+/// A shell script as the app query. It runs as `/bin/sh FILE`, not exec'd itself: exec'ing a
+/// file just written fails with ETXTBSY while a parallel test forks with the write still open.
 #[cfg(unix)]
 fn script(dir: &Path, name: &str, body: &str) -> AppSource {
-    use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
     let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(&path, format!("{body}\n")).expect("write script");
     AppSource::Query(AppxQuery {
-        program: path,
-        args: Vec::new(),
+        program: PathBuf::from("/bin/sh"),
+        args: vec![path.to_string_lossy().into_owned()],
         timeout: Duration::from_secs(10),
     })
 }
