@@ -1,14 +1,16 @@
-//! The daemon: assess on a timer, report over the MQTT link, keep presence current.
+//! The daemon: assess on a timer or on command, report over the MQTT link, keep presence
+//! current, answer commands.
 //!
-//! One loop owns all state (the `seq` counter, the latest encoded state, the last verdict) and
-//! reacts to three things: the report timer, link events and shutdown. On every (re)connect it
-//! publishes the retained `online` status and republishes the latest state, because the broker
-//! may have lost it and rumqttc drops unacknowledged publishes on reconnect; events made while
-//! disconnected wait in a small in-memory queue for that moment. On shutdown it
-//! publishes a retained `offline` and disconnects cleanly; if it dies instead, the broker
-//! publishes the last will, also `offline`.
+//! One loop owns all state (the `seq` counter, the outbox, the latest state, the last verdict,
+//! the command ledger) and reacts to: the report timer, link events (connect, loss, deliveries,
+//! commands), finished checks and shutdown. Checks run in their own task, so a slow probe never
+//! holds up the link or a command answer. Every state, event and command response goes through
+//! the [`Outbox`]: stored first (the journal on a device), sent in order, kept until the broker
+//! acknowledged it, and sent again after every reconnect. On every connect the loop subscribes to
+//! its `cmd` topic and publishes the retained `online` status; on shutdown it publishes a
+//! retained `offline` and disconnects cleanly; if it dies instead, the broker publishes the last
+//! will, also `offline`.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -17,23 +19,51 @@ use std::time::Duration;
 use rustls::RootCertStore;
 
 use roomready_protocol::{
-    DeviceId, Event, EventBody, Message, Presence, Status, StatusReason, TopicPrefix, Topics,
-    Verdict,
+    CommandAction, CommandResponse, DeviceId, EndpointReport, Event, EventBody, Message, Presence,
+    ResponseStatus, Status, StatusReason, TopicPrefix, Topics, Verdict,
 };
-use tokio::time::MissedTickBehavior;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clock::Clock;
+use crate::command::ledger::{Answer, Ledger};
+use crate::command::{self, Decision};
 use crate::config::{BrokerUrl, Config};
-use crate::facts::FactsSource;
+use crate::facts::{Facts, FactsError, FactsSource};
+use crate::link::outbox::{Kind, MemorySpool, Outbox, Spool};
 use crate::link::{Link, LinkEvent, LinkOptions};
 use crate::probe::{ProbeSettings, Probes, probe_all};
 use crate::report;
 
 /// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Events made while disconnected that are kept in memory for the next connect (the oldest
-/// are dropped beyond this). Well below the link's request queue, so a flush always fits.
-const MAX_PENDING_EVENTS: usize = 32;
+/// Records a memory spool holds (simulated devices): beyond this the oldest events go first.
+pub const MEMORY_SPOOL_RECORDS: usize = 256;
+
+/// Where undelivered messages and answered command ids are kept.
+pub enum Storage {
+    /// In memory: lost with the process (simulated devices, tests).
+    Memory,
+    /// A spool and a ledger opened by the caller (the on-disk journal on a device).
+    Opened {
+        spool: Box<dyn Spool>,
+        ledger: Ledger,
+        /// What opening found that the controller should hear about (e.g. a cut journal tail).
+        notices: Vec<EventBody>,
+    },
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Memory => f.write_str("Storage::Memory"),
+            Storage::Opened { notices, .. } => f
+                .debug_struct("Storage::Opened")
+                .field("notices", notices)
+                .finish_non_exhaustive(),
+        }
+    }
+}
 
 /// What the daemon needs besides its facts source and clock.
 #[derive(Debug, Clone)]
@@ -46,6 +76,8 @@ pub struct AgentSettings {
     pub keep_alive: Duration,
     /// Endpoints probed on every check, if any.
     pub probes: Option<Probes>,
+    /// Largest command payload accepted (larger ones are answered `payload_too_large`).
+    pub command_max_bytes: usize,
 }
 
 impl AgentSettings {
@@ -67,6 +99,20 @@ impl AgentSettings {
             topic_prefix: config.topic_prefix.clone(),
             report_interval: config.report_interval,
             keep_alive: Self::DEFAULT_KEEP_ALIVE,
+            command_max_bytes: command::DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Settings with the defaults for everything but the identity and the broker.
+    pub fn new(device_id: DeviceId, broker: BrokerUrl) -> Self {
+        AgentSettings {
+            device_id,
+            broker,
+            topic_prefix: TopicPrefix::default(),
+            report_interval: crate::config::DEFAULT_REPORT_INTERVAL,
+            keep_alive: Self::DEFAULT_KEEP_ALIVE,
+            probes: None,
+            command_max_bytes: command::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -82,7 +128,14 @@ pub enum AgentError {
 pub struct Agent<F, C> {
     settings: AgentSettings,
     facts: F,
-    clock: C,
+    clock: Arc<C>,
+    storage: Storage,
+}
+
+/// What a finished check hands back to the loop.
+struct CheckResult {
+    facts: Result<Facts, FactsError>,
+    endpoints: Vec<EndpointReport>,
 }
 
 /// The daemon's mutable state while it runs.
@@ -94,72 +147,147 @@ struct Running<'a, C> {
     connected: bool,
     /// The last `seq` issued; the next message takes `seq + 1`.
     seq: u64,
-    latest_state: Option<Vec<u8>>,
-    /// Encoded events not yet handed to the link, oldest first.
-    pending_events: VecDeque<Vec<u8>>,
+    outbox: Outbox,
+    ledger: Ledger,
+    command_max_bytes: usize,
+    /// The newest state and its outbox record, republished on connect once delivered (a
+    /// restarted broker may have lost the retained copy).
+    latest_state: Option<(u64, Vec<u8>)>,
     last_verdict: Option<Verdict>,
+    /// The report interval now in force (the config's, or the last `set_interval`).
+    interval: Duration,
+    /// Set when the interval changed: the loop restarts its timer.
+    interval_changed: bool,
+    /// A check was asked for (by the timer or `check_now`) and not yet started.
+    check_wanted: bool,
 }
 
-impl<F: FactsSource, C: Clock> Agent<F, C> {
+impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
+    /// An agent keeping undelivered messages in memory only.
     pub fn new(settings: AgentSettings, facts: F, clock: C) -> Self {
+        Agent::with_storage(settings, facts, clock, Storage::Memory)
+    }
+
+    /// An agent keeping undelivered messages and command ids in `storage`.
+    pub fn with_storage(settings: AgentSettings, facts: F, clock: C, storage: Storage) -> Self {
         Agent {
             settings,
             facts,
-            clock,
+            clock: Arc::new(clock),
+            storage,
         }
     }
 
     /// Runs until `shutdown` completes, then publishes `offline` and disconnects.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
         let settings = &self.settings;
+        let clock = &*self.clock;
         let topics = Topics::new(&settings.topic_prefix, &settings.device_id);
-        let will = status(&settings.device_id, 0, &self.clock, Presence::Offline);
+        let (spool, ledger, notices): (Box<dyn Spool>, Ledger, Vec<EventBody>) = match self.storage
+        {
+            Storage::Memory => (
+                Box::new(MemorySpool::new(MEMORY_SPOOL_RECORDS)),
+                Ledger::memory(),
+                Vec::new(),
+            ),
+            Storage::Opened {
+                spool,
+                ledger,
+                notices,
+            } => (spool, ledger, notices),
+        };
+        let outbox = Outbox::new(spool);
+        let seq = outbox.last_seq();
+        let will = status(&settings.device_id, seq, clock, Presence::Offline);
         let options = LinkOptions {
             broker: settings.broker.clone(),
             client_id: format!("roomready-{}", settings.device_id),
             keep_alive: settings.keep_alive,
             will_topic: topics.status().to_owned(),
         };
-        let link = Link::start(
-            options,
-            will,
-            backoff_seed(&settings.device_id, &self.clock),
-        );
+        let link = Link::start(options, will, backoff_seed(&settings.device_id, clock));
+        let interval = ledger
+            .interval_secs()
+            .map_or(settings.report_interval, Duration::from_secs);
         let mut run = Running {
             device: &settings.device_id,
             topics,
-            clock: &self.clock,
+            clock,
             link,
             connected: false,
-            seq: 0,
+            seq,
+            outbox,
+            ledger,
+            command_max_bytes: settings.command_max_bytes,
             latest_state: None,
-            pending_events: VecDeque::new(),
             last_verdict: None,
+            interval,
+            interval_changed: false,
+            check_wanted: false,
         };
-        let mut ticker = tokio::time::interval(settings.report_interval);
+        for notice in notices {
+            run.event(notice);
+        }
+
+        // Checks run in their own task; the loop asks for one and hears back when it is done.
+        let (ask_check, mut asked) = mpsc::channel::<()>(1);
+        let (done_tx, mut done) = mpsc::channel::<CheckResult>(1);
+        let checker = {
+            let facts = self.facts.clone();
+            let probes = settings.probes.clone();
+            let clock = Arc::clone(&self.clock);
+            tokio::spawn(async move {
+                while asked.recv().await.is_some() {
+                    let facts_now = facts.collect().await;
+                    let endpoints = match &probes {
+                        Some(p) => probe_all(&p.endpoints, &p.settings, clock.now()).await,
+                        None => Vec::new(),
+                    };
+                    let result = CheckResult {
+                        facts: facts_now,
+                        endpoints,
+                    };
+                    if done_tx.send(result).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let mut checking = false;
+
+        let mut ticker = tokio::time::interval(run.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
-        tracing::info!(device = %settings.device_id, broker = %settings.broker, "agent started");
-        loop {
+        tracing::info!(device = %settings.device_id, broker = %settings.broker, seq, "agent started");
+        let outcome = loop {
+            if run.interval_changed {
+                run.interval_changed = false;
+                ticker = tokio::time::interval_at(Instant::now() + run.interval, run.interval);
+                ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            }
+            if run.check_wanted && !checking && ask_check.try_send(()).is_ok() {
+                run.check_wanted = false;
+                checking = true;
+            }
             tokio::select! {
-                () = &mut shutdown => break,
+                () = &mut shutdown => break Ok(()),
                 event = run.link.next_event() => match event {
                     Some(LinkEvent::Connected) => run.on_connected(),
                     Some(LinkEvent::Disconnected { error }) => run.on_disconnected(&error),
-                    None => return Err(AgentError::LinkStopped),
+                    Some(LinkEvent::Delivered(id)) => run.on_delivered(id),
+                    Some(LinkEvent::Message { topic, payload }) => run.on_message(&topic, &payload),
+                    None => break Err(AgentError::LinkStopped),
                 },
-                _ = ticker.tick() => {
-                    let facts = self.facts.collect().await;
-                    let endpoints = match &settings.probes {
-                        Some(p) => probe_all(&p.endpoints, &p.settings, self.clock.now()).await,
-                        None => Vec::new(),
-                    };
-                    run.report(facts, endpoints);
+                _ = ticker.tick() => run.check_wanted = true,
+                Some(result) = done.recv() => {
+                    checking = false;
+                    run.report(result.facts, result.endpoints);
                 }
             }
-        }
+        };
+        checker.abort();
         run.shut_down().await;
-        Ok(())
+        outcome
     }
 }
 
@@ -169,23 +297,65 @@ impl<C: Clock> Running<'_, C> {
         self.seq
     }
 
-    fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) {
-        if let Err(error) = self.link.publish(topic, payload, retain) {
-            tracing::warn!(%error, topic, "publish not queued");
+    /// Stores and sends one message through the outbox; reports what the spool's bound dropped.
+    fn send(&mut self, kind: Kind, seq: u64, topic: Topic, payload: &[u8]) -> Option<u64> {
+        let (topic, retain) = match topic {
+            Topic::State => (self.topics.state(), true),
+            Topic::Events => (self.topics.events(), false),
+            Topic::Responses => (self.topics.cmd_res(), false),
+        };
+        let topic = topic.to_owned();
+        let id = match self
+            .outbox
+            .push(&self.link, kind, seq, &topic, payload, retain)
+        {
+            Ok(id) => Some(id),
+            Err(error) => {
+                tracing::error!(%error, seq, "cannot store a message; it is lost");
+                None
+            }
+        };
+        let dropped = self.outbox.take_dropped();
+        if dropped > 0 {
+            tracing::warn!(device = %self.device, dropped, "journal full; dropped the oldest undelivered records");
+            // The notice itself may push one more record out: report that with the next one.
+            self.event(EventBody::RecordsDropped { count: dropped });
         }
+        id
+    }
+
+    /// Publishes an event (through the outbox).
+    fn event(&mut self, body: EventBody) {
+        let seq = self.next_seq();
+        let payload = Event {
+            device: self.device.clone(),
+            seq,
+            ts: self.clock.now(),
+            body,
+        }
+        .encode();
+        self.send(Kind::Event, seq, Topic::Events, &payload);
     }
 
     fn on_connected(&mut self) {
         tracing::info!(device = %self.device, "connected to the broker");
         self.connected = true;
+        // A clean session forgets subscriptions: subscribe on every connect.
+        if let Err(error) = self.link.subscribe(self.topics.cmd()) {
+            tracing::warn!(%error, "cannot subscribe to commands");
+        }
         let online = status(self.device, self.seq, self.clock, Presence::Online);
-        self.publish(self.topics.status(), online, true);
-        if let Some(state) = &self.latest_state {
-            self.publish(self.topics.state(), state.clone(), true);
+        if let Err(error) = self.link.publish(self.topics.status(), online, true) {
+            tracing::warn!(%error, "online status not queued");
         }
-        while let Some(event) = self.pending_events.pop_front() {
-            self.publish(self.topics.events(), event, false);
+        // The newest state, if already delivered: a restarted broker may have lost it.
+        if let Some((id, state)) = &self.latest_state
+            && !self.outbox.is_pending(*id)
+            && let Err(error) = self.link.publish(self.topics.state(), state.clone(), true)
+        {
+            tracing::warn!(%error, "state not queued");
         }
+        self.outbox.on_connected(&self.link);
     }
 
     fn on_disconnected(&mut self, error: &str) {
@@ -195,17 +365,122 @@ impl<C: Clock> Running<'_, C> {
             tracing::debug!(device = %self.device, error, "broker connection attempt failed");
         }
         self.connected = false;
+        self.outbox.on_disconnected();
         // The will of the next connection reports what was issued up to now.
         let will = status(self.device, self.seq, self.clock, Presence::Offline);
         self.link.set_will(will);
     }
 
+    fn on_delivered(&mut self, id: u64) {
+        if let Err(error) = self.outbox.on_delivered(&self.link, id) {
+            tracing::error!(%error, id, "cannot mark a record delivered; it will be sent again");
+        }
+    }
+
+    /// A message on a subscribed topic: only `cmd` is subscribed.
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        if topic != self.topics.cmd() {
+            tracing::debug!(topic, "message on an unexpected topic ignored");
+            return;
+        }
+        let answer = match command::decide(payload, self.command_max_bytes) {
+            Decision::Drop { why } => {
+                tracing::warn!(device = %self.device, bytes = payload.len(), why, "command without a usable id dropped");
+                return;
+            }
+            Decision::Reject {
+                id,
+                reason,
+                message,
+            } => {
+                tracing::info!(device = %self.device, id, reason, "command rejected");
+                Answer {
+                    id,
+                    status: ResponseStatus::Rejected,
+                    reason: Some(reason.to_owned()),
+                    message: Some(message),
+                }
+            }
+            Decision::Run { id, action } => {
+                if let Some(previous) = self.ledger.answered(&id) {
+                    // Redelivered: answer again, do not run again.
+                    tracing::info!(device = %self.device, id, "command already answered; answering again");
+                    let previous = previous.clone();
+                    self.respond(previous);
+                    return;
+                }
+                let answer = self.execute(&id, &action);
+                tracing::info!(device = %self.device, id, command = ?action, status = ?answer.status, "command answered");
+                answer
+            }
+        };
+        // Remembered before it is answered: a crash in between means "not run", never "twice".
+        if let Err(error) = self.ledger.record(answer.clone()) {
+            tracing::error!(%error, "cannot record a command answer");
+        }
+        self.respond(answer);
+    }
+
+    /// Runs one valid, new command and says how it went.
+    fn execute(&mut self, id: &str, action: &CommandAction) -> Answer {
+        let answer = |status, reason: Option<&str>, message: Option<String>| Answer {
+            id: id.to_owned(),
+            status,
+            reason: reason.map(str::to_owned),
+            message,
+        };
+        match action {
+            CommandAction::Ping => answer(ResponseStatus::Succeeded, None, None),
+            CommandAction::CheckNow => {
+                self.check_wanted = true;
+                answer(
+                    ResponseStatus::Accepted,
+                    None,
+                    Some("a check starts now; its state follows".into()),
+                )
+            }
+            CommandAction::SetInterval { seconds } => {
+                if let Err(error) = self.ledger.set_interval_secs(*seconds) {
+                    return answer(
+                        ResponseStatus::Failed,
+                        Some("storage_error"),
+                        Some(error.to_string()),
+                    );
+                }
+                self.interval = Duration::from_secs(*seconds);
+                self.interval_changed = true;
+                answer(
+                    ResponseStatus::Succeeded,
+                    None,
+                    Some(format!("report interval is now {seconds} s")),
+                )
+            }
+            // decide() rejects it; kept exhaustive for when the updater exists.
+            CommandAction::Update { .. } => answer(
+                ResponseStatus::Rejected,
+                Some("not_supported"),
+                Some("self-update is not available in this version of the agent".into()),
+            ),
+        }
+    }
+
+    fn respond(&mut self, answer: Answer) {
+        let seq = self.next_seq();
+        let payload = CommandResponse {
+            device: self.device.clone(),
+            id: answer.id,
+            status: answer.status,
+            reason: answer.reason,
+            message: answer.message,
+            seq,
+            ts: self.clock.now(),
+        }
+        .encode();
+        self.send(Kind::Response, seq, Topic::Responses, &payload);
+    }
+
     /// Assesses, publishes the retained state and the events of this check.
-    fn report(
-        &mut self,
-        facts: Result<crate::facts::Facts, crate::facts::FactsError>,
-        endpoints: Vec<roomready_protocol::EndpointReport>,
-    ) {
+    fn report(&mut self, facts: Result<Facts, FactsError>, endpoints: Vec<EndpointReport>) {
         if let Err(error) = &facts {
             tracing::warn!(%error, "facts unavailable");
         }
@@ -223,39 +498,16 @@ impl<C: Clock> Running<'_, C> {
         )
         .encode();
         tracing::info!(device = %self.device, %verdict, seq, "check completed");
-        self.latest_state = Some(state.clone());
-
-        let mut events = vec![EventBody::CheckCompleted { verdict, findings }];
+        if let Some(id) = self.send(Kind::State, seq, Topic::State, &state) {
+            self.latest_state = Some((id, state));
+        }
+        self.event(EventBody::CheckCompleted { verdict, findings });
         if self.last_verdict != Some(verdict) {
-            events.push(EventBody::VerdictChanged {
+            self.event(EventBody::VerdictChanged {
                 from: self.last_verdict,
                 to: verdict,
             });
             self.last_verdict = Some(verdict);
-        }
-        for body in events {
-            let event = Event {
-                device: self.device.clone(),
-                seq: self.next_seq(),
-                ts: self.clock.now(),
-                body,
-            }
-            .encode();
-            if self.pending_events.len() == MAX_PENDING_EVENTS {
-                self.pending_events.pop_front();
-                tracing::warn!(device = %self.device, "event queue full; dropped the oldest event");
-            }
-            self.pending_events.push_back(event);
-        }
-        if self.connected {
-            self.publish(self.topics.state(), state, true);
-            while let Some(event) = self.pending_events.pop_front() {
-                self.publish(self.topics.events(), event, false);
-            }
-        } else {
-            // Held in memory until the next connect: the state as the latest, the events queued.
-            // (Nothing survives a restart yet: that is the on-disk journal's job.)
-            tracing::debug!(device = %self.device, "not connected; report held for the next connect");
         }
     }
 
@@ -269,7 +521,9 @@ impl<C: Clock> Running<'_, C> {
                 reason: Some(StatusReason::Shutdown),
             }
             .encode();
-            self.publish(self.topics.status(), offline, true);
+            if let Err(error) = self.link.publish(self.topics.status(), offline, true) {
+                tracing::warn!(%error, "offline status not queued");
+            }
             self.link.close(CLOSE_TIMEOUT).await;
         } else {
             // No connection to close: the broker already published the will, if it had one.
@@ -277,6 +531,14 @@ impl<C: Clock> Running<'_, C> {
         }
         tracing::info!(device = %self.device, "agent stopped");
     }
+}
+
+/// The topics the outbox sends to.
+#[derive(Debug, Clone, Copy)]
+enum Topic {
+    State,
+    Events,
+    Responses,
 }
 
 /// A `status` payload; `offline` ones made here are last wills (`connection_lost`).

@@ -8,6 +8,7 @@
 
 pub mod assess;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod facts;

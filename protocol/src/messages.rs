@@ -227,6 +227,16 @@ pub enum EventBody {
         from: Option<Verdict>,
         to: Verdict,
     },
+    /// The agent found its journal's tail torn or corrupt (e.g. killed mid-write) and cut it off
+    /// at byte `offset`: what was in the cut part was never acknowledged by the broker.
+    JournalRecovered {
+        offset: u64,
+        discarded_bytes: u64,
+        reason: String,
+    },
+    /// The journal reached its size bound and dropped `count` undelivered records, oldest events
+    /// first (never the latest state); their `seq` numbers will be missing downstream.
+    RecordsDropped { count: u64 },
     /// An event type added by a later minor version; its fields are not interpreted.
     #[serde(other)]
     Unrecognized,
@@ -254,8 +264,13 @@ pub enum CommandAction {
     Ping,
     /// Run an assessment now and publish its state.
     CheckNow,
-    /// Change the report interval (seconds).
+    /// Change the report interval (seconds, 1..=86400); kept across restarts.
     SetInterval { seconds: u64 },
+    /// Update the agent; answered `rejected` with reason `not_supported` until the updater exists.
+    Update {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
 }
 
 /// Where a command stands.

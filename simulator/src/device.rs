@@ -88,6 +88,7 @@ impl SimDevice {
             report_interval: env.report_interval,
             keep_alive: env.keep_alive,
             probes: None,
+            command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
         };
         let agent = Agent::new(settings, FixedFacts(spec.facts()), SystemClock);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -6,12 +6,27 @@
 //! reconnects with [`Backoff`] (rumqttc itself retries at once), and installs the latest last
 //! will before every reconnect.
 //!
-//! Delivery here is best effort: with a clean session rumqttc drops unacknowledged publishes on
-//! reconnect and keeps nothing on disk. The caller republishes what must be current (presence,
-//! the retained state) on every [`LinkEvent::Connected`].
+//! Delivery: with a clean session rumqttc drops unacknowledged publishes on reconnect (and the
+//! requests still queued when the connection failed) and keeps nothing on disk. So the link
+//! reports, for every publish made with [`Link::publish_tracked`], the broker's PUBACK as
+//! [`LinkEvent::Delivered`] with the caller's tag (a journal id); everything not reported
+//! delivered before a [`LinkEvent::Disconnected`] is the caller's to send again after the next
+//! [`LinkEvent::Connected`].
+//!
+//! How a PUBACK is matched to its tag: rumqttc emits `Outgoing::Publish(pkid)` for each publish
+//! request in the order the requests were made, and the driver is the only reader of those
+//! events. Every publish pushes its tag (or `None` for untracked ones) onto a FIFO under the same
+//! lock as the request; each `Outgoing::Publish` pops the next tag and maps its packet id to it;
+//! a `PubAck` resolves the packet id. When the connection fails, rumqttc has already moved the
+//! queued requests into its pending list, which a new clean session discards: the driver then
+//! drains whatever was queued since (under the lock), discards it too and clears the FIFO and the
+//! map, so the FIFO never drifts from rumqttc's queue.
 
 mod backoff;
+pub mod outbox;
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
@@ -24,12 +39,19 @@ use crate::config::BrokerUrl;
 
 /// How long a connection must last before the backoff starts from 1 s again.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
-/// Largest MQTT packet sent or accepted (states with many findings stay far below it).
+/// Largest MQTT packet sent (states with many findings stay far below it).
 pub const MAX_PACKET: usize = 256 * 1024;
+/// Largest packet accepted from the broker: well above the command size limit, so that an
+/// oversized command still arrives and can be answered `rejected` instead of breaking the
+/// connection (rumqttc drops the connection on a larger packet).
+pub const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 /// How long to wait, after sending DISCONNECT, for the broker to close the connection.
 const DISCONNECT_LINGER: Duration = Duration::from_secs(2);
-/// Requests that may wait for the driver (publishes, the disconnect).
-const REQUEST_CAPACITY: usize = 64;
+/// Requests that may wait for the driver (publishes, subscriptions, the disconnect).
+pub const REQUEST_CAPACITY: usize = 64;
+/// Link events waiting for the caller; the driver waits (and stops reading the network) when
+/// the caller falls this far behind.
+const EVENT_CAPACITY: usize = 256;
 
 /// How to connect.
 #[derive(Debug, Clone)]
@@ -44,10 +66,33 @@ pub struct LinkOptions {
 /// What happened to the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEvent {
-    /// The broker accepted the connection (again): republish what must be current.
+    /// The broker accepted the connection (again): subscribe, republish what must be current and
+    /// resend everything not yet delivered.
     Connected,
-    /// The connection failed or was lost; the driver retries after a backoff.
+    /// The connection failed or was lost; the driver retries after a backoff. Tracked publishes
+    /// not reported [`LinkEvent::Delivered`] by now are lost.
     Disconnected { error: String },
+    /// The broker acknowledged (PUBACK) the tracked publish with this tag.
+    Delivered(u64),
+    /// A message arrived on a subscribed topic.
+    Message { topic: String, payload: Vec<u8> },
+}
+
+/// Matches PUBACKs to the tags of tracked publishes (see the module documentation).
+#[derive(Debug, Default)]
+struct Tracker {
+    /// One entry per publish request not yet written, oldest first: its tag, if tracked.
+    queued: VecDeque<Option<u64>>,
+    /// Packet id → tag, for tracked publishes written and not yet acknowledged.
+    in_flight: HashMap<u16, u64>,
+}
+
+fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
+    // A panic while holding this lock leaves plain collections behind, still consistent
+    // enough to carry on: at worst a tag is resent.
+    tracker
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Why a publish was not queued.
@@ -60,6 +105,7 @@ pub enum LinkError {
 /// A running connection to the broker.
 pub struct Link {
     client: AsyncClient,
+    tracker: Arc<Mutex<Tracker>>,
     events: mpsc::Receiver<LinkEvent>,
     will: watch::Sender<Vec<u8>>,
     /// `None` only after [`Link::close`] took it.
@@ -85,7 +131,7 @@ impl Link {
         );
         mqtt.set_keep_alive(options.keep_alive);
         mqtt.set_clean_session(true);
-        mqtt.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        mqtt.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PACKET);
         mqtt.set_last_will(LastWill::new(
             options.will_topic.clone(),
             will.clone(),
@@ -93,10 +139,12 @@ impl Link {
             true,
         ));
         let (client, eventloop) = AsyncClient::new(mqtt, REQUEST_CAPACITY);
-        let (events_tx, events) = mpsc::channel(16);
+        let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
         let (will_tx, will_rx) = watch::channel(will);
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
         let driver = tokio::spawn(drive(
             eventloop,
+            Arc::clone(&tracker),
             options.will_topic,
             will_rx,
             events_tx,
@@ -104,16 +152,49 @@ impl Link {
         ));
         Link {
             client,
+            tracker,
             events,
             will: will_tx,
             driver: Some(driver),
         }
     }
 
-    /// Queues a QoS 1 publish without waiting; fails only when the queue is full or closed.
+    /// Queues a QoS 1 publish without waiting; its delivery is not reported. Fails only when
+    /// the queue is full or closed.
     pub fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) -> Result<(), LinkError> {
+        self.queue(None, topic, payload, retain)
+    }
+
+    /// Queues a QoS 1 publish whose PUBACK is reported as [`LinkEvent::Delivered`]`(tag)`.
+    pub fn publish_tracked(
+        &self,
+        tag: u64,
+        topic: &str,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), LinkError> {
+        self.queue(Some(tag), topic, payload, retain)
+    }
+
+    fn queue(
+        &self,
+        tag: Option<u64>,
+        topic: &str,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), LinkError> {
+        // The tag and the request enter their queues together, or neither does.
+        let mut tracker = lock(&self.tracker);
         self.client
             .try_publish(topic, QoS::AtLeastOnce, retain, payload)?;
+        tracker.queued.push_back(tag);
+        Ok(())
+    }
+
+    /// Subscribes to `filter` with QoS 1 (for the current connection: a clean session forgets
+    /// subscriptions, so subscribe again after every [`LinkEvent::Connected`]).
+    pub fn subscribe(&self, filter: &str) -> Result<(), LinkError> {
+        self.client.try_subscribe(filter, QoS::AtLeastOnce)?;
         Ok(())
     }
 
@@ -155,6 +236,7 @@ impl Link {
 /// Owns the event loop: polls it, reports connection changes, backs off between attempts.
 async fn drive(
     mut eventloop: EventLoop,
+    tracker: Arc<Mutex<Tracker>>,
     will_topic: String,
     mut will: watch::Receiver<Vec<u8>>,
     events: mpsc::Sender<LinkEvent>,
@@ -178,6 +260,29 @@ async fn drive(
                     return;
                 }
             }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                let mut tracker = lock(&tracker);
+                if let Some(Some(tag)) = tracker.queued.pop_front() {
+                    tracker.in_flight.insert(pkid, tag);
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                let tag = lock(&tracker).in_flight.remove(&ack.pkid);
+                if let Some(tag) = tag
+                    && events.send(LinkEvent::Delivered(tag)).await.is_err()
+                {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let message = LinkEvent::Message {
+                    topic: publish.topic,
+                    payload: publish.payload.to_vec(),
+                };
+                if events.send(message).await.is_err() {
+                    return;
+                }
+            }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                 // Let the broker close first: closing our end right after DISCONNECT can make a
                 // broker see a lost connection (and publish the will) while it still answers.
@@ -188,6 +293,7 @@ async fn drive(
             Ok(_) => {}
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(error) => {
+                forget_queued(&mut eventloop, &tracker);
                 if connected_at
                     .take()
                     .is_some_and(|at| at.elapsed() >= STABLE_AFTER)
@@ -206,4 +312,22 @@ async fn drive(
             }
         }
     }
+}
+
+/// After a failed connection: what rumqttc would resend in a new clean session it discards
+/// anyway, and requests queued since the failure would reach the broker untracked; drop both
+/// and start the tracking afresh. The caller resends from its journal after the next connect.
+fn forget_queued(eventloop: &mut EventLoop, tracker: &Mutex<Tracker>) {
+    let mut tracker = lock(tracker);
+    // Under the lock no publish can slip in between the drain and the clearing.
+    eventloop.clean();
+    eventloop.pending.clear();
+    // Buffered events of the dead connection: its `Outgoing::Publish`es would pop tags of the
+    // next one. Messages received before the failure are still handed over.
+    eventloop
+        .state
+        .events
+        .retain(|event| matches!(event, Event::Incoming(Packet::Publish(_))));
+    tracker.queued.clear();
+    tracker.in_flight.clear();
 }

@@ -1,0 +1,282 @@
+//! Commands from the controller (`cmd` topic): untrusted bytes in, a [`Decision`] out. Pure: no
+//! I/O, no panics on any input, bounded work.
+//!
+//! The request `id` is found first, by a depth-aware scan of the top level of the payload that
+//! needs no full parse ([`top_level_id`]), so that even a payload too large, too deep, not UTF-8
+//! or otherwise broken gets a `rejected` answer when it names an id. A payload without a usable
+//! id cannot be answered and is dropped (the caller logs it). Then, in order:
+//!
+//! | check | reason in the `rejected` response |
+//! |---|---|
+//! | larger than the limit (64 KiB by default) | `payload_too_large` |
+//! | not UTF-8 | `invalid_utf8` |
+//! | not JSON, or nested deeper than 128 levels | `invalid_json` |
+//! | `schema` missing, malformed or of another message | `invalid_schema` |
+//! | `schema` of another major version | `unsupported_schema` |
+//! | `command` missing or not a string | `invalid_argument` |
+//! | `command` not one of `ping`, `check_now`, `set_interval`, `update` | `unknown_command` |
+//! | arguments of the wrong type or out of range | `invalid_argument` |
+//! | `update` (no updater in this version) | `not_supported` |
+
+pub mod ledger;
+
+use roomready_protocol::{Command, CommandAction, DecodeError, Message};
+
+/// The default limit on a command payload.
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+/// Longest request id answered (bytes).
+pub const MAX_ID_BYTES: usize = 256;
+/// The `set_interval` range, as the config's `report_interval_secs`.
+pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
+/// The commands this version knows.
+pub const KNOWN: [&str; 4] = ["ping", "check_now", "set_interval", "update"];
+
+/// What to do with one command payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// No usable request id: nothing can be answered. `why` is for the log.
+    Drop { why: String },
+    /// Answer `rejected` with a machine-readable `reason` and a human `message`.
+    Reject {
+        id: String,
+        reason: &'static str,
+        message: String,
+    },
+    /// A valid command: run it.
+    Run { id: String, action: CommandAction },
+}
+
+/// Validates `payload` (see the module documentation for the order of checks).
+pub fn decide(payload: &[u8], max_bytes: usize) -> Decision {
+    let id = match top_level_id(payload) {
+        Ok(id) => id,
+        Err(why) => return Decision::Drop { why },
+    };
+    let reject = |reason, message: String| Decision::Reject {
+        id: id.clone(),
+        reason,
+        message,
+    };
+    if payload.len() > max_bytes {
+        return reject(
+            "payload_too_large",
+            format!(
+                "the command is {} bytes; the limit is {max_bytes}",
+                payload.len()
+            ),
+        );
+    }
+    if let Err(e) = std::str::from_utf8(payload) {
+        return reject(
+            "invalid_utf8",
+            format!("the payload is not UTF-8 (byte {})", e.valid_up_to()),
+        );
+    }
+    let value: serde_json::Value = match serde_json::from_slice(payload) {
+        Ok(value) => value,
+        Err(e) => {
+            return reject(
+                "invalid_json",
+                format!("the payload is not valid JSON: {e}"),
+            );
+        }
+    };
+    match value.get("command") {
+        None => {
+            return reject(
+                "invalid_argument",
+                "the \"command\" field is missing".into(),
+            );
+        }
+        Some(serde_json::Value::String(name)) if !KNOWN.contains(&name.as_str()) => {
+            return reject(
+                "unknown_command",
+                format!(
+                    "unknown command {:?}; this agent knows {}",
+                    clip(name),
+                    KNOWN.join(", ")
+                ),
+            );
+        }
+        Some(serde_json::Value::String(_)) => {}
+        Some(_) => {
+            return reject(
+                "invalid_argument",
+                "the \"command\" field must be a string".into(),
+            );
+        }
+    }
+    let command = match Command::decode(payload) {
+        Ok(command) => command,
+        Err(error) => {
+            let reason = match &error {
+                DecodeError::UnsupportedMajor { .. } => "unsupported_schema",
+                DecodeError::MissingSchema { .. }
+                | DecodeError::MalformedSchema { .. }
+                | DecodeError::WrongMessage { .. } => "invalid_schema",
+                DecodeError::Json { .. } => "invalid_argument",
+            };
+            return reject(reason, error.to_string());
+        }
+    };
+    match command.action {
+        CommandAction::SetInterval { seconds } if !INTERVAL_SECS.contains(&seconds) => reject(
+            "invalid_argument",
+            format!(
+                "seconds must be {}..={}, found {seconds}",
+                INTERVAL_SECS.start(),
+                INTERVAL_SECS.end()
+            ),
+        ),
+        CommandAction::Update { .. } => reject(
+            "not_supported",
+            "self-update is not available in this version of the agent".into(),
+        ),
+        action => Decision::Run { id, action },
+    }
+}
+
+/// At most 64 characters of `text`, for messages.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The string value of the top-level `"id"` key of a JSON object, found by scanning: nesting is
+/// only counted (no recursion), values are skipped without being built, and the rest of the
+/// payload need not be valid. `Err` says why there is no usable id: not an object, no `id` key
+/// at the top level, an `id` that is not a non-empty string of at most [`MAX_ID_BYTES`] UTF-8
+/// bytes, or input cut before the id was found.
+pub fn top_level_id(payload: &[u8]) -> Result<String, String> {
+    let mut scan = Scanner {
+        bytes: payload,
+        at: 0,
+    };
+    scan.skip_ws();
+    if scan.peek() != Some(b'{') {
+        return Err("the payload is not a JSON object".into());
+    }
+    scan.at += 1;
+    loop {
+        scan.skip_ws();
+        match scan.peek() {
+            Some(b'}') => return Err("no \"id\" field".into()),
+            Some(b',') => {
+                scan.at += 1;
+                continue;
+            }
+            Some(b'"') => {}
+            Some(other) => {
+                return Err(format!(
+                    "unexpected byte 0x{other:02x} at offset {} before the \"id\" field",
+                    scan.at
+                ));
+            }
+            None => return Err("the payload ends before an \"id\" field".into()),
+        }
+        let key = scan.string()?;
+        scan.skip_ws();
+        if scan.peek() != Some(b':') {
+            return Err(format!("expected ':' at offset {}", scan.at));
+        }
+        scan.at += 1;
+        scan.skip_ws();
+        if key == b"id" {
+            if scan.peek() != Some(b'"') {
+                return Err("\"id\" is not a string".into());
+            }
+            let raw = scan.string()?;
+            let id = unescape(raw).ok_or("\"id\" is not a valid JSON string")?;
+            if id.is_empty() || id.len() > MAX_ID_BYTES {
+                return Err(format!(
+                    "\"id\" must be 1..={MAX_ID_BYTES} bytes, found {}",
+                    id.len()
+                ));
+            }
+            return Ok(id);
+        }
+        scan.skip_value()?;
+    }
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string starting at the opening quote: its raw bytes between the quotes.
+    fn string(&mut self) -> Result<&'a [u8], String> {
+        let start = self.at + 1;
+        let mut i = start;
+        while let Some(&b) = self.bytes.get(i) {
+            match b {
+                b'\\' => i += 2,
+                b'"' => {
+                    self.at = i + 1;
+                    return Ok(&self.bytes[start..i]);
+                }
+                _ => i += 1,
+            }
+        }
+        Err(format!(
+            "a string starting at offset {} is not closed",
+            start - 1
+        ))
+    }
+
+    /// Skips one value of any kind, counting brackets instead of recursing.
+    fn skip_value(&mut self) -> Result<(), String> {
+        let mut depth = 0usize;
+        loop {
+            match self.peek() {
+                None => return Err("the payload ends inside a value".into()),
+                Some(b'"') => {
+                    self.string()?;
+                }
+                Some(b'{' | b'[') => {
+                    depth += 1;
+                    self.at += 1;
+                }
+                Some(b'}' | b']') => {
+                    if depth == 0 {
+                        // The end of the enclosing object: the value was empty or scalar.
+                        return Ok(());
+                    }
+                    depth -= 1;
+                    self.at += 1;
+                }
+                Some(b',') if depth == 0 => return Ok(()),
+                Some(_) => self.at += 1,
+            }
+            if depth == 0 && matches!(self.peek(), Some(b',' | b'}')) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Decodes the JSON escapes of a string's raw bytes; `None` when invalid (bad escape, not
+/// UTF-8, a control character).
+fn unescape(raw: &[u8]) -> Option<String> {
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice(&quoted).ok()
+}
+
+#[cfg(test)]
+mod tests;
