@@ -38,7 +38,7 @@ use crate::report;
 /// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Records a memory spool holds (simulated devices): beyond this the oldest events go first.
-pub const MEMORY_SPOOL_RECORDS: usize = 256;
+pub const MEMORY_SPOOL_RECORDS: usize = 4096;
 
 /// Where undelivered messages and answered command ids are kept.
 pub enum Storage {

@@ -18,3 +18,5 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
         registry: Vec::new(),
     }
 }
+
+pub mod controller;

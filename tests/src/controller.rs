@@ -1,0 +1,154 @@
+//! A test controller: one MQTT client (rumqttc, as a real dashboard might use) that subscribes to
+//! one device's `state`, `events` and `cmd/res`, sends commands, and lets a test await what it
+//! has seen through a `watch` channel instead of sleeping.
+
+use std::time::Duration;
+
+use roomready_agent::config::BrokerUrl;
+use roomready_protocol::{CommandResponse, DeviceId, Event, Message, State, TopicPrefix, Topics};
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Everything the controller has received, in arrival order.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub states: Vec<State>,
+    pub events: Vec<Event>,
+    pub responses: Vec<CommandResponse>,
+    /// Payloads on the device's topics that did not decode.
+    pub undecodable: usize,
+    /// SUBACKs received (one per connection: the subscriptions are made on every connect).
+    pub subscriptions: usize,
+    pub connections: usize,
+}
+
+impl Seen {
+    /// Every `seq` seen in states, events and responses, with repeats.
+    pub fn seqs(&self) -> Vec<u64> {
+        let mut seqs: Vec<u64> = self
+            .states
+            .iter()
+            .map(|s| s.seq)
+            .chain(self.events.iter().map(|e| e.seq))
+            .chain(self.responses.iter().map(|r| r.seq))
+            .collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    /// The responses to request `id`.
+    pub fn answers(&self, id: &str) -> Vec<&CommandResponse> {
+        self.responses.iter().filter(|r| r.id == id).collect()
+    }
+}
+
+/// A connected test controller for one device.
+pub struct Controller {
+    client: AsyncClient,
+    topics: Topics,
+    seen: watch::Receiver<Seen>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Controller {
+    /// Connects as `client_id`; with `persistent` the session (and QoS 1 messages queued for it
+    /// while it is away) survives disconnects, as far as the broker keeps sessions.
+    pub fn connect(
+        broker: &BrokerUrl,
+        device: &DeviceId,
+        client_id: &str,
+        persistent: bool,
+    ) -> Self {
+        let topics = Topics::new(&TopicPrefix::default(), device);
+        let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+        options.set_keep_alive(Duration::from_secs(5));
+        options.set_clean_session(!persistent);
+        options.set_max_packet_size(32 * 1024 * 1024, 32 * 1024 * 1024);
+        let (client, mut eventloop) = AsyncClient::new(options, 1024);
+        let (tx, seen) = watch::channel(Seen::default());
+        let sub_client = client.clone();
+        let sub_topics = topics.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                        tx.send_modify(|s| s.connections += 1);
+                        for topic in [
+                            sub_topics.state(),
+                            sub_topics.events(),
+                            sub_topics.cmd_res(),
+                        ] {
+                            let _ = sub_client.try_subscribe(topic, QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
+                        tx.send_modify(|s| s.subscriptions += 1);
+                    }
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                        let payload = &p.payload[..];
+                        tx.send_modify(|s| {
+                            let ok = if p.topic == sub_topics.state() {
+                                State::decode(payload).map(|m| s.states.push(m)).is_ok()
+                            } else if p.topic == sub_topics.events() {
+                                Event::decode(payload).map(|m| s.events.push(m)).is_ok()
+                            } else if p.topic == sub_topics.cmd_res() {
+                                CommandResponse::decode(payload)
+                                    .map(|m| s.responses.push(m))
+                                    .is_ok()
+                            } else {
+                                true
+                            };
+                            if !ok {
+                                s.undecodable += 1;
+                            }
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        Controller {
+            client,
+            topics,
+            seen,
+            task,
+        }
+    }
+
+    /// Sends a command payload (QoS 1) to the device's `cmd` topic.
+    pub async fn command(&self, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(self.topics.cmd(), QoS::AtLeastOnce, false, payload.into())
+            .await
+            .expect("the controller's request queue is open");
+    }
+
+    /// What has been seen so far.
+    pub fn seen(&self) -> Seen {
+        self.seen.borrow().clone()
+    }
+
+    /// Waits until `done` holds for what has been seen; `Err` with the last view on timeout.
+    pub async fn wait_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&Seen) -> bool,
+    ) -> Result<Seen, Box<Seen>> {
+        let result = {
+            let wait = self.seen.wait_for(|s| done(s));
+            match tokio::time::timeout(timeout, wait).await {
+                Ok(Ok(seen)) => Some(seen.clone()),
+                _ => None,
+            }
+        };
+        result.ok_or_else(|| Box::new(self.seen()))
+    }
+}

@@ -1,0 +1,257 @@
+//! Commands end to end through the embedded broker: each valid command is answered and run once
+//! (a redelivered id is answered again, not run again), and hostile payloads neither stop the
+//! agent nor go unanswered when they carry an id.
+
+use std::time::Duration;
+
+use roomready_agent::clock::SystemClock;
+use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
+use roomready_agent::{Agent, AgentSettings};
+use roomready_protocol::{DeviceId, DeviceKind, ResponseStatus};
+use roomready_simulator::broker::EmbeddedBroker;
+use roomready_tests::WAIT;
+use roomready_tests::controller::{Controller, Seen};
+use tokio::sync::oneshot;
+
+fn facts() -> FixedFacts {
+    let source = || Source::new("test");
+    FixedFacts(Facts {
+        device_id: None,
+        kind: Fact::Known {
+            value: DeviceKind::TeamsRoomsWindows,
+            source: source(),
+        },
+        app_version: Fact::Known {
+            value: "4.0.64.0".into(),
+            source: source(),
+        },
+        os_build: Fact::Absent { source: source() },
+        os_name: Fact::Absent { source: source() },
+        tls: Fact::Absent { source: source() },
+    })
+}
+
+/// Starts an agent whose timer never fires during the test: checks come from commands.
+fn start(broker: &EmbeddedBroker, id: &str) -> (DeviceId, oneshot::Sender<()>) {
+    let device = DeviceId::new(id).expect("valid id");
+    let mut settings = AgentSettings::new(device.clone(), broker.url());
+    settings.report_interval = Duration::from_secs(3600);
+    settings.keep_alive = Duration::from_secs(5);
+    let agent = Agent::new(settings, facts(), SystemClock);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+    (device, stop)
+}
+
+fn cmd(id: &str, rest: &str) -> String {
+    format!(r#"{{"schema":"roomready.command/1","id":"{id}",{rest}}}"#)
+}
+
+async fn answered(controller: &mut Controller, id: &str, times: usize) -> Seen {
+    controller
+        .wait_until(WAIT, |s| s.answers(id).len() >= times)
+        .await
+        .unwrap_or_else(|seen| panic!("{id} not answered {times}x: {:?}", seen.responses))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_answered_and_run_once() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    let (device, _stop) = start(&broker, "mtr-cmd");
+    let mut controller = Controller::connect(&broker.url(), &device, "controller-cmd", false);
+    // The agent checks once at start; its state is retained.
+    controller
+        .wait_until(WAIT, |s| !s.states.is_empty())
+        .await
+        .unwrap_or_else(|s| panic!("no first state: {s:?}"));
+
+    controller.command(cmd("p-1", r#""command":"ping""#)).await;
+    let seen = answered(&mut controller, "p-1", 1).await;
+    assert_eq!(seen.answers("p-1")[0].status, ResponseStatus::Succeeded);
+
+    controller
+        .command(cmd("c-1", r#""command":"check_now""#))
+        .await;
+    let seen = controller
+        .wait_until(WAIT, |s| {
+            s.states.len() >= 2 && !s.answers("c-1").is_empty()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("check_now: {s:?}"));
+    assert_eq!(seen.answers("c-1")[0].status, ResponseStatus::Accepted);
+
+    // The same request again: answered again, not run again.
+    controller
+        .command(cmd("c-1", r#""command":"check_now""#))
+        .await;
+    answered(&mut controller, "c-1", 2).await;
+    // A new request runs; then the count of states says whether the repeat ran too.
+    controller
+        .command(cmd("c-2", r#""command":"check_now""#))
+        .await;
+    controller
+        .wait_until(WAIT, |s| {
+            s.states.len() >= 3 && !s.answers("c-2").is_empty()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("second check_now: {s:?}"));
+    controller.command(cmd("p-2", r#""command":"ping""#)).await;
+    let seen = answered(&mut controller, "p-2", 1).await;
+    assert_eq!(
+        seen.states.len(),
+        3,
+        "first check + c-1 + c-2, and no second run of c-1"
+    );
+    let repeat = seen.answers("c-1");
+    assert_eq!(repeat[0].status, repeat[1].status);
+    assert!(repeat[1].seq > repeat[0].seq, "a repeat is a new message");
+
+    controller
+        .command(cmd("i-1", r#""command":"set_interval","seconds":0"#))
+        .await;
+    let seen = answered(&mut controller, "i-1", 1).await;
+    let rejected = seen.answers("i-1")[0];
+    assert_eq!(rejected.status, ResponseStatus::Rejected);
+    assert_eq!(rejected.reason.as_deref(), Some("invalid_argument"));
+
+    // set_interval takes effect: with 1 s, states keep coming without commands.
+    controller
+        .command(cmd("i-2", r#""command":"set_interval","seconds":1"#))
+        .await;
+    answered(&mut controller, "i-2", 1).await;
+    controller
+        .wait_until(WAIT, |s| s.states.len() >= 5)
+        .await
+        .unwrap_or_else(|s| panic!("interval not applied: {} states", s.states.len()));
+
+    let seen = controller.seen();
+    let mut seqs = seen.seqs();
+    seqs.dedup();
+    assert_eq!(seqs.len(), seen.seqs().len(), "no duplicate seq: {seqs:?}");
+    assert_eq!(seen.undecodable, 0);
+}
+
+/// xorshift64*: a tiny deterministic PRNG.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_payloads_are_survived_and_answered() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    let (device, _stop) = start(&broker, "mtr-hostile");
+    let mut controller = Controller::connect(&broker.url(), &device, "controller-hostile", false);
+    controller
+        .wait_until(WAIT, |s| !s.states.is_empty())
+        .await
+        .unwrap_or_else(|s| panic!("no first state: {s:?}"));
+
+    let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+    let mut with_id = Vec::new();
+    let deep = 10_000;
+    for n in 0..1_000 {
+        let id = format!("h-{n}");
+        let payload: Vec<u8> = match n % 10 {
+            // Random bytes: no id to answer.
+            0 => (0..(rng.next() % 512)).map(|_| rng.next() as u8).collect(),
+            1 if n == 1 => {
+                // 10 MiB, with an id.
+                let mut big = cmd(&id, r#""command":"ping","pad":""#).into_bytes();
+                big.truncate(big.len() - 1);
+                big.resize(10 * 1024 * 1024, b'x');
+                big.extend_from_slice(b"\"}");
+                big
+            }
+            1 | 2 => format!(
+                r#"{{"id":"{id}","schema":"roomready.command/1","command":"ping","x":{}{}}}"#,
+                "[".repeat(deep),
+                "]".repeat(deep)
+            )
+            .into_bytes(),
+            3 => cmd(&id, r#""command":["ping"]"#).into_bytes(),
+            4 => cmd(&id, r#""command":"set_interval","seconds":{"a":1}"#).into_bytes(),
+            5 => {
+                let mut bytes = cmd(&id, r#""command":"ping","note":"x""#).into_bytes();
+                let at = bytes.len() - 3;
+                bytes[at] = 0xff;
+                bytes
+            }
+            6 => cmd(&id, r#""command":"format_disk""#).into_bytes(),
+            7 => format!(r#"{{"schema":"roomready.command/9","id":"{id}","command":"ping"}}"#)
+                .into_bytes(),
+            8 => br#"{"schema":"roomready.command/1","command":"ping"}"#.to_vec(),
+            _ => cmd(&id, r#""command":"update""#).into_bytes(),
+        };
+        if roomready_agent::command::top_level_id(&payload).is_ok() {
+            with_id.push(id);
+        }
+        controller.command(payload).await;
+    }
+    assert!(
+        with_id.len() >= 700,
+        "most payloads carry an id: {}",
+        with_id.len()
+    );
+    controller
+        .command(cmd("alive", r#""command":"ping""#))
+        .await;
+    let seen = controller
+        .wait_until(WAIT, |s| {
+            !s.answers("alive").is_empty() && with_id.iter().all(|id| !s.answers(id).is_empty())
+        })
+        .await
+        .unwrap_or_else(|s| {
+            let missing: Vec<_> = with_id
+                .iter()
+                .filter(|id| s.answers(id).is_empty())
+                .collect();
+            panic!(
+                "{} unanswered, e.g. {:?}",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            )
+        });
+    assert_eq!(
+        seen.answers("alive")[0].status,
+        ResponseStatus::Succeeded,
+        "still running"
+    );
+    let big = seen.answers("h-1");
+    assert_eq!(big[0].reason.as_deref(), Some("payload_too_large"));
+    assert_eq!(
+        seen.answers("h-2")[0].reason.as_deref(),
+        Some("invalid_json")
+    );
+    assert_eq!(
+        seen.answers("h-6")[0].reason.as_deref(),
+        Some("unknown_command")
+    );
+    assert_eq!(
+        seen.answers("h-7")[0].reason.as_deref(),
+        Some("unsupported_schema")
+    );
+    assert_eq!(
+        seen.answers("h-5")[0].reason.as_deref(),
+        Some("invalid_utf8")
+    );
+    assert_eq!(
+        seen.answers("h-9")[0].reason.as_deref(),
+        Some("not_supported")
+    );
+    assert!(
+        seen.responses
+            .iter()
+            .filter(|r| r.id != "alive")
+            .all(|r| r.status == ResponseStatus::Rejected),
+        "every hostile payload is rejected"
+    );
+}
