@@ -31,7 +31,7 @@ use crate::command::{self, Decision};
 use crate::config::{BrokerUrl, Config};
 use crate::facts::{Facts, FactsError, FactsSource};
 use crate::link::outbox::{Kind, MemorySpool, Outbox, Spool};
-use crate::link::{Link, LinkEvent, LinkOptions};
+use crate::link::{Link, LinkEvent, LinkOptions, Reconnect};
 use crate::probe::{ProbeSettings, Probes, probe_all};
 use crate::report;
 
@@ -78,6 +78,8 @@ pub struct AgentSettings {
     pub probes: Option<Probes>,
     /// Largest command payload accepted (larger ones are answered `payload_too_large`).
     pub command_max_bytes: usize,
+    /// Reconnect delays (simulations and tests shorten them).
+    pub reconnect: Reconnect,
 }
 
 impl AgentSettings {
@@ -100,6 +102,7 @@ impl AgentSettings {
             report_interval: config.report_interval,
             keep_alive: Self::DEFAULT_KEEP_ALIVE,
             command_max_bytes: command::DEFAULT_MAX_BYTES,
+            reconnect: Reconnect::default(),
         }
     }
 
@@ -113,6 +116,7 @@ impl AgentSettings {
             keep_alive: Self::DEFAULT_KEEP_ALIVE,
             probes: None,
             command_max_bytes: command::DEFAULT_MAX_BYTES,
+            reconnect: Reconnect::default(),
         }
     }
 }
@@ -204,6 +208,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             client_id: format!("roomready-{}", settings.device_id),
             keep_alive: settings.keep_alive,
             will_topic: topics.status().to_owned(),
+            reconnect: settings.reconnect,
         };
         let link = Link::start(options, will, backoff_seed(&settings.device_id, clock));
         let interval = ledger

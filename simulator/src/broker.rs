@@ -52,6 +52,24 @@ impl EmbeddedBroker {
         let storage = StorageConfig::new()
             .with_backend(StorageBackend::Memory)
             .with_persistence(false);
+        Self::start_with(addr, storage).await
+    }
+
+    /// Starts on `addr` keeping sessions, queued messages and retained messages in files under
+    /// `dir`, so that a restart on the same `dir` resumes them (as a production broker with
+    /// persistence does).
+    pub async fn start_persistent(
+        addr: SocketAddr,
+        dir: &std::path::Path,
+    ) -> Result<Self, BrokerError> {
+        let storage = StorageConfig::new()
+            .with_backend(StorageBackend::File)
+            .with_base_dir(dir.to_owned())
+            .with_persistence(true);
+        Self::start_with(addr, storage).await
+    }
+
+    async fn start_with(addr: SocketAddr, storage: StorageConfig) -> Result<Self, BrokerError> {
         let config = BrokerConfig::default()
             .with_bind_address(addr)
             .with_max_clients(MAX_CLIENTS)

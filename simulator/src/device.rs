@@ -89,6 +89,7 @@ impl SimDevice {
             keep_alive: env.keep_alive,
             probes: None,
             command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
+            reconnect: roomready_agent::link::Reconnect::default(),
         };
         let agent = Agent::new(settings, FixedFacts(spec.facts()), SystemClock);
         let (stop, stopped) = oneshot::channel::<()>();

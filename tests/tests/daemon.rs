@@ -31,6 +31,7 @@ async fn rechecks_every_interval_and_follows_the_facts_file() {
         keep_alive: Duration::from_secs(5),
         probes: None,
         command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
+        reconnect: roomready_agent::link::Reconnect::default(),
     };
     // Events are not retained: subscribe before the agent starts, or the first ones are missed.
     let mut dashboard = Dashboard::connect(&broker.url(), &TopicPrefix::default());

@@ -37,8 +37,27 @@ pub use backoff::Backoff;
 
 use crate::config::BrokerUrl;
 
-/// How long a connection must last before the backoff starts from 1 s again.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// When to try again after a failed or lost connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// The first delay; it doubles with each failure (with jitter).
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+    /// A connection that lasted this long starts the delays from `initial` again.
+    pub stable_after: Duration,
+}
+
+impl Default for Reconnect {
+    /// 1 s doubling to 5 min; reset after 30 s connected.
+    fn default() -> Self {
+        Reconnect {
+            initial: Backoff::INITIAL,
+            max: Backoff::MAX,
+            stable_after: Duration::from_secs(30),
+        }
+    }
+}
 /// Largest MQTT packet sent (states with many findings stay far below it).
 pub const MAX_PACKET: usize = 256 * 1024;
 /// Largest packet accepted from the broker: well above the command size limit, so that an
@@ -61,6 +80,7 @@ pub struct LinkOptions {
     pub keep_alive: Duration,
     /// The topic of the retained last will (the device's `status`).
     pub will_topic: String,
+    pub reconnect: Reconnect,
 }
 
 /// What happened to the connection.
@@ -148,7 +168,12 @@ impl Link {
             options.will_topic,
             will_rx,
             events_tx,
-            Backoff::new(backoff_seed),
+            Backoff::with_bounds(
+                options.reconnect.initial,
+                options.reconnect.max,
+                backoff_seed,
+            ),
+            options.reconnect.stable_after,
         ));
         Link {
             client,
@@ -241,6 +266,7 @@ async fn drive(
     mut will: watch::Receiver<Vec<u8>>,
     events: mpsc::Sender<LinkEvent>,
     mut backoff: Backoff,
+    stable_after: Duration,
 ) {
     let mut connected_at: Option<Instant> = None;
     loop {
@@ -296,7 +322,7 @@ async fn drive(
                 forget_queued(&mut eventloop, &tracker);
                 if connected_at
                     .take()
-                    .is_some_and(|at| at.elapsed() >= STABLE_AFTER)
+                    .is_some_and(|at| at.elapsed() >= stable_after)
                 {
                     backoff.reset();
                 }

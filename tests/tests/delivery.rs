@@ -1,0 +1,113 @@
+//! Delivery through broker outages: the broker is stopped and restarted (on the same port and
+//! storage) five times while the agent reports, and an independent subscriber with a persistent
+//! session still receives every `seq` from 1 on — duplicates allowed and counted, none missing.
+
+use std::time::Duration;
+
+use roomready_agent::clock::SystemClock;
+use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
+use roomready_agent::link::Reconnect;
+use roomready_agent::{Agent, AgentSettings};
+use roomready_protocol::{DeviceId, DeviceKind};
+use roomready_simulator::broker::EmbeddedBroker;
+use roomready_tests::WAIT;
+use roomready_tests::controller::{Controller, Seen};
+
+fn facts() -> FixedFacts {
+    let source = || Source::new("test");
+    FixedFacts(Facts {
+        device_id: None,
+        kind: Fact::Known {
+            value: DeviceKind::TeamsRoomsWindows,
+            source: source(),
+        },
+        app_version: Fact::Known {
+            value: "4.0.51.0".into(),
+            source: source(),
+        },
+        os_build: Fact::Absent { source: source() },
+        os_name: Fact::Absent { source: source() },
+        tls: Fact::Absent { source: source() },
+    })
+}
+
+/// The highest `n` such that every seq in 1..=n was seen.
+fn contiguous(seen: &Seen) -> u64 {
+    let mut seqs = seen.seqs();
+    seqs.dedup();
+    seqs.iter()
+        .enumerate()
+        .take_while(|(i, seq)| **seq == *i as u64 + 1)
+        .count() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restarts_lose_nothing() {
+    const TARGET: u64 = 200;
+    let storage = tempfile::tempdir().expect("tempdir");
+    let mut broker =
+        EmbeddedBroker::start_persistent("127.0.0.1:0".parse().expect("addr"), storage.path())
+            .await
+            .expect("broker starts");
+    let addr = broker.addr();
+    let device = DeviceId::new("mtr-outage").expect("valid id");
+    let mut controller = Controller::connect(&broker.url(), &device, "controller-outage", true);
+    controller
+        .wait_until(WAIT, |s| s.subscriptions >= 3)
+        .await
+        .unwrap_or_else(|s| panic!("controller not subscribed: {s:?}"));
+
+    let mut settings = AgentSettings::new(device.clone(), broker.url());
+    settings.report_interval = Duration::from_millis(40);
+    settings.keep_alive = Duration::from_secs(5);
+    settings.reconnect = Reconnect {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+        stable_after: Duration::from_secs(1),
+    };
+    let agent = Agent::new(settings, facts(), SystemClock);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+
+    for restart in 1..=5u64 {
+        // Let some traffic through, then take the broker away mid-stream.
+        let mark = restart * TARGET / 6;
+        controller
+            .wait_until(WAIT, |s| s.seqs().last().is_some_and(|&top| top >= mark))
+            .await
+            .unwrap_or_else(|s| panic!("before restart {restart}: {:?}", s.seqs().last()));
+        broker.stop().await.expect("broker stops");
+        broker = EmbeddedBroker::start_persistent(addr, storage.path())
+            .await
+            .expect("broker restarts on the same port");
+    }
+    let seen = controller
+        .wait_until(Duration::from_secs(60), |s| contiguous(s) >= TARGET)
+        .await
+        .unwrap_or_else(|s| {
+            let mut seqs = s.seqs();
+            seqs.dedup();
+            let missing: Vec<u64> = (1..=TARGET)
+                .filter(|n| seqs.binary_search(n).is_err())
+                .collect();
+            panic!("missing seqs after 5 restarts: {missing:?}")
+        });
+    let all = seen.seqs();
+    let mut unique = all.clone();
+    unique.dedup();
+    println!(
+        "5 broker restarts: {} messages received, {} unique, {} duplicates, {} reconnects of the controller",
+        all.len(),
+        unique.len(),
+        all.len() - unique.len(),
+        seen.connections.saturating_sub(1)
+    );
+    assert_eq!(seen.undecodable, 0);
+    let _ = stop.send(());
+    running
+        .await
+        .expect("agent task")
+        .expect("agent stops cleanly");
+}
