@@ -12,6 +12,11 @@
 //!                                        # "microsoft365" = its three hosts (the default); [] = none
 //! ca_file = "ca.pem"                     # optional; trust anchors for endpoint certificates
 //! probe_timeout_secs = 5                 # optional; 1..=120, default 5
+//! journal_dir = "journal"                # optional; undelivered messages, command ids, seq
+//!                                        # (default: "journal" beside this file)
+//! journal_max_mib = 64                   # optional; 1..=65536, default 64
+//! journal_fsync = "always"               # optional; "always" (default) or "never"
+//! command_max_bytes = 65536              # optional; 1024..=16777216, default 65536
 //! ```
 //!
 //! Every problem is reported as one [`KeyFileError`] naming the file, the line and column, the
@@ -27,7 +32,10 @@ use roomready_protocol::{DeviceId, TopicPrefix};
 use crate::keyfile::{KeyFile, KeyFileError};
 
 /// The keys this version understands, for "unknown key" messages.
-const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs";
+const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes";
+
+/// The journal's default size bound.
+pub const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
 
 /// Default bound on each probe connection.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +58,21 @@ pub struct Config {
     /// PEM trust anchors for endpoint certificates; Mozilla's roots when `None`.
     pub ca_file: Option<PathBuf>,
     pub probe_timeout: Duration,
+    pub journal: JournalConfig,
+    /// Largest command payload accepted.
+    pub command_max_bytes: usize,
+}
+
+/// Where and how the agent keeps undelivered messages and answered command ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// `journal_dir`; default: `journal` beside the config file.
+    pub dir: PathBuf,
+    /// `journal_max_mib` in bytes (default 64 MiB).
+    pub max_bytes: u64,
+    /// `journal_fsync = "always"` (default): every record is on disk before it is sent;
+    /// `"never"` leaves it to the OS (faster, loses the newest records on power loss).
+    pub fsync: bool,
 }
 
 impl Config {
@@ -122,8 +145,37 @@ impl Config {
             .map_or(DEFAULT_PROBE_TIMEOUT, |s| {
                 Duration::from_secs(s.into_inner())
             });
+        let dir = file.string("journal_dir")?.map_or_else(
+            || beside(path, "journal".into()),
+            |p| beside(path, p.into_inner()),
+        );
+        let max_bytes = file
+            .integer("journal_max_mib", 1..=65_536)?
+            .map_or(DEFAULT_JOURNAL_MAX_MIB, |m| m.into_inner())
+            * 1024
+            * 1024;
+        let fsync = match file.string("journal_fsync")? {
+            None => true,
+            Some(v) if v.get_ref() == "always" => true,
+            Some(v) if v.get_ref() == "never" => false,
+            Some(v) => {
+                let reason = format!("expected \"always\" or \"never\", found {:?}", v.get_ref());
+                return Err(file.error("journal_fsync", v.span(), reason));
+            }
+        };
+        let command_max_bytes = file
+            .integer("command_max_bytes", 1024..=16 * 1024 * 1024)?
+            .map_or(crate::command::DEFAULT_MAX_BYTES, |b| {
+                usize::try_from(b.into_inner()).unwrap_or(usize::MAX)
+            });
         file.finish(KNOWN_KEYS)?;
         Ok(Config {
+            journal: JournalConfig {
+                dir,
+                max_bytes,
+                fsync,
+            },
+            command_max_bytes,
             broker,
             device_id,
             facts_file,
@@ -314,7 +366,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -359,6 +411,45 @@ mod tests {
                 .starts_with("/etc/roomready/agent.toml:4:14: key \"endpoints\": invalid host"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn journal_and_command_keys() {
+        let config = parse(GOOD).expect("valid");
+        assert_eq!(
+            config.journal,
+            JournalConfig {
+                dir: PathBuf::from("/etc/roomready/journal"),
+                max_bytes: 64 * 1024 * 1024,
+                fsync: true,
+            }
+        );
+        assert_eq!(config.command_max_bytes, 65_536);
+        let text = format!(
+            "{GOOD}journal_dir = \"/var/spool/roomready\"\njournal_max_mib = 8\njournal_fsync = \"never\"\ncommand_max_bytes = 4096\n"
+        );
+        let config = parse(&text).expect("valid");
+        assert_eq!(config.journal.dir, PathBuf::from("/var/spool/roomready"));
+        assert_eq!(config.journal.max_bytes, 8 * 1024 * 1024);
+        assert!(!config.journal.fsync);
+        assert_eq!(config.command_max_bytes, 4096);
+        for (extra, message) in [
+            (
+                "journal_fsync = \"sometimes\"\n",
+                "key \"journal_fsync\": expected \"always\" or \"never\", found \"sometimes\"",
+            ),
+            (
+                "journal_max_mib = 0\n",
+                "key \"journal_max_mib\": must be an integer in 1..=65536, found an integer 0",
+            ),
+            (
+                "command_max_bytes = 10\n",
+                "key \"command_max_bytes\": must be an integer in 1024..=16777216, found an integer 10",
+            ),
+        ] {
+            let err = parse(&format!("{GOOD}{extra}")).expect_err(extra);
+            assert!(err.to_string().contains(message), "{err}");
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl AgentSettings {
             topic_prefix: config.topic_prefix.clone(),
             report_interval: config.report_interval,
             keep_alive: Self::DEFAULT_KEEP_ALIVE,
-            command_max_bytes: command::DEFAULT_MAX_BYTES,
+            command_max_bytes: config.command_max_bytes,
             reconnect: Reconnect::default(),
         }
     }
