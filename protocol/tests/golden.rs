@@ -129,6 +129,28 @@ fn events() {
             },
         },
     );
+    golden(
+        "event_journal_recovered.json",
+        Event {
+            device: id("mtr-0007"),
+            seq: 45,
+            ts: ts("2026-11-23T14:07:25.400Z"),
+            body: EventBody::JournalRecovered {
+                offset: 4096,
+                discarded_bytes: 37,
+                reason: "record at byte 4096 is cut short: 12 of 48 bytes".into(),
+            },
+        },
+    );
+    golden(
+        "event_records_dropped.json",
+        Event {
+            device: id("mtr-0007"),
+            seq: 46,
+            ts: ts("2026-11-23T14:07:25.500Z"),
+            body: EventBody::RecordsDropped { count: 120 },
+        },
+    );
 }
 
 #[test]
@@ -145,6 +167,15 @@ fn commands() {
         Command {
             id: "c-43".into(),
             action: CommandAction::Ping,
+        },
+    );
+    golden(
+        "command_update.json",
+        Command {
+            id: "c-44".into(),
+            action: CommandAction::Update {
+                version: Some("0.2.0".into()),
+            },
         },
     );
 }
