@@ -80,6 +80,7 @@ impl EmbeddedBroker {
         BrokerUrl {
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
+            tls: false,
         }
     }
 
