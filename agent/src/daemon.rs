@@ -23,7 +23,7 @@ use roomready_protocol::{
 use tokio::time::MissedTickBehavior;
 
 use crate::clock::Clock;
-use crate::config::{BrokerUrl, Config};
+use crate::config::{BrokerUrl, Config, Credentials};
 use crate::facts::FactsSource;
 use crate::link::{Link, LinkEvent, LinkOptions};
 use crate::probe::{ProbeSettings, Probes, probe_all};
@@ -46,13 +46,22 @@ pub struct AgentSettings {
     pub keep_alive: Duration,
     /// Endpoints probed on every check, if any.
     pub probes: Option<Probes>,
+    /// TLS to the broker (`mqtts://`), built by [`crate::link::tls::client_config`].
+    pub broker_tls: Option<Arc<rustls::ClientConfig>>,
+    /// MQTT user name and password.
+    pub credentials: Option<Credentials>,
 }
 
 impl AgentSettings {
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
-    /// The settings of `config`; `roots` are the trust anchors for probed endpoints.
-    pub fn from_config(config: &Config, roots: Arc<RootCertStore>) -> Self {
+    /// The settings of `config`; `roots` are the trust anchors for probed endpoints, `broker_tls`
+    /// the TLS configuration for an `mqtts://` broker.
+    pub fn from_config(
+        config: &Config,
+        roots: Arc<RootCertStore>,
+        broker_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let probes = (!config.endpoints.is_empty()).then(|| Probes {
             endpoints: config.endpoints.clone(),
             settings: ProbeSettings {
@@ -67,6 +76,8 @@ impl AgentSettings {
             topic_prefix: config.topic_prefix.clone(),
             report_interval: config.report_interval,
             keep_alive: Self::DEFAULT_KEEP_ALIVE,
+            broker_tls,
+            credentials: config.credentials.clone(),
         }
     }
 }
@@ -119,6 +130,8 @@ impl<F: FactsSource, C: Clock> Agent<F, C> {
             client_id: format!("roomready-{}", settings.device_id),
             keep_alive: settings.keep_alive,
             will_topic: topics.status().to_owned(),
+            tls: settings.broker_tls.clone(),
+            credentials: settings.credentials.clone(),
         };
         let link = Link::start(
             options,

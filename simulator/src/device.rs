@@ -88,6 +88,8 @@ impl SimDevice {
             report_interval: env.report_interval,
             keep_alive: env.keep_alive,
             probes: None,
+            broker_tls: None,
+            credentials: None,
         };
         let agent = Agent::new(settings, FixedFacts(spec.facts()), SystemClock);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -30,6 +30,8 @@ async fn rechecks_every_interval_and_follows_the_facts_file() {
         report_interval: Duration::from_secs(1),
         keep_alive: Duration::from_secs(5),
         probes: None,
+        broker_tls: None,
+        credentials: None,
     };
     // Events are not retained: subscribe before the agent starts, or the first ones are missed.
     let mut dashboard = Dashboard::connect(&broker.url(), &TopicPrefix::default());

@@ -11,7 +11,9 @@
 //! the retained state) on every [`LinkEvent::Connected`].
 
 mod backoff;
+pub mod tls;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
@@ -20,7 +22,7 @@ use tokio::task::JoinHandle;
 
 pub use backoff::Backoff;
 
-use crate::config::BrokerUrl;
+use crate::config::{BrokerUrl, Credentials};
 
 /// How long a connection must last before the backoff starts from 1 s again.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
@@ -39,6 +41,11 @@ pub struct LinkOptions {
     pub keep_alive: Duration,
     /// The topic of the retained last will (the device's `status`).
     pub will_topic: String,
+    /// `Some`: MQTT over TLS with this configuration (see [`tls::client_config`]); `None`: plain
+    /// TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// User name and password sent in CONNECT.
+    pub credentials: Option<Credentials>,
 }
 
 /// What happened to the connection.
@@ -92,6 +99,15 @@ impl Link {
             QoS::AtLeastOnce,
             true,
         ));
+        if let Some(config) = &options.tls {
+            mqtt.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(config.clone()),
+            ));
+        }
+        if let Some(credentials) = &options.credentials {
+            let password = credentials.password.as_ref().map_or("", |p| p.expose());
+            mqtt.set_credentials(credentials.username.clone(), password);
+        }
         let (client, eventloop) = AsyncClient::new(mqtt, REQUEST_CAPACITY);
         let (events_tx, events) = mpsc::channel(16);
         let (will_tx, will_rx) = watch::channel(will);
@@ -197,7 +213,7 @@ async fn drive(
                 let delay = backoff.next_delay();
                 tracing::debug!(%error, ?delay, "MQTT connection failed; retrying");
                 let event = LinkEvent::Disconnected {
-                    error: error.to_string(),
+                    error: tls::explain(&error),
                 };
                 if events.send(event).await.is_err() {
                     return;
