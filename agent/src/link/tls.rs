@@ -389,6 +389,125 @@ mod tests {
         );
     }
 
+    /// A self-signed certificate and its key as PEM.
+    fn self_signed(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("self-sign");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn unusable_files_are_typed_errors_naming_file_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let (cert, key) = self_signed("client.example");
+        let (_, other_key) = self_signed("other.example");
+        let cert_file = file("client.pem", &cert);
+        let key_file = file("client.key", &key);
+        let with = |ca: Option<PathBuf>, cert_file: &Path, key_file: &Path| BrokerTls {
+            ca_file: ca,
+            server_name: None,
+            client_cert: Some(crate::config::ClientCertFiles {
+                cert_file: cert_file.to_owned(),
+                key_file: key_file.to_owned(),
+            }),
+        };
+        let fail = |settings: BrokerTls| match client_config(&settings) {
+            Ok(_) => panic!("accepted {settings:?}"),
+            Err(e) => (e.key(), e.to_string()),
+        };
+
+        let only_key = file("only-key.pem", &key);
+        assert_eq!(
+            fail(with(Some(only_key.clone()), &cert_file, &key_file)),
+            (
+                "broker_ca_file",
+                format!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    only_key.display()
+                )
+            )
+        );
+        let garbled = file("garbled.pem", "-----BEGIN CERTIFICATE-----\nnot base64!\n");
+        let (key_name, text) = fail(with(Some(garbled.clone()), &cert_file, &key_file));
+        assert_eq!(key_name, "broker_ca_file");
+        assert!(
+            text.starts_with(&format!("{} is not valid PEM: ", garbled.display())),
+            "{text}"
+        );
+        assert_eq!(
+            fail(with(None, &only_key, &key_file)),
+            (
+                "client_cert_file",
+                format!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    only_key.display()
+                )
+            )
+        );
+        assert_eq!(
+            fail(with(None, &cert_file, &cert_file)),
+            (
+                "client_key_file",
+                format!(
+                    "{} holds no private key (PEM \"PRIVATE KEY\", \"EC PRIVATE KEY\" or \"RSA \
+                     PRIVATE KEY\")",
+                    cert_file.display()
+                )
+            )
+        );
+        let wrong_key = file("wrong.key", &other_key);
+        assert_eq!(
+            fail(with(None, &cert_file, &wrong_key)),
+            (
+                "client_key_file",
+                format!(
+                    "the key in {} does not belong to the certificate in {}",
+                    wrong_key.display(),
+                    cert_file.display()
+                )
+            )
+        );
+        let bad_key = file(
+            "bad.key",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        );
+        let (key_name, text) = fail(with(None, &cert_file, &bad_key));
+        assert_eq!(key_name, "client_key_file");
+        assert!(
+            text.starts_with(&format!(
+                "{}: the private key cannot be used: ",
+                bad_key.display()
+            )),
+            "{text}"
+        );
+
+        let config = client_config(&with(Some(cert_file.clone()), &cert_file, &key_file))
+            .expect("matching certificate and key");
+        assert!(config.client_auth_cert_resolver.has_certs());
+    }
+
+    #[test]
+    fn server_name_override_must_be_a_name() {
+        let settings = BrokerTls {
+            server_name: Some("not a name".into()),
+            ..BrokerTls::default()
+        };
+        let err = client_config(&settings).expect_err("bad name");
+        assert_eq!(err.key(), "broker_server_name");
+        assert_eq!(
+            err.to_string(),
+            "\"not a name\" is not a valid DNS name or IP address"
+        );
+    }
+
     #[test]
     fn default_roots_need_no_file() {
         let config = client_config(&BrokerTls::default()).expect("Mozilla's roots");
