@@ -1,7 +1,8 @@
 //! The daemon's configuration file (TOML), validated completely at start.
 //!
 //! ```toml
-//! broker_url = "mqtt://127.0.0.1:1883"   # required; mqtt://HOST[:PORT], port defaults to 1883
+//! broker_url = "mqtts://broker.example"  # required; mqtt://HOST[:PORT] (port 1883) or
+//!                                        # mqtts://HOST[:PORT] (MQTT over TLS, port 8883)
 //! device_id = "mtr-0001"                 # required; 1..=128 of A-Z a-z 0-9 . _ -
 //! facts_file = "facts.toml"              # relative paths are relative to this file; required
 //!                                        # except on Windows, where it overrides native facts
@@ -17,22 +18,42 @@
 //! journal_max_mib = 64                   # optional; 1..=65536, default 64
 //! journal_fsync = "always"               # optional; "always" (default) or "never"
 //! command_max_bytes = 65536              # optional; 1024..=16777216, default 65536
+//!
+//! # The broker connection. The broker_* and client_* keys need mqtts://.
+//! broker_ca_file = "broker-ca.pem"       # optional; PEM trust anchors for the broker's
+//!                                        # certificate; default Mozilla's roots
+//! broker_server_name = "broker.example"  # optional; verify the broker's certificate against
+//!                                        # this name instead of the URL's host
+//! client_cert_file = "client.pem"        # optional, with client_key_file: mutual TLS (PEM)
+//! client_key_file = "client.key"         # PEM PKCS#8, SEC1 (EC) or PKCS#1 (RSA)
+//! username = "mtr-0001"                  # optional; MQTT user name
+//! password_file = "password"             # optional; its first line is the password
+//! password_env = "ROOMREADY_MQTT_PASSWORD"  # or: the environment variable holding it
+//! allow_insecure = false                 # optional; true permits mqtt:// to a host that is not
+//!                                        # loopback (127.0.0.0/8, ::1, localhost)
 //! ```
 //!
 //! Every problem is reported as one [`KeyFileError`] naming the file, the line and column, the
 //! key and the reason; the binary turns it into exit code 78 (`EX_CONFIG`).
 
+use std::ffi::OsString;
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use roomready_protocol::{DeviceId, TopicPrefix};
+use toml::Spanned;
 
 use crate::keyfile::{KeyFile, KeyFileError};
 
 /// The keys this version understands, for "unknown key" messages.
-const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes";
+const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_secs, topic_prefix, \
+                          endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, \
+                          journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, \
+                          client_cert_file, client_key_file, username, password_file, \
+                          password_env, allow_insecure";
 
 /// The journal's default size bound.
 pub const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
@@ -47,6 +68,11 @@ pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(900);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub broker: BrokerUrl,
+    /// How the broker's certificate is checked and the agent's own presented (`mqtts://` only;
+    /// all defaults otherwise).
+    pub broker_tls: BrokerTls,
+    /// MQTT user name and password, if configured.
+    pub credentials: Option<Credentials>,
     pub device_id: DeviceId,
     /// Absolute, or relative to the working directory when the config itself was given so.
     /// `None` only on Windows, where the facts are read natively.
@@ -75,6 +101,55 @@ pub struct JournalConfig {
     pub fsync: bool,
 }
 
+/// The TLS settings of an `mqtts://` broker connection (files are read when the link is built,
+/// by [`crate::link::tls::client_config`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerTls {
+    /// PEM trust anchors for the broker's certificate; Mozilla's roots when `None`.
+    pub ca_file: Option<PathBuf>,
+    /// The name the broker's certificate must be valid for, instead of the URL's host.
+    pub server_name: Option<String>,
+    /// The agent's own certificate, for brokers that require one (mutual TLS).
+    pub client_cert: Option<ClientCertFiles>,
+}
+
+/// A client certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertFiles {
+    /// The certificate (and any intermediates), leaf first.
+    pub cert_file: PathBuf,
+    /// The private key: PKCS#8, SEC1 (EC) or PKCS#1 (RSA).
+    pub key_file: PathBuf,
+}
+
+/// MQTT user name and optional password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Option<Password>,
+}
+
+/// A password: kept out of logs, its `Debug` prints `***` and it has no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
+    }
+
+    /// The password itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
 impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, KeyFileError> {
@@ -83,17 +158,48 @@ impl Config {
         Config::parse(path, &text)
     }
 
-    /// Validates config `text` read from `path` (used to resolve a relative `facts_file`).
+    /// Validates config `text` read from `path` (used to resolve relative paths), reading
+    /// `password_env` from the process environment.
     pub fn parse(path: &Path, text: &str) -> Result<Config, KeyFileError> {
+        Config::parse_with_env(path, text, &|name| std::env::var_os(name))
+    }
+
+    /// As [`Config::parse`], with `env` looking up environment variables.
+    pub fn parse_with_env(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Config, KeyFileError> {
         let mut file = KeyFile::parse(path, text)?;
 
-        let broker = match file.string("broker_url")? {
-            Some(url) => url
-                .get_ref()
-                .parse::<BrokerUrl>()
-                .map_err(|e| file.error("broker_url", url.span(), e.to_string()))?,
-            None => return Err(file.missing("broker_url", "mqtt://HOST:PORT")),
+        let (broker, broker_span) = match file.string("broker_url")? {
+            Some(url) => {
+                let parsed = url
+                    .get_ref()
+                    .parse::<BrokerUrl>()
+                    .map_err(|e| file.error("broker_url", url.span(), e.to_string()))?;
+                (parsed, url.span())
+            }
+            None => {
+                return Err(file.missing("broker_url", "mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"));
+            }
         };
+        let allow_insecure = file
+            .boolean("allow_insecure")?
+            .is_some_and(Spanned::into_inner);
+        if !broker.tls && !allow_insecure && !broker.is_loopback() {
+            return Err(file.error(
+                "broker_url",
+                broker_span,
+                format!(
+                    "plain mqtt:// to {:?}, which is not a loopback address, would send reports \
+                     and credentials unencrypted; use mqtts:// or set allow_insecure = true",
+                    broker.host
+                ),
+            ));
+        }
+        let broker_tls = broker_tls(&mut file, &broker)?;
+        let credentials = credentials(&mut file, path, env)?;
         let device_id = match file.string("device_id")? {
             Some(id) => DeviceId::new(id.get_ref().as_str())
                 .map_err(|e| file.error("device_id", id.span(), e.to_string()))?,
@@ -177,6 +283,8 @@ impl Config {
             },
             command_max_bytes,
             broker,
+            broker_tls,
+            credentials,
             device_id,
             facts_file,
             report_interval,
@@ -185,6 +293,195 @@ impl Config {
             ca_file,
             probe_timeout,
         })
+    }
+}
+
+/// A path-valued `key`: `None` when absent, an error when empty.
+fn path_key(
+    file: &mut KeyFile<'_>,
+    key: &str,
+) -> Result<Option<(PathBuf, Range<usize>)>, KeyFileError> {
+    match file.string(key)? {
+        None => Ok(None),
+        Some(p) if p.get_ref().is_empty() => Err(file.error(key, p.span(), "is empty")),
+        Some(p) => {
+            let span = p.span();
+            Ok(Some((beside(file.path(), p.into_inner()), span)))
+        }
+    }
+}
+
+/// The `broker_*` and `client_*` keys; each is an error unless the URL is `mqtts://`.
+fn broker_tls(file: &mut KeyFile<'_>, broker: &BrokerUrl) -> Result<BrokerTls, KeyFileError> {
+    let ca_file = path_key(file, "broker_ca_file")?;
+    let server_name = match file.string("broker_server_name")? {
+        None => None,
+        Some(name) => {
+            if rustls::pki_types::ServerName::try_from(name.get_ref().as_str()).is_err() {
+                return Err(file.error(
+                    "broker_server_name",
+                    name.span(),
+                    format!("{:?} is not a valid DNS name or IP address", name.get_ref()),
+                ));
+            }
+            let span = name.span();
+            Some((name.into_inner(), span))
+        }
+    };
+    let cert_file = path_key(file, "client_cert_file")?;
+    let key_file = path_key(file, "client_key_file")?;
+    if !broker.tls {
+        let given = [
+            ("broker_ca_file", ca_file.as_ref().map(|c| c.1.clone())),
+            (
+                "broker_server_name",
+                server_name.as_ref().map(|n| n.1.clone()),
+            ),
+            ("client_cert_file", cert_file.as_ref().map(|c| c.1.clone())),
+            ("client_key_file", key_file.as_ref().map(|k| k.1.clone())),
+        ];
+        if let Some((key, Some(span))) = given.into_iter().find(|(_, span)| span.is_some()) {
+            return Err(file.error(
+                key,
+                span,
+                format!("applies only to TLS, but broker_url is {broker}; use mqtts://"),
+            ));
+        }
+    }
+    let client_cert = match (cert_file, key_file) {
+        (Some((cert_file, _)), Some((key_file, _))) => Some(ClientCertFiles {
+            cert_file,
+            key_file,
+        }),
+        (None, None) => None,
+        (Some((_, span)), None) => {
+            return Err(file.error(
+                "client_cert_file",
+                span,
+                "client_key_file is missing: set both client_cert_file and client_key_file, or neither",
+            ));
+        }
+        (None, Some((_, span))) => {
+            return Err(file.error(
+                "client_key_file",
+                span,
+                "client_cert_file is missing: set both client_cert_file and client_key_file, or neither",
+            ));
+        }
+    };
+    Ok(BrokerTls {
+        ca_file: ca_file.map(|c| c.0),
+        server_name: server_name.map(|n| n.0),
+        client_cert,
+    })
+}
+
+/// `username` and the password from `password_file` or `password_env`.
+fn credentials(
+    file: &mut KeyFile<'_>,
+    config: &Path,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Option<Credentials>, KeyFileError> {
+    let username = match file.string("username")? {
+        None => None,
+        Some(u) if u.get_ref().is_empty() => {
+            return Err(file.error("username", u.span(), "is empty"));
+        }
+        Some(u) if u.get_ref().contains('\0') || u.get_ref().len() > usize::from(u16::MAX) => {
+            return Err(file.error(
+                "username",
+                u.span(),
+                "must be at most 65535 bytes without NUL characters",
+            ));
+        }
+        Some(u) => Some(u.into_inner()),
+    };
+    let password_file = file.string("password_file")?;
+    let password_env = file.string("password_env")?;
+    let password = match (password_file, password_env) {
+        (Some(_), Some(name)) => {
+            return Err(file.error(
+                "password_env",
+                name.span(),
+                "password_file is set too: give the password one way, not both",
+            ));
+        }
+        (None, None) => None,
+        (Some(p), None) => {
+            if p.get_ref().is_empty() {
+                return Err(file.error("password_file", p.span(), "is empty"));
+            }
+            let span = p.span();
+            let path = beside(config, p.into_inner());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                file.error(
+                    "password_file",
+                    span.clone(),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            // The first line, without its line ending.
+            let first = text.lines().next().unwrap_or_default();
+            if first.is_empty() {
+                return Err(file.error(
+                    "password_file",
+                    span,
+                    format!("the first line of {} is empty", path.display()),
+                ));
+            }
+            Some(("password_file", span, first.to_owned()))
+        }
+        (None, Some(name)) => {
+            let span = name.span();
+            let name = name.into_inner();
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(file.error(
+                    "password_env",
+                    span,
+                    "must be the name of an environment variable",
+                ));
+            }
+            let value = match env(&name).map(OsString::into_string) {
+                None => {
+                    return Err(file.error(
+                        "password_env",
+                        span,
+                        format!("environment variable {name} is not set"),
+                    ));
+                }
+                Some(Err(_)) => {
+                    return Err(file.error(
+                        "password_env",
+                        span,
+                        format!("environment variable {name} is not valid UTF-8"),
+                    ));
+                }
+                Some(Ok(value)) if value.is_empty() => {
+                    return Err(file.error(
+                        "password_env",
+                        span,
+                        format!("environment variable {name} is empty"),
+                    ));
+                }
+                Some(Ok(value)) => value,
+            };
+            Some(("password_env", span, value))
+        }
+    };
+    if let Some((key, span, password)) = &password
+        && password.len() > usize::from(u16::MAX)
+    {
+        return Err(file.error(key, span.clone(), "the password is longer than 65535 bytes"));
+    }
+    match (username, password) {
+        (Some(username), password) => Ok(Some(Credentials {
+            username,
+            password: password.map(|p| Password::new(p.2)),
+        })),
+        (None, Some((key, span, _))) => {
+            Err(file.error(key, span, "a password needs a user name: set username too"))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -197,23 +494,37 @@ fn beside(config: &Path, given: String) -> PathBuf {
     }
 }
 
-/// Where the broker is: `mqtt://HOST[:PORT]` (plain MQTT over TCP; port 1883 by default).
+/// Where the broker is: `mqtt://HOST[:PORT]` (plain MQTT over TCP, port 1883 by default) or
+/// `mqtts://HOST[:PORT]` (MQTT over TLS, port 8883 by default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
     pub host: String,
     pub port: u16,
+    /// `mqtts://`: MQTT over TLS.
+    pub tls: bool,
 }
 
 impl BrokerUrl {
     pub const DEFAULT_PORT: u16 = 1883;
+    pub const DEFAULT_TLS_PORT: u16 = 8883;
+
+    /// Whether the host is this machine: 127.0.0.0/8, ::1 or `localhost`.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
         if self.host.contains(':') {
-            write!(f, "mqtt://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "mqtt://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
@@ -234,23 +545,20 @@ impl FromStr for BrokerUrl {
             url: url.chars().take(200).collect(),
             reason: reason.to_owned(),
         };
+        const EXPECTED: &str = "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]";
         let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(fail("expected mqtt://HOST:PORT"));
+            return Err(fail(EXPECTED));
         };
-        match scheme.to_ascii_lowercase().as_str() {
-            "mqtt" | "tcp" => {}
-            "mqtts" | "ssl" | "tls" => {
-                return Err(fail(
-                    "TLS to the broker (mqtts://) is not available in this version; use mqtt://",
-                ));
-            }
-            _ => return Err(fail("unsupported scheme; expected mqtt://HOST:PORT")),
-        }
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" | "tls" => true,
+            _ => return Err(fail(&format!("unsupported scheme; {EXPECTED}"))),
+        };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#']) {
-            return Err(fail(
-                "a path, query or fragment is not allowed; expected mqtt://HOST:PORT",
-            ));
+            return Err(fail(&format!(
+                "a path, query or fragment is not allowed; {EXPECTED}"
+            )));
         }
         if authority.contains('@') {
             return Err(fail("credentials in the URL are not supported"));
@@ -285,6 +593,7 @@ impl FromStr for BrokerUrl {
             return Err(fail("host contains characters not allowed in a host name"));
         }
         let port = match port {
+            None if tls => Self::DEFAULT_TLS_PORT,
             None => Self::DEFAULT_PORT,
             Some(p) => match p.parse::<u16>() {
                 Ok(0) | Err(_) => return Err(fail("port must be a number in 1..=65535")),
@@ -294,6 +603,7 @@ impl FromStr for BrokerUrl {
         Ok(BrokerUrl {
             host: host.to_owned(),
             port,
+            tls,
         })
     }
 }
@@ -307,7 +617,7 @@ mod tests {
         Config::parse(Path::new("/etc/roomready/agent.toml"), text)
     }
 
-    const GOOD: &str = "broker_url = \"mqtt://broker.example:1884\"\ndevice_id = \"mtr-1\"\nfacts_file = \"facts.toml\"\n";
+    const GOOD: &str = "broker_url = \"mqtts://broker.example:1884\"\ndevice_id = \"mtr-1\"\nfacts_file = \"facts.toml\"\n";
 
     #[test]
     fn minimal_config_gets_defaults() {
@@ -316,9 +626,12 @@ mod tests {
             config.broker,
             BrokerUrl {
                 host: "broker.example".into(),
-                port: 1884
+                port: 1884,
+                tls: true,
             }
         );
+        assert_eq!(config.broker_tls, BrokerTls::default());
+        assert_eq!(config.credentials, None);
         assert_eq!(config.device_id.as_str(), "mtr-1");
         assert_eq!(
             config.facts_file,
@@ -345,8 +658,8 @@ mod tests {
     fn errors_name_file_line_key_and_reason() {
         let cases = [
             (
-                GOOD.replace("mqtt://broker.example:1884", "http://x"),
-                "/etc/roomready/agent.toml:1:14: key \"broker_url\": invalid broker URL \"http://x\": unsupported scheme; expected mqtt://HOST:PORT",
+                GOOD.replace("mqtts://broker.example:1884", "http://x"),
+                "/etc/roomready/agent.toml:1:14: key \"broker_url\": invalid broker URL \"http://x\": unsupported scheme; expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
             ),
             (
                 GOOD.replace("mtr-1", "mtr/1"),
@@ -366,7 +679,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -490,34 +803,50 @@ mod tests {
             ok("mqtt://127.0.0.1:1883"),
             BrokerUrl {
                 host: "127.0.0.1".into(),
-                port: 1883
+                port: 1883,
+                tls: false,
             }
         );
         assert_eq!(
             ok("mqtt://broker"),
             BrokerUrl {
                 host: "broker".into(),
-                port: 1883
+                port: 1883,
+                tls: false,
             }
         );
         assert_eq!(
             ok("MQTT://broker:9/"),
             BrokerUrl {
                 host: "broker".into(),
-                port: 9
+                port: 9,
+                tls: false,
             }
         );
         assert_eq!(
             ok("mqtt://[::1]:2000"),
             BrokerUrl {
                 host: "::1".into(),
-                port: 2000
+                port: 2000,
+                tls: false,
             }
         );
         assert_eq!(ok("mqtt://[::1]:2000").to_string(), "mqtt://[::1]:2000");
+        assert_eq!(
+            ok("mqtts://broker"),
+            BrokerUrl {
+                host: "broker".into(),
+                port: 8883,
+                tls: true,
+            }
+        );
+        assert_eq!(ok("mqtts://broker:1884").port, 1884);
+        assert_eq!(ok("mqtts://[::1]").to_string(), "mqtts://[::1]:8883");
         for (bad, reason) in [
-            ("broker:1883", "expected mqtt://HOST:PORT"),
-            ("mqtts://broker:8883", "not available in this version"),
+            (
+                "broker:1883",
+                "expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
+            ),
             ("ws://broker", "unsupported scheme"),
             ("mqtt://:1883", "host is empty"),
             ("mqtt://broker:0", "port must be"),
@@ -532,6 +861,261 @@ mod tests {
             let err = bad.parse::<BrokerUrl>().expect_err(bad);
             assert!(err.to_string().contains(reason), "{bad}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod broker_tests {
+    use std::ffi::OsString;
+
+    use super::*;
+
+    const CONFIG: &str = "/etc/roomready/agent.toml";
+    const REST: &str = "device_id = \"mtr-1\"\nfacts_file = \"facts.toml\"\n";
+
+    fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
+    /// Parses `broker_url = URL`, then `lines`, then the required rest.
+    fn parse_at(path: &Path, url: &str, lines: &str) -> Result<Config, KeyFileError> {
+        let env = |name: &str| match name {
+            "MQTT_PW" => Some(OsString::from("from-env")),
+            "EMPTY_PW" => Some(OsString::new()),
+            _ => None,
+        };
+        let text = format!("broker_url = \"{url}\"\n{lines}{REST}");
+        Config::parse_with_env(path, &text, &env)
+    }
+
+    fn parse(url: &str, lines: &str) -> Result<Config, KeyFileError> {
+        parse_at(Path::new(CONFIG), url, lines)
+    }
+
+    fn error(url: &str, lines: &str) -> String {
+        match parse(url, lines) {
+            Ok(config) => panic!("{url} {lines}: accepted as {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn tls_keys_are_read_relative_to_the_config() {
+        let config = parse(
+            "mqtts://10.1.2.3",
+            "broker_ca_file = \"ca.pem\"\nbroker_server_name = \"broker.example\"\n\
+             client_cert_file = \"/pki/me.pem\"\nclient_key_file = \"me.key\"\n",
+        )
+        .expect("valid");
+        assert!(config.broker.tls);
+        assert_eq!(config.broker.port, 8883);
+        assert_eq!(
+            config.broker_tls,
+            BrokerTls {
+                ca_file: Some(PathBuf::from("/etc/roomready/ca.pem")),
+                server_name: Some("broker.example".into()),
+                client_cert: Some(ClientCertFiles {
+                    cert_file: PathBuf::from("/pki/me.pem"),
+                    key_file: PathBuf::from("/etc/roomready/me.key"),
+                }),
+            }
+        );
+        let by_ip = parse("mqtts://10.1.2.3", "broker_server_name = \"10.1.2.3\"\n").expect("IP");
+        assert_eq!(by_ip.broker_tls.server_name.as_deref(), Some("10.1.2.3"));
+    }
+
+    #[test]
+    fn plain_mqtt_only_to_loopback_unless_allowed() {
+        for url in [
+            "mqtt://127.0.0.1",
+            "mqtt://127.9.8.7:1884",
+            "mqtt://[::1]:1883",
+            "mqtt://LocalHost",
+        ] {
+            let config = parse(url, "").unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(!config.broker.tls, "{url}");
+        }
+        assert_eq!(
+            error("mqtt://10.0.0.5", ""),
+            "/etc/roomready/agent.toml:1:14: key \"broker_url\": plain mqtt:// to \"10.0.0.5\", \
+             which is not a loopback address, would send reports and credentials unencrypted; use \
+             mqtts:// or set allow_insecure = true"
+        );
+        for url in [
+            "mqtt://broker.example",
+            "mqtt://[::2]",
+            "mqtt://localhost.example",
+        ] {
+            assert!(error(url, "").contains("not a loopback address"), "{url}");
+        }
+        let allowed = parse("mqtt://broker.example", "allow_insecure = true\n").expect("allowed");
+        assert_eq!(allowed.broker.host, "broker.example");
+        assert!(
+            error("mqtt://broker.example", "allow_insecure = false\n")
+                .contains("not a loopback address")
+        );
+        assert_eq!(
+            error("mqtt://broker.example", "allow_insecure = \"yes\"\n"),
+            "/etc/roomready/agent.toml:2:18: key \"allow_insecure\": expected true or false, \
+             found a string \"yes\""
+        );
+    }
+
+    #[test]
+    fn tls_keys_need_mqtts() {
+        for (line, key) in [
+            ("broker_ca_file = \"ca.pem\"", "broker_ca_file"),
+            ("broker_server_name = \"b.example\"", "broker_server_name"),
+            ("client_cert_file = \"c.pem\"", "client_cert_file"),
+            ("client_key_file = \"c.key\"", "client_key_file"),
+        ] {
+            let column = key.len() + 4;
+            assert_eq!(
+                error("mqtt://127.0.0.1", &format!("{line}\n")),
+                format!(
+                    "/etc/roomready/agent.toml:2:{column}: key \"{key}\": applies only to TLS, but \
+                     broker_url is mqtt://127.0.0.1:1883; use mqtts://"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn client_certificate_and_key_come_together() {
+        assert_eq!(
+            error("mqtts://b.example", "client_cert_file = \"c.pem\"\n"),
+            "/etc/roomready/agent.toml:2:20: key \"client_cert_file\": client_key_file is missing: \
+             set both client_cert_file and client_key_file, or neither"
+        );
+        assert_eq!(
+            error("mqtts://b.example", "client_key_file = \"c.key\"\n"),
+            "/etc/roomready/agent.toml:2:19: key \"client_key_file\": client_cert_file is missing: \
+             set both client_cert_file and client_key_file, or neither"
+        );
+        assert_eq!(
+            error("mqtts://b.example", "broker_ca_file = \"\"\n"),
+            "/etc/roomready/agent.toml:2:18: key \"broker_ca_file\": is empty"
+        );
+    }
+
+    #[test]
+    fn server_name_must_be_a_name_or_address() {
+        assert_eq!(
+            error("mqtts://b.example", "broker_server_name = \"not a name\"\n"),
+            "/etc/roomready/agent.toml:2:22: key \"broker_server_name\": \"not a name\" is not a \
+             valid DNS name or IP address"
+        );
+    }
+
+    #[test]
+    fn username_and_password_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("agent.toml");
+        std::fs::write(dir.path().join("pw"), "s3cret pass\nsecond line\n").expect("write");
+        std::fs::write(dir.path().join("crlf"), "dos-pass\r\n").expect("write");
+        std::fs::write(dir.path().join("blank"), "\nlater\n").expect("write");
+        let credentials = |lines: &str| {
+            parse_at(&config_path, "mqtts://b.example", lines)
+                .unwrap_or_else(|e| panic!("{lines}: {e}"))
+                .credentials
+        };
+        assert_eq!(
+            credentials("username = \"room\"\npassword_file = \"pw\"\n"),
+            Some(Credentials {
+                username: "room".into(),
+                password: Some(Password::new("s3cret pass")),
+            })
+        );
+        let crlf = credentials("username = \"room\"\npassword_file = \"crlf\"\n");
+        assert_eq!(
+            crlf.and_then(|c| c.password).as_ref().map(Password::expose),
+            Some("dos-pass")
+        );
+        let from_env = credentials("username = \"room\"\npassword_env = \"MQTT_PW\"\n");
+        assert_eq!(
+            from_env
+                .and_then(|c| c.password)
+                .as_ref()
+                .map(Password::expose),
+            Some("from-env")
+        );
+        assert_eq!(
+            credentials("username = \"room\"\n"),
+            Some(Credentials {
+                username: "room".into(),
+                password: None,
+            })
+        );
+
+        let error = |lines: &str| match parse_at(&config_path, "mqtts://b.example", lines) {
+            Ok(config) => panic!("{lines}: accepted as {config:?}"),
+            Err(e) => e.to_string(),
+        };
+        let file = config_path.display();
+        let dir = dir.path().display();
+        assert_eq!(
+            error("password_file = \"pw\"\n"),
+            format!(
+                "{file}:2:17: key \"password_file\": a password needs a user name: set username too"
+            )
+        );
+        assert_eq!(
+            error("password_env = \"MQTT_PW\"\n"),
+            format!(
+                "{file}:2:16: key \"password_env\": a password needs a user name: set username too"
+            )
+        );
+        assert_eq!(
+            error("username = \"u\"\npassword_file = \"pw\"\npassword_env = \"MQTT_PW\"\n"),
+            format!(
+                "{file}:4:16: key \"password_env\": password_file is set too: give the password \
+                 one way, not both"
+            )
+        );
+        assert!(
+            error("username = \"u\"\npassword_file = \"missing\"\n").starts_with(&format!(
+                "{file}:3:17: key \"password_file\": cannot read {dir}/missing: "
+            ))
+        );
+        assert_eq!(
+            error("username = \"u\"\npassword_file = \"blank\"\n"),
+            format!("{file}:3:17: key \"password_file\": the first line of {dir}/blank is empty")
+        );
+        assert_eq!(
+            error("username = \"u\"\npassword_env = \"UNSET_PW\"\n"),
+            format!("{file}:3:16: key \"password_env\": environment variable UNSET_PW is not set")
+        );
+        assert_eq!(
+            error("username = \"u\"\npassword_env = \"EMPTY_PW\"\n"),
+            format!("{file}:3:16: key \"password_env\": environment variable EMPTY_PW is empty")
+        );
+        assert_eq!(
+            error("username = \"u\"\npassword_env = \"A=B\"\n"),
+            format!(
+                "{file}:3:16: key \"password_env\": must be the name of an environment variable"
+            )
+        );
+        assert_eq!(
+            error("username = \"\"\n"),
+            format!("{file}:2:12: key \"username\": is empty")
+        );
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let text = "broker_url = \"mqtts://b.example\"\nusername = \"u\"\n\
+                    password_env = \"MQTT_PW\"\ndevice_id = \"d\"\nfacts_file = \"f\"\n";
+        let env = |_: &str| Some(OsString::from("hunter2-secret"));
+        let config = Config::parse_with_env(Path::new(CONFIG), text, &env).expect("valid");
+        let password = config
+            .credentials
+            .as_ref()
+            .and_then(|c| c.password.as_ref());
+        assert_eq!(password.map(Password::expose), Some("hunter2-secret"));
+        let shown = format!("{config:?}\n{config:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("password: Some(***)"), "{shown}");
+        assert!(Config::parse_with_env(Path::new(CONFIG), text, &no_env).is_err());
     }
 }
 

@@ -28,7 +28,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::clock::Clock;
 use crate::command::ledger::{Answer, Ledger};
 use crate::command::{self, Decision};
-use crate::config::{BrokerUrl, Config};
+use crate::config::{BrokerUrl, Config, Credentials};
 use crate::facts::{Facts, FactsError, FactsSource};
 use crate::link::outbox::{Kind, MemorySpool, Outbox, Spool};
 use crate::link::{Link, LinkEvent, LinkOptions, Reconnect};
@@ -80,13 +80,22 @@ pub struct AgentSettings {
     pub command_max_bytes: usize,
     /// Reconnect delays (simulations and tests shorten them).
     pub reconnect: Reconnect,
+    /// TLS to the broker (`mqtts://`), built by [`crate::link::tls::client_config`].
+    pub broker_tls: Option<Arc<rustls::ClientConfig>>,
+    /// MQTT user name and password.
+    pub credentials: Option<Credentials>,
 }
 
 impl AgentSettings {
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
-    /// The settings of `config`; `roots` are the trust anchors for probed endpoints.
-    pub fn from_config(config: &Config, roots: Arc<RootCertStore>) -> Self {
+    /// The settings of `config`; `roots` are the trust anchors for probed endpoints, `broker_tls`
+    /// the TLS configuration for an `mqtts://` broker.
+    pub fn from_config(
+        config: &Config,
+        roots: Arc<RootCertStore>,
+        broker_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let probes = (!config.endpoints.is_empty()).then(|| Probes {
             endpoints: config.endpoints.clone(),
             settings: ProbeSettings {
@@ -103,6 +112,8 @@ impl AgentSettings {
             keep_alive: Self::DEFAULT_KEEP_ALIVE,
             command_max_bytes: config.command_max_bytes,
             reconnect: Reconnect::default(),
+            broker_tls,
+            credentials: config.credentials.clone(),
         }
     }
 
@@ -117,6 +128,8 @@ impl AgentSettings {
             probes: None,
             command_max_bytes: command::DEFAULT_MAX_BYTES,
             reconnect: Reconnect::default(),
+            broker_tls: None,
+            credentials: None,
         }
     }
 }
@@ -209,6 +222,8 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             keep_alive: settings.keep_alive,
             will_topic: topics.status().to_owned(),
             reconnect: settings.reconnect,
+            tls: settings.broker_tls.clone(),
+            credentials: settings.credentials.clone(),
         };
         let link = Link::start(options, will, backoff_seed(&settings.device_id, clock));
         let interval = ledger
@@ -367,7 +382,10 @@ impl<C: Clock> Running<'_, C> {
         if self.connected {
             tracing::warn!(device = %self.device, error, "lost the broker connection");
         } else {
-            tracing::debug!(device = %self.device, error, "broker connection attempt failed");
+            // Warn every time: a broker that refuses the agent from the start (untrusted
+            // certificate, bad password) must be visible at the default level; the backoff keeps
+            // this to a few lines a minute at most after the first ones.
+            tracing::warn!(device = %self.device, error, "broker connection attempt failed");
         }
         self.connected = false;
         self.outbox.on_disconnected();

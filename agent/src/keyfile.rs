@@ -137,6 +137,21 @@ impl<'i> KeyFile<'i> {
         }
     }
 
+    /// A boolean value (`true` / `false`), or `None` when the key is absent.
+    pub fn boolean(&mut self, key: &str) -> Result<Option<Spanned<bool>>, KeyFileError> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        let span = value.span();
+        match value.get_ref() {
+            DeValue::Boolean(b) => Ok(Some(Spanned::new(span, *b))),
+            other => {
+                let found = describe(other);
+                Err(self.error(key, span, format!("expected true or false, found {found}")))
+            }
+        }
+    }
+
     /// An integer value in `range`, or `None` when the key is absent.
     pub fn integer(
         &mut self,
@@ -305,6 +320,11 @@ mod tests {
             "x.toml:3:7: key \"big\": must be an integer in 1..=10, found an integer 99"
         );
         assert!(file.integer("neg", 1..=10).is_err());
+        let err = file.boolean("name").expect_err("not a boolean");
+        assert_eq!(
+            err.to_string(),
+            "x.toml:1:8: key \"name\": expected true or false, found a string \"a\""
+        );
         let err = file.string("big").expect_err("not a string");
         assert!(
             err.to_string()

@@ -10,6 +10,7 @@ use roomready_agent::clock::{Clock, SystemClock};
 use roomready_agent::config::Config;
 use roomready_agent::facts::registry::{RegDump, RegDumpError};
 use roomready_agent::facts::{AnyFacts, AppSource, FactsFile, FactsSource, HostFacts};
+use roomready_agent::link::tls;
 use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
 use roomready_agent::report::human;
 use roomready_agent::{Agent, AgentSettings, report};
@@ -83,7 +84,7 @@ enum Command {
     /// Run the daemon: assess every interval and report over MQTT until SIGINT/SIGTERM.
     #[command(after_help = EXIT_CODES)]
     Run {
-        /// Config file (TOML: broker_url, device_id, facts_file, report_interval_secs, topic_prefix).
+        /// Config file (TOML: broker_url, device_id, facts_file, ...; see the README).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
@@ -322,8 +323,23 @@ async fn run(config_path: &Path) -> anyhow::Result<u8> {
         );
         return Ok(exit::CONFIG);
     };
+    let broker_tls = if config.broker.tls {
+        match tls::client_config(&config.broker_tls) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!(
+                    "roomready-agent: bad config: {}: key \"{}\": {e}",
+                    config_path.display(),
+                    e.key()
+                );
+                return Ok(exit::CONFIG);
+            }
+        }
+    } else {
+        None
+    };
     let agent = Agent::new(
-        AgentSettings::from_config(&config, roots),
+        AgentSettings::from_config(&config, roots, broker_tls),
         facts,
         SystemClock,
     );

@@ -98,6 +98,7 @@ impl EmbeddedBroker {
         BrokerUrl {
             host: self.addr.ip().to_string(),
             port: self.addr.port(),
+            tls: false,
         }
     }
 

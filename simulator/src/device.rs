@@ -90,6 +90,8 @@ impl SimDevice {
             probes: None,
             command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
             reconnect: roomready_agent::link::Reconnect::default(),
+            broker_tls: None,
+            credentials: None,
         };
         let agent = Agent::new(settings, FixedFacts(spec.facts()), SystemClock);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -52,8 +52,14 @@ enum Command {
 }
 
 fn parse_broker(s: &str) -> Result<BrokerUrl, String> {
-    s.parse()
-        .map_err(|e: roomready_agent::config::BrokerUrlError| e.to_string())
+    let url: BrokerUrl = s
+        .parse()
+        .map_err(|e: roomready_agent::config::BrokerUrlError| e.to_string())?;
+    if url.tls {
+        // The simulated devices and the dashboard connect without TLS settings.
+        return Err("the simulator connects with plain mqtt:// only".into());
+    }
+    Ok(url)
 }
 
 fn parse_prefix(s: &str) -> Result<TopicPrefix, String> {

@@ -32,6 +32,8 @@ async fn rechecks_every_interval_and_follows_the_facts_file() {
         probes: None,
         command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
         reconnect: roomready_agent::link::Reconnect::default(),
+        broker_tls: None,
+        credentials: None,
     };
     // Events are not retained: subscribe before the agent starts, or the first ones are missed.
     let mut dashboard = Dashboard::connect(&broker.url(), &TopicPrefix::default());

@@ -24,6 +24,7 @@
 
 mod backoff;
 pub mod outbox;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,7 +36,7 @@ use tokio::task::JoinHandle;
 
 pub use backoff::Backoff;
 
-use crate::config::BrokerUrl;
+use crate::config::{BrokerUrl, Credentials};
 
 /// When to try again after a failed or lost connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,11 @@ pub struct LinkOptions {
     /// The topic of the retained last will (the device's `status`).
     pub will_topic: String,
     pub reconnect: Reconnect,
+    /// `Some`: MQTT over TLS with this configuration (see [`tls::client_config`]); `None`: plain
+    /// TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// User name and password sent in CONNECT.
+    pub credentials: Option<Credentials>,
 }
 
 /// What happened to the connection.
@@ -158,6 +164,15 @@ impl Link {
             QoS::AtLeastOnce,
             true,
         ));
+        if let Some(config) = &options.tls {
+            mqtt.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(config.clone()),
+            ));
+        }
+        if let Some(credentials) = &options.credentials {
+            let password = credentials.password.as_ref().map_or("", |p| p.expose());
+            mqtt.set_credentials(credentials.username.clone(), password);
+        }
         let (client, eventloop) = AsyncClient::new(mqtt, REQUEST_CAPACITY);
         let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
         let (will_tx, will_rx) = watch::channel(will);
@@ -329,7 +344,7 @@ async fn drive(
                 let delay = backoff.next_delay();
                 tracing::debug!(%error, ?delay, "MQTT connection failed; retrying");
                 let event = LinkEvent::Disconnected {
-                    error: error.to_string(),
+                    error: tls::explain(&error),
                 };
                 if events.send(event).await.is_err() {
                     return;
