@@ -1,10 +1,13 @@
 //! Delivery through broker outages: the broker is stopped and restarted (on the same port and
 //! storage) five times while the agent reports, and an independent subscriber with a persistent
 //! session still receives every `seq` from 1 on — duplicates allowed and counted, none missing.
+//! Against the embedded broker and against Mosquitto (both with persistence, as a production
+//! broker runs: without it the broker itself forgets what it acknowledged).
 
 use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
+use roomready_agent::config::BrokerUrl;
 use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
 use roomready_agent::link::Reconnect;
 use roomready_agent::{Agent, AgentSettings};
@@ -12,6 +15,66 @@ use roomready_protocol::{DeviceId, DeviceKind};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
 use roomready_tests::controller::{Controller, Seen};
+use roomready_tests::peers::{Mosquitto, need_mosquitto};
+
+/// A broker the test can stop and start again with its sessions kept.
+enum Broker {
+    Embedded {
+        broker: Option<EmbeddedBroker>,
+        addr: std::net::SocketAddr,
+        storage: tempfile::TempDir,
+    },
+    Mosquitto(Mosquitto),
+}
+
+impl Broker {
+    async fn embedded() -> Broker {
+        let storage = tempfile::tempdir().expect("tempdir");
+        let broker =
+            EmbeddedBroker::start_persistent("127.0.0.1:0".parse().expect("addr"), storage.path())
+                .await
+                .expect("broker starts");
+        Broker::Embedded {
+            addr: broker.addr(),
+            broker: Some(broker),
+            storage,
+        }
+    }
+
+    fn url(&self) -> BrokerUrl {
+        match self {
+            Broker::Embedded { addr, .. } => BrokerUrl {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                tls: false,
+            },
+            Broker::Mosquitto(m) => m.url().parse().expect("mosquitto URL"),
+        }
+    }
+
+    async fn restart(&mut self) {
+        match self {
+            Broker::Embedded {
+                broker,
+                addr,
+                storage,
+            } => {
+                if let Some(running) = broker.take() {
+                    running.stop().await.expect("broker stops");
+                }
+                *broker = Some(
+                    EmbeddedBroker::start_persistent(*addr, storage.path())
+                        .await
+                        .expect("broker restarts on the same port"),
+                );
+            }
+            Broker::Mosquitto(m) => {
+                m.terminate();
+                m.start_again();
+            }
+        }
+    }
+}
 
 fn facts() -> FixedFacts {
     let source = || Source::new("test");
@@ -42,14 +105,24 @@ fn contiguous(seen: &Seen) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_restarts_lose_nothing() {
+async fn embedded_broker_restarts_lose_nothing() {
+    restarts_lose_nothing(Broker::embedded().await, "embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_restarts_lose_nothing() {
+    if !need_mosquitto("mosquitto_restarts_lose_nothing") {
+        return;
+    }
+    restarts_lose_nothing(
+        Broker::Mosquitto(Mosquitto::start_persistent(&[])),
+        "mosquitto",
+    )
+    .await;
+}
+
+async fn restarts_lose_nothing(mut broker: Broker, name: &str) {
     const TARGET: u64 = 200;
-    let storage = tempfile::tempdir().expect("tempdir");
-    let mut broker =
-        EmbeddedBroker::start_persistent("127.0.0.1:0".parse().expect("addr"), storage.path())
-            .await
-            .expect("broker starts");
-    let addr = broker.addr();
     let device = DeviceId::new("mtr-outage").expect("valid id");
     let mut controller = Controller::connect(&broker.url(), &device, "controller-outage", true);
     controller
@@ -78,10 +151,7 @@ async fn broker_restarts_lose_nothing() {
             .wait_until(WAIT, |s| s.seqs().last().is_some_and(|&top| top >= mark))
             .await
             .unwrap_or_else(|s| panic!("before restart {restart}: {:?}", s.seqs().last()));
-        broker.stop().await.expect("broker stops");
-        broker = EmbeddedBroker::start_persistent(addr, storage.path())
-            .await
-            .expect("broker restarts on the same port");
+        broker.restart().await;
     }
     let seen = controller
         .wait_until(Duration::from_secs(60), |s| contiguous(s) >= TARGET)
@@ -98,7 +168,7 @@ async fn broker_restarts_lose_nothing() {
     let mut unique = all.clone();
     unique.dedup();
     println!(
-        "5 broker restarts: {} messages received, {} unique, {} duplicates, {} reconnects of the controller",
+        "{name}: 5 broker restarts: {} messages received, {} unique, {} duplicates, {} reconnects of the controller",
         all.len(),
         unique.len(),
         all.len() - unique.len(),
