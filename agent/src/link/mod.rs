@@ -11,6 +11,7 @@
 //! the retained state) on every [`LinkEvent::Connected`].
 
 mod backoff;
+pub mod journal;
 
 use std::time::{Duration, Instant};
 
