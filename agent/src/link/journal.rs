@@ -213,8 +213,10 @@ impl Kind {
 /// A pending (unacknowledged) message; its payload stays on disk (see [`Journal::payload`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The journal's id of the record, increasing in append order (never reused).
+    /// The journal's id of the record: increasing in append order, never reused once
+    /// [`Journal::append`] has returned it (also across restarts and compactions).
     pub id: u64,
+    /// What the message is.
     pub kind: Kind,
     /// The message's device `seq`.
     pub seq: u64,
@@ -285,6 +287,7 @@ pub enum JournalError {
         path: PathBuf,
         /// What was being done, e.g. `append a record to`.
         operation: &'static str,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
@@ -664,7 +667,8 @@ impl Journal {
         self.last_seq
     }
 
-    /// The size of `journal.log` in bytes (at most the bound).
+    /// The size of `journal.log` in bytes: at most the bound, unless a bound lowered between
+    /// runs is smaller than the newest state.
     pub fn disk_bytes(&self) -> u64 {
         self.file_len
     }
