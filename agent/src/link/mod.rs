@@ -23,6 +23,7 @@
 //! map, so the FIFO never drifts from rumqttc's queue.
 
 mod backoff;
+pub mod journal;
 pub mod outbox;
 pub mod tls;
 
