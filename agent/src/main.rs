@@ -7,14 +7,18 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::clock::{Clock, SystemClock};
+use roomready_agent::command::ledger::Ledger;
 use roomready_agent::config::Config;
+use roomready_agent::config::JournalConfig;
+use roomready_agent::daemon::Storage;
 use roomready_agent::facts::registry::{RegDump, RegDumpError};
 use roomready_agent::facts::{AnyFacts, AppSource, FactsFile, FactsSource, HostFacts};
+use roomready_agent::link::journal::{Fsync, Journal, JournalOptions};
 use roomready_agent::link::tls;
 use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
 use roomready_agent::report::human;
 use roomready_agent::{Agent, AgentSettings, report};
-use roomready_protocol::{DeviceId, Message, Verdict};
+use roomready_protocol::{DeviceId, EventBody, Message, Verdict};
 
 /// Exit codes, after BSD sysexits where one fits.
 mod exit {
@@ -26,6 +30,7 @@ mod exit {
     pub const DATA_ERROR: u8 = 65;
     pub const NO_INPUT: u8 = 66;
     pub const SOFTWARE: u8 = 70;
+    pub const IO_ERROR: u8 = 74;
     pub const CONFIG: u8 = 78;
 }
 
@@ -35,7 +40,8 @@ Exit codes:
   run:    0 after a clean shutdown (SIGINT/SIGTERM)
   64 usage error, 65 malformed facts file or registry dump,
   66 facts file or registry dump unreadable,
-  70 internal error, 78 bad config file";
+  70 internal error, 74 journal cannot be opened (unwritable, or in use
+  by another agent), 78 bad config file";
 
 #[derive(Parser)]
 #[command(
@@ -338,14 +344,61 @@ async fn run(config_path: &Path) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let agent = Agent::new(
+    let storage = match open_storage(&config.journal) {
+        Ok(storage) => storage,
+        Err(message) => {
+            eprintln!("roomready-agent: {message}");
+            return Ok(exit::IO_ERROR);
+        }
+    };
+    let agent = Agent::with_storage(
         AgentSettings::from_config(&config, roots, broker_tls),
         facts,
         SystemClock,
+        storage,
     );
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     agent.run(shutdown).await.context("agent stopped")?;
     Ok(0)
+}
+
+/// Opens the journal and the command ledger in `journal.dir`; what recovery found becomes an
+/// event for the controller.
+fn open_storage(journal: &JournalConfig) -> Result<Storage, String> {
+    let options = JournalOptions {
+        dir: journal.dir.clone(),
+        max_bytes: journal.max_bytes,
+        fsync: if journal.fsync {
+            Fsync::Always
+        } else {
+            Fsync::Never
+        },
+    };
+    let (spool, recovery) = Journal::open(options).map_err(|e| e.to_string())?;
+    let mut notices = Vec::new();
+    if let Some(cut) = recovery.truncated {
+        tracing::warn!(%cut, "journal tail was torn or corrupt and has been cut off");
+        notices.push(EventBody::JournalRecovered {
+            offset: cut.offset,
+            discarded_bytes: cut.discarded_bytes,
+            reason: cut.reason,
+        });
+    }
+    tracing::info!(
+        dir = %journal.dir.display(),
+        pending = recovery.records,
+        last_seq = spool.last_seq(),
+        "journal opened"
+    );
+    let (ledger, warning) = Ledger::open(&journal.dir).map_err(|e| e.to_string())?;
+    if let Some(warning) = warning {
+        tracing::warn!(warning, "command ledger reset");
+    }
+    Ok(Storage::Opened {
+        spool: Box::new(spool),
+        ledger,
+        notices,
+    })
 }
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C on Windows).

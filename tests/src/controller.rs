@@ -37,6 +37,35 @@ impl Seen {
         seqs
     }
 
+    /// Seqs that were used for different messages (a repeat must be the same message: same
+    /// type and time stamp), e.g. by an agent that forgot its numbering.
+    pub fn reused_seqs(&self) -> Vec<u64> {
+        let mut tagged: Vec<(u64, &'static str, String)> = self
+            .states
+            .iter()
+            .map(|m| (m.seq, "state", m.ts.to_string()))
+            .chain(
+                self.events
+                    .iter()
+                    .map(|m| (m.seq, "event", m.ts.to_string())),
+            )
+            .chain(
+                self.responses
+                    .iter()
+                    .map(|m| (m.seq, "response", m.ts.to_string())),
+            )
+            .collect();
+        tagged.sort();
+        tagged.dedup();
+        let mut reused: Vec<u64> = tagged
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0)
+            .map(|w| w[0].0)
+            .collect();
+        reused.dedup();
+        reused
+    }
+
     /// The responses to request `id`.
     pub fn answers(&self, id: &str) -> Vec<&CommandResponse> {
         self.responses.iter().filter(|r| r.id == id).collect()

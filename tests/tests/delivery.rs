@@ -175,6 +175,11 @@ async fn restarts_lose_nothing(mut broker: Broker, name: &str) {
         seen.connections.saturating_sub(1)
     );
     assert_eq!(seen.undecodable, 0);
+    assert_eq!(
+        seen.reused_seqs(),
+        Vec::<u64>::new(),
+        "no seq names two messages"
+    );
     let _ = stop.send(());
     running
         .await

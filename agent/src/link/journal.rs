@@ -683,6 +683,11 @@ impl Journal {
         self.rewrite(&[])
     }
 
+    /// Pending record `id`, found by binary search.
+    pub fn entry(&self, id: u64) -> Option<&Entry> {
+        self.index_of(id).map(|index| &self.slots[index].entry)
+    }
+
     /// The slot of pending record `id`.
     fn index_of(&self, id: u64) -> Option<usize> {
         let index = self

@@ -7,17 +7,11 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use super::Link;
+use super::journal::Journal;
+pub use super::journal::Kind;
 
 /// Tracked publishes in flight at once: below the link's request queue, so a burst always fits.
 pub const WINDOW: usize = 32;
-
-/// What kind of message a record holds: decides what is dropped first when the spool is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    State,
-    Event,
-    Response,
-}
 
 /// A record's routing, without its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +136,12 @@ impl Outbox {
             let payload = match self.spool.payload(id) {
                 Ok(payload) => payload,
                 Err(error) => {
-                    tracing::error!(%error, id, "cannot read a journal record; it stays pending");
+                    // A record that went bad on disk can never be sent: skip it for good rather
+                    // than stall everything behind it. Its seq will be missing downstream.
+                    tracing::error!(%error, id, "cannot read a journal record; skipping it");
+                    if let Err(error) = self.spool.ack(id) {
+                        tracing::error!(%error, id, "cannot skip the unreadable record");
+                    }
                     continue;
                 }
             };
@@ -154,6 +153,48 @@ impl Outbox {
             }
             self.in_flight.insert(id);
         }
+    }
+}
+
+/// The on-disk journal as the outbox's spool.
+impl Spool for Journal {
+    fn append(
+        &mut self,
+        kind: Kind,
+        seq: u64,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+    ) -> Result<u64, SpoolError> {
+        Journal::append(self, kind, seq, topic, payload, retain)
+            .map_err(|e| SpoolError(e.to_string()))
+    }
+
+    fn ack(&mut self, id: u64) -> Result<(), SpoolError> {
+        Journal::ack(self, id).map_err(|e| SpoolError(e.to_string()))
+    }
+
+    fn pending_ids(&self) -> Vec<u64> {
+        self.pending().map(|entry| entry.id).collect()
+    }
+
+    fn routing(&self, id: u64) -> Option<Routing> {
+        self.entry(id).map(|entry| Routing {
+            topic: entry.topic.to_string(),
+            retain: entry.retain,
+        })
+    }
+
+    fn payload(&self, id: u64) -> Result<Vec<u8>, SpoolError> {
+        Journal::payload(self, id).map_err(|e| SpoolError(e.to_string()))
+    }
+
+    fn take_dropped(&mut self) -> u64 {
+        Journal::take_dropped(self)
+    }
+
+    fn last_seq(&self) -> u64 {
+        Journal::last_seq(self)
     }
 }
 
