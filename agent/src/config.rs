@@ -18,6 +18,8 @@
 //! journal_max_mib = 64                   # optional; 1..=65536, default 64
 //! journal_fsync = "always"               # optional; "always" (default) or "never"
 //! command_max_bytes = 65536              # optional; 1024..=16777216, default 65536
+//! mqtt_version = 5                       # optional; 4 = MQTT 3.1.1 (default, 3 accepted too)
+//!                                        # or 5 (a 24 h session, response topics)
 //!
 //! # The broker connection. The broker_* and client_* keys need mqtts://.
 //! broker_ca_file = "broker-ca.pem"       # optional; PEM trust anchors for the broker's
@@ -53,7 +55,7 @@ const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_sec
                           endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, \
                           journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, \
                           client_cert_file, client_key_file, username, password_file, \
-                          password_env, allow_insecure";
+                          password_env, allow_insecure, mqtt_version";
 
 /// The journal's default size bound.
 pub const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
@@ -85,6 +87,8 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     pub probe_timeout: Duration,
     pub journal: JournalConfig,
+    /// `mqtt_version`: 4 (MQTT 3.1.1, also accepted as 3; the default) or 5.
+    pub mqtt_version: crate::link::MqttVersion,
     /// Largest command payload accepted.
     pub command_max_bytes: usize,
 }
@@ -274,8 +278,14 @@ impl Config {
             .map_or(crate::command::DEFAULT_MAX_BYTES, |b| {
                 usize::try_from(b.into_inner()).unwrap_or(usize::MAX)
             });
+        let mqtt_version = match file.integer("mqtt_version", 3..=5)? {
+            None => crate::link::MqttVersion::V311,
+            Some(v) if *v.get_ref() == 5 => crate::link::MqttVersion::V5,
+            Some(_) => crate::link::MqttVersion::V311,
+        };
         file.finish(KNOWN_KEYS)?;
         Ok(Config {
+            mqtt_version,
             journal: JournalConfig {
                 dir,
                 max_bytes,
@@ -679,7 +689,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),

@@ -31,7 +31,7 @@ use crate::command::{self, Decision};
 use crate::config::{BrokerUrl, Config, Credentials};
 use crate::facts::{Facts, FactsError, FactsSource};
 use crate::link::outbox::{Kind, MemorySpool, Outbox, Spool};
-use crate::link::{Link, LinkEvent, LinkOptions, Reconnect};
+use crate::link::{Link, LinkEvent, LinkOptions, MqttVersion, Reconnect, Reply};
 use crate::probe::{ProbeSettings, Probes, probe_all};
 use crate::report;
 
@@ -80,6 +80,8 @@ pub struct AgentSettings {
     pub command_max_bytes: usize,
     /// Reconnect delays (simulations and tests shorten them).
     pub reconnect: Reconnect,
+    /// MQTT 3.1.1 (default) or 5.
+    pub mqtt_version: MqttVersion,
     /// TLS to the broker (`mqtts://`), built by [`crate::link::tls::client_config`].
     pub broker_tls: Option<Arc<rustls::ClientConfig>>,
     /// MQTT user name and password.
@@ -112,6 +114,7 @@ impl AgentSettings {
             keep_alive: Self::DEFAULT_KEEP_ALIVE,
             command_max_bytes: config.command_max_bytes,
             reconnect: Reconnect::default(),
+            mqtt_version: config.mqtt_version,
             broker_tls,
             credentials: config.credentials.clone(),
         }
@@ -128,6 +131,7 @@ impl AgentSettings {
             probes: None,
             command_max_bytes: command::DEFAULT_MAX_BYTES,
             reconnect: Reconnect::default(),
+            mqtt_version: MqttVersion::default(),
             broker_tls: None,
             credentials: None,
         }
@@ -222,6 +226,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             keep_alive: settings.keep_alive,
             will_topic: topics.status().to_owned(),
             reconnect: settings.reconnect,
+            version: settings.mqtt_version,
             tls: settings.broker_tls.clone(),
             credentials: settings.credentials.clone(),
         };
@@ -295,7 +300,9 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                     Some(LinkEvent::Connected) => run.on_connected(),
                     Some(LinkEvent::Disconnected { error }) => run.on_disconnected(&error),
                     Some(LinkEvent::Delivered(id)) => run.on_delivered(id),
-                    Some(LinkEvent::Message { topic, payload }) => run.on_message(&topic, &payload),
+                    Some(LinkEvent::Message { topic, payload, reply }) => {
+                        run.on_message(&topic, &payload, reply.as_ref());
+                    }
                     None => break Err(AgentError::LinkStopped),
                 },
                 _ = ticker.tick() => run.check_wanted = true,
@@ -401,7 +408,7 @@ impl<C: Clock> Running<'_, C> {
     }
 
     /// A message on a subscribed topic: only `cmd` is subscribed.
-    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+    fn on_message(&mut self, topic: &str, payload: &[u8], reply: Option<&Reply>) {
         if topic != self.topics.cmd() {
             tracing::debug!(topic, "message on an unexpected topic ignored");
             return;
@@ -429,7 +436,7 @@ impl<C: Clock> Running<'_, C> {
                     // Redelivered: answer again, do not run again.
                     tracing::info!(device = %self.device, id, "command already answered; answering again");
                     let previous = previous.clone();
-                    self.respond(previous);
+                    self.respond(previous, reply);
                     return;
                 }
                 let answer = self.execute(&id, &action);
@@ -441,7 +448,7 @@ impl<C: Clock> Running<'_, C> {
         if let Err(error) = self.ledger.record(answer.clone()) {
             tracing::error!(%error, "cannot record a command answer");
         }
-        self.respond(answer);
+        self.respond(answer, reply);
     }
 
     /// Runs one valid, new command and says how it went.
@@ -487,7 +494,10 @@ impl<C: Clock> Running<'_, C> {
         }
     }
 
-    fn respond(&mut self, answer: Answer) {
+    /// Answers on `cmd/res` through the outbox (journaled, at least once), and, for an MQTT 5
+    /// request with a response topic, also directly on that topic with its correlation data
+    /// (once, while connected: that copy is not journaled).
+    fn respond(&mut self, answer: Answer, reply: Option<&Reply>) {
         let seq = self.next_seq();
         let payload = CommandResponse {
             device: self.device.clone(),
@@ -499,6 +509,11 @@ impl<C: Clock> Running<'_, C> {
             ts: self.clock.now(),
         }
         .encode();
+        if let Some(reply) = reply
+            && let Err(error) = self.link.publish_reply(reply, payload.clone())
+        {
+            tracing::warn!(%error, topic = reply.topic, "reply to the response topic not queued");
+        }
         self.send(Kind::Response, seq, Topic::Responses, &payload);
     }
 

@@ -57,6 +57,7 @@ fn start_link(
         tls,
         credentials,
         reconnect: roomready_agent::link::Reconnect::default(),
+        version: roomready_agent::link::MqttVersion::default(),
     };
     Link::start(options, b"gone".to_vec(), 7)
 }

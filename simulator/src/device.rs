@@ -90,6 +90,7 @@ impl SimDevice {
             probes: None,
             command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
             reconnect: roomready_agent::link::Reconnect::default(),
+            mqtt_version: roomready_agent::link::MqttVersion::default(),
             broker_tls: None,
             credentials: None,
         };

@@ -32,6 +32,7 @@ async fn rechecks_every_interval_and_follows_the_facts_file() {
         probes: None,
         command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
         reconnect: roomready_agent::link::Reconnect::default(),
+        mqtt_version: roomready_agent::link::MqttVersion::default(),
         broker_tls: None,
         credentials: None,
     };

@@ -25,17 +25,20 @@
 mod backoff;
 pub mod journal;
 pub mod outbox;
+pub mod session;
 pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use backoff::Backoff;
+pub use session::{MqttVersion, Reply, SESSION_EXPIRY};
+
+use session::{Client, Polled, Session, SessionKind};
 
 use crate::config::{BrokerUrl, Credentials};
 
@@ -88,6 +91,7 @@ pub struct LinkOptions {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// User name and password sent in CONNECT.
     pub credentials: Option<Credentials>,
+    pub version: MqttVersion,
 }
 
 /// What happened to the connection.
@@ -101,8 +105,13 @@ pub enum LinkEvent {
     Disconnected { error: String },
     /// The broker acknowledged (PUBACK) the tracked publish with this tag.
     Delivered(u64),
-    /// A message arrived on a subscribed topic.
-    Message { topic: String, payload: Vec<u8> },
+    /// A message arrived on a subscribed topic; `reply` is where an MQTT 5 request wants its
+    /// answer.
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        reply: Option<Reply>,
+    },
 }
 
 /// Matches PUBACKs to the tags of tracked publishes (see the module documentation).
@@ -126,12 +135,14 @@ fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("the MQTT request queue is full or closed: {0}")]
-    Queue(#[from] rumqttc::ClientError),
+    Queue(String),
+    #[error("not possible with this MQTT version: {0}")]
+    NotSupported(String),
 }
 
 /// A running connection to the broker.
 pub struct Link {
-    client: AsyncClient,
+    client: Client,
     tracker: Arc<Mutex<Tracker>>,
     events: mpsc::Receiver<LinkEvent>,
     will: watch::Sender<Vec<u8>>,
@@ -151,46 +162,35 @@ impl Drop for Link {
 impl Link {
     /// Starts connecting; `will` is the payload of the retained last will on `will_topic`.
     pub fn start(options: LinkOptions, will: Vec<u8>, backoff_seed: u64) -> Link {
-        let mut mqtt = MqttOptions::new(
-            options.client_id.clone(),
-            options.broker.host.clone(),
-            options.broker.port,
-        );
-        mqtt.set_keep_alive(options.keep_alive);
-        mqtt.set_clean_session(true);
-        mqtt.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PACKET);
-        mqtt.set_last_will(LastWill::new(
-            options.will_topic.clone(),
-            will.clone(),
-            QoS::AtLeastOnce,
-            true,
-        ));
-        if let Some(config) = &options.tls {
-            mqtt.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(config.clone()),
-            ));
-        }
-        if let Some(credentials) = &options.credentials {
-            let password = credentials.password.as_ref().map_or("", |p| p.expose());
-            mqtt.set_credentials(credentials.username.clone(), password);
-        }
-        let (client, eventloop) = AsyncClient::new(mqtt, REQUEST_CAPACITY);
+        let (client, session) = session::connect(&options, will.clone());
         let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
         let (will_tx, will_rx) = watch::channel(will);
         let tracker = Arc::new(Mutex::new(Tracker::default()));
-        let driver = tokio::spawn(drive(
-            eventloop,
-            Arc::clone(&tracker),
-            options.will_topic,
-            will_rx,
-            events_tx,
-            Backoff::with_bounds(
-                options.reconnect.initial,
-                options.reconnect.max,
-                backoff_seed,
-            ),
-            options.reconnect.stable_after,
-        ));
+        let backoff = Backoff::with_bounds(
+            options.reconnect.initial,
+            options.reconnect.max,
+            backoff_seed,
+        );
+        let driver = match session {
+            SessionKind::V311(session) => tokio::spawn(drive(
+                session,
+                Arc::clone(&tracker),
+                options.will_topic,
+                will_rx,
+                events_tx,
+                backoff,
+                options.reconnect.stable_after,
+            )),
+            SessionKind::V5(session) => tokio::spawn(drive(
+                session,
+                Arc::clone(&tracker),
+                options.will_topic,
+                will_rx,
+                events_tx,
+                backoff,
+                options.reconnect.stable_after,
+            )),
+        };
         Link {
             client,
             tracker,
@@ -226,17 +226,24 @@ impl Link {
     ) -> Result<(), LinkError> {
         // The tag and the request enter their queues together, or neither does.
         let mut tracker = lock(&self.tracker);
-        self.client
-            .try_publish(topic, QoS::AtLeastOnce, retain, payload)?;
+        self.client.try_publish(topic, payload, retain)?;
         tracker.queued.push_back(tag);
+        Ok(())
+    }
+
+    /// Queues an untracked QoS 1 publish of `payload` to an MQTT 5 request's response topic,
+    /// with its correlation data. Fails on MQTT 3.1.1, which has no response topics.
+    pub fn publish_reply(&self, reply: &Reply, payload: Vec<u8>) -> Result<(), LinkError> {
+        let mut tracker = lock(&self.tracker);
+        self.client.try_publish_reply(reply, payload)?;
+        tracker.queued.push_back(None);
         Ok(())
     }
 
     /// Subscribes to `filter` with QoS 1 (for the current connection: a clean session forgets
     /// subscriptions, so subscribe again after every [`LinkEvent::Connected`]).
     pub fn subscribe(&self, filter: &str) -> Result<(), LinkError> {
-        self.client.try_subscribe(filter, QoS::AtLeastOnce)?;
-        Ok(())
+        self.client.try_subscribe(filter)
     }
 
     /// The next connection event; `None` once the driver has stopped.
@@ -274,9 +281,10 @@ impl Link {
     }
 }
 
-/// Owns the event loop: polls it, reports connection changes, backs off between attempts.
-async fn drive(
-    mut eventloop: EventLoop,
+/// Owns the event loop: polls it, reports connection changes and deliveries, backs off between
+/// attempts.
+async fn drive<S: Session>(
+    mut session: S,
     tracker: Arc<Mutex<Tracker>>,
     will_topic: String,
     mut will: watch::Receiver<Vec<u8>>,
@@ -286,56 +294,48 @@ async fn drive(
 ) {
     let mut connected_at: Option<Instant> = None;
     loop {
-        if eventloop.network.is_none() && will.has_changed().unwrap_or(false) {
+        if will.has_changed().unwrap_or(false) {
             let payload = will.borrow_and_update().clone();
-            eventloop.mqtt_options.set_last_will(LastWill::new(
-                will_topic.clone(),
-                payload,
-                QoS::AtLeastOnce,
-                true,
-            ));
+            session.set_will(&will_topic, payload);
         }
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+        let event = match session.poll().await {
+            Polled::ConnAck => {
                 connected_at = Some(Instant::now());
-                if events.send(LinkEvent::Connected).await.is_err() {
-                    return;
-                }
+                LinkEvent::Connected
             }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+            Polled::OutgoingPublish(pkid) => {
                 let mut tracker = lock(&tracker);
                 if let Some(Some(tag)) = tracker.queued.pop_front() {
                     tracker.in_flight.insert(pkid, tag);
                 }
+                continue;
             }
-            Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                let tag = lock(&tracker).in_flight.remove(&ack.pkid);
-                if let Some(tag) = tag
-                    && events.send(LinkEvent::Delivered(tag)).await.is_err()
-                {
-                    return;
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let message = LinkEvent::Message {
-                    topic: publish.topic,
-                    payload: publish.payload.to_vec(),
-                };
-                if events.send(message).await.is_err() {
-                    return;
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+            Polled::PubAck(pkid) => match lock(&tracker).in_flight.remove(&pkid) {
+                Some(tag) => LinkEvent::Delivered(tag),
+                None => continue,
+            },
+            Polled::Message {
+                topic,
+                payload,
+                reply,
+            } => LinkEvent::Message {
+                topic,
+                payload,
+                reply,
+            },
+            Polled::OutgoingDisconnect => {
                 // Let the broker close first: closing our end right after DISCONNECT can make a
                 // broker see a lost connection (and publish the will) while it still answers.
-                let drain = async { while eventloop.poll().await.is_ok() {} };
+                let drain = async {
+                    while !matches!(session.poll().await, Polled::Failed(_) | Polled::Done) {}
+                };
                 let _ = tokio::time::timeout(DISCONNECT_LINGER, drain).await;
                 return;
             }
-            Ok(_) => {}
-            Err(rumqttc::ConnectionError::RequestsDone) => return,
-            Err(error) => {
-                forget_queued(&mut eventloop, &tracker);
+            Polled::Other => continue,
+            Polled::Done => return,
+            Polled::Failed(error) => {
+                forget_queued(&mut session, &tracker);
                 if connected_at
                     .take()
                     .is_some_and(|at| at.elapsed() >= stable_after)
@@ -344,32 +344,31 @@ async fn drive(
                 }
                 let delay = backoff.next_delay();
                 tracing::debug!(%error, ?delay, "MQTT connection failed; retrying");
-                let event = LinkEvent::Disconnected {
-                    error: tls::explain(&error),
-                };
-                if events.send(event).await.is_err() {
+                if events
+                    .send(LinkEvent::Disconnected { error })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 tokio::time::sleep(delay).await;
+                continue;
             }
+        };
+        if events.send(event).await.is_err() {
+            return;
         }
     }
 }
 
-/// After a failed connection: what rumqttc would resend in a new clean session it discards
-/// anyway, and requests queued since the failure would reach the broker untracked; drop both
-/// and start the tracking afresh. The caller resends from its journal after the next connect.
-fn forget_queued(eventloop: &mut EventLoop, tracker: &Mutex<Tracker>) {
+/// After a failed connection: what rumqttc would resend in a new session it discards (or, with
+/// an MQTT 5 session, would resend untracked), and requests queued since the failure would reach
+/// the broker untracked; drop both and start the tracking afresh. The caller resends from its
+/// journal after the next connect.
+fn forget_queued<S: Session>(session: &mut S, tracker: &Mutex<Tracker>) {
     let mut tracker = lock(tracker);
     // Under the lock no publish can slip in between the drain and the clearing.
-    eventloop.clean();
-    eventloop.pending.clear();
-    // Buffered events of the dead connection: its `Outgoing::Publish`es would pop tags of the
-    // next one. Messages received before the failure are still handed over.
-    eventloop
-        .state
-        .events
-        .retain(|event| matches!(event, Event::Incoming(Packet::Publish(_))));
+    session.forget_queued();
     tracker.queued.clear();
     tracker.in_flight.clear();
 }

@@ -257,6 +257,36 @@ pub fn explain(error: &rumqttc::ConnectionError) -> String {
     }
 }
 
+/// [`explain`] for an MQTT 5 connection.
+pub fn explain_v5(error: &rumqttc::v5::ConnectionError) -> String {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as Code;
+    let raw = error.to_string();
+    if let rumqttc::v5::ConnectionError::ConnectionRefused(code) = error {
+        let reason = match code {
+            Code::BadUserNamePassword => "the broker refused the login: bad user name or password",
+            Code::NotAuthorized => {
+                "the broker refused the connection: not authorized (check username and the password)"
+            }
+            Code::ClientIdentifierNotValid | Code::BadClientId => {
+                "the broker rejected the client id"
+            }
+            Code::UnsupportedProtocolVersion | Code::RefusedProtocolVersion => {
+                "the broker does not accept MQTT 5 (set mqtt_version = 4 for MQTT 3.1.1)"
+            }
+            Code::Banned => "the broker has banned this client",
+            Code::ServerUnavailable | Code::ServiceUnavailable | Code::ServerBusy => {
+                "the broker is unavailable or busy"
+            }
+            _ => "the broker refused the connection",
+        };
+        return format!("{reason} [{raw}]");
+    }
+    match find_rustls(error) {
+        Some(tls) => format!("TLS: {} [{raw}]", tls_reason(tls)),
+        None => raw,
+    }
+}
+
 /// What a CONNACK refusal means.
 fn refused(code: rumqttc::ConnectReturnCode) -> &'static str {
     use rumqttc::ConnectReturnCode as Code;

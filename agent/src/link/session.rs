@@ -1,0 +1,317 @@
+//! The two MQTT protocol versions behind one small interface, so the link's driver and its
+//! delivery tracking exist once: MQTT 3.1.1 (rumqttc's default client, a clean session every
+//! time) and MQTT 5 (`rumqttc::v5`: a session with an expiry, so the broker keeps the agent's
+//! subscription and queues its commands while it is away, and the response topic and
+//! correlation data of requests).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{LastWill as LastWill5, PublishProperties};
+use rumqttc::{LastWill, QoS};
+
+use super::{LinkError, LinkOptions, MAX_INCOMING_PACKET, MAX_PACKET, REQUEST_CAPACITY, tls};
+
+/// Which MQTT protocol the link speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1 with a clean session: the agent subscribes again on every connect.
+    #[default]
+    V311,
+    /// MQTT 5 with a session that outlives a connection by [`SESSION_EXPIRY`].
+    V5,
+}
+
+/// How long an MQTT 5 broker keeps the agent's session (its subscription and the QoS 1 commands
+/// queued for it) after the connection is lost.
+pub const SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+/// Where a request wants its answer (MQTT 5 response topic and correlation data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub topic: String,
+    pub correlation: Option<Vec<u8>>,
+}
+
+/// One step of an event loop, in the terms the driver needs.
+pub(super) enum Polled {
+    /// The broker accepted the connection.
+    ConnAck,
+    /// A publish request was written with this packet id.
+    OutgoingPublish(u16),
+    /// The broker acknowledged the publish with this packet id.
+    PubAck(u16),
+    /// A message on a subscribed topic.
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        reply: Option<Reply>,
+    },
+    /// The DISCONNECT request was written.
+    OutgoingDisconnect,
+    /// Anything else (pings, SUBACKs, ...).
+    Other,
+    /// The client side is gone: stop.
+    Done,
+    /// The connection failed or was lost, with the reason for people.
+    Failed(String),
+}
+
+/// A version's event loop.
+pub(super) trait Session: Send + 'static {
+    fn poll(&mut self) -> impl Future<Output = Polled> + Send;
+    /// The last will of the next connection (the options are only read when connecting).
+    fn set_will(&mut self, topic: &str, payload: Vec<u8>);
+    /// Discards what the event loop would resend or has buffered from a dead connection
+    /// (see [`super::forget_queued`]): pending requests, queued requests, buffered events other
+    /// than incoming messages.
+    fn forget_queued(&mut self);
+}
+
+/// A version's client handle.
+#[derive(Clone)]
+pub(super) enum Client {
+    V311(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+impl Client {
+    pub(super) fn try_publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), LinkError> {
+        match self {
+            Client::V311(c) => c
+                .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+                .map_err(|e| LinkError::Queue(e.to_string())),
+            Client::V5(c) => c
+                .try_publish(
+                    topic,
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    retain,
+                    payload,
+                )
+                .map_err(|e| LinkError::Queue(e.to_string())),
+        }
+    }
+
+    /// A publish carrying the correlation data of the request it answers (MQTT 5 only).
+    pub(super) fn try_publish_reply(
+        &self,
+        reply: &Reply,
+        payload: Vec<u8>,
+    ) -> Result<(), LinkError> {
+        match self {
+            Client::V311(_) => Err(LinkError::NotSupported(
+                "response topics need MQTT 5".into(),
+            )),
+            Client::V5(c) => {
+                let properties = PublishProperties {
+                    correlation_data: reply.correlation.clone().map(Into::into),
+                    ..PublishProperties::default()
+                };
+                c.try_publish_with_properties(
+                    reply.topic.clone(),
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    false,
+                    payload,
+                    properties,
+                )
+                .map_err(|e| LinkError::Queue(e.to_string()))
+            }
+        }
+    }
+
+    pub(super) fn try_subscribe(&self, filter: &str) -> Result<(), LinkError> {
+        match self {
+            Client::V311(c) => c
+                .try_subscribe(filter, QoS::AtLeastOnce)
+                .map_err(|e| LinkError::Queue(e.to_string())),
+            Client::V5(c) => c
+                .try_subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+                .map_err(|e| LinkError::Queue(e.to_string())),
+        }
+    }
+
+    pub(super) fn try_disconnect(&self) -> Result<(), LinkError> {
+        match self {
+            Client::V311(c) => c
+                .try_disconnect()
+                .map_err(|e| LinkError::Queue(e.to_string())),
+            Client::V5(c) => c
+                .try_disconnect()
+                .map_err(|e| LinkError::Queue(e.to_string())),
+        }
+    }
+}
+
+/// MQTT 3.1.1.
+pub(super) struct V311(rumqttc::EventLoop);
+
+/// MQTT 5.
+pub(super) struct V5(rumqttc::v5::EventLoop);
+
+/// Builds the client and event loop of `options.version`, with its last will.
+pub(super) fn connect(options: &LinkOptions, will: Vec<u8>) -> (Client, SessionKind) {
+    let password = |c: &crate::config::Credentials| {
+        c.password
+            .as_ref()
+            .map_or(String::new(), |p| p.expose().to_owned())
+    };
+    match options.version {
+        MqttVersion::V311 => {
+            let mut mqtt = rumqttc::MqttOptions::new(
+                options.client_id.clone(),
+                options.broker.host.clone(),
+                options.broker.port,
+            );
+            mqtt.set_keep_alive(options.keep_alive);
+            mqtt.set_clean_session(true);
+            mqtt.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PACKET);
+            mqtt.set_last_will(LastWill::new(
+                options.will_topic.clone(),
+                will,
+                QoS::AtLeastOnce,
+                true,
+            ));
+            if let Some(config) = &options.tls {
+                mqtt.set_transport(rumqttc::Transport::tls_with_config(
+                    rumqttc::TlsConfiguration::Rustls(Arc::clone(config)),
+                ));
+            }
+            if let Some(credentials) = &options.credentials {
+                mqtt.set_credentials(credentials.username.clone(), password(credentials));
+            }
+            let (client, eventloop) = rumqttc::AsyncClient::new(mqtt, REQUEST_CAPACITY);
+            (Client::V311(client), SessionKind::V311(V311(eventloop)))
+        }
+        MqttVersion::V5 => {
+            let mut mqtt = rumqttc::v5::MqttOptions::new(
+                options.client_id.clone(),
+                options.broker.host.clone(),
+                options.broker.port,
+            );
+            mqtt.set_keep_alive(options.keep_alive);
+            mqtt.set_clean_start(false);
+            mqtt.set_session_expiry_interval(Some(
+                u32::try_from(SESSION_EXPIRY.as_secs()).expect("a day fits u32"),
+            ));
+            mqtt.set_max_packet_size(Some(
+                u32::try_from(MAX_INCOMING_PACKET).expect("16 MiB fits u32"),
+            ));
+            mqtt.set_last_will(LastWill5::new(
+                options.will_topic.clone(),
+                will,
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                true,
+                None,
+            ));
+            if let Some(config) = &options.tls {
+                mqtt.set_transport(rumqttc::Transport::tls_with_config(
+                    rumqttc::TlsConfiguration::Rustls(Arc::clone(config)),
+                ));
+            }
+            if let Some(credentials) = &options.credentials {
+                mqtt.set_credentials(credentials.username.clone(), password(credentials));
+            }
+            let (client, eventloop) = rumqttc::v5::AsyncClient::new(mqtt, REQUEST_CAPACITY);
+            (Client::V5(client), SessionKind::V5(V5(eventloop)))
+        }
+    }
+}
+
+/// The event loop of either version (the driver is generic over [`Session`]).
+pub(super) enum SessionKind {
+    V311(V311),
+    V5(V5),
+}
+
+impl Session for V311 {
+    async fn poll(&mut self) -> Polled {
+        use rumqttc::{Event, Outgoing, Packet};
+        match self.0.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => Polled::ConnAck,
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Polled::OutgoingPublish(pkid),
+            Ok(Event::Incoming(Packet::PubAck(ack))) => Polled::PubAck(ack.pkid),
+            Ok(Event::Incoming(Packet::Publish(publish))) => Polled::Message {
+                topic: publish.topic,
+                payload: publish.payload.to_vec(),
+                reply: None,
+            },
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => Polled::OutgoingDisconnect,
+            Ok(_) => Polled::Other,
+            Err(rumqttc::ConnectionError::RequestsDone) => Polled::Done,
+            Err(error) => Polled::Failed(tls::explain(&error)),
+        }
+    }
+
+    fn set_will(&mut self, topic: &str, payload: Vec<u8>) {
+        self.0
+            .mqtt_options
+            .set_last_will(LastWill::new(topic, payload, QoS::AtLeastOnce, true));
+    }
+
+    fn forget_queued(&mut self) {
+        use rumqttc::{Event, Packet};
+        self.0.clean();
+        self.0.pending.clear();
+        self.0
+            .state
+            .events
+            .retain(|event| matches!(event, Event::Incoming(Packet::Publish(_))));
+    }
+}
+
+impl Session for V5 {
+    async fn poll(&mut self) -> Polled {
+        use rumqttc::Outgoing;
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::{Event, Incoming};
+        match self.0.poll().await {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => Polled::ConnAck,
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Polled::OutgoingPublish(pkid),
+            Ok(Event::Incoming(Packet::PubAck(ack))) => Polled::PubAck(ack.pkid),
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let reply = publish.properties.as_ref().and_then(|p| {
+                    p.response_topic.as_ref().map(|topic| Reply {
+                        topic: topic.clone(),
+                        correlation: p.correlation_data.as_ref().map(|c| c.to_vec()),
+                    })
+                });
+                Polled::Message {
+                    topic: String::from_utf8_lossy(&publish.topic).into_owned(),
+                    payload: publish.payload.to_vec(),
+                    reply,
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => Polled::OutgoingDisconnect,
+            Ok(_) => Polled::Other,
+            Err(rumqttc::v5::ConnectionError::RequestsDone) => Polled::Done,
+            Err(error) => Polled::Failed(tls::explain_v5(&error)),
+        }
+    }
+
+    fn set_will(&mut self, topic: &str, payload: Vec<u8>) {
+        self.0.options.set_last_will(LastWill5::new(
+            topic,
+            payload,
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            true,
+            None,
+        ));
+    }
+
+    fn forget_queued(&mut self) {
+        use rumqttc::v5::Event;
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        self.0.clean();
+        self.0.pending.clear();
+        self.0
+            .state
+            .events
+            .retain(|event| matches!(event, Event::Incoming(Packet::Publish(_))));
+    }
+}
