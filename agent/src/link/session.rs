@@ -223,7 +223,9 @@ pub(super) fn connect(options: &LinkOptions, will: Vec<u8>) -> (Client, SessionK
     }
 }
 
-/// The event loop of either version (the driver is generic over [`Session`]).
+/// The event loop of either version (the driver is generic over [`Session`]). Built once per
+/// link and moved straight into its task, so the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum SessionKind {
     V311(V311),
     V5(V5),
