@@ -239,6 +239,19 @@ async fn response_topic_and_session(broker: BrokerUrl, name: &str) {
             Some((&reply_topic, b"away")),
         )
         .await;
+    // Make sure the broker has routed the command before the agent returns: a marker published
+    // after it, on the same connection, comes back through the broker only after it.
+    controller
+        .client
+        .publish(reply_topic.clone(), QoS::AtLeastOnce, false, b"marker".to_vec())
+        .await
+        .expect("controller queue open");
+    loop {
+        let message = controller.next().await;
+        if message.0 == reply_topic && message.1 == b"marker" {
+            break;
+        }
+    }
     let agent = RunningAgent::start(&broker, &device);
     let (reply, _) = controller.both_answers(&reply_topic, "while-away").await;
     assert_eq!(reply.2.as_deref(), Some(&b"away"[..]));
