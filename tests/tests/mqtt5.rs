@@ -243,7 +243,12 @@ async fn response_topic_and_session(broker: BrokerUrl, name: &str) {
     // after it, on the same connection, comes back through the broker only after it.
     controller
         .client
-        .publish(reply_topic.clone(), QoS::AtLeastOnce, false, b"marker".to_vec())
+        .publish(
+            reply_topic.clone(),
+            QoS::AtLeastOnce,
+            false,
+            b"marker".to_vec(),
+        )
         .await
         .expect("controller queue open");
     loop {
@@ -260,7 +265,13 @@ async fn response_topic_and_session(broker: BrokerUrl, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt5_with_the_embedded_broker() {
-    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    // Sessions of clients that are away are kept by a broker with storage (the embedded
+    // broker's in-memory mode keeps none).
+    let storage = tempfile::tempdir().expect("tempdir");
+    let broker =
+        EmbeddedBroker::start_persistent("127.0.0.1:0".parse().expect("addr"), storage.path())
+            .await
+            .expect("broker starts");
     response_topic_and_session(broker.url(), "embedded").await;
 }
 
