@@ -1,16 +1,18 @@
-//! Commands end to end through the embedded broker: each valid command is answered and run once
+//! Commands end to end, through the embedded broker and through Mosquitto: each valid command is answered and run once
 //! (a redelivered id is answered again, not run again), and hostile payloads neither stop the
 //! agent nor go unanswered when they carry an id.
 
 use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
+use roomready_agent::config::BrokerUrl;
 use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
 use roomready_agent::{Agent, AgentSettings};
 use roomready_protocol::{DeviceId, DeviceKind, ResponseStatus};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
 use roomready_tests::controller::{Controller, Seen};
+use roomready_tests::peers::{Mosquitto, need_mosquitto};
 use tokio::sync::oneshot;
 
 fn facts() -> FixedFacts {
@@ -32,9 +34,9 @@ fn facts() -> FixedFacts {
 }
 
 /// Starts an agent whose timer never fires during the test: checks come from commands.
-fn start(broker: &EmbeddedBroker, id: &str) -> (DeviceId, oneshot::Sender<()>) {
+fn start(broker: &BrokerUrl, id: &str) -> (DeviceId, oneshot::Sender<()>) {
     let device = DeviceId::new(id).expect("valid id");
-    let mut settings = AgentSettings::new(device.clone(), broker.url());
+    let mut settings = AgentSettings::new(device.clone(), broker.clone());
     settings.report_interval = Duration::from_secs(3600);
     settings.keep_alive = Duration::from_secs(5);
     let agent = Agent::new(settings, facts(), SystemClock);
@@ -57,10 +59,23 @@ async fn answered(controller: &mut Controller, id: &str, times: usize) -> Seen {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_are_answered_and_run_once() {
+async fn commands_are_answered_and_run_once_embedded() {
     let broker = EmbeddedBroker::start().await.expect("broker starts");
+    commands_are_answered_and_run_once(broker.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_answered_and_run_once_mosquitto() {
+    if !need_mosquitto("commands_are_answered_and_run_once_mosquitto") {
+        return;
+    }
+    let broker = Mosquitto::start(&[]);
+    commands_are_answered_and_run_once(broker.url().parse().expect("mosquitto URL")).await;
+}
+
+async fn commands_are_answered_and_run_once(broker: BrokerUrl) {
     let (device, _stop) = start(&broker, "mtr-cmd");
-    let mut controller = Controller::connect(&broker.url(), &device, "controller-cmd", false);
+    let mut controller = Controller::connect(&broker, &device, "controller-cmd", false);
     // The agent checks once at start; its state is retained.
     controller
         .wait_until(WAIT, |s| !s.states.is_empty())
@@ -146,10 +161,23 @@ impl Rng {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_payloads_are_survived_and_answered() {
+async fn hostile_payloads_are_survived_and_answered_embedded() {
     let broker = EmbeddedBroker::start().await.expect("broker starts");
+    hostile_payloads_are_survived_and_answered(broker.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_payloads_are_survived_and_answered_mosquitto() {
+    if !need_mosquitto("hostile_payloads_are_survived_and_answered_mosquitto") {
+        return;
+    }
+    let broker = Mosquitto::start(&[]);
+    hostile_payloads_are_survived_and_answered(broker.url().parse().expect("mosquitto URL")).await;
+}
+
+async fn hostile_payloads_are_survived_and_answered(broker: BrokerUrl) {
     let (device, _stop) = start(&broker, "mtr-hostile");
-    let mut controller = Controller::connect(&broker.url(), &device, "controller-hostile", false);
+    let mut controller = Controller::connect(&broker, &device, "controller-hostile", false);
     controller
         .wait_until(WAIT, |s| !s.states.is_empty())
         .await
