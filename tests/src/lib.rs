@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
 use roomready_protocol::{DeviceId, DeviceKind};
 use roomready_simulator::device::DeviceSpec;
 
@@ -17,6 +18,26 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
         os_build: build.map(str::to_owned),
         registry: Vec::new(),
     }
+}
+
+/// Facts of a Teams Rooms on Windows device with app `app_version` and nothing else read: its
+/// verdict is decided by the app rule alone (ready from 4.0.64.0, not_ready below).
+pub fn rooms_facts(app_version: &str) -> FixedFacts {
+    let source = || Source::new("test");
+    FixedFacts(Facts {
+        device_id: None,
+        kind: Fact::Known {
+            value: DeviceKind::TeamsRoomsWindows,
+            source: source(),
+        },
+        app_version: Fact::Known {
+            value: app_version.into(),
+            source: source(),
+        },
+        os_build: Fact::Absent { source: source() },
+        os_name: Fact::Absent { source: source() },
+        tls: Fact::Absent { source: source() },
+    })
 }
 
 pub mod controller;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
-use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
+use roomready_agent::facts::FixedFacts;
 use roomready_agent::{Agent, AgentSettings};
-use roomready_protocol::{DeviceId, DeviceKind, ResponseStatus};
+use roomready_protocol::{DeviceId, ResponseStatus};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
 use roomready_tests::controller::{Controller, Seen};
@@ -16,21 +16,7 @@ use roomready_tests::peers::{Mosquitto, need_mosquitto};
 use tokio::sync::oneshot;
 
 fn facts() -> FixedFacts {
-    let source = || Source::new("test");
-    FixedFacts(Facts {
-        device_id: None,
-        kind: Fact::Known {
-            value: DeviceKind::TeamsRoomsWindows,
-            source: source(),
-        },
-        app_version: Fact::Known {
-            value: "4.0.64.0".into(),
-            source: source(),
-        },
-        os_build: Fact::Absent { source: source() },
-        os_name: Fact::Absent { source: source() },
-        tls: Fact::Absent { source: source() },
-    })
+    roomready_tests::rooms_facts("4.0.64.0")
 }
 
 /// Starts an agent whose timer never fires during the test: checks come from commands.

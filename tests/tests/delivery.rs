@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
-use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
+use roomready_agent::facts::FixedFacts;
 use roomready_agent::link::Reconnect;
 use roomready_agent::{Agent, AgentSettings};
-use roomready_protocol::{DeviceId, DeviceKind};
+use roomready_protocol::DeviceId;
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
 use roomready_tests::controller::{Controller, Seen};
@@ -77,21 +77,7 @@ impl Broker {
 }
 
 fn facts() -> FixedFacts {
-    let source = || Source::new("test");
-    FixedFacts(Facts {
-        device_id: None,
-        kind: Fact::Known {
-            value: DeviceKind::TeamsRoomsWindows,
-            source: source(),
-        },
-        app_version: Fact::Known {
-            value: "4.0.51.0".into(),
-            source: source(),
-        },
-        os_build: Fact::Absent { source: source() },
-        os_name: Fact::Absent { source: source() },
-        tls: Fact::Absent { source: source() },
-    })
+    roomready_tests::rooms_facts("4.0.51.0")
 }
 
 /// The highest `n` such that every seq in 1..=n was seen.

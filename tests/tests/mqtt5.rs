@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
-use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
+use roomready_agent::facts::FixedFacts;
 use roomready_agent::link::{MqttVersion, Reconnect};
 use roomready_agent::{Agent, AgentSettings};
-use roomready_protocol::{
-    CommandResponse, DeviceId, DeviceKind, Message, ResponseStatus, TopicPrefix, Topics,
-};
+use roomready_protocol::{CommandResponse, DeviceId, Message, ResponseStatus, TopicPrefix, Topics};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
 use roomready_tests::peers::{Mosquitto, need_mosquitto};
@@ -23,21 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 fn facts() -> FixedFacts {
-    let source = || Source::new("test");
-    FixedFacts(Facts {
-        device_id: None,
-        kind: Fact::Known {
-            value: DeviceKind::TeamsRoomsWindows,
-            source: source(),
-        },
-        app_version: Fact::Known {
-            value: "4.0.64.0".into(),
-            source: source(),
-        },
-        os_build: Fact::Absent { source: source() },
-        os_name: Fact::Absent { source: source() },
-        tls: Fact::Absent { source: source() },
-    })
+    roomready_tests::rooms_facts("4.0.64.0")
 }
 
 struct RunningAgent {
