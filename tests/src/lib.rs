@@ -21,3 +21,4 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
 
 pub mod controller;
 pub mod peers;
+pub mod proxy;
