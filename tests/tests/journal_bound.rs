@@ -311,12 +311,17 @@ async fn the_first_overflow_is_accounted_for_exactly() {
     );
 
     let _broker = outage.restore().await;
+    // Waiting only until the missing seqs are down to the reported count would stop too early if
+    // the agent over-reported. The last record stored is never dropped (the bound never drops the
+    // record being appended, and nothing was appended after it) and is sent last: wait for it too.
     let seen = outage
         .controller
         .wait_until(WAIT, |s| {
             last_issued(s).is_some_and(|last| {
                 let tally = Tally::of(s, last);
-                newest_check(s) == Some(checks) && tally.missing.len() as u64 <= tally.reported()
+                newest_check(s) == Some(checks)
+                    && s.seqs().binary_search(&last).is_ok()
+                    && tally.missing.len() as u64 <= tally.reported()
             })
         })
         .await
@@ -404,8 +409,7 @@ async fn a_long_outage_keeps_the_bound_and_the_newest_state() {
     println!("{CHECKS} checks: journal at most {largest} bytes, {rewrites}+ rewrites seen");
 
     let _broker = outage.restore().await;
-    // The last record stored is never dropped (the bound never drops the record being appended,
-    // and nothing was appended after it): once it is in, the backlog has been sent.
+    // As above: once the last record stored is in, the backlog has been sent.
     let seen = outage
         .controller
         .wait_until(WAIT, |s| {
