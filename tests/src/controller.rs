@@ -1,11 +1,13 @@
 //! A test controller: one MQTT client (rumqttc, as a real dashboard might use) that subscribes to
-//! one device's `state`, `events` and `cmd/res`, sends commands, and lets a test await what it
+//! one device's `state`, `events`, `cmd/res` and `status`, sends commands, and lets a test await what it
 //! has seen through a `watch` channel instead of sleeping.
 
 use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
-use roomready_protocol::{CommandResponse, DeviceId, Event, Message, State, TopicPrefix, Topics};
+use roomready_protocol::{
+    CommandResponse, DeviceId, Event, Message, State, Status, TopicPrefix, Topics,
+};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,9 +18,13 @@ pub struct Seen {
     pub states: Vec<State>,
     pub events: Vec<Event>,
     pub responses: Vec<CommandResponse>,
+    /// Presence messages (`online`, `offline`, last wills): their `seq` is the highest the agent
+    /// had issued when it made them, not a number of their own, so [`Seen::seqs`] leaves them out.
+    pub statuses: Vec<Status>,
     /// Payloads on the device's topics that did not decode.
     pub undecodable: usize,
-    /// SUBACKs received (one per connection: the subscriptions are made on every connect).
+    /// SUBACKs received (one per topic, four per connection: the subscriptions are made on every
+    /// connect).
     pub subscriptions: usize,
     pub connections: usize,
 }
@@ -113,6 +119,7 @@ impl Controller {
                             sub_topics.state(),
                             sub_topics.events(),
                             sub_topics.cmd_res(),
+                            sub_topics.status(),
                         ] {
                             let _ = sub_client.try_subscribe(topic, QoS::AtLeastOnce);
                         }
@@ -131,6 +138,8 @@ impl Controller {
                                 CommandResponse::decode(payload)
                                     .map(|m| s.responses.push(m))
                                     .is_ok()
+                            } else if p.topic == sub_topics.status() {
+                                Status::decode(payload).map(|m| s.statuses.push(m)).is_ok()
                             } else {
                                 true
                             };

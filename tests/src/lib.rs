@@ -42,3 +42,4 @@ pub fn rooms_facts(app_version: &str) -> FixedFacts {
 
 pub mod controller;
 pub mod peers;
+pub mod proxy;
