@@ -72,7 +72,9 @@ pub struct AgentSettings {
     pub broker: BrokerUrl,
     pub topic_prefix: TopicPrefix,
     pub report_interval: Duration,
-    /// MQTT keep-alive; a silent broker is detected after 1.5 times this.
+    /// MQTT keep-alive: rumqttc pings every interval and fails the connection when a ping got no
+    /// answer by the next one, so a silent broker is noticed after 1 to 2 intervals (about 2 in
+    /// practice), then the reconnect backoff applies.
     pub keep_alive: Duration,
     /// Endpoints probed on every check, if any.
     pub probes: Option<Probes>,
@@ -346,7 +348,17 @@ impl<C: Clock> Running<'_, C> {
         if dropped > 0 {
             tracing::warn!(device = %self.device, dropped, "journal full; dropped the oldest undelivered records");
             // The notice itself may push one more record out: report that with the next one.
-            self.event(EventBody::RecordsDropped { count: dropped });
+            let total = match self.ledger.add_dropped(dropped) {
+                Ok(total) => total,
+                Err(error) => {
+                    tracing::error!(%error, "cannot record the dropped count");
+                    self.ledger.dropped_total()
+                }
+            };
+            self.event(EventBody::RecordsDropped {
+                count: dropped,
+                total,
+            });
         }
         id
     }

@@ -235,8 +235,14 @@ pub enum EventBody {
         reason: String,
     },
     /// The journal reached its size bound and dropped `count` undelivered records, oldest events
-    /// first (never the latest state); their `seq` numbers will be missing downstream.
-    RecordsDropped { count: u64 },
+    /// first (never the latest state); their `seq` numbers will be missing downstream. `total`
+    /// counts every record dropped since the journal was created, this one's included: older
+    /// notices may themselves be dropped, and the newest one delivered still accounts for all.
+    RecordsDropped {
+        count: u64,
+        #[serde(default)]
+        total: u64,
+    },
     /// An event type added by a later minor version; its fields are not interpreted.
     #[serde(other)]
     Unrecognized,

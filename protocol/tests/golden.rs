@@ -148,7 +148,10 @@ fn events() {
             device: id("mtr-0007"),
             seq: 46,
             ts: ts("2026-11-23T14:07:25.500Z"),
-            body: EventBody::RecordsDropped { count: 120 },
+            body: EventBody::RecordsDropped {
+                count: 120,
+                total: 345,
+            },
         },
     );
 }

@@ -114,6 +114,8 @@ struct Tally {
     missing: Vec<u64>,
     /// The counts of the `records_dropped` events received (each once, however often repeated).
     notices: Vec<u64>,
+    /// The running total of the newest `records_dropped` event received.
+    total: Option<u64>,
 }
 
 impl Tally {
@@ -123,11 +125,11 @@ impl Tally {
         let missing = (1..=last)
             .filter(|n| seqs.binary_search(n).is_err())
             .collect();
-        let mut notices: Vec<(u64, u64)> = seen
+        let mut notices: Vec<(u64, u64, u64)> = seen
             .events
             .iter()
             .filter_map(|e| match e.body {
-                EventBody::RecordsDropped { count } => Some((e.seq, count)),
+                EventBody::RecordsDropped { count, total } => Some((e.seq, count, total)),
                 _ => None,
             })
             .collect();
@@ -135,7 +137,8 @@ impl Tally {
         notices.dedup();
         Tally {
             missing,
-            notices: notices.into_iter().map(|(_, count)| count).collect(),
+            total: notices.last().map(|&(_, _, total)| total),
+            notices: notices.into_iter().map(|(_, count, _)| count).collect(),
         }
     }
 
@@ -349,6 +352,11 @@ async fn the_first_overflow_is_accounted_for_exactly() {
         tally.reported(),
         "every missing seq is reported as dropped, and nothing else is"
     );
+    assert_eq!(
+        tally.total,
+        Some(tally.reported()),
+        "the first notice's total is its count"
+    );
     // Events are dropped first: every check's state arrived, the newest with the highest seq.
     let mut made: Vec<u64> = seen.states.iter().filter_map(check_of).collect();
     made.sort_unstable();
@@ -439,11 +447,17 @@ async fn a_long_outage_keeps_the_bound_and_the_newest_state() {
     );
     assert!(!tally.notices.is_empty(), "the drops are reported");
     assert!(tally.notices.iter().all(|&count| count > 0), "{tally:?}");
-    // Notices are events, so the bound drops older ones too, and what they reported is then
-    // known only to the agent: downstream sees at least as many seqs missing as reported.
+    // Notices are events, so the bound drops older ones too: their counts are lost, but the
+    // running total of the newest one (which nothing dropped: a later drop would have made a
+    // newer notice) accounts for every missing seq.
     assert!(
         tally.reported() <= tally.missing.len() as u64,
         "more reported dropped than missing: {tally:?}"
+    );
+    assert_eq!(
+        tally.total,
+        Some(tally.missing.len() as u64),
+        "the newest notice's total accounts for every gap"
     );
     assert_eq!(
         newest_check(&seen),

@@ -1,6 +1,7 @@
 //! What the agent remembers about commands across restarts: the request ids it answered, with
 //! the answer, so that a redelivered request (a QoS 1 duplicate, even after a restart) is answered
-//! again but executed once; and the report interval a `set_interval` command set.
+//! again but executed once; the report interval a `set_interval` command set; and the running
+//! total of records the journal's bound dropped.
 //!
 //! Stored as one small JSON file, `commands.json` in the journal directory, rewritten atomically
 //! (temporary file, fsync, rename) before a command runs: a crash after the write and before the
@@ -34,6 +35,9 @@ pub struct Answer {
 struct Stored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     interval_secs: Option<u64>,
+    /// Records the journal's bound has dropped, ever (for `records_dropped` notices).
+    #[serde(default)]
+    dropped_total: u64,
     #[serde(default)]
     answered: VecDeque<Answer>,
 }
@@ -124,6 +128,18 @@ impl Ledger {
     pub fn set_interval_secs(&mut self, seconds: u64) -> Result<(), LedgerError> {
         self.stored.interval_secs = Some(seconds);
         self.save()
+    }
+
+    /// Records the journal's bound dropped, ever.
+    pub fn dropped_total(&self) -> u64 {
+        self.stored.dropped_total
+    }
+
+    /// Adds `count` records dropped by the journal's bound; returns the new total (kept across
+    /// restarts).
+    pub fn add_dropped(&mut self, count: u64) -> Result<u64, LedgerError> {
+        self.stored.dropped_total = self.stored.dropped_total.saturating_add(count);
+        self.save().map(|()| self.stored.dropped_total)
     }
 
     fn save(&self) -> Result<(), LedgerError> {
