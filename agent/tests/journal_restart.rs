@@ -82,11 +82,28 @@ async fn sigkill_mid_stream_leaves_no_gap() {
         .wait_until(WAIT, |s| coverage(s).1 >= 90)
         .await
         .unwrap_or_else(|s| panic!("no traffic before the kill: {:?}", coverage(&s)));
+    controller
+        .command(
+            r#"{"schema":"roomready.command/1","id":"iv-1","command":"set_interval","seconds":3600}"#,
+        )
+        .await;
+    controller
+        .wait_until(WAIT, |s| !s.answers("iv-1").is_empty())
+        .await
+        .unwrap_or_else(|s| panic!("iv-1 not answered: {:?}", s.responses.len()));
     agent.start_kill().expect("SIGKILL the agent");
     agent.wait().await.expect("the agent is gone");
     let top_before = coverage(&before).1;
 
     let mut agent = start_agent(&config);
+    // The same request id again, with other arguments (as a confused or replaying controller
+    // might send): the restarted agent answers from its ledger what it answered before the kill
+    // and does not run it.
+    controller
+        .command(
+            r#"{"schema":"roomready.command/1","id":"iv-1","command":"set_interval","seconds":7}"#,
+        )
+        .await;
     let after = controller
         .wait_until(WAIT, |s| coverage(s).1 >= top_before + 60)
         .await
@@ -124,7 +141,26 @@ async fn sigkill_mid_stream_leaves_no_gap() {
     assert!(
         done.responses
             .iter()
-            .all(|r| r.status == ResponseStatus::Accepted)
+            .all(|r| r.id == "iv-1" || r.status == ResponseStatus::Accepted)
+    );
+    let again = controller
+        .wait_until(WAIT, |s| {
+            let mut seqs: Vec<u64> = s.answers("iv-1").iter().map(|r| r.seq).collect();
+            seqs.dedup();
+            seqs.len() >= 2
+        })
+        .await
+        .unwrap_or_else(|s| panic!("iv-1 not answered again: {:?}", s.answers("iv-1")));
+    let answers = again.answers("iv-1");
+    let last = answers.last().expect("two answers");
+    assert!(
+        last.seq > top_before,
+        "answered by the restarted agent: {answers:?}"
+    );
+    assert_eq!(
+        last.message.as_deref(),
+        Some("report interval is now 3600 s"),
+        "the remembered answer, not a second run: {answers:?}"
     );
     agent.start_kill().expect("stop the agent");
     let _ = agent.wait().await;
