@@ -20,6 +20,9 @@
 //! command_max_bytes = 65536              # optional; 1024..=16777216, default 65536
 //! mqtt_version = 5                       # optional; 4 = MQTT 3.1.1 (default, 3 accepted too)
 //!                                        # or 5 (a 24 h session, response topics)
+//! app_update_command = ["powershell.exe", "-File", "C:\\roomready\\update-app.ps1"]
+//!                                        # optional; run (no shell) on the update_app command
+//! app_update_timeout_secs = 1800         # optional; 1..=86400, default 1800
 //!
 //! # The broker connection. The broker_* and client_* keys need mqtts://.
 //! broker_ca_file = "broker-ca.pem"       # optional; PEM trust anchors for the broker's
@@ -55,7 +58,8 @@ const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_sec
                           endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, \
                           journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, \
                           client_cert_file, client_key_file, username, password_file, \
-                          password_env, allow_insecure, mqtt_version";
+                          password_env, allow_insecure, mqtt_version, app_update_command, \
+                          app_update_timeout_secs";
 
 /// The journal's default size bound.
 pub const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
@@ -89,6 +93,9 @@ pub struct Config {
     pub journal: JournalConfig,
     /// `mqtt_version`: 4 (MQTT 3.1.1, also accepted as 3; the default) or 5.
     pub mqtt_version: crate::link::MqttVersion,
+    /// `app_update_command` (program and arguments, run without a shell on `update_app`) with
+    /// its `app_update_timeout_secs`.
+    pub app_update: Option<crate::app_update::CommandUpdater>,
     /// Largest command payload accepted.
     pub command_max_bytes: usize,
 }
@@ -283,8 +290,34 @@ impl Config {
             Some(v) if *v.get_ref() == 5 => crate::link::MqttVersion::V5,
             Some(_) => crate::link::MqttVersion::V311,
         };
+        let app_update_argv = match file.string_array("app_update_command")? {
+            None => None,
+            Some(items) => {
+                let argv: Vec<String> = items.iter().map(|i| i.get_ref().clone()).collect();
+                if argv.first().is_none_or(|program| program.is_empty()) {
+                    let span = items.first().map(|i| i.span());
+                    let reason = "must name a program first: [\"PROGRAM\", \"ARG\", ...]";
+                    return Err(match span {
+                        Some(span) => file.error("app_update_command", span, reason),
+                        None => file
+                            .missing("app_update_command", "a program to run (the list is empty)"),
+                    });
+                }
+                Some(argv)
+            }
+        };
+        let app_update_timeout = file
+            .integer("app_update_timeout_secs", 1..=86_400)?
+            .map_or(crate::app_update::DEFAULT_TIMEOUT, |s| {
+                Duration::from_secs(s.into_inner())
+            });
+        let app_update = app_update_argv.map(|argv| crate::app_update::CommandUpdater {
+            argv,
+            timeout: app_update_timeout,
+        });
         file.finish(KNOWN_KEYS)?;
         Ok(Config {
+            app_update,
             mqtt_version,
             journal: JournalConfig {
                 dir,
@@ -689,7 +722,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -773,6 +806,32 @@ mod tests {
             let err = parse(&format!("{GOOD}{extra}")).expect_err(extra);
             assert!(err.to_string().contains(message), "{err}");
         }
+    }
+
+    #[test]
+    fn app_update_command() {
+        assert_eq!(parse(GOOD).expect("valid").app_update, None);
+        let text = format!(
+            "{GOOD}app_update_command = [\"powershell.exe\", \"-File\", \"update.ps1\"]\napp_update_timeout_secs = 60\n"
+        );
+        let config = parse(&text).expect("valid");
+        assert_eq!(
+            config.app_update,
+            Some(crate::app_update::CommandUpdater {
+                argv: vec!["powershell.exe".into(), "-File".into(), "update.ps1".into()],
+                timeout: Duration::from_secs(60),
+            })
+        );
+        let err = parse(&format!("{GOOD}app_update_command = []\n")).expect_err("empty");
+        assert!(
+            err.to_string().contains("key \"app_update_command\""),
+            "{err}"
+        );
+        let err = parse(&format!("{GOOD}app_update_command = [\"\"]\n")).expect_err("no program");
+        assert!(
+            err.to_string().contains("must name a program first"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -19,12 +19,13 @@ use std::time::Duration;
 use rustls::RootCertStore;
 
 use roomready_protocol::{
-    CommandAction, CommandResponse, DeviceId, EndpointReport, Event, EventBody, Message, Presence,
-    ResponseStatus, Status, StatusReason, TopicPrefix, Topics, Verdict,
+    AppUpdateStage, CommandAction, CommandResponse, DeviceId, EndpointReport, Event, EventBody,
+    Message, Presence, ResponseStatus, Status, StatusReason, TopicPrefix, Topics, Verdict,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::app_update::{AppUpdate, AppUpdateError};
 use crate::clock::Clock;
 use crate::command::ledger::{Answer, Ledger};
 use crate::command::{self, Decision};
@@ -84,6 +85,8 @@ pub struct AgentSettings {
     pub reconnect: Reconnect,
     /// MQTT 3.1.1 (default) or 5.
     pub mqtt_version: MqttVersion,
+    /// What `update_app` runs, when configured.
+    pub app_update: Option<AppUpdate>,
     /// TLS to the broker (`mqtts://`), built by [`crate::link::tls::client_config`].
     pub broker_tls: Option<Arc<rustls::ClientConfig>>,
     /// MQTT user name and password.
@@ -117,6 +120,10 @@ impl AgentSettings {
             command_max_bytes: config.command_max_bytes,
             reconnect: Reconnect::default(),
             mqtt_version: config.mqtt_version,
+            app_update: config
+                .app_update
+                .clone()
+                .map(|updater| AppUpdate(Arc::new(updater))),
             broker_tls,
             credentials: config.credentials.clone(),
         }
@@ -134,6 +141,7 @@ impl AgentSettings {
             command_max_bytes: command::DEFAULT_MAX_BYTES,
             reconnect: Reconnect::default(),
             mqtt_version: MqttVersion::default(),
+            app_update: None,
             broker_tls: None,
             credentials: None,
         }
@@ -183,6 +191,12 @@ struct Running<'a, C> {
     interval_changed: bool,
     /// A check was asked for (by the timer or `check_now`) and not yet started.
     check_wanted: bool,
+    /// What `update_app` runs, if configured.
+    app_update: Option<AppUpdate>,
+    /// The `update_app` request being run (its id and MQTT 5 reply), if any.
+    app_update_running: Option<(String, Option<Reply>)>,
+    /// Where a finished app update reports back to the loop.
+    app_update_done: mpsc::Sender<Result<String, AppUpdateError>>,
 }
 
 impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
@@ -236,6 +250,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
         let interval = ledger
             .interval_secs()
             .map_or(settings.report_interval, Duration::from_secs);
+        let (app_update_done, mut app_updated) = mpsc::channel(1);
         let mut run = Running {
             device: &settings.device_id,
             topics,
@@ -251,6 +266,9 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             interval,
             interval_changed: false,
             check_wanted: false,
+            app_update: settings.app_update.clone(),
+            app_update_running: None,
+            app_update_done,
         };
         for notice in notices {
             run.event(notice);
@@ -312,6 +330,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                     checking = false;
                     run.report(result.facts, result.endpoints);
                 }
+                Some(outcome) = app_updated.recv() => run.on_app_updated(outcome),
             }
         };
         checker.abort();
@@ -451,7 +470,7 @@ impl<C: Clock> Running<'_, C> {
                     self.respond(previous, reply);
                     return;
                 }
-                let answer = self.execute(&id, &action);
+                let answer = self.execute(&id, &action, reply);
                 tracing::info!(device = %self.device, id, command = ?action, status = ?answer.status, "command answered");
                 answer
             }
@@ -464,7 +483,7 @@ impl<C: Clock> Running<'_, C> {
     }
 
     /// Runs one valid, new command and says how it went.
-    fn execute(&mut self, id: &str, action: &CommandAction) -> Answer {
+    fn execute(&mut self, id: &str, action: &CommandAction, reply: Option<&Reply>) -> Answer {
         let answer = |status, reason: Option<&str>, message: Option<String>| Answer {
             id: id.to_owned(),
             status,
@@ -497,6 +516,7 @@ impl<C: Clock> Running<'_, C> {
                     Some(format!("report interval is now {seconds} s")),
                 )
             }
+            CommandAction::UpdateApp => self.start_app_update(id, reply),
             // decide() rejects it; kept exhaustive for when the updater exists.
             CommandAction::Update { .. } => answer(
                 ResponseStatus::Rejected,
@@ -509,6 +529,86 @@ impl<C: Clock> Running<'_, C> {
     /// Answers on `cmd/res` through the outbox (journaled, at least once), and, for an MQTT 5
     /// request with a response topic, also directly on that topic with its correlation data
     /// (once, while connected: that copy is not journaled).
+    /// Starts the configured app update in its own task: `accepted` now, the outcome later
+    /// ([`Running::on_app_updated`]).
+    fn start_app_update(&mut self, id: &str, reply: Option<&Reply>) -> Answer {
+        let reject = |reason: &str, message: &str| Answer {
+            id: id.to_owned(),
+            status: ResponseStatus::Rejected,
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+        };
+        let Some(updater) = self.app_update.clone() else {
+            return reject(
+                "not_configured",
+                "no app_update_command is configured on this device",
+            );
+        };
+        if let Some((running, _)) = &self.app_update_running {
+            return reject(
+                "busy",
+                &format!("the app update requested by {running} is still running"),
+            );
+        }
+        self.app_update_running = Some((id.to_owned(), reply.cloned()));
+        let done = self.app_update_done.clone();
+        tokio::spawn(async move {
+            let outcome = updater.0.update().await;
+            let _ = done.send(outcome).await;
+        });
+        self.event(EventBody::AppUpdate {
+            stage: AppUpdateStage::Started,
+            reason: None,
+        });
+        Answer {
+            id: id.to_owned(),
+            status: ResponseStatus::Accepted,
+            reason: None,
+            message: Some("the app update runs now; its outcome follows".into()),
+        }
+    }
+
+    /// The app update ended: the final answer to its request, an event, and a check so the new
+    /// app version shows in the state.
+    fn on_app_updated(&mut self, outcome: Result<String, AppUpdateError>) {
+        let Some((id, reply)) = self.app_update_running.take() else {
+            return;
+        };
+        let (answer, event) = match outcome {
+            Ok(message) => (
+                Answer {
+                    id,
+                    status: ResponseStatus::Succeeded,
+                    reason: None,
+                    message: Some(message),
+                },
+                EventBody::AppUpdate {
+                    stage: AppUpdateStage::Succeeded,
+                    reason: None,
+                },
+            ),
+            Err(error) => (
+                Answer {
+                    id,
+                    status: ResponseStatus::Failed,
+                    reason: Some(error.reason().to_owned()),
+                    message: Some(error.to_string()),
+                },
+                EventBody::AppUpdate {
+                    stage: AppUpdateStage::Failed,
+                    reason: Some(error.to_string()),
+                },
+            ),
+        };
+        tracing::info!(device = %self.device, id = answer.id, status = ?answer.status, "app update ended");
+        if let Err(error) = self.ledger.record(answer.clone()) {
+            tracing::error!(%error, "cannot record a command answer");
+        }
+        self.respond(answer, reply.as_ref());
+        self.event(event);
+        self.check_wanted = true;
+    }
+
     fn respond(&mut self, answer: Answer, reply: Option<&Reply>) {
         let seq = self.next_seq();
         let payload = CommandResponse {

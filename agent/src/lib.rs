@@ -6,6 +6,7 @@
 //! [`report`] (a protocol `State`) → [`link`] (MQTT). [`daemon`] ties them together on a timer;
 //! [`config`] reads the daemon's configuration file.
 
+pub mod app_update;
 pub mod assess;
 pub mod clock;
 pub mod command;

@@ -23,8 +23,8 @@ pub mod version;
 pub use device::{DeviceId, DeviceIdError, DeviceKind};
 pub use endpoints::{CertificateCheck, EndpointReport, EndpointRole, ProbeOutcome, VersionProbe};
 pub use messages::{
-    Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody, Finding, Presence,
-    ResponseStatus, Severity, State, Status, StatusReason, Verdict,
+    AppUpdateStage, Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody,
+    Finding, Presence, ResponseStatus, Severity, State, Status, StatusReason, Verdict,
 };
 pub use schema::{DecodeError, Message};
 pub use time::{Timestamp, TimestampError};

@@ -243,9 +243,24 @@ pub enum EventBody {
         #[serde(default)]
         total: u64,
     },
+    /// The Teams Rooms app update (`update_app`) started or ended; `reason` says why it failed.
+    AppUpdate {
+        stage: AppUpdateStage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// An event type added by a later minor version; its fields are not interpreted.
     #[serde(other)]
     Unrecognized,
+}
+
+/// Where a Teams Rooms app update stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppUpdateStage {
+    Started,
+    Succeeded,
+    Failed,
 }
 
 /// A command from the controller (`cmd` topic): `{"schema":…,"id":"c-42","command":"ping"}`.
@@ -277,6 +292,9 @@ pub enum CommandAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<String>,
     },
+    /// Run the Teams Rooms app update the admin configured (`app_update_command`): answered
+    /// `accepted`, then `succeeded` or `failed` when it ends; a check follows.
+    UpdateApp,
 }
 
 /// Where a command stands.

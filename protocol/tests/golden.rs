@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use roomready_protocol::{
-    Command, CommandAction, CommandResponse, DecodeError, DeviceFacts, DeviceId, DeviceKind, Event,
-    EventBody, Finding, Message, Presence, ResponseStatus, Severity, State, Status, StatusReason,
-    Timestamp, Verdict, codes,
+    AppUpdateStage, Command, CommandAction, CommandResponse, DecodeError, DeviceFacts, DeviceId,
+    DeviceKind, Event, EventBody, Finding, Message, Presence, ResponseStatus, Severity, State,
+    Status, StatusReason, Timestamp, Verdict, codes,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -143,6 +143,18 @@ fn events() {
         },
     );
     golden(
+        "event_app_update.json",
+        Event {
+            device: id("mtr-0007"),
+            seq: 47,
+            ts: ts("2026-11-23T14:08:00.000Z"),
+            body: EventBody::AppUpdate {
+                stage: AppUpdateStage::Failed,
+                reason: Some("exited with exit status: 3: no network".into()),
+            },
+        },
+    );
+    golden(
         "event_records_dropped.json",
         Event {
             device: id("mtr-0007"),
@@ -170,6 +182,13 @@ fn commands() {
         Command {
             id: "c-43".into(),
             action: CommandAction::Ping,
+        },
+    );
+    golden(
+        "command_update_app.json",
+        Command {
+            id: "c-45".into(),
+            action: CommandAction::UpdateApp,
         },
     );
     golden(

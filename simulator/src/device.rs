@@ -1,12 +1,16 @@
 //! A simulated device: the real agent library (`roomready_agent::Agent`) with simulated facts,
 //! run as a task of this process.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use roomready_agent::app_update::{AppUpdate, AppUpdateError, AppUpdater};
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
 use roomready_agent::facts::registry::{MapRegistry, read_tls_settings};
-use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
+use roomready_agent::facts::{Fact, Facts, FactsError, FactsSource, Source};
 use roomready_agent::{Agent, AgentError, AgentSettings};
 use roomready_protocol::{DeviceId, DeviceKind, TopicPrefix};
 use tokio::sync::oneshot;
@@ -62,6 +66,46 @@ impl DeviceSpec {
     }
 }
 
+/// The app version a simulated `update_app` installs.
+pub const SIM_APP_UPDATE_TO: &str = "5.2.115.0";
+
+/// Facts the simulation can change while the agent runs (an app update raises the version).
+#[derive(Clone)]
+struct SimFacts(Arc<RwLock<Facts>>);
+
+impl FactsSource for SimFacts {
+    async fn collect(&self) -> Result<Facts, FactsError> {
+        // A poisoned lock still holds the last facts written, which is what a device would show.
+        Ok(self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone())
+    }
+}
+
+/// A simulated Teams Rooms app update: it succeeds and the app is then at `to`.
+struct SimAppUpdater {
+    facts: Arc<RwLock<Facts>>,
+    to: String,
+}
+
+impl AppUpdater for SimAppUpdater {
+    fn update(&self) -> Pin<Box<dyn Future<Output = Result<String, AppUpdateError>> + Send + '_>> {
+        Box::pin(async move {
+            let mut facts = self
+                .facts
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            facts.app_version = Fact::Known {
+                value: self.to.clone(),
+                source: Source::new("simulator, app_version after update_app"),
+            };
+            Ok(format!("simulated app update to {}", self.to))
+        })
+    }
+}
+
 /// How simulated devices reach the broker.
 #[derive(Debug, Clone)]
 pub struct DeviceEnv {
@@ -81,20 +125,19 @@ pub struct SimDevice {
 impl SimDevice {
     /// Starts the device's agent.
     pub fn spawn(spec: DeviceSpec, env: &DeviceEnv) -> SimDevice {
-        let settings = AgentSettings {
-            device_id: spec.id.clone(),
-            broker: env.broker.clone(),
-            topic_prefix: env.topic_prefix.clone(),
-            report_interval: env.report_interval,
-            keep_alive: env.keep_alive,
-            probes: None,
-            command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
-            reconnect: roomready_agent::link::Reconnect::default(),
-            mqtt_version: roomready_agent::link::MqttVersion::default(),
-            broker_tls: None,
-            credentials: None,
-        };
-        let agent = Agent::new(settings, FixedFacts(spec.facts()), SystemClock);
+        let facts = Arc::new(RwLock::new(spec.facts()));
+        let mut settings = AgentSettings::new(spec.id.clone(), env.broker.clone());
+        settings.topic_prefix = env.topic_prefix.clone();
+        settings.report_interval = env.report_interval;
+        settings.keep_alive = env.keep_alive;
+        // Teams Rooms on Windows can update its app; the other kinds have no app_update_command.
+        if spec.kind == DeviceKind::TeamsRoomsWindows {
+            settings.app_update = Some(AppUpdate(Arc::new(SimAppUpdater {
+                facts: Arc::clone(&facts),
+                to: SIM_APP_UPDATE_TO.to_owned(),
+            })));
+        }
+        let agent = Agent::new(settings, SimFacts(facts), SystemClock);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(agent.run(async move {
             // A dropped sender stops the agent as well as an explicit stop.

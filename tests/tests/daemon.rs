@@ -23,19 +23,10 @@ async fn rechecks_every_interval_and_follows_the_facts_file() {
     let write = |text: &str| std::fs::write(&facts, text).expect("write facts");
     write("kind = \"teams_rooms_windows\"\napp_version = \"4.0.51.0\"\n[registry]\n");
 
-    let settings = AgentSettings {
-        device_id: DeviceId::new("mtr-interval").expect("valid"),
-        broker: broker.url(),
-        topic_prefix: TopicPrefix::default(),
-        report_interval: Duration::from_secs(1),
-        keep_alive: Duration::from_secs(5),
-        probes: None,
-        command_max_bytes: roomready_agent::command::DEFAULT_MAX_BYTES,
-        reconnect: roomready_agent::link::Reconnect::default(),
-        mqtt_version: roomready_agent::link::MqttVersion::default(),
-        broker_tls: None,
-        credentials: None,
-    };
+    let mut settings =
+        AgentSettings::new(DeviceId::new("mtr-interval").expect("valid"), broker.url());
+    settings.report_interval = Duration::from_secs(1);
+    settings.keep_alive = Duration::from_secs(5);
     // Events are not retained: subscribe before the agent starts, or the first ones are missed.
     let mut dashboard = Dashboard::connect(&broker.url(), &TopicPrefix::default());
     dashboard

@@ -14,7 +14,7 @@
 //! | `schema` missing, malformed or of another message | `invalid_schema` |
 //! | `schema` of another major version | `unsupported_schema` |
 //! | `command` missing or not a string | `invalid_argument` |
-//! | `command` not one of `ping`, `check_now`, `set_interval`, `update` | `unknown_command` |
+//! | `command` not one of `ping`, `check_now`, `set_interval`, `update`, `update_app` | `unknown_command` |
 //! | arguments of the wrong type or out of range | `invalid_argument` |
 //! | `update` (no updater in this version) | `not_supported` |
 
@@ -29,7 +29,7 @@ pub const MAX_ID_BYTES: usize = 256;
 /// The `set_interval` range, as the config's `report_interval_secs`.
 pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
 /// The commands this version knows.
-pub const KNOWN: [&str; 4] = ["ping", "check_now", "set_interval", "update"];
+pub const KNOWN: [&str; 5] = ["ping", "check_now", "set_interval", "update", "update_app"];
 
 /// What to do with one command payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
