@@ -24,7 +24,7 @@ pub use device::{DeviceId, DeviceIdError, DeviceKind};
 pub use endpoints::{CertificateCheck, EndpointReport, EndpointRole, ProbeOutcome, VersionProbe};
 pub use messages::{
     AppUpdateStage, Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody,
-    Finding, Presence, ResponseStatus, Severity, State, Status, StatusReason, Verdict,
+    Finding, Presence, ResponseStatus, Severity, State, Status, StatusReason, UpdateStage, Verdict,
 };
 pub use schema::{DecodeError, Message};
 pub use time::{Timestamp, TimestampError};

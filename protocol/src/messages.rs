@@ -249,9 +249,34 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A step of the agent's self-update: `percent` while downloading, `version` the target,
+    /// `reason` for `failed` and `rolled_back`.
+    UpdateProgress {
+        stage: UpdateStage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// An event type added by a later minor version; its fields are not interpreted.
     #[serde(other)]
     Unrecognized,
+}
+
+/// The steps of a self-update, in order; it ends `healthy`, `rolled_back` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateStage {
+    Checking,
+    Downloading,
+    Verifying,
+    Installing,
+    Restarting,
+    Healthy,
+    RolledBack,
+    Failed,
 }
 
 /// Where a Teams Rooms app update stands.
@@ -287,10 +312,13 @@ pub enum CommandAction {
     CheckNow,
     /// Change the report interval (seconds, 1..=86400); kept across restarts.
     SetInterval { seconds: u64 },
-    /// Update the agent; answered `rejected` with reason `not_supported` until the updater exists.
+    /// Update the agent to `version` (a semver, or `latest`, the default) from `channel`
+    /// (`stable`, the default, or `beta`); progress follows in `update_progress` events.
     Update {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
     },
     /// Run the Teams Rooms app update the admin configured (`app_update_command`): answered
     /// `accepted`, then `succeeded` or `failed` when it ends; a check follows.

@@ -8,7 +8,7 @@ use std::path::Path;
 use roomready_protocol::{
     AppUpdateStage, Command, CommandAction, CommandResponse, DecodeError, DeviceFacts, DeviceId,
     DeviceKind, Event, EventBody, Finding, Message, Presence, ResponseStatus, Severity, State,
-    Status, StatusReason, Timestamp, Verdict, codes,
+    Status, StatusReason, Timestamp, UpdateStage, Verdict, codes,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -155,6 +155,20 @@ fn events() {
         },
     );
     golden(
+        "event_update_progress.json",
+        Event {
+            device: id("mtr-0007"),
+            seq: 48,
+            ts: ts("2026-11-23T14:09:00.000Z"),
+            body: EventBody::UpdateProgress {
+                stage: UpdateStage::Downloading,
+                version: Some("0.2.0".into()),
+                percent: Some(40),
+                reason: None,
+            },
+        },
+    );
+    golden(
         "event_records_dropped.json",
         Event {
             device: id("mtr-0007"),
@@ -197,6 +211,7 @@ fn commands() {
             id: "c-44".into(),
             action: CommandAction::Update {
                 version: Some("0.2.0".into()),
+                channel: Some("beta".into()),
             },
         },
     );
