@@ -42,7 +42,9 @@ pub const MANIFEST_SCHEMA: u64 = 1;
 /// The agent binary's name inside an artifact (plus `.exe` on Windows targets).
 pub const AGENT_BIN: &str = "roomready-agent";
 
-/// Everything that can go wrong making keys, artifacts and feeds.
+/// Everything that can go wrong making keys, artifacts and feeds. The underlying error, where
+/// there is one, is the `source()` (not repeated in the message): print with `{:#}` (anyhow) or
+/// walk the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
     /// `keygen` found a key file already there.
@@ -52,7 +54,7 @@ pub enum ReleaseError {
         path: PathBuf,
     },
     /// The signing key file could not be read.
-    #[error("cannot read the signing key {}: {source}", path.display())]
+    #[error("cannot read the signing key {}", path.display())]
     ReadKey {
         /// The key file.
         path: PathBuf,
@@ -88,7 +90,7 @@ pub enum ReleaseError {
     #[error("channel {0:?}: expected stable or beta")]
     BadChannel(String),
     /// The agent binary could not be read.
-    #[error("cannot read the binary {}: {source}", path.display())]
+    #[error("cannot read the binary {}", path.display())]
     ReadBinary {
         /// The binary.
         path: PathBuf,
@@ -104,7 +106,7 @@ pub enum ReleaseError {
         reason: String,
     },
     /// zipsign refused to sign.
-    #[error("cannot sign {name}: {source}")]
+    #[error("cannot sign {name}")]
     Sign {
         /// Artifact file name.
         name: String,
@@ -112,7 +114,7 @@ pub enum ReleaseError {
         source: zipsign_api::ZipsignError,
     },
     /// Reading or writing the feed failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -120,7 +122,7 @@ pub enum ReleaseError {
         source: io::Error,
     },
     /// An existing manifest could not be parsed.
-    #[error("{}: not a release manifest: {source}", path.display())]
+    #[error("{}: not a release manifest", path.display())]
     Manifest {
         /// The manifest.
         path: PathBuf,
