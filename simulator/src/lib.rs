@@ -1,10 +1,14 @@
 //! The world around the roomready agent, simulated, so the whole system runs with no hardware:
 //! an embedded MQTT broker ([`broker`]), a fleet of simulated devices running the real agent
 //! library with simulated facts ([`device`], [`fleet`]), a dashboard-like subscriber
-//! ([`dashboard`]) and the `demo` that puts them together ([`demo`]).
+//! ([`dashboard`]) and the `demo` that puts them together ([`demo`]). For the agent's signed
+//! self-update: the publisher side ([`release`]: keys, signed artifacts, manifest feed) and a
+//! local update server with fault injection ([`update_server`]).
 
 pub mod broker;
 pub mod dashboard;
 pub mod demo;
 pub mod device;
 pub mod fleet;
+pub mod release;
+pub mod update_server;

@@ -1,17 +1,24 @@
-//! `roomready-sim`: runs the simulated world. `demo` is the walking skeleton end to end.
+//! `roomready-sim`: runs the simulated world. `demo` is the walking skeleton end to end;
+//! `keygen`, `release` and `serve-updates` make and serve signed agent releases (issue 5).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::config::BrokerUrl;
 use roomready_protocol::TopicPrefix;
 use roomready_simulator::demo::{self, DemoOptions};
+use roomready_simulator::release::{self, Channel, ReleaseOptions};
+use roomready_simulator::update_server::UpdateServer;
 
 /// Exit codes.
 mod exit {
     pub const OK: u8 = 0;
-    /// The demo ran but not every device's state arrived in time.
+    /// The demo ran but not every device's state arrived in time; or keygen, release or
+    /// serve-updates failed.
     pub const INCOMPLETE: u8 = 1;
     pub const USAGE: u8 = 64;
     /// The embedded broker could not start.
@@ -24,8 +31,9 @@ mod exit {
     name = "roomready-sim",
     version,
     about = "Simulated Teams Rooms / Surface Hub fleet, MQTT broker and dashboard for roomready.",
-    after_help = "Exit codes: 0 success, 1 not every state arrived in time, 64 usage error, \
-                  69 embedded broker could not start, 70 internal error."
+    after_help = "Exit codes: 0 success, 1 not every state arrived in time (demo) or the command \
+                  failed (keygen, release, serve-updates), 64 usage error, 69 embedded broker \
+                  could not start, 70 internal error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +57,107 @@ enum Command {
         #[arg(long, default_value = TopicPrefix::DEFAULT, value_parser = parse_prefix)]
         topic_prefix: TopicPrefix,
     },
+    /// Generate a zipsign ed25519 key pair for signing agent releases.
+    ///
+    /// Writes DIR/signing.key (64 key-pair bytes, mode 0600: keep it secret) and
+    /// DIR/verifying.key.b64 (the public key, base64, one line: put it in the agent's
+    /// `update_keys`). Refuses to overwrite either file.
+    Keygen {
+        /// Directory for the two key files (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Package, sign and publish an agent binary into an update feed.
+    ///
+    /// Writes FEED/CHANNEL/roomready-agent-VERSION-TARGET.tar.gz (.zip for *-windows-* targets),
+    /// signed with zipsign (the file name is the signature context), and adds or replaces that
+    /// version and asset in FEED/CHANNEL/manifest.json, keeping the other releases.
+    Release {
+        /// The signing key from `keygen`.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The agent binary to ship (named roomready-agent[.exe] inside the archive).
+        #[arg(long, value_name = "PATH")]
+        bin: PathBuf,
+        /// Bare semver version of the binary, e.g. 0.2.0 or 0.3.0-beta.1 (no leading v).
+        #[arg(long, value_name = "VERSION")]
+        version: String,
+        /// Target triple the binary is built for, e.g. x86_64-unknown-linux-gnu.
+        #[arg(long, value_name = "TRIPLE")]
+        target: String,
+        /// Update channel.
+        #[arg(long, value_parser = ["stable", "beta"])]
+        channel: String,
+        /// Feed directory (the one `serve-updates --dir` serves).
+        #[arg(long, value_name = "FEED_DIR")]
+        out: PathBuf,
+    },
+    /// Serve an update feed over HTTP on 127.0.0.1 until Ctrl-C.
+    ///
+    /// The agent's manifest URL is then http://127.0.0.1:PORT/CHANNEL/manifest.json.
+    ServeUpdates {
+        /// Feed directory (written by `release --out`).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+fn keygen(out: &std::path::Path) -> anyhow::Result<()> {
+    let files = release::keygen(out)?;
+    println!("signing key (secret):   {}", files.signing_key.display());
+    println!("verifying key (public): {}", files.verifying_key.display());
+    println!();
+    println!("agent configuration:");
+    println!("update_keys = [\"{}\"]", files.verifying_key_b64);
+    Ok(())
+}
+
+fn make_release(options: ReleaseOptions) -> anyhow::Result<()> {
+    let (artifact, published) = release::release(&options)?;
+    println!("artifact: {}", published.artifact.display());
+    println!("sha256:   {}", artifact.sha256);
+    println!("manifest: {}", published.manifest.display());
+    Ok(())
+}
+
+async fn serve_updates(dir: PathBuf, port: u16) -> anyhow::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let server = UpdateServer::start_on(&dir, addr)
+        .await
+        .with_context(|| format!("cannot serve {} on {addr}", dir.display()))?;
+    println!("{}", server.url());
+    for channel in [Channel::Stable, Channel::Beta] {
+        if dir
+            .join(channel.as_str())
+            .join(release::MANIFEST_FILE)
+            .is_file()
+        {
+            println!(
+                "{channel}: {}{channel}/{}",
+                server.url(),
+                release::MANIFEST_FILE
+            );
+        }
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    server.stop().await;
+    Ok(())
+}
+
+/// Prints a failed command's error chain and gives exit code 1.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("roomready-sim: {e:#}");
+            ExitCode::from(exit::INCOMPLETE)
+        }
+    }
 }
 
 fn parse_broker(s: &str) -> Result<BrokerUrl, String> {
@@ -79,6 +188,31 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let command = match cli.command {
+        Command::Keygen { out } => return report(keygen(&out)),
+        Command::Release {
+            key,
+            bin,
+            version,
+            target,
+            channel,
+            out,
+        } => {
+            let channel = match channel.parse::<Channel>() {
+                Ok(channel) => channel,
+                Err(e) => return report(Err(e.into())),
+            };
+            return report(make_release(ReleaseOptions {
+                key,
+                bin,
+                version,
+                target,
+                channel,
+                feed: out,
+            }));
+        }
+        other => other,
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -95,12 +229,18 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::SOFTWARE);
         }
     };
-    let Command::Demo {
-        devices,
-        broker,
-        timeout,
-        topic_prefix,
-    } = cli.command;
+    let (devices, broker, timeout, topic_prefix) = match command {
+        Command::ServeUpdates { dir, port } => {
+            return report(runtime.block_on(serve_updates(dir, port)));
+        }
+        Command::Demo {
+            devices,
+            broker,
+            timeout,
+            topic_prefix,
+        } => (devices, broker, timeout, topic_prefix),
+        Command::Keygen { .. } | Command::Release { .. } => return ExitCode::from(exit::SOFTWARE),
+    };
     let options = DemoOptions {
         devices: devices as usize,
         broker,

@@ -1,0 +1,553 @@
+//! A tiny local HTTP/1.1 server for the agent's update feed: serves the files of a directory (the
+//! feed `roomready-sim release` writes) to `GET` requests on loopback, counts requests per path,
+//! and injects faults for tests (a response cut short, an error status).
+//!
+//! One request per connection (`Connection: close`), `Content-Length` always set, no directory
+//! listings, no range requests. Paths with a `..` segment, a backslash or a NUL are refused with
+//! 400; anything but `GET` and `HEAD` gets 405. Request paths are not percent-decoded: a feed's
+//! file names are plain.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Longest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// A client that sends no complete request head within this is dropped.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A fault for the next request to a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Send the headers with the full `Content-Length`, then only this many body bytes, then
+    /// close the connection. On a missing file it has no effect (404), but is used up.
+    CutAfter(usize),
+    /// Answer with this status and a short text body instead of the file.
+    Status(u16),
+}
+
+#[derive(Default)]
+struct State {
+    counts: HashMap<String, u64>,
+    faults: HashMap<String, VecDeque<Fault>>,
+}
+
+struct Shared {
+    root: PathBuf,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain counters behind; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The running server. Dropping it stops accepting (like [`UpdateServer::stop`], without waiting).
+pub struct UpdateServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for UpdateServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateServer")
+            .field("addr", &self.addr)
+            .field("root", &self.shared.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `/a/b` form of a path given to [`UpdateServer::fail_next`] or [`UpdateServer::requests`].
+fn normalize(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    }
+}
+
+impl UpdateServer {
+    /// Serves `dir` on `127.0.0.1` and a free port.
+    pub async fn start(dir: impl Into<PathBuf>) -> io::Result<UpdateServer> {
+        Self::start_on(dir, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Serves `dir` on `addr`.
+    pub async fn start_on(dir: impl Into<PathBuf>, addr: SocketAddr) -> io::Result<UpdateServer> {
+        let root = dir.into();
+        if !root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: not a directory", root.display()),
+            ));
+        }
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            root,
+            state: Mutex::new(State::default()),
+        });
+        let (shutdown, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stopped));
+        Ok(UpdateServer {
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// The directory served.
+    pub fn root(&self) -> &Path {
+        &self.shared.root
+    }
+
+    /// Requests so far for `path` (`/stable/manifest.json` or `stable/manifest.json`), whatever
+    /// their outcome.
+    pub fn requests(&self, path: &str) -> u64 {
+        self.shared
+            .lock()
+            .counts
+            .get(&normalize(path))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests so far, per path.
+    pub fn request_counts(&self) -> HashMap<String, u64> {
+        self.shared.lock().counts.clone()
+    }
+
+    /// Makes the next request for `path` fail with `fault`. Faults for one path queue up: each
+    /// request uses the oldest one.
+    pub fn fail_next(&self, path: &str, fault: Fault) {
+        self.shared
+            .lock()
+            .faults
+            .entry(normalize(path))
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// Stops accepting, ends the connections in progress and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for UpdateServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let shared = Arc::clone(&shared);
+                    connections.spawn(async move {
+                        if let Err(e) = serve(stream, &shared).await {
+                            tracing::debug!("update server: connection: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("update server: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// What the request asked for, or the error status to answer with.
+enum Request {
+    Get { path: String, head_only: bool },
+    Bad(u16, String),
+}
+
+async fn read_request(stream: &mut TcpStream) -> io::Result<Option<Request>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let head_end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        if buf.len() > MAX_HEAD {
+            return Ok(Some(Request::Bad(431, String::new())));
+        }
+        let n = match tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk)).await {
+            Ok(read) => read?,
+            Err(_) => return Ok(None),
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Ok(Some(Request::Bad(400, String::new())));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Ok(Some(Request::Bad(505, String::new())));
+    }
+    let path = target
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Ok(Some(Request::Bad(405, path))),
+    };
+    Ok(Some(Request::Get { path, head_only }))
+}
+
+/// The file under `root` for a request path, or `Err(status)`.
+fn resolve(root: &Path, path: &str) -> Result<PathBuf, u16> {
+    if !path.starts_with('/') || path.contains(['\\', '\0']) {
+        return Err(400);
+    }
+    let mut file = root.to_path_buf();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        if segment == ".." || segment == "." {
+            return Err(400);
+        }
+        file.push(segment);
+    }
+    Ok(file)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Status",
+    }
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => "application/json",
+        Some("gz") => "application/gzip",
+        Some("zip") => "application/zip",
+        Some("txt" | "b64") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    content_length: usize,
+    body: &[u8],
+) -> io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: \
+         {content_length}\r\nConnection: close\r\n\r\n",
+        reason(status)
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await?;
+    stream.shutdown().await
+}
+
+async fn respond_text(stream: &mut TcpStream, status: u16, head_only: bool) -> io::Result<()> {
+    let body = format!("{status} {}\n", reason(status));
+    let sent: &[u8] = if head_only { b"" } else { body.as_bytes() };
+    respond(
+        stream,
+        status,
+        "text/plain; charset=utf-8",
+        body.len(),
+        sent,
+    )
+    .await
+}
+
+async fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    let Some(request) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    let (path, head_only) = match request {
+        Request::Get { path, head_only } => (path, head_only),
+        Request::Bad(status, path) => {
+            if !path.is_empty() {
+                *shared.lock().counts.entry(path).or_default() += 1;
+            }
+            return respond_text(&mut stream, status, false).await;
+        }
+    };
+    let fault = {
+        let mut state = shared.lock();
+        *state.counts.entry(path.clone()).or_default() += 1;
+        let fault = state.faults.get_mut(&path).and_then(VecDeque::pop_front);
+        if state.faults.get(&path).is_some_and(VecDeque::is_empty) {
+            state.faults.remove(&path);
+        }
+        fault
+    };
+    if let Some(Fault::Status(status)) = fault {
+        return respond_text(&mut stream, status, head_only).await;
+    }
+    let file = match resolve(&shared.root, &path) {
+        Ok(file) => file,
+        Err(status) => return respond_text(&mut stream, status, head_only).await,
+    };
+    let read = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            if std::fs::metadata(&file)?.is_file() {
+                std::fs::read(&file).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await
+        .map_err(io::Error::other)?
+    };
+    let body = match read {
+        Ok(Some(body)) => body,
+        Ok(None) => return respond_text(&mut stream, 404, head_only).await,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return respond_text(&mut stream, 404, head_only).await;
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return respond_text(&mut stream, 403, head_only).await;
+        }
+        Err(e) => {
+            tracing::warn!("update server: {}: {e}", file.display());
+            return respond_text(&mut stream, 500, head_only).await;
+        }
+    };
+    let sent: &[u8] = match fault {
+        _ if head_only => b"",
+        Some(Fault::CutAfter(n)) => &body[..n.min(body.len())],
+        _ => &body,
+    };
+    respond(&mut stream, 200, content_type(&file), body.len(), sent).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One raw request; returns (status, headers lower-cased, body as received until close).
+    async fn raw(server: &UpdateServer, request: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let end = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8(response[..end].to_vec()).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        (status, headers, response[end + 4..].to_vec())
+    }
+
+    async fn get(server: &UpdateServer, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        raw(server, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")).await
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn feed() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("stable")).unwrap();
+        std::fs::write(dir.path().join("stable/manifest.json"), b"{\"schema\":1}").unwrap();
+        std::fs::write(dir.path().join("stable/a.tar.gz"), vec![7u8; 10_000]).unwrap();
+        std::fs::write(dir.path().join("secret"), b"outside").unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn serves_files_with_length_and_404s_the_rest() {
+        let dir = feed();
+        let server = UpdateServer::start(dir.path()).await.unwrap();
+        assert!(server.url().starts_with("http://127.0.0.1:"));
+        assert!(server.url().ends_with('/'));
+
+        let (status, headers, body) = get(&server, "/stable/manifest.json").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, b"{\"schema\":1}");
+        assert_eq!(header(&headers, "content-length"), Some("12"));
+        assert_eq!(header(&headers, "content-type"), Some("application/json"));
+        assert_eq!(header(&headers, "connection"), Some("close"));
+
+        let (status, headers, body) = get(&server, "/stable/a.tar.gz?x=1").await;
+        assert_eq!(status, 200);
+        assert_eq!(body.len(), 10_000);
+        assert_eq!(header(&headers, "content-length"), Some("10000"));
+
+        for missing in ["/stable/nope.json", "/stable/", "/stable", "/"] {
+            assert_eq!(get(&server, missing).await.0, 404, "{missing}");
+        }
+        let (status, headers, body) = raw(&server, "HEAD /stable/a.tar.gz HTTP/1.1\r\n\r\n").await;
+        assert_eq!((status, body.len()), (200, 0));
+        assert_eq!(header(&headers, "content-length"), Some("10000"));
+        assert_eq!(
+            raw(&server, "POST /stable/a.tar.gz HTTP/1.1\r\n\r\n")
+                .await
+                .0,
+            405
+        );
+        assert_eq!(raw(&server, "nonsense\r\n\r\n").await.0, 400);
+
+        assert_eq!(server.requests("/stable/manifest.json"), 1);
+        assert_eq!(server.requests("stable/a.tar.gz"), 3);
+        assert_eq!(server.requests("/stable/nope.json"), 1);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn refuses_paths_that_climb_out() {
+        let dir = feed();
+        let server = UpdateServer::start(dir.path().join("stable"))
+            .await
+            .unwrap();
+        for path in [
+            "/../secret",
+            "/stable/../../secret",
+            "/..",
+            "/./manifest.json",
+            "/..\\secret",
+            "secret",
+        ] {
+            let (status, _, body) = get(&server, path).await;
+            assert_eq!(status, 400, "{path}");
+            assert!(!body.starts_with(b"outside"), "{path}");
+        }
+        assert_eq!(get(&server, "/manifest.json").await.0, 200);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn faults_cut_a_body_short_and_answer_a_status_once_each() {
+        let dir = feed();
+        let server = UpdateServer::start(dir.path()).await.unwrap();
+        server.fail_next("/stable/a.tar.gz", Fault::CutAfter(100));
+        server.fail_next("stable/a.tar.gz", Fault::Status(500));
+
+        let (status, headers, body) = get(&server, "/stable/a.tar.gz").await;
+        assert_eq!(status, 200);
+        assert_eq!(header(&headers, "content-length"), Some("10000"));
+        assert_eq!(body.len(), 100);
+
+        let (status, _, _) = get(&server, "/stable/a.tar.gz").await;
+        assert_eq!(status, 500);
+
+        let (status, _, body) = get(&server, "/stable/a.tar.gz").await;
+        assert_eq!((status, body.len()), (200, 10_000));
+
+        // A status fault also applies to a file that does not exist.
+        server.fail_next("/stable/new.json", Fault::Status(503));
+        assert_eq!(get(&server, "/stable/new.json").await.0, 503);
+        assert_eq!(get(&server, "/stable/new.json").await.0, 404);
+
+        // Cut at zero bytes: headers only.
+        server.fail_next("/stable/manifest.json", Fault::CutAfter(0));
+        let (status, headers, body) = get(&server, "/stable/manifest.json").await;
+        assert_eq!((status, body.len()), (200, 0));
+        assert_eq!(header(&headers, "content-length"), Some("12"));
+
+        assert_eq!(server.requests("/stable/a.tar.gz"), 3);
+        assert_eq!(server.request_counts().len(), 3);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn stop_closes_the_port_and_start_refuses_a_missing_dir() {
+        let dir = feed();
+        let server = UpdateServer::start(dir.path()).await.unwrap();
+        let addr = server.addr();
+        // A client that connects and says nothing does not keep stop() waiting.
+        let idle = TcpStream::connect(addr).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server.stop())
+            .await
+            .expect("stop returns promptly");
+        drop(idle);
+        assert!(TcpStream::connect(addr).await.is_err());
+        assert!(
+            UpdateServer::start(dir.path().join("missing"))
+                .await
+                .is_err()
+        );
+    }
+}
