@@ -120,7 +120,7 @@ fn sign(archive: &[u8], key: &SigningKey, version: &str) -> Vec<u8> {
     zipsign_api::sign::copy_and_sign_tar(
         &mut Cursor::new(archive),
         &mut out,
-        &[key.clone()],
+        std::slice::from_ref(key),
         Some(context.as_bytes()),
     )
     .expect("sign");
