@@ -36,6 +36,16 @@
 //! password_env = "ROOMREADY_MQTT_PASSWORD"  # or: the environment variable holding it
 //! allow_insecure = false                 # optional; true permits mqtt:// to a host that is not
 //!                                        # loopback (127.0.0.0/8, ::1, localhost)
+//!
+//! # Signed self-update (`roomready-agent update`).
+//! update_feed_url = "https://updates.example/roomready"  # optional; the feed's base URL, read
+//!                                        # as {url}/{channel}/manifest.json; http:// only to a
+//!                                        # loopback host
+//! update_keys = ["base64 of a 32-byte ed25519 key"]  # required with update_feed_url; the
+//!                                        # publisher's verifying keys (any one must have signed)
+//! update_channel = "stable"              # optional; "stable" (default) or "beta"
+//! allow_downgrade = false                # optional; true permits installing an older version
+//! update_max_mib = 64                    # optional; 1..=4096, default 64: largest artifact
 //! ```
 //!
 //! Every problem is reported as one [`KeyFileError`] naming the file, the line and column, the
@@ -59,13 +69,17 @@ const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_sec
                           journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, \
                           client_cert_file, client_key_file, username, password_file, \
                           password_env, allow_insecure, mqtt_version, app_update_command, \
-                          app_update_timeout_secs";
+                          app_update_timeout_secs, update_feed_url, update_keys, update_channel, \
+                          allow_downgrade, update_max_mib";
 
 /// The journal's default size bound.
 pub const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
 
 /// Default bound on each probe connection.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default bound on a downloaded update artifact.
+pub const DEFAULT_UPDATE_MAX_MIB: u64 = 64;
 
 /// Default time between two assessments.
 pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(900);
@@ -98,6 +112,84 @@ pub struct Config {
     pub app_update: Option<crate::app_update::CommandUpdater>,
     /// Largest command payload accepted.
     pub command_max_bytes: usize,
+    /// Where and how the agent updates itself.
+    pub update: UpdateConfig,
+}
+
+/// The `update_*` keys: where signed releases are published and which keys sign them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateConfig {
+    /// `update_feed_url` without a trailing `/`; `None`: no feed configured.
+    pub feed_url: Option<String>,
+    /// `update_keys`: raw ed25519 verifying keys; an artifact must be signed by one of them.
+    pub keys: Vec<[u8; 32]>,
+    pub channel: UpdateChannel,
+    /// `allow_downgrade`: whether a version older than the running one may be installed.
+    pub allow_downgrade: bool,
+    /// `update_max_mib` in bytes (default 64 MiB): larger artifacts are refused.
+    pub max_bytes: u64,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            feed_url: None,
+            keys: Vec::new(),
+            channel: UpdateChannel::Stable,
+            allow_downgrade: false,
+            max_bytes: DEFAULT_UPDATE_MAX_MIB * 1024 * 1024,
+        }
+    }
+}
+
+/// `update_channel`: which manifest of the feed is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpdateChannel {
+    #[default]
+    Stable,
+    Beta,
+}
+
+impl UpdateChannel {
+    /// The channel's directory name in the feed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateChannel::Stable => "stable",
+            UpdateChannel::Beta => "beta",
+        }
+    }
+}
+
+impl fmt::Display for UpdateChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for UpdateChannel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stable" => Ok(UpdateChannel::Stable),
+            "beta" => Ok(UpdateChannel::Beta),
+            other => Err(format!("expected \"stable\" or \"beta\", found {other:?}")),
+        }
+    }
+}
+
+/// Decodes one `update_keys` entry: standard base64 of a 32-byte ed25519 verifying key.
+pub fn decode_update_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("{text:?} is not standard base64: {e}"))?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "{text:?} decodes to {} bytes; an ed25519 verifying key is 32 bytes",
+            bytes.len()
+        )
+    })
 }
 
 /// Where and how the agent keeps undelivered messages and answered command ids.
@@ -315,9 +407,11 @@ impl Config {
             argv,
             timeout: app_update_timeout,
         });
+        let update = update(&mut file)?;
         file.finish(KNOWN_KEYS)?;
         Ok(Config {
             app_update,
+            update,
             mqtt_version,
             journal: JournalConfig {
                 dir,
@@ -337,6 +431,101 @@ impl Config {
             probe_timeout,
         })
     }
+}
+
+/// The `update_*` keys and `allow_downgrade`.
+fn update(file: &mut KeyFile<'_>) -> Result<UpdateConfig, KeyFileError> {
+    let feed = match file.string("update_feed_url")? {
+        None => None,
+        Some(url) => {
+            let span = url.span();
+            let parsed = feed_url(url.get_ref())
+                .map_err(|reason| file.error("update_feed_url", span.clone(), reason))?;
+            Some((parsed, span))
+        }
+    };
+    let mut keys = Vec::new();
+    if let Some(items) = file.string_array("update_keys")? {
+        for item in items {
+            let key = decode_update_key(item.get_ref())
+                .map_err(|reason| file.error("update_keys", item.span(), reason))?;
+            keys.push(key);
+        }
+    }
+    if let Some((_, span)) = &feed
+        && keys.is_empty()
+    {
+        return Err(file.error(
+            "update_feed_url",
+            span.clone(),
+            "update_keys is missing or empty: pin the publisher's verifying keys (base64); \
+             updates are installed only when signed by one of them",
+        ));
+    }
+    let channel = match file.string("update_channel")? {
+        None => UpdateChannel::Stable,
+        Some(c) => c
+            .get_ref()
+            .parse()
+            .map_err(|reason| file.error("update_channel", c.span(), reason))?,
+    };
+    let allow_downgrade = file
+        .boolean("allow_downgrade")?
+        .is_some_and(Spanned::into_inner);
+    let max_bytes = file
+        .integer("update_max_mib", 1..=4096)?
+        .map_or(DEFAULT_UPDATE_MAX_MIB, |m| m.into_inner())
+        * 1024
+        * 1024;
+    Ok(UpdateConfig {
+        feed_url: feed.map(|f| f.0),
+        keys,
+        channel,
+        allow_downgrade,
+        max_bytes,
+    })
+}
+
+/// Checks an `update_feed_url`: `https://HOST[:PORT][/PATH]`, or `http://` to a loopback host
+/// (tests, a local mirror); returned without a trailing `/`.
+pub fn feed_url(url: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected https://HOST[:PORT][/PATH] (http:// only to a loopback host)";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(EXPECTED.to_owned());
+    };
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "https" => true,
+        "http" => false,
+        _ => return Err(format!("unsupported scheme {scheme:?}; {EXPECTED}")),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if rest[authority.len()..].contains(['?', '#']) {
+        return Err(format!("a query or fragment is not allowed; {EXPECTED}"));
+    }
+    if authority.contains('@') {
+        return Err("credentials in the URL are not supported".to_owned());
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, _)) => host,
+            None => return Err("unclosed '[' in IPv6 address".to_owned()),
+        },
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.is_empty() {
+        return Err(format!("host is empty; {EXPECTED}"));
+    }
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !tls && !loopback {
+        return Err(format!(
+            "plain http:// to {host:?}, which is not a loopback address, could be tampered with \
+             or replayed in transit; use https://"
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// A path-valued `key`: `None` when absent, an error when empty.
@@ -722,7 +911,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_keys, update_channel, allow_downgrade, update_max_mib",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -1185,6 +1374,123 @@ mod broker_tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("password: Some(***)"), "{shown}");
         assert!(Config::parse_with_env(Path::new(CONFIG), text, &no_env).is_err());
+    }
+}
+
+#[cfg(test)]
+mod update_tests {
+    use super::*;
+
+    const BASE: &str =
+        "broker_url = \"mqtts://broker.example\"\ndevice_id = \"mtr-1\"\nfacts_file = \"f.toml\"\n";
+    /// Standard base64 of 32 bytes 0..32.
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn parse(lines: &str) -> Result<Config, KeyFileError> {
+        Config::parse(
+            Path::new("/etc/roomready/agent.toml"),
+            &format!("{BASE}{lines}"),
+        )
+    }
+
+    fn error(lines: &str) -> String {
+        match parse(lines) {
+            Ok(config) => panic!("{lines}: accepted as {:?}", config.update),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_without_update_keys() {
+        let config = parse("").expect("valid");
+        assert_eq!(config.update, UpdateConfig::default());
+        assert_eq!(config.update.max_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.update.channel, UpdateChannel::Stable);
+        assert!(!config.update.allow_downgrade);
+    }
+
+    #[test]
+    fn all_update_keys() {
+        let config = parse(&format!(
+            "update_feed_url = \"https://updates.example/roomready/\"\nupdate_keys = [\"{KEY}\", \"{KEY}\"]\n\
+             update_channel = \"beta\"\nallow_downgrade = true\nupdate_max_mib = 8\n"
+        ))
+        .expect("valid");
+        let expected: [u8; 32] = std::array::from_fn(|i| i as u8);
+        assert_eq!(
+            config.update,
+            UpdateConfig {
+                feed_url: Some("https://updates.example/roomready".into()),
+                keys: vec![expected, expected],
+                channel: UpdateChannel::Beta,
+                allow_downgrade: true,
+                max_bytes: 8 * 1024 * 1024,
+            }
+        );
+    }
+
+    #[test]
+    fn http_only_to_loopback() {
+        for url in [
+            "http://127.0.0.1:8080/feed",
+            "http://localhost/feed",
+            "http://[::1]:80",
+        ] {
+            let config = parse(&format!(
+                "update_feed_url = \"{url}\"\nupdate_keys = [\"{KEY}\"]\n"
+            ))
+            .expect(url);
+            assert_eq!(config.update.feed_url.as_deref(), Some(url));
+        }
+        assert_eq!(
+            error(&format!(
+                "update_feed_url = \"http://updates.example\"\nupdate_keys = [\"{KEY}\"]\n"
+            )),
+            "/etc/roomready/agent.toml:4:19: key \"update_feed_url\": plain http:// to \
+             \"updates.example\", which is not a loopback address, could be tampered with or \
+             replayed in transit; use https://"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                format!("update_feed_url = \"ftp://x\"\nupdate_keys = [\"{KEY}\"]\n"),
+                "/etc/roomready/agent.toml:4:19: key \"update_feed_url\": unsupported scheme \"ftp\"; expected https://HOST[:PORT][/PATH] (http:// only to a loopback host)",
+            ),
+            (
+                "update_feed_url = \"https://updates.example\"\n".to_owned(),
+                "/etc/roomready/agent.toml:4:19: key \"update_feed_url\": update_keys is missing or empty: pin the publisher's verifying keys (base64); updates are installed only when signed by one of them",
+            ),
+            (
+                "update_keys = [\"AAEC\"]\n".to_owned(),
+                "/etc/roomready/agent.toml:4:16: key \"update_keys\": \"AAEC\" decodes to 3 bytes; an ed25519 verifying key is 32 bytes",
+            ),
+            (
+                "update_keys = [\"not base64!\"]\n".to_owned(),
+                "/etc/roomready/agent.toml:4:16: key \"update_keys\": \"not base64!\" is not standard base64: Invalid symbol 32, offset 3.",
+            ),
+            (
+                "update_keys = \"AAEC\"\n".to_owned(),
+                "/etc/roomready/agent.toml:4:15: key \"update_keys\": expected an array of strings, found a string \"AAEC\"",
+            ),
+            (
+                "update_channel = \"nightly\"\n".to_owned(),
+                "/etc/roomready/agent.toml:4:18: key \"update_channel\": expected \"stable\" or \"beta\", found \"nightly\"",
+            ),
+            (
+                "update_max_mib = 0\n".to_owned(),
+                "/etc/roomready/agent.toml:4:18: key \"update_max_mib\": must be an integer in 1..=4096, found an integer 0",
+            ),
+            (
+                "allow_downgrade = \"yes\"\n".to_owned(),
+                "/etc/roomready/agent.toml:4:19: key \"allow_downgrade\": expected true or false, found a string \"yes\"",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(error(&text), message, "{text}");
+        }
     }
 }
 

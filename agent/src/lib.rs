@@ -5,6 +5,7 @@
 //! Pipeline: [`facts`] (what the device is) → [`assess`] (pure rules → verdict and findings) →
 //! [`report`] (a protocol `State`) → [`link`] (MQTT). [`daemon`] ties them together on a timer;
 //! [`config`] reads the daemon's configuration file.
+//! [`update`] replaces the binary with a signed release from the update feed.
 
 pub mod app_update;
 pub mod assess;
@@ -17,5 +18,6 @@ pub mod keyfile;
 pub mod link;
 pub mod probe;
 pub mod report;
+pub mod update;
 
 pub use daemon::{Agent, AgentError, AgentSettings};

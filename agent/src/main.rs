@@ -1,4 +1,5 @@
-//! `roomready-agent`: the one-shot `check` and the `run` daemon, a thin shell over the library.
+//! `roomready-agent`: the one-shot `check`, the `run` daemon, `self-test` and the signed
+//! `update`, a thin shell over the library.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,7 +42,15 @@ Exit codes:
   64 usage error, 65 malformed facts file or registry dump,
   66 facts file or registry dump unreadable,
   70 internal error, 74 journal cannot be opened (unwritable, or in use
-  by another agent), 78 bad config file";
+  by another agent), 78 bad config file
+  self-test: 0 ok, 74 journal cannot be opened, 78 bad config file
+  update: 0 installed, up to date, or (--check) checked;
+    65 invalid manifest or --version not in the feed, 69 feed unreachable,
+    70 the new binary failed its self-test (nothing replaced),
+    73 the binary could not be replaced, 76 artifact refused (unsigned,
+    signed by no pinned key, altered, digest mismatch, over update_max_mib),
+    77 downgrade refused (allow_downgrade = false),
+    78 bad config file or updates not configured";
 
 #[derive(Parser)]
 #[command(
@@ -94,6 +103,38 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Check that this binary can run with CONFIG: loads the config, opens (creates, locks and
+    /// closes) the journal directory, checks the update keys. Run by `update` on a new binary
+    /// before it replaces this one.
+    #[command(after_help = EXIT_CODES)]
+    SelfTest {
+        /// Config file, as for `run`.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Install the newest signed release of the update feed (update_feed_url, update_keys).
+    #[command(after_help = EXIT_CODES)]
+    Update {
+        /// Config file, as for `run`.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only print the version that would be installed, or "up to date".
+        #[arg(long)]
+        check: bool,
+        /// Install exactly this version (older ones need allow_downgrade = true).
+        #[arg(long, value_name = "V")]
+        version: Option<semver::Version>,
+        /// The feed channel instead of update_channel.
+        #[arg(long, value_enum)]
+        channel: Option<ChannelArg>,
+    },
+}
+
+/// `--channel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ChannelArg {
+    Stable,
+    Beta,
 }
 
 fn main() -> ExitCode {
@@ -116,6 +157,16 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
+        Command::SelfTest { config } => self_test(&config),
+        Command::Update {
+            config,
+            check,
+            version,
+            channel,
+        } => {
+            init_logging("warn");
+            update(&config, check, version, channel)
+        }
         Command::Check {
             facts,
             registry_dump,
@@ -360,6 +411,161 @@ async fn run(config_path: &Path) -> anyhow::Result<u8> {
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     agent.run(shutdown).await.context("agent stopped")?;
     Ok(0)
+}
+
+/// `self-test`: the config loads, the journal opens, the update keys parse.
+fn self_test(config_path: &Path) -> u8 {
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("roomready-agent: bad config: {e}");
+            return exit::CONFIG;
+        }
+    };
+    // Config::load has decoded every key; a feed needs at least one.
+    if config.update.feed_url.is_some() && config.update.keys.is_empty() {
+        eprintln!(
+            "roomready-agent: bad config: {}: key \"update_keys\": missing",
+            config_path.display()
+        );
+        return exit::CONFIG;
+    }
+    let options = JournalOptions {
+        dir: config.journal.dir.clone(),
+        max_bytes: config.journal.max_bytes,
+        fsync: if config.journal.fsync {
+            Fsync::Always
+        } else {
+            Fsync::Never
+        },
+    };
+    match Journal::open(options) {
+        // Dropping it releases the lock.
+        Ok((journal, _recovery)) => drop(journal),
+        Err(e) => {
+            eprintln!("roomready-agent: self-test: {e}");
+            return exit::IO_ERROR;
+        }
+    }
+    println!(
+        "self-test ok: roomready-agent {}, config {}, journal {}, {} update key(s)",
+        env!("CARGO_PKG_VERSION"),
+        config_path.display(),
+        config.journal.dir.display(),
+        config.update.keys.len()
+    );
+    exit::READY
+}
+
+/// `update`: check the feed, then (without `--check`) install.
+fn update(
+    config_path: &Path,
+    check_only: bool,
+    version: Option<semver::Version>,
+    channel: Option<ChannelArg>,
+) -> u8 {
+    use roomready_agent::config::UpdateChannel;
+    use roomready_agent::update::{self, UpdateSettings};
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("roomready-agent: bad config: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let mut settings = match UpdateSettings::from_config(&config.update, config_path) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("roomready-agent: {e}");
+            return e.exit_code();
+        }
+    };
+    if let Some(channel) = channel {
+        settings.channel = match channel {
+            ChannelArg::Stable => UpdateChannel::Stable,
+            ChannelArg::Beta => UpdateChannel::Beta,
+        };
+    }
+    settings.requested = version;
+    let release = match update::check(&settings) {
+        Ok(Some(release)) => release,
+        Ok(None) => {
+            println!(
+                "up to date: {} ({} channel)",
+                settings.current_version, settings.channel
+            );
+            return exit::READY;
+        }
+        Err(e) => {
+            eprintln!("roomready-agent: {e}");
+            return e.exit_code();
+        }
+    };
+    if check_only {
+        println!(
+            "{} available ({} channel; running {})",
+            release.version, settings.channel, settings.current_version
+        );
+        return exit::READY;
+    }
+    let bar = ProgressBar::new(release.asset.clone());
+    match update::install(&settings, &release, move |done, total| {
+        bar.draw(done, total)
+    }) {
+        Ok(installed) => {
+            eprintln!();
+            println!(
+                "installed {} over {} (previous binary kept as {})",
+                installed.version,
+                settings.current_version,
+                installed.prev.display()
+            );
+            exit::READY
+        }
+        Err(e) => {
+            eprintln!("roomready-agent: update refused: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// A one-line download progress bar on standard error, drawn only when it is a terminal.
+struct ProgressBar {
+    label: String,
+    enabled: bool,
+}
+
+impl ProgressBar {
+    fn new(label: String) -> Self {
+        use std::io::IsTerminal as _;
+        ProgressBar {
+            label,
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn draw(&self, done: u64, total: Option<u64>) {
+        if !self.enabled {
+            return;
+        }
+        const WIDTH: u64 = 30;
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let line = match total {
+            Some(total) if total > 0 => {
+                let filled = (done.min(total) * WIDTH / total) as usize;
+                format!(
+                    "\r{} [{}{}] {:.1}/{:.1} MiB",
+                    self.label,
+                    "#".repeat(filled),
+                    " ".repeat(WIDTH as usize - filled),
+                    mib(done),
+                    mib(total)
+                )
+            }
+            _ => format!("\r{} {:.1} MiB", self.label, mib(done)),
+        };
+        eprint!("{line}");
+    }
 }
 
 /// Opens the journal and the command ledger in `journal.dir`; what recovery found becomes an

@@ -1,0 +1,569 @@
+//! Signed self-update from a static release feed.
+//!
+//! The feed is `{update_feed_url}/{channel}/manifest.json` (self_update's manifest schema 1)
+//! with the artifacts beside it: `roomready-agent-{version}-{target}.tar.gz` (`.zip` on Windows)
+//! holding one file, `roomready-agent` (`.exe`), signed with zipsign (ed25519ph, the artifact's
+//! file name as context) and listed with `digest: "sha256:<hex>"`.
+//!
+//! [`check`] reads the manifest and names the release to install; [`install`] downloads it
+//! through self_update with every pinned key (any one must have signed), the manifest digest,
+//! and the size limit, extracts the binary, runs its `self-test --config CONFIG` (it must exit
+//! 0), copies the running binary to `roomready-agent.prev` (`.prev.exe`) and only then swaps the
+//! new one in. Nothing unsigned or unverified is ever executed: the self-test runs after the
+//! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
+
+mod http;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use self_update::update::ReleaseSource as _;
+use semver::Version;
+
+use crate::config::{UpdateChannel, UpdateConfig};
+
+pub use http::Oversize;
+
+/// The running agent's version.
+pub const CURRENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The binary's name inside an artifact.
+pub const BIN_NAME: &str = if cfg!(windows) {
+    "roomready-agent.exe"
+} else {
+    "roomready-agent"
+};
+
+/// The artifact extension for this platform.
+const ARCHIVE_EXT: &str = if cfg!(windows) { "zip" } else { "tar.gz" };
+
+/// How long the new binary's self-test may take.
+const SELF_TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything an update needs; [`UpdateSettings::from_config`] fills it from the config file.
+#[derive(Debug, Clone)]
+pub struct UpdateSettings {
+    /// The feed's base URL, without a trailing `/`.
+    pub feed_url: String,
+    pub channel: UpdateChannel,
+    /// Pinned ed25519 verifying keys; never empty.
+    pub keys: Vec<[u8; 32]>,
+    pub allow_downgrade: bool,
+    /// Largest artifact (and manifest) accepted, in bytes.
+    pub max_bytes: u64,
+    /// The version being replaced; [`CURRENT_VERSION`] normally.
+    pub current_version: Version,
+    /// `Some`: exactly this version (`--version`) instead of the newest.
+    pub requested: Option<Version>,
+    /// The target triple in artifact names; self_update's build target normally.
+    pub target: String,
+    /// The binary that is replaced; the running executable normally.
+    pub install_path: PathBuf,
+    /// The config file the new binary's self-test loads.
+    pub config_path: PathBuf,
+    /// Bound on each HTTP request.
+    pub timeout: Duration,
+}
+
+impl UpdateSettings {
+    /// Settings from the config's `update_*` keys, for the running executable.
+    pub fn from_config(config: &UpdateConfig, config_path: &Path) -> Result<Self, UpdateError> {
+        let feed_url = config.feed_url.clone().ok_or(UpdateError::NotConfigured)?;
+        if config.keys.is_empty() {
+            return Err(UpdateError::NotConfigured);
+        }
+        let install_path = std::env::current_exe().map_err(|e| UpdateError::Install {
+            path: PathBuf::from(BIN_NAME),
+            reason: format!("cannot locate the running executable: {e}"),
+        })?;
+        Ok(UpdateSettings {
+            feed_url,
+            channel: config.channel,
+            keys: config.keys.clone(),
+            allow_downgrade: config.allow_downgrade,
+            max_bytes: config.max_bytes,
+            current_version: current_version(),
+            requested: None,
+            target: self_update::get_target().to_owned(),
+            install_path,
+            config_path: config_path.to_owned(),
+            timeout: Duration::from_secs(300),
+        })
+    }
+
+    /// `{feed}/{channel}/manifest.json`.
+    pub fn manifest_url(&self) -> String {
+        format!("{}/{}/manifest.json", self.feed_url, self.channel)
+    }
+
+    /// The artifact file name of `version` for this target.
+    pub fn asset_name(&self, version: &Version) -> String {
+        format!("roomready-agent-{version}-{}.{ARCHIVE_EXT}", self.target)
+    }
+
+    /// Where the replaced binary is kept: `NAME.prev`, or `NAME.prev.exe` for `NAME.exe`.
+    pub fn prev_path(&self) -> PathBuf {
+        prev_path(&self.install_path)
+    }
+}
+
+/// [`CURRENT_VERSION`] parsed.
+pub fn current_version() -> Version {
+    Version::parse(CURRENT_VERSION).unwrap_or_else(|_| Version::new(0, 0, 0))
+}
+
+/// `NAME.prev` beside `path`, or `NAME.prev.exe` for `NAME.exe`.
+pub fn prev_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| BIN_NAME.to_owned());
+    let prev = match name.strip_suffix(".exe") {
+        Some(stem) => format!("{stem}.prev.exe"),
+        None => format!("{name}.prev"),
+    };
+    path.with_file_name(prev)
+}
+
+/// A release of the feed that this target can install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub version: Version,
+    /// The artifact's file name.
+    pub asset: String,
+    pub url: String,
+    /// `sha256:<hex>` from the manifest.
+    pub digest: String,
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub version: Version,
+    /// The previous binary's copy.
+    pub prev: PathBuf,
+}
+
+/// Why an update was refused or failed. Each refusal is its own variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    #[error("updates are not configured: set update_feed_url and update_keys in the config file")]
+    NotConfigured,
+    #[error("update feed unreachable: {url}: {reason}")]
+    FeedUnreachable { url: String, reason: String },
+    #[error("update manifest {url} is invalid: {reason}")]
+    ManifestInvalid { url: String, reason: String },
+    #[error("version {version} is not in the {channel} channel for {target}")]
+    NoSuchVersion {
+        version: Version,
+        channel: UpdateChannel,
+        target: String,
+    },
+    #[error(
+        "refusing to downgrade from {current} to {version}: set allow_downgrade = true to permit it"
+    )]
+    Downgrade { current: Version, version: Version },
+    #[error("{url} is larger than update_max_mib allows ({seen} bytes > {limit} bytes)")]
+    Oversize { url: String, limit: u64, seen: u64 },
+    #[error("{asset} does not match the manifest's digest (expected {expected}, got {computed})")]
+    DigestMismatch {
+        asset: String,
+        expected: String,
+        computed: String,
+    },
+    #[error("{asset} is not signed: {reason}")]
+    Unsigned { asset: String, reason: String },
+    #[error(
+        "{asset} is intact but signed by none of the {keys} pinned update_keys (signed with another key)"
+    )]
+    WrongKey { asset: String, keys: usize },
+    #[error("{asset} was altered after signing: its signature does not verify ({reason})")]
+    Tampered { asset: String, reason: String },
+    #[error("the new binary failed its self-test ({status}); nothing was replaced: {output}")]
+    SelfTestFailed { status: String, output: String },
+    #[error("installing to {path} failed: {reason}")]
+    Install { path: PathBuf, reason: String },
+}
+
+impl UpdateError {
+    /// The exit code the CLI uses for this error (BSD sysexits).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            UpdateError::NotConfigured => 78,
+            UpdateError::FeedUnreachable { .. } => 69,
+            UpdateError::ManifestInvalid { .. } | UpdateError::NoSuchVersion { .. } => 65,
+            UpdateError::Downgrade { .. } => 77,
+            UpdateError::Oversize { .. }
+            | UpdateError::DigestMismatch { .. }
+            | UpdateError::Unsigned { .. }
+            | UpdateError::WrongKey { .. }
+            | UpdateError::Tampered { .. } => 76,
+            UpdateError::SelfTestFailed { .. } => 70,
+            UpdateError::Install { .. } => 73,
+        }
+    }
+}
+
+/// The release to install: the newest release of the channel above the running version (or
+/// exactly `settings.requested`); `None` when there is nothing newer (or the requested version is
+/// the running one). Releases without an artifact for this target are passed over.
+pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> {
+    let url = settings.manifest_url();
+    let client = http::LimitedClient::new(http::agent(settings.timeout), settings.max_bytes, None);
+    let oversize_of = |client: &http::LimitedClient| client.oversize();
+    let client = Arc::new(client);
+    let mut source = self_update::backends::manifest::ManifestSource::new(url.clone());
+    source.http_client(Arc::clone(&client) as Arc<dyn self_update::http_client::HttpClient>);
+    let releases = source.get_releases().map_err(|e| {
+        if let Some(o) = oversize_of(&client) {
+            return UpdateError::Oversize {
+                url: o.url,
+                limit: o.limit,
+                seen: o.seen,
+            };
+        }
+        match classify_fetch(&url, e) {
+            Ok(other) => other,
+            Err(e) => UpdateError::ManifestInvalid {
+                url: url.clone(),
+                reason: e.to_string(),
+            },
+        }
+    })?;
+    let mut candidates = Vec::new();
+    for release in releases {
+        let Ok(version) = Version::parse(release.version()) else {
+            continue;
+        };
+        let name = settings.asset_name(&version);
+        let Some(asset) = release.assets().iter().find(|a| a.name() == name) else {
+            continue;
+        };
+        let digest = match asset.digest() {
+            Some(d) if valid_sha256(d) => d.to_owned(),
+            Some(d) => {
+                return Err(UpdateError::ManifestInvalid {
+                    url,
+                    reason: format!("{name}: digest {d:?} is not sha256:<64 hex digits>"),
+                });
+            }
+            None => {
+                return Err(UpdateError::ManifestInvalid {
+                    url,
+                    reason: format!("{name} has no digest"),
+                });
+            }
+        };
+        candidates.push(Release {
+            version,
+            asset: name,
+            url: asset.download_url().to_owned(),
+            digest,
+        });
+    }
+    match &settings.requested {
+        Some(wanted) => {
+            let release = candidates
+                .into_iter()
+                .find(|r| &r.version == wanted)
+                .ok_or_else(|| UpdateError::NoSuchVersion {
+                    version: wanted.clone(),
+                    channel: settings.channel,
+                    target: settings.target.clone(),
+                })?;
+            Ok((release.version != settings.current_version).then_some(release))
+        }
+        None => Ok(candidates
+            .into_iter()
+            .filter(|r| r.version > settings.current_version)
+            .max_by(|a, b| a.version.cmp(&b.version))),
+    }
+}
+
+fn valid_sha256(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A fetch error as an [`UpdateError`] when it is a transport or HTTP failure; `Err` with the
+/// error otherwise.
+fn classify_fetch(url: &str, e: self_update::Error) -> Result<UpdateError, self_update::Error> {
+    use self_update::Error as E;
+    match e {
+        E::NotFound { .. }
+        | E::Unauthorized { .. }
+        | E::RateLimited { .. }
+        | E::HttpStatus { .. }
+        | E::Transport(_) => Ok(UpdateError::FeedUnreachable {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        }),
+        E::Io(ref io) if io.kind() != std::io::ErrorKind::Other => {
+            Ok(UpdateError::FeedUnreachable {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })
+        }
+        other => Err(other),
+    }
+}
+
+/// Downloads, verifies and installs `release` (from [`check`]); `progress` gets (bytes so far,
+/// total when announced).
+pub fn install(
+    settings: &UpdateSettings,
+    release: &Release,
+    progress: impl Fn(u64, Option<u64>) + Send + Sync + 'static,
+) -> Result<Installed, UpdateError> {
+    if release.version < settings.current_version && !settings.allow_downgrade {
+        return Err(UpdateError::Downgrade {
+            current: settings.current_version.clone(),
+            version: release.version.clone(),
+        });
+    }
+    let scratch = tempfile::tempdir().map_err(|e| UpdateError::Install {
+        path: settings.install_path.clone(),
+        reason: format!("cannot create a temporary directory: {e}"),
+    })?;
+    let artifact_copy = scratch.path().join(&release.asset);
+    let client = Arc::new(http::LimitedClient::new(
+        http::agent(settings.timeout),
+        settings.max_bytes,
+        Some((release.url.clone(), artifact_copy.clone())),
+    ));
+    // What the verify hook found, when it refuses.
+    let hook_error: Arc<Mutex<Option<UpdateError>>> = Arc::new(Mutex::new(None));
+    let hook = {
+        let hook_error = Arc::clone(&hook_error);
+        let config_path = settings.config_path.clone();
+        let install_path = settings.install_path.clone();
+        move |new_exe: &Path| {
+            let outcome =
+                self_test(new_exe, &config_path).and_then(|()| keep_previous(&install_path));
+            outcome.map_err(|e| {
+                let message = e.to_string();
+                if let Ok(mut slot) = hook_error.lock() {
+                    *slot = Some(e);
+                }
+                self_update::Error::verification_rejected(message)
+            })
+        }
+    };
+    let asset = release.asset.clone();
+    let mut builder = self_update::backends::manifest::Update::configure();
+    builder
+        .manifest_url(settings.manifest_url())
+        .bin_name("roomready-agent")
+        .current_version(settings.current_version.to_string())
+        .target(settings.target.clone())
+        .release_tag(release.version.to_string())
+        .asset_matcher(move |assets| assets.iter().find(|a| a.name() == asset).cloned())
+        .bin_install_path(&settings.install_path)
+        .bin_path_in_archive(BIN_NAME)
+        .no_confirm(true)
+        .show_output(false)
+        .show_download_progress(false)
+        .verifying_keys(settings.keys.clone())
+        .verify_release_digest(true)
+        .http_client(Arc::clone(&client) as Arc<dyn self_update::http_client::HttpClient>)
+        .progress_callback(progress)
+        .verify_binary(hook);
+    let result = builder.build().and_then(|u| u.update_extended());
+    match result {
+        Ok(status) if status.is_updated() => Ok(Installed {
+            version: release.version.clone(),
+            prev: settings.prev_path(),
+        }),
+        Ok(_) => Err(UpdateError::Install {
+            path: settings.install_path.clone(),
+            reason: format!("self_update did not install {}", release.version),
+        }),
+        Err(e) => {
+            if let Some(o) = client.oversize() {
+                return Err(UpdateError::Oversize {
+                    url: o.url,
+                    limit: o.limit,
+                    seen: o.seen,
+                });
+            }
+            if let Some(found) = hook_error.lock().ok().and_then(|mut slot| slot.take()) {
+                return Err(found);
+            }
+            Err(classify_install(settings, release, &artifact_copy, e))
+        }
+    }
+}
+
+/// A self_update failure during [`install`] as the refusal it is.
+fn classify_install(
+    settings: &UpdateSettings,
+    release: &Release,
+    artifact_copy: &Path,
+    e: self_update::Error,
+) -> UpdateError {
+    use self_update::Error as E;
+    let asset = release.asset.clone();
+    let e = match classify_fetch(&release.url, e) {
+        Ok(refusal) => return refusal,
+        Err(e) => e,
+    };
+    match e {
+        E::ChecksumMismatch {
+            expected, computed, ..
+        } => UpdateError::DigestMismatch {
+            asset,
+            expected,
+            computed,
+        },
+        E::Signature(inner) => {
+            let reason = inner.to_string();
+            if !reason.contains("no matching key/signature pair") {
+                return UpdateError::Unsigned { asset, reason };
+            }
+            match archive_is_intact(artifact_copy) {
+                Ok(()) => UpdateError::WrongKey {
+                    asset,
+                    keys: settings.keys.len(),
+                },
+                Err(damage) => UpdateError::Tampered {
+                    asset,
+                    reason: damage,
+                },
+            }
+        }
+        E::NoSignatures(_) | E::SignatureNonUTF8 => UpdateError::Unsigned {
+            asset,
+            reason: e.to_string(),
+        },
+        E::InvalidResponse { .. }
+        | E::Json(_)
+        | E::SemVer(_)
+        | E::NoReleaseFound { .. }
+        | E::MissingAssetField { .. }
+        | E::InvalidAssetName { .. }
+        | E::ChecksumSourceInvalid { .. } => UpdateError::ManifestInvalid {
+            url: settings.manifest_url(),
+            reason: e.to_string(),
+        },
+        E::VerificationRejected { reason, .. } => UpdateError::SelfTestFailed {
+            status: "rejected".into(),
+            output: reason.unwrap_or_default(),
+        },
+        other => UpdateError::Install {
+            path: settings.install_path.clone(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Whether the downloaded artifact decompresses cleanly (gzip CRCs hold): an intact archive whose
+/// signature fails was signed by another key; a damaged one was altered after signing.
+fn archive_is_intact(path: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot reread it: {e}"))?;
+    if path.extension().is_some_and(|e| e == "zip") {
+        // No cheap integrity check without the zip crate: call it altered, the safer reading.
+        return Err("the signature does not verify against any pinned key".into());
+    }
+    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+    std::io::copy(&mut decoder, &mut std::io::sink())
+        .map(|_| ())
+        .map_err(|e| format!("the gzip stream is damaged: {e}"))
+}
+
+/// Runs `new_exe self-test --config CONFIG`; it must exit 0 within [`SELF_TEST_TIMEOUT`].
+fn self_test(new_exe: &Path, config_path: &Path) -> Result<(), UpdateError> {
+    let failed = |status: String, output: String| UpdateError::SelfTestFailed { status, output };
+    let output_file = tempfile::tempfile()
+        .map_err(|e| failed("not run".into(), format!("no temporary file: {e}")))?;
+    let stderr = output_file
+        .try_clone()
+        .map_err(|e| failed("not run".into(), e.to_string()))?;
+    let mut child = Command::new(new_exe)
+        .arg("self-test")
+        .arg("--config")
+        .arg(config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(
+            output_file
+                .try_clone()
+                .map_err(|e| failed("not run".into(), e.to_string()))?,
+        ))
+        .stderr(Stdio::from(stderr))
+        .spawn()
+        .map_err(|e| failed("not started".into(), e.to_string()))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > SELF_TEST_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(
+                    format!("no exit within {}s", SELF_TEST_TIMEOUT.as_secs()),
+                    String::new(),
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(failed("unknown".into(), e.to_string())),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut output = String::new();
+    let mut file = output_file;
+    let _ = std::io::Seek::rewind(&mut file);
+    let _ = file.take(4096).read_to_string(&mut output);
+    Err(failed(status.to_string(), output.trim().to_owned()))
+}
+
+/// Copies the binary at `install_path` to its [`prev_path`] (through a temporary name, so a
+/// half-written copy never carries the final name).
+fn keep_previous(install_path: &Path) -> Result<(), UpdateError> {
+    let prev = prev_path(install_path);
+    let partial = prev.with_extension("partial");
+    let fail = |e: std::io::Error| UpdateError::Install {
+        path: install_path.to_owned(),
+        reason: format!("cannot keep the previous binary as {}: {e}", prev.display()),
+    };
+    std::fs::copy(install_path, &partial).map_err(fail)?;
+    std::fs::rename(&partial, &prev).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prev_paths() {
+        assert_eq!(
+            prev_path(Path::new("/opt/rr/roomready-agent")),
+            Path::new("/opt/rr/roomready-agent.prev")
+        );
+        assert_eq!(
+            prev_path(Path::new("C:/rr/roomready-agent.exe")),
+            Path::new("C:/rr/roomready-agent.prev.exe")
+        );
+    }
+
+    #[test]
+    fn digests_must_be_sha256_hex() {
+        assert!(valid_sha256(&format!("sha256:{}", "a".repeat(64))));
+        assert!(!valid_sha256(&format!("sha512:{}", "a".repeat(64))));
+        assert!(!valid_sha256("sha256:abc"));
+        assert!(!valid_sha256(&format!("sha256:{}", "g".repeat(64))));
+    }
+
+    #[test]
+    fn settings_need_a_feed_and_keys() {
+        let config = UpdateConfig::default();
+        assert_eq!(
+            UpdateSettings::from_config(&config, Path::new("a.toml")).expect_err("no feed"),
+            UpdateError::NotConfigured
+        );
+    }
+}
