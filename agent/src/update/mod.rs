@@ -13,6 +13,7 @@
 //! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
 
 mod http;
+pub mod trial;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
