@@ -70,7 +70,10 @@ const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_sec
                           client_cert_file, client_key_file, username, password_file, \
                           password_env, allow_insecure, mqtt_version, app_update_command, \
                           app_update_timeout_secs, update_feed_url, update_keys, update_channel, \
-                          allow_downgrade, update_max_mib";
+                          allow_downgrade, update_max_mib, update_health_secs";
+
+/// How long a new version has to prove itself after an update's restart.
+pub const DEFAULT_UPDATE_HEALTH: Duration = Duration::from_secs(120);
 
 /// The journal's default size bound.
 pub const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
@@ -128,6 +131,9 @@ pub struct UpdateConfig {
     pub allow_downgrade: bool,
     /// `update_max_mib` in bytes (default 64 MiB): larger artifacts are refused.
     pub max_bytes: u64,
+    /// `update_health_secs` (default 120): how long a new version has, after its restart, to
+    /// connect and deliver a state before the previous version is restored.
+    pub health_timeout: Duration,
 }
 
 impl Default for UpdateConfig {
@@ -138,6 +144,7 @@ impl Default for UpdateConfig {
             channel: UpdateChannel::Stable,
             allow_downgrade: false,
             max_bytes: DEFAULT_UPDATE_MAX_MIB * 1024 * 1024,
+            health_timeout: DEFAULT_UPDATE_HEALTH,
         }
     }
 }
@@ -477,12 +484,18 @@ fn update(file: &mut KeyFile<'_>) -> Result<UpdateConfig, KeyFileError> {
         .map_or(DEFAULT_UPDATE_MAX_MIB, |m| m.into_inner())
         * 1024
         * 1024;
+    let health_timeout = file
+        .integer("update_health_secs", 10..=3600)?
+        .map_or(DEFAULT_UPDATE_HEALTH, |s| {
+            Duration::from_secs(s.into_inner())
+        });
     Ok(UpdateConfig {
         feed_url: feed.map(|f| f.0),
         keys,
         channel,
         allow_downgrade,
         max_bytes,
+        health_timeout,
     })
 }
 
@@ -911,7 +924,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_keys, update_channel, allow_downgrade, update_max_mib",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -1425,6 +1438,7 @@ mod update_tests {
                 channel: UpdateChannel::Beta,
                 allow_downgrade: true,
                 max_bytes: 8 * 1024 * 1024,
+                health_timeout: DEFAULT_UPDATE_HEALTH,
             }
         );
     }

@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ use rustls::RootCertStore;
 
 use roomready_protocol::{
     AppUpdateStage, CommandAction, CommandResponse, DeviceId, EndpointReport, Event, EventBody,
-    Message, Presence, ResponseStatus, Status, StatusReason, TopicPrefix, Topics, Verdict,
+    Message, Presence, ResponseStatus, Status, StatusReason, TopicPrefix, Topics, UpdateStage,
+    Verdict,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -35,6 +37,8 @@ use crate::link::outbox::{Kind, MemorySpool, Outbox, Spool};
 use crate::link::{Link, LinkEvent, LinkOptions, MqttVersion, Reconnect, Reply};
 use crate::probe::{ProbeSettings, Probes, probe_all};
 use crate::report;
+use crate::update::trial::{self, Trial};
+use crate::update::{Installed, UpdateError, UpdateSettings};
 
 /// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,6 +55,8 @@ pub enum Storage {
         ledger: Ledger,
         /// What opening found that the controller should hear about (e.g. a cut journal tail).
         notices: Vec<EventBody>,
+        /// Command answers owed from before this start (e.g. an update that was rolled back).
+        answers: Vec<Answer>,
     },
 }
 
@@ -87,6 +93,10 @@ pub struct AgentSettings {
     pub mqtt_version: MqttVersion,
     /// What `update_app` runs, when configured.
     pub app_update: Option<AppUpdate>,
+    /// The self-update, when a feed is configured.
+    pub updater: Option<Updater>,
+    /// This start is the trial of a new version (see [`crate::update::trial`]).
+    pub trial: Option<Trial>,
     /// TLS to the broker (`mqtts://`), built by [`crate::link::tls::client_config`].
     pub broker_tls: Option<Arc<rustls::ClientConfig>>,
     /// MQTT user name and password.
@@ -124,6 +134,8 @@ impl AgentSettings {
                 .app_update
                 .clone()
                 .map(|updater| AppUpdate(Arc::new(updater))),
+            updater: None,
+            trial: None,
             broker_tls,
             credentials: config.credentials.clone(),
         }
@@ -142,10 +154,38 @@ impl AgentSettings {
             reconnect: Reconnect::default(),
             mqtt_version: MqttVersion::default(),
             app_update: None,
+            updater: None,
+            trial: None,
             broker_tls: None,
             credentials: None,
         }
     }
+}
+
+/// The self-update as the daemon runs it.
+#[derive(Debug, Clone)]
+pub struct Updater {
+    pub settings: UpdateSettings,
+    /// Where the trial and result files go (the journal directory).
+    pub state_dir: PathBuf,
+    /// How long a new version has after its restart to connect and deliver a state.
+    pub health_timeout: Duration,
+}
+
+/// How the daemon ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Asked to stop (SIGINT/SIGTERM, or the caller's shutdown future).
+    Shutdown,
+    /// A new version was installed, or an old one restored: start the binary again (the
+    /// service manager does; `run` exits with 75 for it).
+    Restart,
+}
+
+/// A message from the update task to the loop.
+enum UpdateMsg {
+    Stage(UpdateStage, Option<u8>),
+    Done(Result<Option<Installed>, UpdateError>),
 }
 
 /// Why the daemon stopped other than by shutdown.
@@ -197,6 +237,15 @@ struct Running<'a, C> {
     app_update_running: Option<(String, Option<Reply>)>,
     /// Where a finished app update reports back to the loop.
     app_update_done: mpsc::Sender<Result<String, AppUpdateError>>,
+    updater: Option<Updater>,
+    /// The `update` request being run: its id, MQTT 5 reply and target version.
+    update_running: Option<(String, Option<Reply>, String)>,
+    /// Where the update task reports back to the loop.
+    update_msgs: mpsc::Sender<UpdateMsg>,
+    /// This start is a new version's trial, until it confirms itself or rolls back.
+    trial: Option<Trial>,
+    /// Set when the loop must end for a restart into another binary.
+    restart: bool,
 }
 
 impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
@@ -216,22 +265,28 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
     }
 
     /// Runs until `shutdown` completes, then publishes `offline` and disconnects.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Stopped, AgentError> {
         let settings = &self.settings;
         let clock = &*self.clock;
         let topics = Topics::new(&settings.topic_prefix, &settings.device_id);
-        let (spool, ledger, notices): (Box<dyn Spool>, Ledger, Vec<EventBody>) = match self.storage
-        {
+        let (spool, ledger, notices, answers): (
+            Box<dyn Spool>,
+            Ledger,
+            Vec<EventBody>,
+            Vec<Answer>,
+        ) = match self.storage {
             Storage::Memory => (
                 Box::new(MemorySpool::new(MEMORY_SPOOL_RECORDS)),
                 Ledger::memory(),
+                Vec::new(),
                 Vec::new(),
             ),
             Storage::Opened {
                 spool,
                 ledger,
                 notices,
-            } => (spool, ledger, notices),
+                answers,
+            } => (spool, ledger, notices, answers),
         };
         let outbox = Outbox::new(spool);
         let seq = outbox.last_seq();
@@ -251,6 +306,13 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             .interval_secs()
             .map_or(settings.report_interval, Duration::from_secs);
         let (app_update_done, mut app_updated) = mpsc::channel(1);
+        let (update_msgs, mut update_msgs_rx) = mpsc::channel(64);
+        let health_deadline = settings
+            .updater
+            .as_ref()
+            .map_or(Duration::from_secs(120), |u| u.health_timeout);
+        let trial_deadline = tokio::time::sleep(health_deadline);
+        tokio::pin!(trial_deadline);
         let mut run = Running {
             device: &settings.device_id,
             topics,
@@ -269,9 +331,28 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             app_update: settings.app_update.clone(),
             app_update_running: None,
             app_update_done,
+            updater: settings.updater.clone(),
+            update_running: None,
+            update_msgs,
+            trial: settings.trial.clone(),
+            restart: false,
         };
+        if let Some(trial) = &run.trial {
+            tracing::info!(
+                from = trial.from,
+                to = trial.to,
+                attempt = trial.attempts,
+                "new version on trial"
+            );
+        }
         for notice in notices {
             run.event(notice);
+        }
+        for answer in answers {
+            if let Err(error) = run.ledger.record(answer.clone()) {
+                tracing::error!(%error, "cannot record a command answer");
+            }
+            run.respond(answer, None);
         }
 
         // Checks run in their own task; the loop asks for one and hears back when it is done.
@@ -315,7 +396,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                 checking = true;
             }
             tokio::select! {
-                () = &mut shutdown => break Ok(()),
+                () = &mut shutdown => break Ok(Stopped::Shutdown),
                 event = run.link.next_event() => match event {
                     Some(LinkEvent::Connected) => run.on_connected(),
                     Some(LinkEvent::Disconnected { error }) => run.on_disconnected(&error),
@@ -331,6 +412,11 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                     run.report(result.facts, result.endpoints);
                 }
                 Some(outcome) = app_updated.recv() => run.on_app_updated(outcome),
+                Some(message) = update_msgs_rx.recv() => run.on_update(message),
+                () = &mut trial_deadline, if run.trial.is_some() => run.trial_expired(health_deadline),
+            }
+            if run.restart {
+                break Ok(Stopped::Restart);
             }
         };
         checker.abort();
@@ -436,6 +522,67 @@ impl<C: Clock> Running<'_, C> {
         if let Err(error) = self.outbox.on_delivered(&self.link, id) {
             tracing::error!(%error, id, "cannot mark a record delivered; it will be sent again");
         }
+        // A new version on trial proves itself with its first delivered state.
+        if self.trial.is_some()
+            && self
+                .latest_state
+                .as_ref()
+                .is_some_and(|(state, _)| *state == id)
+        {
+            self.confirm_trial();
+        }
+    }
+
+    /// The new version is connected and reporting: it stays.
+    fn confirm_trial(&mut self) {
+        let Some(trial) = self.trial.take() else {
+            return;
+        };
+        tracing::info!(version = trial.to, "new version confirmed healthy");
+        if let Some(updater) = &self.updater
+            && let Err(error) = Trial::finish(&updater.state_dir)
+        {
+            tracing::error!(%error, "cannot end the update trial");
+        }
+        self.event(EventBody::UpdateProgress {
+            stage: UpdateStage::Healthy,
+            version: Some(trial.to.clone()),
+            percent: None,
+            reason: None,
+        });
+        if let Some(id) = trial.request_id {
+            let answer = Answer {
+                id,
+                status: ResponseStatus::Succeeded,
+                reason: None,
+                message: Some(format!("updated from {} to {}", trial.from, trial.to)),
+            };
+            if let Err(error) = self.ledger.record(answer.clone()) {
+                tracing::error!(%error, "cannot record a command answer");
+            }
+            self.respond(answer, None);
+        }
+    }
+
+    /// The new version did not prove itself in time: restore the previous one and restart into
+    /// it; it reports the rollback.
+    fn trial_expired(&mut self, timeout: Duration) {
+        let Some(trial) = self.trial.take() else {
+            return;
+        };
+        let Some(updater) = &self.updater else {
+            return;
+        };
+        let reason = format!(
+            "{} was not connected and reporting within {} s",
+            trial.to,
+            timeout.as_secs()
+        );
+        tracing::warn!(reason, "rolling back the update");
+        match trial::roll_back(&updater.state_dir, &trial, reason) {
+            Ok(_) => self.restart = true,
+            Err(error) => tracing::error!(%error, "rollback failed; staying on the new version"),
+        }
     }
 
     /// A message on a subscribed topic: only `cmd` is subscribed.
@@ -517,18 +664,192 @@ impl<C: Clock> Running<'_, C> {
                 )
             }
             CommandAction::UpdateApp => self.start_app_update(id, reply),
-            // decide() rejects it; kept exhaustive for when the updater exists.
-            CommandAction::Update { .. } => answer(
-                ResponseStatus::Rejected,
-                Some("not_supported"),
-                Some("self-update is not available in this version of the agent".into()),
-            ),
+            CommandAction::Update { version, channel } => {
+                self.start_update(id, version.as_deref(), channel.as_deref(), reply)
+            }
         }
     }
 
     /// Answers on `cmd/res` through the outbox (journaled, at least once), and, for an MQTT 5
     /// request with a response topic, also directly on that topic with its correlation data
     /// (once, while connected: that copy is not journaled).
+    /// Starts a self-update in its own (blocking) task: `accepted` now, progress events, and the
+    /// end: `succeeded` from the new version once it is healthy, or `failed`.
+    fn start_update(
+        &mut self,
+        id: &str,
+        version: Option<&str>,
+        channel: Option<&str>,
+        reply: Option<&Reply>,
+    ) -> Answer {
+        let reject = |reason: &str, message: String| Answer {
+            id: id.to_owned(),
+            status: ResponseStatus::Rejected,
+            reason: Some(reason.to_owned()),
+            message: Some(message),
+        };
+        let Some(updater) = &self.updater else {
+            return reject(
+                "not_configured",
+                "no update feed is configured on this device (update_feed_url, update_keys)".into(),
+            );
+        };
+        if let Some((running, _, _)) = &self.update_running {
+            return reject(
+                "busy",
+                format!("the update requested by {running} is still running"),
+            );
+        }
+        if self.trial.is_some() {
+            return reject("busy", "the last update is still being confirmed".into());
+        }
+        let mut settings = updater.settings.clone();
+        settings.requested = version
+            .filter(|v| *v != "latest")
+            .and_then(|v| semver::Version::parse(v).ok());
+        if let Some(channel) = channel.and_then(|c| c.parse().ok()) {
+            settings.channel = channel;
+        }
+        let target = version.unwrap_or("latest").to_owned();
+        self.update_running = Some((id.to_owned(), reply.cloned(), target.clone()));
+        let tx = self.update_msgs.clone();
+        tokio::task::spawn_blocking(move || {
+            let stage = |stage, percent| {
+                let _ = tx.blocking_send(UpdateMsg::Stage(stage, percent));
+            };
+            stage(UpdateStage::Checking, None);
+            let outcome = crate::update::check(&settings).and_then(|release| {
+                let Some(release) = release else {
+                    return Ok(None);
+                };
+                stage(UpdateStage::Downloading, Some(0));
+                let progress_tx = tx.clone();
+                let last = std::sync::atomic::AtomicU8::new(0);
+                let installed = crate::update::install(&settings, &release, move |done, total| {
+                    let Some(total) = total.filter(|t| *t > 0) else {
+                        return;
+                    };
+                    let percent = u8::try_from((done.min(total) * 100) / total).unwrap_or(100);
+                    // Every 10 %, and once at 100 % (then the signature is checked).
+                    if percent / 10 > last.load(std::sync::atomic::Ordering::Relaxed) / 10 {
+                        last.store(percent, std::sync::atomic::Ordering::Relaxed);
+                        let _ = progress_tx.blocking_send(UpdateMsg::Stage(
+                            UpdateStage::Downloading,
+                            Some(percent),
+                        ));
+                        if percent == 100 {
+                            let _ = progress_tx
+                                .blocking_send(UpdateMsg::Stage(UpdateStage::Verifying, None));
+                        }
+                    }
+                })?;
+                Ok(Some(installed))
+            });
+            let _ = tx.blocking_send(UpdateMsg::Done(outcome));
+        });
+        Answer {
+            id: id.to_owned(),
+            status: ResponseStatus::Accepted,
+            reason: None,
+            message: Some(format!(
+                "updating to {target}; progress follows in update_progress events"
+            )),
+        }
+    }
+
+    /// A step or the end of a self-update.
+    fn on_update(&mut self, message: UpdateMsg) {
+        let version = self.update_running.as_ref().map(|(_, _, v)| v.clone());
+        match message {
+            UpdateMsg::Stage(stage, percent) => self.event(EventBody::UpdateProgress {
+                stage,
+                version,
+                percent,
+                reason: None,
+            }),
+            UpdateMsg::Done(outcome) => {
+                let Some((id, reply, _)) = self.update_running.take() else {
+                    return;
+                };
+                let finish = |status, reason: Option<&str>, message: String| Answer {
+                    id: id.clone(),
+                    status,
+                    reason: reason.map(str::to_owned),
+                    message: Some(message),
+                };
+                let answer = match outcome {
+                    Ok(None) => finish(
+                        ResponseStatus::Succeeded,
+                        None,
+                        format!("already up to date ({})", crate::update::CURRENT_VERSION),
+                    ),
+                    Err(error) => {
+                        self.event(EventBody::UpdateProgress {
+                            stage: UpdateStage::Failed,
+                            version,
+                            percent: None,
+                            reason: Some(error.to_string()),
+                        });
+                        finish(
+                            ResponseStatus::Failed,
+                            Some(error.reason()),
+                            error.to_string(),
+                        )
+                    }
+                    Ok(Some(installed)) => match self.begin_trial(&id, &installed) {
+                        // The answer comes from the new version once it is healthy.
+                        Ok(()) => return,
+                        Err(message) => {
+                            finish(ResponseStatus::Failed, Some("install_failed"), message)
+                        }
+                    },
+                };
+                if let Err(error) = self.ledger.record(answer.clone()) {
+                    tracing::error!(%error, "cannot record a command answer");
+                }
+                self.respond(answer, reply.as_ref());
+            }
+        }
+    }
+
+    /// The new binary is in place: mark the next start as its trial and restart into it.
+    fn begin_trial(&mut self, id: &str, installed: &Installed) -> Result<(), String> {
+        let Some(updater) = &self.updater else {
+            return Err("no updater".into());
+        };
+        let trial = Trial {
+            request_id: Some(id.to_owned()),
+            from: crate::update::CURRENT_VERSION.to_owned(),
+            to: installed.version.to_string(),
+            binary: updater.settings.install_path.clone(),
+            prev: installed.prev.clone(),
+            attempts: 0,
+        };
+        if let Err(error) = trial.write(&updater.state_dir) {
+            // Without the marker nothing would watch the new binary: put the old one back now.
+            let restored = trial::roll_back(&updater.state_dir, &trial, error.to_string());
+            return Err(format!(
+                "{error}; previous binary restored: {}",
+                restored.is_ok()
+            ));
+        }
+        let version = Some(trial.to.clone());
+        self.event(EventBody::UpdateProgress {
+            stage: UpdateStage::Installing,
+            version: version.clone(),
+            percent: None,
+            reason: None,
+        });
+        self.event(EventBody::UpdateProgress {
+            stage: UpdateStage::Restarting,
+            version,
+            percent: None,
+            reason: None,
+        });
+        self.restart = true;
+        Ok(())
+    }
+
     /// Starts the configured app update in its own task: `accepted` now, the outcome later
     /// ([`Running::on_app_updated`]).
     fn start_app_update(&mut self, id: &str, reply: Option<&Reply>) -> Answer {

@@ -8,18 +8,21 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::clock::{Clock, SystemClock};
+use roomready_agent::command::ledger::Answer;
 use roomready_agent::command::ledger::Ledger;
 use roomready_agent::config::Config;
 use roomready_agent::config::JournalConfig;
-use roomready_agent::daemon::Storage;
+use roomready_agent::daemon::{Stopped, Storage, Updater};
 use roomready_agent::facts::registry::{RegDump, RegDumpError};
 use roomready_agent::facts::{AnyFacts, AppSource, FactsFile, FactsSource, HostFacts};
 use roomready_agent::link::journal::{Fsync, Journal, JournalOptions};
 use roomready_agent::link::tls;
 use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
 use roomready_agent::report::human;
+use roomready_agent::update::UpdateSettings;
+use roomready_agent::update::trial;
 use roomready_agent::{Agent, AgentSettings, report};
-use roomready_protocol::{DeviceId, EventBody, Message, Verdict};
+use roomready_protocol::{DeviceId, EventBody, Message, ResponseStatus, UpdateStage, Verdict};
 
 /// Exit codes, after BSD sysexits where one fits.
 mod exit {
@@ -32,6 +35,7 @@ mod exit {
     pub const NO_INPUT: u8 = 66;
     pub const SOFTWARE: u8 = 70;
     pub const IO_ERROR: u8 = 74;
+    pub const RESTART: u8 = 75;
     pub const CONFIG: u8 = 78;
 }
 
@@ -395,22 +399,89 @@ async fn run(config_path: &Path) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let storage = match open_storage(&config.journal) {
+    // First, before anything that could crash: is this start a new version's trial?
+    let state_dir = config.journal.dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&state_dir) {
+        eprintln!(
+            "roomready-agent: cannot create {}: {e}",
+            state_dir.display()
+        );
+        return Ok(exit::IO_ERROR);
+    }
+    let trial = match trial::begin(&state_dir) {
+        Ok(trial::Start::Normal) => None,
+        Ok(trial::Start::Trial(trial)) => Some(trial),
+        Ok(trial::Start::RolledBack(outcome)) => {
+            eprintln!(
+                "roomready-agent: {}; the previous version is restored: restarting into it",
+                outcome.reason
+            );
+            return Ok(exit::RESTART);
+        }
+        Err(e) => {
+            eprintln!("roomready-agent: update trial: {e}");
+            return Ok(exit::IO_ERROR);
+        }
+    };
+    let mut storage = match open_storage(&config.journal) {
         Ok(storage) => storage,
         Err(message) => {
             eprintln!("roomready-agent: {message}");
             return Ok(exit::IO_ERROR);
         }
     };
-    let agent = Agent::with_storage(
-        AgentSettings::from_config(&config, roots, broker_tls),
-        facts,
-        SystemClock,
-        storage,
-    );
+    // A rollback before this start left its outcome for this (previous) version to report.
+    match trial::RolledBack::take(&state_dir) {
+        Ok(Some(outcome)) => {
+            if let Storage::Opened {
+                notices, answers, ..
+            } = &mut storage
+            {
+                notices.push(EventBody::UpdateProgress {
+                    stage: UpdateStage::RolledBack,
+                    version: Some(outcome.to.clone()),
+                    percent: None,
+                    reason: Some(outcome.reason.clone()),
+                });
+                if let Some(id) = outcome.request_id {
+                    answers.push(Answer {
+                        id,
+                        status: ResponseStatus::Failed,
+                        reason: Some("rolled_back".into()),
+                        message: Some(format!("{}; back on {}", outcome.reason, outcome.from)),
+                    });
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(%e, "cannot read the last update's outcome"),
+    }
+    let mut settings = AgentSettings::from_config(&config, roots, broker_tls);
+    settings.trial = trial;
+    if config.update.feed_url.is_some() {
+        match UpdateSettings::from_config(&config.update, config_path) {
+            Ok(update) => {
+                settings.updater = Some(Updater {
+                    settings: update,
+                    state_dir,
+                    health_timeout: config.update.health_timeout,
+                });
+            }
+            Err(e) => tracing::warn!(%e, "self-update unavailable"),
+        }
+    }
+    let agent = Agent::with_storage(settings, facts, SystemClock, storage);
     let shutdown = shutdown_signal().context("installing signal handlers")?;
-    agent.run(shutdown).await.context("agent stopped")?;
-    Ok(0)
+    match agent.run(shutdown).await.context("agent stopped")? {
+        Stopped::Shutdown => Ok(0),
+        Stopped::Restart => {
+            eprintln!(
+                "roomready-agent: restarting into another version (exit {}: the service manager starts it again)",
+                exit::RESTART
+            );
+            Ok(exit::RESTART)
+        }
+    }
 }
 
 /// `self-test`: the config loads, the journal opens, the update keys parse.
@@ -442,6 +513,8 @@ fn self_test(config_path: &Path) -> u8 {
     match Journal::open(options) {
         // Dropping it releases the lock.
         Ok((journal, _recovery)) => drop(journal),
+        // The running agent holds it: that is the daemon updating itself, and it opened fine.
+        Err(roomready_agent::link::journal::JournalError::Locked { .. }) => {}
         Err(e) => {
             eprintln!("roomready-agent: self-test: {e}");
             return exit::IO_ERROR;
@@ -604,6 +677,7 @@ fn open_storage(journal: &JournalConfig) -> Result<Storage, String> {
         spool: Box::new(spool),
         ledger,
         notices,
+        answers: Vec::new(),
     })
 }
 

@@ -119,7 +119,7 @@ pub struct DeviceEnv {
 pub struct SimDevice {
     spec: DeviceSpec,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), AgentError>>,
+    task: JoinHandle<Result<roomready_agent::daemon::Stopped, AgentError>>,
 }
 
 impl SimDevice {

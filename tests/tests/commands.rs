@@ -259,7 +259,8 @@ async fn hostile_payloads_are_survived_and_answered(broker: BrokerUrl) {
     );
     assert_eq!(
         seen.answers("h-9")[0].reason.as_deref(),
-        Some("not_supported")
+        Some("not_configured"),
+        "no update feed on this agent"
     );
     assert!(
         seen.responses

@@ -170,7 +170,7 @@ struct Outage {
     permits: Arc<Semaphore>,
     asked: watch::Receiver<u64>,
     stop: oneshot::Sender<()>,
-    agent: JoinHandle<Result<(), AgentError>>,
+    agent: JoinHandle<Result<roomready_agent::daemon::Stopped, AgentError>>,
 }
 
 impl Outage {
@@ -227,6 +227,7 @@ impl Outage {
             spool: Box::new(journal),
             ledger: Ledger::memory(),
             notices: Vec::new(),
+            answers: Vec::new(),
         };
         let agent = Agent::with_storage(settings, facts, SystemClock, storage);
         let (stop, stopped) = oneshot::channel::<()>();

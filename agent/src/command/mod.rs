@@ -16,7 +16,7 @@
 //! | `command` missing or not a string | `invalid_argument` |
 //! | `command` not one of `ping`, `check_now`, `set_interval`, `update`, `update_app` | `unknown_command` |
 //! | arguments of the wrong type or out of range | `invalid_argument` |
-//! | `update` (no updater in this version) | `not_supported` |
+//! | `update` with a `version` that is neither `latest` nor semver, or another `channel` | `invalid_argument` |
 
 pub mod ledger;
 
@@ -128,10 +128,36 @@ pub fn decide(payload: &[u8], max_bytes: usize) -> Decision {
                 INTERVAL_SECS.end()
             ),
         ),
-        CommandAction::Update { .. } => reject(
-            "not_supported",
-            "self-update is not available in this version of the agent".into(),
-        ),
+        CommandAction::Update { version, channel } => {
+            if let Some(v) = &version
+                && v != "latest"
+                && semver::Version::parse(v).is_err()
+            {
+                return reject(
+                    "invalid_argument",
+                    format!(
+                        "version must be \"latest\" or a semantic version, found {:?}",
+                        clip(v)
+                    ),
+                );
+            }
+            if let Some(c) = &channel
+                && c != "stable"
+                && c != "beta"
+            {
+                return reject(
+                    "invalid_argument",
+                    format!(
+                        "channel must be \"stable\" or \"beta\", found {:?}",
+                        clip(c)
+                    ),
+                );
+            }
+            Decision::Run {
+                id,
+                action: CommandAction::Update { version, channel },
+            }
+        }
         action => Decision::Run { id, action },
     }
 }

@@ -103,8 +103,12 @@ fn every_rejection_has_its_reason() {
             "invalid_argument",
         ),
         (
-            r#"{"schema":"roomready.command/1","id":"c","command":"update","version":"0.2.0"}"#,
-            "not_supported",
+            r#"{"schema":"roomready.command/1","id":"c","command":"update","version":"two"}"#,
+            "invalid_argument",
+        ),
+        (
+            r#"{"schema":"roomready.command/1","id":"c","command":"update","channel":"nightly"}"#,
+            "invalid_argument",
         ),
     ];
     for (payload, expected) in cases {

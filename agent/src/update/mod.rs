@@ -190,6 +190,24 @@ pub enum UpdateError {
 }
 
 impl UpdateError {
+    /// The machine-readable reason in a `failed` command response.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UpdateError::NotConfigured => "not_configured",
+            UpdateError::FeedUnreachable { .. } => "feed_unreachable",
+            UpdateError::ManifestInvalid { .. } => "manifest_invalid",
+            UpdateError::NoSuchVersion { .. } => "no_such_version",
+            UpdateError::Downgrade { .. } => "downgrade",
+            UpdateError::Oversize { .. } => "too_large",
+            UpdateError::DigestMismatch { .. } => "checksum_mismatch",
+            UpdateError::Unsigned { .. } => "unsigned",
+            UpdateError::WrongKey { .. } => "wrong_key",
+            UpdateError::Tampered { .. } => "tampered",
+            UpdateError::SelfTestFailed { .. } => "self_test_failed",
+            UpdateError::Install { .. } => "install_failed",
+        }
+    }
+
     /// The exit code the CLI uses for this error (BSD sysexits).
     pub fn exit_code(&self) -> u8 {
         match self {
