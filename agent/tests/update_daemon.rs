@@ -1,0 +1,299 @@
+//! The daemon updating itself, in child processes under a small "service manager" (this test:
+//! it starts the installed binary again whenever it exits with 75), against a signed release
+//! made by `roomready-sim`'s release code and served by its update server:
+//!
+//! - the happy path: `update` → accepted, progress events, restart into the new version, which
+//!   confirms itself (`healthy`) and answers `succeeded`;
+//! - a new version that cannot get connected and reporting within `update_health_secs` restores
+//!   the previous binary, and the previous version reports `rolled_back` and answers `failed`.
+#![cfg(unix)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use roomready_protocol::{DeviceId, EventBody, ResponseStatus, UpdateStage};
+use roomready_simulator::broker::EmbeddedBroker;
+use roomready_simulator::release::{Channel, ReleaseOptions, keygen, release};
+use roomready_simulator::update_server::UpdateServer;
+use roomready_tests::controller::{Controller, Seen};
+use tokio::task::JoinHandle;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_roomready-agent");
+/// Long enough for a debug build to restart, connect and deliver a state on a busy machine.
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Setup {
+    dir: tempfile::TempDir,
+    installed: PathBuf,
+    config: PathBuf,
+    feed: PathBuf,
+    key: PathBuf,
+    verifying_b64: String,
+}
+
+fn setup(broker: &EmbeddedBroker, device: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let installed = bin.join("roomready-agent");
+    std::fs::copy(AGENT, &installed).expect("install a copy of the agent");
+    let keys = keygen(&dir.path().join("keys")).expect("keygen");
+    let feed = dir.path().join("feed");
+    std::fs::create_dir_all(&feed).expect("feed dir");
+    std::fs::write(
+        dir.path().join("facts.toml"),
+        "kind = \"teams_rooms_windows\"\napp_version = \"4.0.105.0\"\n[registry]\n",
+    )
+    .expect("facts");
+    let config = dir.path().join("agent.toml");
+    Setup {
+        config,
+        installed,
+        feed,
+        key: keys.signing_key,
+        verifying_b64: keys.verifying_key_b64,
+        dir,
+    }
+    .with_config(broker, device)
+}
+
+impl Setup {
+    fn with_config(self, broker: &EmbeddedBroker, device: &str) -> Setup {
+        write_config(
+            &self.config,
+            broker.url().port,
+            device,
+            "http://127.0.0.1:1",
+            &self.verifying_b64,
+        );
+        self
+    }
+
+    fn point_at(&self, server: &UpdateServer, broker_port: u16, device: &str) {
+        write_config(
+            &self.config,
+            broker_port,
+            device,
+            server.url().trim_end_matches('/'),
+            &self.verifying_b64,
+        );
+    }
+
+    fn release(&self, version: &str, bin: &Path) {
+        release(&ReleaseOptions {
+            key: self.key.clone(),
+            bin: bin.to_owned(),
+            version: version.into(),
+            target: self_update::get_target().into(),
+            channel: Channel::Stable,
+            feed: self.feed.clone(),
+        })
+        .expect("release");
+    }
+}
+
+fn write_config(path: &Path, port: u16, device: &str, feed: &str, key: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "broker_url = \"mqtt://127.0.0.1:{port}\"\ndevice_id = \"{device}\"\n\
+             facts_file = \"facts.toml\"\nendpoints = []\nreport_interval_secs = 3600\n\
+             update_feed_url = \"{feed}\"\nupdate_keys = [\"{key}\"]\nupdate_health_secs = 10\nupdate_max_mib = 1024\n"
+        ),
+    )
+    .expect("config");
+}
+
+/// The "service manager": runs the installed binary, and again whenever it exits with 75.
+fn supervise(installed: PathBuf, config: PathBuf) -> JoinHandle<Vec<i32>> {
+    tokio::spawn(async move {
+        let mut exits = Vec::new();
+        loop {
+            let status = tokio::process::Command::new(&installed)
+                .args(["run", "--config", config.to_str().expect("utf-8")])
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .status()
+                .await
+                .expect("start the installed agent");
+            let code = status.code().unwrap_or(-1);
+            exits.push(code);
+            if code != 75 || exits.len() > 5 {
+                return exits;
+            }
+        }
+    })
+}
+
+fn stages(seen: &Seen) -> Vec<UpdateStage> {
+    seen.events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::UpdateProgress { stage, .. } => Some(*stage),
+            _ => None,
+        })
+        .collect()
+}
+
+fn update_cmd(id: &str, version: &str) -> String {
+    format!(
+        r#"{{"schema":"roomready.command/1","id":"{id}","command":"update","version":"{version}"}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_restarts_into_the_new_version_which_confirms_itself() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    let s = setup(&broker, "mtr-upd");
+    s.release("9.9.9", Path::new(AGENT));
+    let server = UpdateServer::start(s.feed.clone())
+        .await
+        .expect("update server");
+    s.point_at(&server, broker.url().port, "mtr-upd");
+    let device = DeviceId::new("mtr-upd").expect("id");
+    let mut controller = Controller::connect(&broker.url(), &device, "controller-upd", false);
+    let manager = supervise(s.installed.clone(), s.config.clone());
+    controller
+        .wait_until(WAIT, |seen| !seen.states.is_empty())
+        .await
+        .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
+
+    controller.command(update_cmd("u-1", "9.9.9")).await;
+    let seen = controller
+        .wait_until(WAIT, |seen| {
+            seen.answers("u-1")
+                .iter()
+                .any(|r| r.status != ResponseStatus::Accepted)
+        })
+        .await
+        .unwrap_or_else(|seen| {
+            panic!(
+                "no final answer: {:?} {:?}",
+                seen.answers("u-1"),
+                stages(&seen)
+            )
+        });
+    let answers = seen.answers("u-1");
+    assert_eq!(answers[0].status, ResponseStatus::Accepted);
+    let last = answers.last().expect("final");
+    assert_eq!(last.status, ResponseStatus::Succeeded, "{answers:?}");
+    assert!(
+        last.message
+            .as_deref()
+            .is_some_and(|m| m.contains("to 9.9.9")),
+        "{last:?}"
+    );
+    let stages = stages(&seen);
+    for stage in [
+        UpdateStage::Checking,
+        UpdateStage::Downloading,
+        UpdateStage::Restarting,
+        UpdateStage::Healthy,
+    ] {
+        assert!(stages.contains(&stage), "{stage:?} missing from {stages:?}");
+    }
+    assert!(
+        s.installed.with_file_name("roomready-agent.prev").exists(),
+        "the previous binary is kept"
+    );
+    assert!(
+        !s.dir
+            .path()
+            .join("journal")
+            .join("update-trial.json")
+            .exists(),
+        "trial over"
+    );
+    assert_eq!(seen.reused_seqs(), Vec::<u64>::new());
+    manager.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_that_cannot_report_is_rolled_back() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    let s = setup(&broker, "mtr-rb");
+    // The "new version": the real agent, but its `run` is pointed at a broker that is not there
+    // (same journal), so it never gets connected and reporting; its self-test passes.
+    let bad_config = s.dir.path().join("bad.toml");
+    let wrapper = s.dir.path().join("new-agent.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = run ]; then exec {AGENT} run --config {}; fi\nexec {AGENT} \"$@\"\n",
+            bad_config.display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    s.release("9.9.10", &wrapper);
+    let server = UpdateServer::start(s.feed.clone())
+        .await
+        .expect("update server");
+    s.point_at(&server, broker.url().port, "mtr-rb");
+    let (dead, _hold) = {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        (socket.local_addr().expect("addr").port(), socket)
+    };
+    let good = std::fs::read_to_string(&s.config).expect("config");
+    std::fs::write(
+        &bad_config,
+        good.replace(
+            &format!("127.0.0.1:{}", broker.url().port),
+            &format!("127.0.0.1:{dead}"),
+        )
+        .replace(
+            "facts.toml",
+            &s.dir.path().join("facts.toml").display().to_string(),
+        ) + &format!(
+            "journal_dir = \"{}\"\n",
+            s.dir.path().join("journal").display()
+        ),
+    )
+    .expect("bad config");
+
+    let device = DeviceId::new("mtr-rb").expect("id");
+    let mut controller = Controller::connect(&broker.url(), &device, "controller-rb", false);
+    let manager = supervise(s.installed.clone(), s.config.clone());
+    controller
+        .wait_until(WAIT, |seen| !seen.states.is_empty())
+        .await
+        .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
+    let original = std::fs::read(&s.installed).expect("installed binary");
+
+    controller.command(update_cmd("u-2", "9.9.10")).await;
+    let seen = controller
+        .wait_until(WAIT, |seen| {
+            seen.answers("u-2")
+                .iter()
+                .any(|r| r.status != ResponseStatus::Accepted)
+        })
+        .await
+        .unwrap_or_else(|seen| {
+            panic!(
+                "no final answer: {:?} {:?}",
+                seen.answers("u-2"),
+                stages(&seen)
+            )
+        });
+    let last = *seen.answers("u-2").last().expect("final");
+    assert_eq!(last.status, ResponseStatus::Failed, "{last:?}");
+    assert_eq!(last.reason.as_deref(), Some("rolled_back"));
+    assert!(
+        stages(&seen).contains(&UpdateStage::RolledBack),
+        "{:?}",
+        stages(&seen)
+    );
+    assert_eq!(
+        std::fs::read(&s.installed).expect("binary"),
+        original,
+        "the previous binary is back"
+    );
+    manager.abort();
+}
