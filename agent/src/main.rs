@@ -42,7 +42,8 @@ mod exit {
 const EXIT_CODES: &str = "\
 Exit codes:
   check:  0 ready, 1 at_risk, 2 not_ready, 3 unknown
-  run:    0 after a clean shutdown (SIGINT/SIGTERM)
+  run:    0 after a clean shutdown (SIGINT/SIGTERM), 75 restart me (a new
+          version was installed, or the previous one restored)
   64 usage error, 65 malformed facts file or registry dump,
   66 facts file or registry dump unreadable,
   70 internal error, 74 journal cannot be opened (unwritable, or in use
