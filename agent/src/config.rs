@@ -70,7 +70,8 @@ const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_sec
                           client_cert_file, client_key_file, username, password_file, \
                           password_env, allow_insecure, mqtt_version, app_update_command, \
                           app_update_timeout_secs, update_feed_url, update_keys, update_channel, \
-                          allow_downgrade, update_max_mib, update_health_secs";
+                          allow_downgrade, update_max_mib, update_health_secs, auto_update, \
+                          update_window";
 
 /// How long a new version has to prove itself after an update's restart.
 pub const DEFAULT_UPDATE_HEALTH: Duration = Duration::from_secs(120);
@@ -134,6 +135,9 @@ pub struct UpdateConfig {
     /// `update_health_secs` (default 120): how long a new version has, after its restart, to
     /// connect and deliver a state before the previous version is restored.
     pub health_timeout: Duration,
+    /// `auto_update` (default false): check (and install) by itself once a day, inside
+    /// `update_window` (local time, default 01:00-05:00).
+    pub auto: Option<crate::update::window::Window>,
 }
 
 impl Default for UpdateConfig {
@@ -145,6 +149,7 @@ impl Default for UpdateConfig {
             allow_downgrade: false,
             max_bytes: DEFAULT_UPDATE_MAX_MIB * 1024 * 1024,
             health_timeout: DEFAULT_UPDATE_HEALTH,
+            auto: None,
         }
     }
 }
@@ -489,6 +494,22 @@ fn update(file: &mut KeyFile<'_>) -> Result<UpdateConfig, KeyFileError> {
         .map_or(DEFAULT_UPDATE_HEALTH, |s| {
             Duration::from_secs(s.into_inner())
         });
+    let auto = file
+        .boolean("auto_update")?
+        .is_some_and(Spanned::into_inner);
+    let window = match file.string("update_window")? {
+        None => crate::update::window::Window::default(),
+        Some(w) => w
+            .get_ref()
+            .parse()
+            .map_err(|reason: String| file.error("update_window", w.span(), reason))?,
+    };
+    if auto && feed.is_none() {
+        return Err(file.missing(
+            "update_feed_url",
+            "auto_update needs a feed (update_feed_url and update_keys)",
+        ));
+    }
     Ok(UpdateConfig {
         feed_url: feed.map(|f| f.0),
         keys,
@@ -496,6 +517,7 @@ fn update(file: &mut KeyFile<'_>) -> Result<UpdateConfig, KeyFileError> {
         allow_downgrade,
         max_bytes,
         health_timeout,
+        auto: auto.then_some(window),
     })
 }
 
@@ -924,7 +946,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -1008,6 +1030,39 @@ mod tests {
             let err = parse(&format!("{GOOD}{extra}")).expect_err(extra);
             assert!(err.to_string().contains(message), "{err}");
         }
+    }
+
+    #[test]
+    fn auto_update_and_its_window() {
+        let feed = "update_feed_url = \"https://u.example\"\nupdate_keys = [\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]\n";
+        let config = parse(&format!("{GOOD}{feed}auto_update = true\n")).expect("valid");
+        assert_eq!(
+            config.update.auto,
+            Some(crate::update::window::Window::default())
+        );
+        let config = parse(&format!(
+            "{GOOD}{feed}auto_update = true\nupdate_window = \"22:00-02:30\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            config.update.auto.map(|w| w.to_string()).as_deref(),
+            Some("22:00-02:30")
+        );
+        assert_eq!(
+            parse(&format!("{GOOD}{feed}")).expect("valid").update.auto,
+            None
+        );
+        let err = parse(&format!("{GOOD}{feed}update_window = \"1-5\"\n")).expect_err("bad window");
+        assert!(
+            err.to_string()
+                .contains("key \"update_window\": expected HH:MM-HH:MM"),
+            "{err}"
+        );
+        let err = parse(&format!("{GOOD}auto_update = true\n")).expect_err("no feed");
+        assert!(
+            err.to_string().contains("auto_update needs a feed"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1439,6 +1494,7 @@ mod update_tests {
                 allow_downgrade: true,
                 max_bytes: 8 * 1024 * 1024,
                 health_timeout: DEFAULT_UPDATE_HEALTH,
+                auto: None,
             }
         );
     }

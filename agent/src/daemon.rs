@@ -38,6 +38,7 @@ use crate::link::{Link, LinkEvent, LinkOptions, MqttVersion, Reconnect, Reply};
 use crate::probe::{ProbeSettings, Probes, probe_all};
 use crate::report;
 use crate::update::trial::{self, Trial};
+use crate::update::window::{Window, next_check_in};
 use crate::update::{Installed, UpdateError, UpdateSettings};
 
 /// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
@@ -170,6 +171,8 @@ pub struct Updater {
     pub state_dir: PathBuf,
     /// How long a new version has after its restart to connect and deliver a state.
     pub health_timeout: Duration,
+    /// `auto_update`: the daily window (local time) and the local UTC offset, read at start.
+    pub auto: Option<(Window, i32)>,
 }
 
 /// How the daemon ended.
@@ -238,8 +241,9 @@ struct Running<'a, C> {
     /// Where a finished app update reports back to the loop.
     app_update_done: mpsc::Sender<Result<String, AppUpdateError>>,
     updater: Option<Updater>,
-    /// The `update` request being run: its id, MQTT 5 reply and target version.
-    update_running: Option<(String, Option<Reply>, String)>,
+    /// The update being run: the request id (none for the scheduled check), its MQTT 5 reply
+    /// and the version aimed at.
+    update_running: Option<(Option<String>, Option<Reply>, String)>,
     /// Where the update task reports back to the loop.
     update_msgs: mpsc::Sender<UpdateMsg>,
     /// This start is a new version's trial, until it confirms itself or rolls back.
@@ -313,6 +317,25 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             .map_or(Duration::from_secs(120), |u| u.health_timeout);
         let trial_deadline = tokio::time::sleep(health_deadline);
         tokio::pin!(trial_deadline);
+        let auto = settings.updater.as_ref().and_then(|u| u.auto);
+        let auto_seed = backoff_seed(&settings.device_id, clock);
+        let auto_wait = |checked: bool, salt: u64| {
+            auto.map_or(Duration::from_secs(86_400), |(window, offset)| {
+                Duration::from_millis(next_check_in(
+                    clock.now().unix_ms(),
+                    offset,
+                    window,
+                    checked,
+                    auto_seed.rotate_left(17).wrapping_mul(salt | 1),
+                ))
+            })
+        };
+        let mut auto_checks = 0u64;
+        let auto_timer = tokio::time::sleep(auto_wait(false, 1));
+        tokio::pin!(auto_timer);
+        if let Some((window, _)) = auto {
+            tracing::info!(%window, "daily update check in the maintenance window");
+        }
         let mut run = Running {
             device: &settings.device_id,
             topics,
@@ -414,6 +437,11 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                 Some(outcome) = app_updated.recv() => run.on_app_updated(outcome),
                 Some(message) = update_msgs_rx.recv() => run.on_update(message),
                 () = &mut trial_deadline, if run.trial.is_some() => run.trial_expired(health_deadline),
+                () = &mut auto_timer, if auto.is_some() => {
+                    run.auto_update();
+                    auto_checks += 1;
+                    auto_timer.as_mut().reset(Instant::now() + auto_wait(true, auto_checks + 1));
+                }
             }
             if run.restart {
                 break Ok(Stopped::Restart);
@@ -673,8 +701,8 @@ impl<C: Clock> Running<'_, C> {
     /// Answers on `cmd/res` through the outbox (journaled, at least once), and, for an MQTT 5
     /// request with a response topic, also directly on that topic with its correlation data
     /// (once, while connected: that copy is not journaled).
-    /// Starts a self-update in its own (blocking) task: `accepted` now, progress events, and the
-    /// end: `succeeded` from the new version once it is healthy, or `failed`.
+    /// The controller's `update`: `accepted` now, progress events, and the end: `succeeded`
+    /// from the new version once it is healthy, or `failed`.
     fn start_update(
         &mut self,
         id: &str,
@@ -682,26 +710,59 @@ impl<C: Clock> Running<'_, C> {
         channel: Option<&str>,
         reply: Option<&Reply>,
     ) -> Answer {
-        let reject = |reason: &str, message: String| Answer {
-            id: id.to_owned(),
-            status: ResponseStatus::Rejected,
-            reason: Some(reason.to_owned()),
-            message: Some(message),
-        };
+        match self.launch_update(Some(id.to_owned()), reply.cloned(), version, channel) {
+            Ok(target) => Answer {
+                id: id.to_owned(),
+                status: ResponseStatus::Accepted,
+                reason: None,
+                message: Some(format!(
+                    "updating to {target}; progress follows in update_progress events"
+                )),
+            },
+            Err((reason, message)) => Answer {
+                id: id.to_owned(),
+                status: ResponseStatus::Rejected,
+                reason: Some(reason.to_owned()),
+                message: Some(message),
+            },
+        }
+    }
+
+    /// The daily check inside the maintenance window (`auto_update`): the newest release of the
+    /// channel, with progress events and no command to answer.
+    fn auto_update(&mut self) {
+        match self.launch_update(None, None, None, None) {
+            Ok(_) => tracing::info!(device = %self.device, "scheduled update check"),
+            Err((_, why)) => {
+                tracing::info!(device = %self.device, why, "scheduled update check skipped")
+            }
+        }
+    }
+
+    /// Starts a self-update in its own (blocking) task; `Err` with a reason code and message when
+    /// it cannot start now. Returns the version aimed at (`latest` or the requested one).
+    fn launch_update(
+        &mut self,
+        id: Option<String>,
+        reply: Option<Reply>,
+        version: Option<&str>,
+        channel: Option<&str>,
+    ) -> Result<String, (&'static str, String)> {
         let Some(updater) = &self.updater else {
-            return reject(
+            return Err((
                 "not_configured",
                 "no update feed is configured on this device (update_feed_url, update_keys)".into(),
-            );
+            ));
         };
         if let Some((running, _, _)) = &self.update_running {
-            return reject(
+            let by = running.as_deref().unwrap_or("the scheduled check");
+            return Err((
                 "busy",
-                format!("the update requested by {running} is still running"),
-            );
+                format!("the update requested by {by} is still running"),
+            ));
         }
         if self.trial.is_some() {
-            return reject("busy", "the last update is still being confirmed".into());
+            return Err(("busy", "the last update is still being confirmed".into()));
         }
         let mut settings = updater.settings.clone();
         settings.requested = version
@@ -711,7 +772,7 @@ impl<C: Clock> Running<'_, C> {
             settings.channel = channel;
         }
         let target = version.unwrap_or("latest").to_owned();
-        self.update_running = Some((id.to_owned(), reply.cloned(), target.clone()));
+        self.update_running = Some((id, reply, target.clone()));
         let tx = self.update_msgs.clone();
         tokio::task::spawn_blocking(move || {
             let stage = |stage, percent| {
@@ -747,14 +808,7 @@ impl<C: Clock> Running<'_, C> {
             });
             let _ = tx.blocking_send(UpdateMsg::Done(outcome));
         });
-        Answer {
-            id: id.to_owned(),
-            status: ResponseStatus::Accepted,
-            reason: None,
-            message: Some(format!(
-                "updating to {target}; progress follows in update_progress events"
-            )),
-        }
+        Ok(target)
     }
 
     /// A step or the end of a self-update.
@@ -771,6 +825,7 @@ impl<C: Clock> Running<'_, C> {
                 let Some((id, reply, _)) = self.update_running.take() else {
                     return;
                 };
+                let id = id.unwrap_or_default();
                 let finish = |status, reason: Option<&str>, message: String| Answer {
                     id: id.clone(),
                     status,
@@ -796,14 +851,21 @@ impl<C: Clock> Running<'_, C> {
                             error.to_string(),
                         )
                     }
-                    Ok(Some(installed)) => match self.begin_trial(&id, &installed) {
-                        // The answer comes from the new version once it is healthy.
-                        Ok(()) => return,
-                        Err(message) => {
-                            finish(ResponseStatus::Failed, Some("install_failed"), message)
+                    Ok(Some(installed)) => {
+                        match self.begin_trial(Some(&id).filter(|id| !id.is_empty()), &installed) {
+                            // The answer comes from the new version once it is healthy.
+                            Ok(()) => return,
+                            Err(message) => {
+                                finish(ResponseStatus::Failed, Some("install_failed"), message)
+                            }
                         }
-                    },
+                    }
                 };
+                if answer.id.is_empty() {
+                    // The scheduled check: no request to answer, the events tell.
+                    tracing::info!(status = ?answer.status, message = ?answer.message, "scheduled update ended");
+                    return;
+                }
                 if let Err(error) = self.ledger.record(answer.clone()) {
                     tracing::error!(%error, "cannot record a command answer");
                 }
@@ -813,12 +875,12 @@ impl<C: Clock> Running<'_, C> {
     }
 
     /// The new binary is in place: mark the next start as its trial and restart into it.
-    fn begin_trial(&mut self, id: &str, installed: &Installed) -> Result<(), String> {
+    fn begin_trial(&mut self, id: Option<&String>, installed: &Installed) -> Result<(), String> {
         let Some(updater) = &self.updater else {
             return Err("no updater".into());
         };
         let trial = Trial {
-            request_id: Some(id.to_owned()),
+            request_id: id.cloned(),
             from: crate::update::CURRENT_VERSION.to_owned(),
             to: installed.version.to_string(),
             binary: updater.settings.install_path.clone(),

@@ -151,6 +151,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Read while the process is still single-threaded (the only time it is sound on Unix).
+    let utc_offset = local_utc_offset();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -203,7 +205,7 @@ fn main() -> ExitCode {
         }
         Command::Run { config } => {
             init_logging("info");
-            match runtime.block_on(run(&config)) {
+            match runtime.block_on(run(&config, utc_offset)) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("roomready-agent: {e:#}");
@@ -359,7 +361,7 @@ impl ColorChoice {
 }
 
 /// `run`: the daemon until SIGINT/SIGTERM.
-async fn run(config_path: &Path) -> anyhow::Result<u8> {
+async fn run(config_path: &Path, utc_offset: i32) -> anyhow::Result<u8> {
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => {
@@ -466,6 +468,7 @@ async fn run(config_path: &Path) -> anyhow::Result<u8> {
                     settings: update,
                     state_dir,
                     health_timeout: config.update.health_timeout,
+                    auto: config.update.auto.map(|window| (window, utc_offset)),
                 });
             }
             Err(e) => tracing::warn!(%e, "self-update unavailable"),
@@ -680,6 +683,18 @@ fn open_storage(journal: &JournalConfig) -> Result<Storage, String> {
         notices,
         answers: Vec::new(),
     })
+}
+
+/// The local time's offset from UTC in seconds now (0, with a warning, when it cannot be read):
+/// the maintenance window is local time. Daylight-saving changes apply from the next start.
+fn local_utc_offset() -> i32 {
+    match time::UtcOffset::current_local_offset() {
+        Ok(offset) => offset.whole_seconds(),
+        Err(_) => {
+            eprintln!("roomready-agent: the local time zone cannot be read; times are UTC");
+            0
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C on Windows).

@@ -14,6 +14,7 @@
 
 mod http;
 pub mod trial;
+pub mod window;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
