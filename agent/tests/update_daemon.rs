@@ -297,3 +297,57 @@ async fn a_new_version_that_cannot_report_is_rolled_back() {
     );
     manager.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_signed_by_another_key_is_refused_and_reported() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    let s = setup(&broker, "mtr-refuse");
+    // Signed, but by a key the agent does not pin.
+    let rogue = keygen(&s.dir.path().join("rogue")).expect("rogue keygen");
+    let script = s.dir.path().join("rogue-agent.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("script");
+    release(&ReleaseOptions {
+        key: rogue.signing_key,
+        bin: script,
+        version: "9.9.11".into(),
+        target: self_update::get_target().into(),
+        channel: Channel::Stable,
+        feed: s.feed.clone(),
+    })
+    .expect("release");
+    let server = UpdateServer::start(s.feed.clone())
+        .await
+        .expect("update server");
+    s.point_at(&server, broker.url().port, "mtr-refuse");
+    let device = DeviceId::new("mtr-refuse").expect("id");
+    let mut controller = Controller::connect(&broker.url(), &device, "controller-refuse", false);
+    let manager = supervise(s.installed.clone(), s.config.clone());
+    controller
+        .wait_until(WAIT, |seen| !seen.states.is_empty())
+        .await
+        .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
+    let original = std::fs::read(&s.installed).expect("installed binary");
+
+    controller.command(update_cmd("u-3", "latest")).await;
+    let seen = controller
+        .wait_until(WAIT, |seen| {
+            seen.answers("u-3")
+                .iter()
+                .any(|r| r.status != ResponseStatus::Accepted)
+        })
+        .await
+        .unwrap_or_else(|seen| panic!("no final answer: {:?}", seen.answers("u-3")));
+    let last = *seen.answers("u-3").last().expect("final");
+    assert_eq!(last.status, ResponseStatus::Failed, "{last:?}");
+    assert_eq!(last.reason.as_deref(), Some("wrong_key"), "{last:?}");
+    let stages = stages(&seen);
+    assert!(stages.contains(&UpdateStage::Failed), "{stages:?}");
+    assert!(!stages.contains(&UpdateStage::Restarting), "{stages:?}");
+    assert_eq!(
+        std::fs::read(&s.installed).expect("binary"),
+        original,
+        "nothing replaced"
+    );
+    assert!(!manager.is_finished(), "the agent runs on, no restart");
+    manager.abort();
+}
