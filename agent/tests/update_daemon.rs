@@ -139,6 +139,25 @@ fn stages(seen: &Seen) -> Vec<UpdateStage> {
         .collect()
 }
 
+/// Sends `update` with request `id` and waits for its final answer (after `accepted`).
+async fn update_and_wait(controller: &mut Controller, id: &str, version: &str) -> Seen {
+    controller.command(update_cmd(id, version)).await;
+    controller
+        .wait_until(WAIT, |seen| {
+            seen.answers(id)
+                .iter()
+                .any(|r| r.status != ResponseStatus::Accepted)
+        })
+        .await
+        .unwrap_or_else(|seen| {
+            panic!(
+                "no final answer to {id}: {:?} {:?}",
+                seen.answers(id),
+                stages(&seen)
+            )
+        })
+}
+
 fn update_cmd(id: &str, version: &str) -> String {
     format!(
         r#"{{"schema":"roomready.command/1","id":"{id}","command":"update","version":"{version}"}}"#
@@ -162,21 +181,7 @@ async fn update_restarts_into_the_new_version_which_confirms_itself() {
         .await
         .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
 
-    controller.command(update_cmd("u-1", "9.9.9")).await;
-    let seen = controller
-        .wait_until(WAIT, |seen| {
-            seen.answers("u-1")
-                .iter()
-                .any(|r| r.status != ResponseStatus::Accepted)
-        })
-        .await
-        .unwrap_or_else(|seen| {
-            panic!(
-                "no final answer: {:?} {:?}",
-                seen.answers("u-1"),
-                stages(&seen)
-            )
-        });
+    let seen = update_and_wait(&mut controller, "u-1", "9.9.9").await;
     let answers = seen.answers("u-1");
     assert_eq!(answers[0].status, ResponseStatus::Accepted);
     let last = answers.last().expect("final");
@@ -267,21 +272,7 @@ async fn a_new_version_that_cannot_report_is_rolled_back() {
         .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
     let original = std::fs::read(&s.installed).expect("installed binary");
 
-    controller.command(update_cmd("u-2", "9.9.10")).await;
-    let seen = controller
-        .wait_until(WAIT, |seen| {
-            seen.answers("u-2")
-                .iter()
-                .any(|r| r.status != ResponseStatus::Accepted)
-        })
-        .await
-        .unwrap_or_else(|seen| {
-            panic!(
-                "no final answer: {:?} {:?}",
-                seen.answers("u-2"),
-                stages(&seen)
-            )
-        });
+    let seen = update_and_wait(&mut controller, "u-2", "9.9.10").await;
     let last = *seen.answers("u-2").last().expect("final");
     assert_eq!(last.status, ResponseStatus::Failed, "{last:?}");
     assert_eq!(last.reason.as_deref(), Some("rolled_back"));
@@ -328,15 +319,7 @@ async fn an_update_signed_by_another_key_is_refused_and_reported() {
         .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
     let original = std::fs::read(&s.installed).expect("installed binary");
 
-    controller.command(update_cmd("u-3", "latest")).await;
-    let seen = controller
-        .wait_until(WAIT, |seen| {
-            seen.answers("u-3")
-                .iter()
-                .any(|r| r.status != ResponseStatus::Accepted)
-        })
-        .await
-        .unwrap_or_else(|seen| panic!("no final answer: {:?}", seen.answers("u-3")));
+    let seen = update_and_wait(&mut controller, "u-3", "latest").await;
     let last = *seen.answers("u-3").last().expect("final");
     assert_eq!(last.status, ResponseStatus::Failed, "{last:?}");
     assert_eq!(last.reason.as_deref(), Some("wrong_key"), "{last:?}");
