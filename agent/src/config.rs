@@ -71,7 +71,7 @@ const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_sec
                           password_env, allow_insecure, mqtt_version, app_update_command, \
                           app_update_timeout_secs, update_feed_url, update_keys, update_channel, \
                           allow_downgrade, update_max_mib, update_health_secs, auto_update, \
-                          update_window";
+                          update_window, update_ca_file";
 
 /// How long a new version has to prove itself after an update's restart.
 pub const DEFAULT_UPDATE_HEALTH: Duration = Duration::from_secs(120);
@@ -138,6 +138,8 @@ pub struct UpdateConfig {
     /// `auto_update` (default false): check (and install) by itself once a day, inside
     /// `update_window` (local time, default 01:00-05:00).
     pub auto: Option<crate::update::window::Window>,
+    /// `update_ca_file`: PEM trust anchors for an https feed (default: Mozilla's roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for UpdateConfig {
@@ -150,6 +152,7 @@ impl Default for UpdateConfig {
             max_bytes: DEFAULT_UPDATE_MAX_MIB * 1024 * 1024,
             health_timeout: DEFAULT_UPDATE_HEALTH,
             auto: None,
+            ca_file: None,
         }
     }
 }
@@ -419,7 +422,7 @@ impl Config {
             argv,
             timeout: app_update_timeout,
         });
-        let update = update(&mut file)?;
+        let update = update(&mut file, path.parent())?;
         file.finish(KNOWN_KEYS)?;
         Ok(Config {
             app_update,
@@ -446,7 +449,7 @@ impl Config {
 }
 
 /// The `update_*` keys and `allow_downgrade`.
-fn update(file: &mut KeyFile<'_>) -> Result<UpdateConfig, KeyFileError> {
+fn update(file: &mut KeyFile<'_>, config_dir: Option<&Path>) -> Result<UpdateConfig, KeyFileError> {
     let feed = match file.string("update_feed_url")? {
         None => None,
         Some(url) => {
@@ -510,7 +513,15 @@ fn update(file: &mut KeyFile<'_>) -> Result<UpdateConfig, KeyFileError> {
             "auto_update needs a feed (update_feed_url and update_keys)",
         ));
     }
+    let ca_file = file.string("update_ca_file")?.map(|p| {
+        let path = PathBuf::from(p.into_inner());
+        match config_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path,
+        }
+    });
     Ok(UpdateConfig {
+        ca_file,
         feed_url: feed.map(|f| f.0),
         keys,
         channel,
@@ -946,7 +957,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -1495,6 +1506,7 @@ mod update_tests {
                 max_bytes: 8 * 1024 * 1024,
                 health_timeout: DEFAULT_UPDATE_HEALTH,
                 auto: None,
+                ca_file: None,
             }
         );
     }

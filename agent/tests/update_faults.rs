@@ -3,7 +3,8 @@
 //!
 //! - the server cuts the download short: nothing is installed, and the next attempt succeeds;
 //! - the updater is SIGKILLed at moments spread over the whole update: the installed binary is
-//!   always whole — byte for byte the old one or the new one — and runnable.
+//!   always whole — byte for byte the old one or the new one — and runnable;
+//! - over HTTPS: the feed's certificate must chain to `update_ca_file` (or Mozilla's roots).
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -15,6 +16,8 @@ use roomready_simulator::release::{Channel, ReleaseOptions, keygen, release};
 use roomready_simulator::update_server::{Fault, UpdateServer};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_roomready-agent");
+
+mod support;
 
 /// A "new version": a script that passes the self-test and reports itself.
 const NEW: &str =
@@ -30,6 +33,11 @@ struct World {
 /// An installed copy of `old` (a small script, so every attempt is quick), a feed with a signed
 /// 9.9.9 whose binary is [`NEW`], and a config pointing at `server`.
 async fn world() -> (World, UpdateServer) {
+    world_with(None).await
+}
+
+/// [`world`], served over HTTPS with `tls` (certificate and key PEM) when given.
+async fn world_with(tls: Option<(&str, &str)>) -> (World, UpdateServer) {
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
@@ -49,7 +57,12 @@ async fn world() -> (World, UpdateServer) {
         feed: feed.clone(),
     })
     .expect("release");
-    let server = UpdateServer::start(feed).await.expect("server");
+    let server = match tls {
+        Some((cert, key)) => UpdateServer::start_tls(feed, cert, key)
+            .await
+            .expect("https server"),
+        None => UpdateServer::start(feed).await.expect("server"),
+    };
     let config = dir.path().join("agent.toml");
     std::fs::write(dir.path().join("facts.toml"), "kind = \"unknown\"\n").expect("facts");
     std::fs::write(
@@ -178,4 +191,35 @@ async fn sigkill_at_any_moment_leaves_a_whole_runnable_binary() {
         "update takes {whole:?}; after a SIGKILL at 12 moments: {} old, {} new, never broken",
         outcomes.0, outcomes.1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_feed_is_trusted_only_through_its_ca() {
+    let cert = support::TestCert::new();
+    let chain = std::fs::read_to_string(&cert.cert_pem).expect("cert");
+    let key = std::fs::read_to_string(&cert.key_pem).expect("key");
+    let (w, server) = world_with(Some((&chain, &key))).await;
+    assert!(server.url().starts_with("https://"), "{}", server.url());
+    // Mozilla's roots do not know the test CA: refused, nothing installed.
+    let old = std::fs::read(&w.installed).expect("old");
+    let out = w.update().wait_with_output().await.expect("updater ran");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(69), "feed unreachable: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains("certificate") || stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&w.installed).expect("installed"), old);
+    // With the CA pinned for the feed, the update goes through.
+    let mut config = std::fs::read_to_string(&w.config).expect("config");
+    config.push_str(&format!("update_ca_file = \"{}\"\n", cert.ca_pem.display()));
+    std::fs::write(&w.config, config).expect("config");
+    let out = w.update().wait_with_output().await.expect("updater ran");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(is_new(&w.installed), "installed over https");
 }

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+#[cfg(test)]
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -54,6 +56,8 @@ impl Shared {
 
 /// The running server. Dropping it stops accepting (like [`UpdateServer::stop`], without waiting).
 pub struct UpdateServer {
+    /// `http` or `https`.
+    scheme: &'static str,
     addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -86,7 +90,48 @@ impl UpdateServer {
 
     /// Serves `dir` on `addr`.
     pub async fn start_on(dir: impl Into<PathBuf>, addr: SocketAddr) -> io::Result<UpdateServer> {
-        let root = dir.into();
+        Self::start_with(dir.into(), addr, None).await
+    }
+
+    /// Serves `dir` over HTTPS on `127.0.0.1` and a free port, with the certificate chain and
+    /// key (PEM) given: a feed as it runs in production.
+    pub async fn start_tls(
+        dir: impl Into<PathBuf>,
+        cert_chain_pem: &str,
+        key_pem: &str,
+    ) -> io::Result<UpdateServer> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let invalid = |what: &str, e: &dyn std::fmt::Display| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+        };
+        let chain = CertificateDer::pem_slice_iter(cert_chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("certificate chain", &e))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| invalid("private key", &e))?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS versions", &e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| invalid("certificate", &e))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_with(
+            dir.into(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Some(acceptor),
+        )
+        .await
+    }
+
+    async fn start_with(
+        root: PathBuf,
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> io::Result<UpdateServer> {
         if !root.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -100,8 +145,10 @@ impl UpdateServer {
             state: Mutex::new(State::default()),
         });
         let (shutdown, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stopped));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), tls, stopped));
         Ok(UpdateServer {
+            scheme,
             addr,
             shared,
             shutdown: Some(shutdown),
@@ -116,7 +163,7 @@ impl UpdateServer {
 
     /// `http://127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        format!("{}://{}/", self.scheme, self.addr)
     }
 
     /// The directory served.
@@ -173,6 +220,7 @@ impl Drop for UpdateServer {
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut connections = JoinSet::new();
@@ -182,8 +230,16 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let shared = Arc::clone(&shared);
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve(stream, &shared).await {
+                        let served = match tls {
+                            None => serve(stream, &shared).await,
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(stream) => serve(stream, &shared).await,
+                                Err(e) => Err(e),
+                            },
+                        };
+                        if let Err(e) = served {
                             tracing::debug!("update server: connection: {e}");
                         }
                     });
@@ -206,7 +262,7 @@ enum Request {
     Bad(u16, String),
 }
 
-async fn read_request(stream: &mut TcpStream) -> io::Result<Option<Request>> {
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Option<Request>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let head_end = loop {
@@ -291,7 +347,7 @@ fn content_type(path: &Path) -> &'static str {
 }
 
 async fn respond(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncWrite + Unpin),
     status: u16,
     content_type: &str,
     content_length: usize,
@@ -308,7 +364,11 @@ async fn respond(
     stream.shutdown().await
 }
 
-async fn respond_text(stream: &mut TcpStream, status: u16, head_only: bool) -> io::Result<()> {
+async fn respond_text(
+    stream: &mut (impl AsyncWrite + Unpin),
+    status: u16,
+    head_only: bool,
+) -> io::Result<()> {
     let body = format!("{status} {}\n", reason(status));
     let sent: &[u8] = if head_only { b"" } else { body.as_bytes() };
     respond(
@@ -321,7 +381,10 @@ async fn respond_text(stream: &mut TcpStream, status: u16, head_only: bool) -> i
     .await
 }
 
-async fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: &Shared,
+) -> io::Result<()> {
     let Some(request) = read_request(&mut stream).await? else {
         return Ok(());
     };

@@ -24,11 +24,15 @@ pub struct Oversize {
 
 /// A ureq agent that speaks TLS with rustls on the ring provider: set explicitly, so neither
 /// rustls's process-wide default nor the set of compiled-in providers matters.
-pub fn agent(timeout: Duration) -> ureq::Agent {
+pub fn agent(timeout: Duration, roots: Option<&Roots>) -> ureq::Agent {
     use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+    let roots = match roots {
+        Some(roots) => RootCerts::Specific(Arc::clone(&roots.0)),
+        None => RootCerts::WebPki,
+    };
     let tls = TlsConfig::builder()
         .provider(TlsProvider::Rustls)
-        .root_certs(RootCerts::WebPki)
+        .root_certs(roots)
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .build();
     let config = ureq::Agent::config_builder()
@@ -40,6 +44,39 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .proxy(ureq::Proxy::try_from_env())
         .build();
     ureq::Agent::new_with_config(config)
+}
+
+/// Trust anchors for an https feed (`update_ca_file`), instead of Mozilla's roots.
+#[derive(Clone)]
+pub struct Roots(Arc<Vec<ureq::tls::Certificate<'static>>>);
+
+impl std::fmt::Debug for Roots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Roots({} certificates)", self.0.len())
+    }
+}
+
+impl Roots {
+    /// Every certificate of the PEM file at `path`; an error says what was wrong.
+    pub fn load(path: &std::path::Path) -> Result<Roots, String> {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{} is not valid PEM: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ));
+        }
+        Ok(Roots(Arc::new(certs)))
+    }
 }
 
 /// The [`HttpClient`] handed to self_update: ureq with a body size limit and an artifact copy.
@@ -220,7 +257,7 @@ mod tests {
             // Accept and close: the handshake fails on the client side.
             let _ = listener.accept();
         });
-        let result = agent(Duration::from_secs(5))
+        let result = agent(Duration::from_secs(5), None)
             .get(&format!("https://127.0.0.1:{port}/x"))
             .call();
         assert!(result.is_err());

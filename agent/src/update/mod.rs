@@ -12,7 +12,7 @@
 //! new one in. Nothing unsigned or unverified is ever executed: the self-test runs after the
 //! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
 
-mod http;
+pub mod http;
 pub mod trial;
 pub mod window;
 
@@ -68,6 +68,8 @@ pub struct UpdateSettings {
     pub config_path: PathBuf,
     /// Bound on each HTTP request.
     pub timeout: Duration,
+    /// `update_ca_file`'s trust anchors for an https feed; Mozilla's roots when `None`.
+    pub roots: Option<http::Roots>,
 }
 
 impl UpdateSettings {
@@ -77,6 +79,16 @@ impl UpdateSettings {
         if config.keys.is_empty() {
             return Err(UpdateError::NotConfigured);
         }
+        let roots =
+            match &config.ca_file {
+                Some(path) => Some(http::Roots::load(path).map_err(|reason| {
+                    UpdateError::FeedUnreachable {
+                        url: feed_url.clone(),
+                        reason: format!("update_ca_file: {reason}"),
+                    }
+                })?),
+                None => None,
+            };
         let install_path = std::env::current_exe().map_err(|e| UpdateError::Install {
             path: PathBuf::from(BIN_NAME),
             reason: format!("cannot locate the running executable: {e}"),
@@ -93,6 +105,7 @@ impl UpdateSettings {
             install_path,
             config_path: config_path.to_owned(),
             timeout: Duration::from_secs(300),
+            roots,
         })
     }
 
@@ -232,7 +245,11 @@ impl UpdateError {
 /// the running one). Releases without an artifact for this target are passed over.
 pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> {
     let url = settings.manifest_url();
-    let client = http::LimitedClient::new(http::agent(settings.timeout), settings.max_bytes, None);
+    let client = http::LimitedClient::new(
+        http::agent(settings.timeout, settings.roots.as_ref()),
+        settings.max_bytes,
+        None,
+    );
     let oversize_of = |client: &http::LimitedClient| client.oversize();
     let client = Arc::new(client);
     let mut source = self_update::backends::manifest::ManifestSource::new(url.clone());
@@ -351,7 +368,7 @@ pub fn install(
     })?;
     let artifact_copy = scratch.path().join(&release.asset);
     let client = Arc::new(http::LimitedClient::new(
-        http::agent(settings.timeout),
+        http::agent(settings.timeout, settings.roots.as_ref()),
         settings.max_bytes,
         Some((release.url.clone(), artifact_copy.clone())),
     ));
