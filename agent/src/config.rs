@@ -268,6 +268,22 @@ impl fmt::Debug for Password {
     }
 }
 
+impl JournalConfig {
+    /// The journal's open options.
+    pub fn options(&self) -> crate::link::journal::JournalOptions {
+        use crate::link::journal::{Fsync, JournalOptions};
+        JournalOptions {
+            dir: self.dir.clone(),
+            max_bytes: self.max_bytes,
+            fsync: if self.fsync {
+                Fsync::Always
+            } else {
+                Fsync::Never
+            },
+        }
+    }
+}
+
 impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, KeyFileError> {

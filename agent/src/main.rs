@@ -15,7 +15,7 @@ use roomready_agent::config::JournalConfig;
 use roomready_agent::daemon::{Stopped, Storage, Updater};
 use roomready_agent::facts::registry::{RegDump, RegDumpError};
 use roomready_agent::facts::{AnyFacts, AppSource, FactsFile, FactsSource, HostFacts};
-use roomready_agent::link::journal::{Fsync, Journal, JournalOptions};
+use roomready_agent::link::journal::Journal;
 use roomready_agent::link::tls;
 use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
 use roomready_agent::report::human;
@@ -505,16 +505,7 @@ fn self_test(config_path: &Path) -> u8 {
         );
         return exit::CONFIG;
     }
-    let options = JournalOptions {
-        dir: config.journal.dir.clone(),
-        max_bytes: config.journal.max_bytes,
-        fsync: if config.journal.fsync {
-            Fsync::Always
-        } else {
-            Fsync::Never
-        },
-    };
-    match Journal::open(options) {
+    match Journal::open(config.journal.options()) {
         // Dropping it releases the lock.
         Ok((journal, _recovery)) => drop(journal),
         // The running agent holds it: that is the daemon updating itself, and it opened fine.
@@ -648,16 +639,7 @@ impl ProgressBar {
 /// Opens the journal and the command ledger in `journal.dir`; what recovery found becomes an
 /// event for the controller.
 fn open_storage(journal: &JournalConfig) -> Result<Storage, String> {
-    let options = JournalOptions {
-        dir: journal.dir.clone(),
-        max_bytes: journal.max_bytes,
-        fsync: if journal.fsync {
-            Fsync::Always
-        } else {
-            Fsync::Never
-        },
-    };
-    let (spool, recovery) = Journal::open(options).map_err(|e| e.to_string())?;
+    let (spool, recovery) = Journal::open(journal.options()).map_err(|e| e.to_string())?;
     let mut notices = Vec::new();
     if let Some(cut) = recovery.truncated {
         tracing::warn!(%cut, "journal tail was torn or corrupt and has been cut off");

@@ -200,7 +200,7 @@ fn main() -> ExitCode {
         } => {
             let channel = match channel.parse::<Channel>() {
                 Ok(channel) => channel,
-                Err(e) => return report(Err(e.into())),
+                Err(_) => return report(Err(release::ReleaseError::BadChannel(channel).into())),
             };
             return report(make_release(ReleaseOptions {
                 key,

@@ -22,7 +22,6 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -268,41 +267,9 @@ pub fn decode_verifying_key(b64: &str) -> Result<[u8; PUBLIC_KEY_LENGTH], Releas
 
 // --- names --------------------------------------------------------------------------------------
 
-/// An update channel: the feed's subdirectory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// `stable/`.
-    Stable,
-    /// `beta/`.
-    Beta,
-}
-
-impl Channel {
-    /// The directory name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Stable => "stable",
-            Channel::Beta => "beta",
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Channel {
-    type Err = ReleaseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "stable" => Ok(Channel::Stable),
-            "beta" => Ok(Channel::Beta),
-            other => Err(ReleaseError::BadChannel(other.to_string())),
-        }
-    }
-}
+/// An update channel: the feed's subdirectory. The agent's own type, so publisher and agent
+/// name the channels alike.
+pub use roomready_agent::config::UpdateChannel as Channel;
 
 /// Parses a bare semver version (`0.2.0`, `1.0.0-beta.1`; not `v0.2.0`, not `0.2`).
 pub fn parse_version(version: &str) -> Result<semver::Version, ReleaseError> {
