@@ -27,14 +27,7 @@ fn start_agent(config: &Path) -> Child {
 
 /// The highest `n` such that every seq in 1..=n was seen, and the highest seen.
 fn coverage(seen: &Seen) -> (u64, u64) {
-    let mut seqs = seen.seqs();
-    seqs.dedup();
-    let contiguous = seqs
-        .iter()
-        .enumerate()
-        .take_while(|(i, seq)| **seq == *i as u64 + 1)
-        .count() as u64;
-    (contiguous, seqs.last().copied().unwrap_or(0))
+    (seen.contiguous(), seen.seqs().last().copied().unwrap_or(0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,19 +133,13 @@ async fn sigkill_mid_stream_leaves_no_gap() {
         .unwrap_or_else(|s| panic!("iv-1 not answered: {} responses", s.responses.len()));
     agent.start_kill().expect("SIGKILL the agent");
     agent.wait().await.expect("the agent is gone");
-    let onlines = |s: &Seen| {
-        s.statuses
-            .iter()
-            .filter(|st| st.status == roomready_protocol::Presence::Online)
-            .count()
-    };
-    let online_before = onlines(&controller.seen());
+    let online_before = controller.seen().onlines();
     let mut agent = start_agent(&config);
     let top_iv = coverage(&controller.seen()).1;
     // Subscribed again (its `online` follows the subscription): a command sent earlier would
     // reach no one, as with any MQTT 3.1.1 clean session.
     controller
-        .wait_until(WAIT, |s| onlines(s) > online_before)
+        .wait_until(WAIT, |s| s.onlines() > online_before)
         .await
         .unwrap_or_else(|s| panic!("the restarted agent did not come online: {:?}", s.statuses));
     controller

@@ -43,6 +43,24 @@ impl Seen {
         seqs
     }
 
+    /// The highest `n` such that every seq in 1..=n was seen.
+    pub fn contiguous(&self) -> u64 {
+        let mut seqs = self.seqs();
+        seqs.dedup();
+        seqs.iter()
+            .enumerate()
+            .take_while(|(i, seq)| **seq == *i as u64 + 1)
+            .count() as u64
+    }
+
+    /// How many `online` statuses arrived (one per connection of the agent).
+    pub fn onlines(&self) -> usize {
+        self.statuses
+            .iter()
+            .filter(|s| s.status == roomready_protocol::Presence::Online)
+            .count()
+    }
+
     /// Seqs that were used for different messages (a repeat must be the same message: same
     /// type and time stamp), e.g. by an agent that forgot its numbering.
     pub fn reused_seqs(&self) -> Vec<u64> {

@@ -14,7 +14,7 @@ use roomready_agent::{Agent, AgentSettings};
 use roomready_protocol::DeviceId;
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
-use roomready_tests::controller::{Controller, Seen};
+use roomready_tests::controller::Controller;
 use roomready_tests::peers::{Mosquitto, need_mosquitto};
 
 /// A broker the test can stop and start again with its sessions kept.
@@ -80,16 +80,6 @@ fn facts() -> FixedFacts {
     roomready_tests::rooms_facts("4.0.51.0")
 }
 
-/// The highest `n` such that every seq in 1..=n was seen.
-fn contiguous(seen: &Seen) -> u64 {
-    let mut seqs = seen.seqs();
-    seqs.dedup();
-    seqs.iter()
-        .enumerate()
-        .take_while(|(i, seq)| **seq == *i as u64 + 1)
-        .count() as u64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_broker_restarts_lose_nothing() {
     restarts_lose_nothing(Broker::embedded().await, "embedded").await;
@@ -140,7 +130,7 @@ async fn restarts_lose_nothing(mut broker: Broker, name: &str) {
         broker.restart().await;
     }
     let seen = controller
-        .wait_until(Duration::from_secs(60), |s| contiguous(s) >= TARGET)
+        .wait_until(Duration::from_secs(60), |s| s.contiguous() >= TARGET)
         .await
         .unwrap_or_else(|s| {
             let mut seqs = s.seqs();

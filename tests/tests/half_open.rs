@@ -11,49 +11,18 @@ use std::time::{Duration, Instant};
 
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
-use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
+use roomready_agent::facts::FixedFacts;
 use roomready_agent::link::Reconnect;
 use roomready_agent::{Agent, AgentSettings};
-use roomready_protocol::{DeviceId, DeviceKind, Presence, ResponseStatus};
+use roomready_protocol::{DeviceId, ResponseStatus};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
-use roomready_tests::controller::{Controller, Seen};
+use roomready_tests::controller::Controller;
 use roomready_tests::proxy::FreezableProxy;
 use tokio::sync::oneshot;
 
 fn facts() -> FixedFacts {
-    let source = || Source::new("test");
-    FixedFacts(Facts {
-        device_id: None,
-        kind: Fact::Known {
-            value: DeviceKind::TeamsRoomsWindows,
-            source: source(),
-        },
-        app_version: Fact::Known {
-            value: "4.0.105.0".into(),
-            source: source(),
-        },
-        os_build: Fact::Absent { source: source() },
-        os_name: Fact::Absent { source: source() },
-        tls: Fact::Absent { source: source() },
-    })
-}
-
-fn onlines(seen: &Seen) -> usize {
-    seen.statuses
-        .iter()
-        .filter(|s| s.status == Presence::Online)
-        .count()
-}
-
-/// The highest `n` such that every seq in 1..=n was seen.
-fn contiguous(seen: &Seen) -> u64 {
-    let mut seqs = seen.seqs();
-    seqs.dedup();
-    seqs.iter()
-        .enumerate()
-        .take_while(|(i, seq)| **seq == *i as u64 + 1)
-        .count() as u64
+    roomready_tests::rooms_facts("4.0.105.0")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +68,7 @@ async fn half_open(id: &str, report_interval: Duration) {
     }));
 
     controller
-        .wait_until(WAIT, |s| !s.states.is_empty() && onlines(s) >= 1)
+        .wait_until(WAIT, |s| !s.states.is_empty() && s.onlines() >= 1)
         .await
         .unwrap_or_else(|s| panic!("agent not online: {s:?}"));
     assert_eq!(proxy.accepted(), 1, "one connection so far");
@@ -119,7 +88,7 @@ async fn half_open(id: &str, report_interval: Duration) {
     // The new connection's `online` is published after its `cmd` subscription: from then on a
     // command reaches the agent.
     controller
-        .wait_until(WAIT, |s| onlines(s) >= 2)
+        .wait_until(WAIT, |s| s.onlines() >= 2)
         .await
         .unwrap_or_else(|s| panic!("agent not online again: {:?}", s.statuses));
     let before = controller.seen();
@@ -144,7 +113,7 @@ async fn half_open(id: &str, report_interval: Duration) {
 
     // What went into the dead connection was never acknowledged, so it was sent again.
     let seen = controller
-        .wait_until(WAIT, |s| contiguous(s) >= answer.seq)
+        .wait_until(WAIT, |s| s.contiguous() >= answer.seq)
         .await
         .unwrap_or_else(|s| {
             let mut seqs = s.seqs();

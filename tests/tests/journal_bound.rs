@@ -25,11 +25,11 @@ use std::time::Duration;
 use roomready_agent::clock::SystemClock;
 use roomready_agent::command::ledger::Ledger;
 use roomready_agent::daemon::Storage;
-use roomready_agent::facts::{Fact, Facts, FactsError, FactsSource, Source};
+use roomready_agent::facts::{Facts, FactsError, FactsSource};
 use roomready_agent::link::Reconnect;
 use roomready_agent::link::journal::{Fsync, Journal, JournalOptions};
 use roomready_agent::{Agent, AgentError, AgentSettings};
-use roomready_protocol::{DeviceId, DeviceKind, EventBody, Presence, State};
+use roomready_protocol::{DeviceId, EventBody, Presence, State};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
 use roomready_tests::controller::{Controller, Seen};
@@ -69,21 +69,7 @@ impl FactsSource for GatedFacts {
 }
 
 fn facts(check: u64) -> Facts {
-    let source = || Source::new("test");
-    Facts {
-        device_id: None,
-        kind: Fact::Known {
-            value: DeviceKind::TeamsRoomsWindows,
-            source: source(),
-        },
-        app_version: Fact::Known {
-            value: format!("4.0.{}.0", VERSION_BASE + check),
-            source: source(),
-        },
-        os_build: Fact::Absent { source: source() },
-        os_name: Fact::Absent { source: source() },
-        tls: Fact::Absent { source: source() },
-    }
+    roomready_tests::rooms_facts(&format!("4.0.{}.0", VERSION_BASE + check)).0
 }
 
 /// Which check made `state`.

@@ -6,38 +6,17 @@
 use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
-use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
+use roomready_agent::facts::FixedFacts;
 use roomready_agent::link::Reconnect;
 use roomready_agent::{Agent, AgentSettings};
-use roomready_protocol::{DeviceId, DeviceKind, Presence, ResponseStatus};
+use roomready_protocol::{DeviceId, ResponseStatus};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;
-use roomready_tests::controller::{Controller, Seen};
+use roomready_tests::controller::Controller;
 use tokio::sync::oneshot;
 
 fn facts() -> FixedFacts {
-    let source = || Source::new("test");
-    FixedFacts(Facts {
-        device_id: None,
-        kind: Fact::Known {
-            value: DeviceKind::TeamsRoomsWindows,
-            source: source(),
-        },
-        app_version: Fact::Known {
-            value: "4.0.105.0".into(),
-            source: source(),
-        },
-        os_build: Fact::Absent { source: source() },
-        os_name: Fact::Absent { source: source() },
-        tls: Fact::Absent { source: source() },
-    })
-}
-
-fn onlines(seen: &Seen) -> usize {
-    seen.statuses
-        .iter()
-        .filter(|s| s.status == Presence::Online)
-        .count()
+    roomready_tests::rooms_facts("4.0.105.0")
 }
 
 fn ping(id: &str) -> String {
@@ -72,7 +51,7 @@ async fn commands_reach_the_agent_after_a_broker_restart() {
 
     // The agent's `online` is published after its `cmd` subscription.
     controller
-        .wait_until(WAIT, |s| onlines(s) >= 1)
+        .wait_until(WAIT, |s| s.onlines() >= 1)
         .await
         .unwrap_or_else(|s| panic!("agent not online: {s:?}"));
     controller.command(ping("p-before")).await;
@@ -90,7 +69,7 @@ async fn commands_reach_the_agent_after_a_broker_restart() {
     // published after it subscribed there (the controller sees it live, or retained when it
     // subscribes again itself).
     controller
-        .wait_until(WAIT, |s| onlines(s) >= 2)
+        .wait_until(WAIT, |s| s.onlines() >= 2)
         .await
         .unwrap_or_else(|s| panic!("agent not online after the restart: {:?}", s.statuses));
     controller.command(ping("p-after")).await;
