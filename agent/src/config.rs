@@ -41,8 +41,13 @@
 //! update_feed_url = "https://updates.example/roomready"  # optional; the feed's base URL, read
 //!                                        # as {url}/{channel}/manifest.json; http:// only to a
 //!                                        # loopback host
-//! update_keys = ["base64 of a 32-byte ed25519 key"]  # required with update_feed_url; the
-//!                                        # publisher's verifying keys (any one must have signed)
+//! update_github_repo = "contoso/roomready"  # or: the releases of a GitHub repository (not both)
+//! update_github_api_url = "https://github.contoso.com/api/v3"  # optional; GitHub Enterprise's
+//!                                        # API, default https://api.github.com
+//! update_github_token_file = "github-token"  # optional; its first line is a token, for a
+//!                                        # private repository
+//! update_keys = ["base64 of a 32-byte ed25519 key"]  # required with a feed; the publisher's
+//!                                        # verifying keys (any one must have signed)
 //! update_channel = "stable"              # optional; "stable" (default) or "beta"
 //! allow_downgrade = false                # optional; true permits installing an older version
 //! update_max_mib = 64                    # optional; 1..=4096, default 64: largest artifact
@@ -69,9 +74,10 @@ const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_sec
                           journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, \
                           client_cert_file, client_key_file, username, password_file, \
                           password_env, allow_insecure, mqtt_version, app_update_command, \
-                          app_update_timeout_secs, update_feed_url, update_keys, update_channel, \
-                          allow_downgrade, update_max_mib, update_health_secs, auto_update, \
-                          update_window, update_ca_file";
+                          app_update_timeout_secs, update_feed_url, update_github_repo, \
+                          update_github_api_url, update_github_token_file, update_keys, \
+                          update_channel, allow_downgrade, update_max_mib, update_health_secs, \
+                          auto_update, update_window, update_ca_file";
 
 /// How long a new version has to prove itself after an update's restart.
 pub const DEFAULT_UPDATE_HEALTH: Duration = Duration::from_secs(120);
@@ -123,8 +129,8 @@ pub struct Config {
 /// The `update_*` keys: where signed releases are published and which keys sign them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateConfig {
-    /// `update_feed_url` without a trailing `/`; `None`: no feed configured.
-    pub feed_url: Option<String>,
+    /// Where releases are published; `None`: no feed configured.
+    pub feed: Option<UpdateFeed>,
     /// `update_keys`: raw ed25519 verifying keys; an artifact must be signed by one of them.
     pub keys: Vec<[u8; 32]>,
     pub channel: UpdateChannel,
@@ -145,7 +151,7 @@ pub struct UpdateConfig {
 impl Default for UpdateConfig {
     fn default() -> Self {
         UpdateConfig {
-            feed_url: None,
+            feed: None,
             keys: Vec::new(),
             channel: UpdateChannel::Stable,
             allow_downgrade: false,
@@ -153,6 +159,47 @@ impl Default for UpdateConfig {
             health_timeout: DEFAULT_UPDATE_HEALTH,
             auto: None,
             ca_file: None,
+        }
+    }
+}
+
+/// Where signed releases are published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateFeed {
+    /// `update_feed_url` (without a trailing `/`): a static feed, `{url}/{channel}/manifest.json`.
+    Manifest { url: String },
+    /// `update_github_repo`: the releases of a GitHub or GitHub Enterprise repository.
+    GitHub {
+        /// `update_github_api_url` without a trailing `/` (default [`GITHUB_API_URL`]).
+        api_url: String,
+        owner: String,
+        repo: String,
+        /// `update_github_token_file`'s first line, for a private repository.
+        token: Option<Password>,
+    },
+}
+
+/// GitHub's public API.
+pub const GITHUB_API_URL: &str = "https://api.github.com";
+
+impl fmt::Display for UpdateFeed {
+    /// The feed as an operator names it: its URL, or `github:OWNER/REPO` (with the API URL when
+    /// it is not GitHub's).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateFeed::Manifest { url } => f.write_str(url),
+            UpdateFeed::GitHub {
+                api_url,
+                owner,
+                repo,
+                ..
+            } if api_url == GITHUB_API_URL => write!(f, "github:{owner}/{repo}"),
+            UpdateFeed::GitHub {
+                api_url,
+                owner,
+                repo,
+                ..
+            } => write!(f, "github:{owner}/{repo} at {api_url}"),
         }
     }
 }
@@ -466,15 +513,7 @@ impl Config {
 
 /// The `update_*` keys and `allow_downgrade`.
 fn update(file: &mut KeyFile<'_>, config_dir: Option<&Path>) -> Result<UpdateConfig, KeyFileError> {
-    let feed = match file.string("update_feed_url")? {
-        None => None,
-        Some(url) => {
-            let span = url.span();
-            let parsed = feed_url(url.get_ref())
-                .map_err(|reason| file.error("update_feed_url", span.clone(), reason))?;
-            Some((parsed, span))
-        }
-    };
+    let feed = update_feed(file, config_dir)?;
     let mut keys = Vec::new();
     if let Some(items) = file.string_array("update_keys")? {
         for item in items {
@@ -483,11 +522,11 @@ fn update(file: &mut KeyFile<'_>, config_dir: Option<&Path>) -> Result<UpdateCon
             keys.push(key);
         }
     }
-    if let Some((_, span)) = &feed
+    if let Some((_, key, span)) = &feed
         && keys.is_empty()
     {
         return Err(file.error(
-            "update_feed_url",
+            key,
             span.clone(),
             "update_keys is missing or empty: pin the publisher's verifying keys (base64); \
              updates are installed only when signed by one of them",
@@ -526,7 +565,7 @@ fn update(file: &mut KeyFile<'_>, config_dir: Option<&Path>) -> Result<UpdateCon
     if auto && feed.is_none() {
         return Err(file.missing(
             "update_feed_url",
-            "auto_update needs a feed (update_feed_url and update_keys)",
+            "auto_update needs a feed (update_feed_url or update_github_repo, and update_keys)",
         ));
     }
     let ca_file = file.string("update_ca_file")?.map(|p| {
@@ -538,7 +577,7 @@ fn update(file: &mut KeyFile<'_>, config_dir: Option<&Path>) -> Result<UpdateCon
     });
     Ok(UpdateConfig {
         ca_file,
-        feed_url: feed.map(|f| f.0),
+        feed: feed.map(|f| f.0),
         keys,
         channel,
         allow_downgrade,
@@ -546,6 +585,114 @@ fn update(file: &mut KeyFile<'_>, config_dir: Option<&Path>) -> Result<UpdateCon
         health_timeout,
         auto: auto.then_some(window),
     })
+}
+
+/// `update_feed_url`, or `update_github_repo` with its API URL and token, with the key that
+/// named the feed and its span.
+fn update_feed(
+    file: &mut KeyFile<'_>,
+    config_dir: Option<&Path>,
+) -> Result<Option<(UpdateFeed, &'static str, Range<usize>)>, KeyFileError> {
+    let url = file.string("update_feed_url")?;
+    let repo = file.string("update_github_repo")?;
+    let api_url = file.string("update_github_api_url")?;
+    let token_file = file.string("update_github_token_file")?;
+    if repo.is_none() {
+        for (key, given) in [
+            ("update_github_api_url", &api_url),
+            ("update_github_token_file", &token_file),
+        ] {
+            if let Some(given) = given {
+                return Err(file.error(key, given.span(), "needs update_github_repo"));
+            }
+        }
+    }
+    match (url, repo) {
+        (Some(_), Some(repo)) => Err(file.error(
+            "update_github_repo",
+            repo.span(),
+            "update_feed_url is set too: releases come from one feed, not both",
+        )),
+        (None, None) => Ok(None),
+        (Some(url), None) => {
+            let span = url.span();
+            let url = feed_url(url.get_ref())
+                .map_err(|reason| file.error("update_feed_url", span.clone(), reason))?;
+            Ok(Some((
+                UpdateFeed::Manifest { url },
+                "update_feed_url",
+                span,
+            )))
+        }
+        (None, Some(repo)) => {
+            let span = repo.span();
+            let (owner, name) = github_repo(repo.get_ref())
+                .map_err(|reason| file.error("update_github_repo", span.clone(), reason))?;
+            let api_url = match api_url {
+                None => GITHUB_API_URL.to_owned(),
+                Some(url) => feed_url(url.get_ref())
+                    .map_err(|reason| file.error("update_github_api_url", url.span(), reason))?,
+            };
+            let token = match token_file {
+                None => None,
+                Some(p) if p.get_ref().is_empty() => {
+                    return Err(file.error("update_github_token_file", p.span(), "is empty"));
+                }
+                Some(p) => {
+                    let token_span = p.span();
+                    let path = PathBuf::from(p.into_inner());
+                    let path = match config_dir {
+                        Some(dir) if path.is_relative() => dir.join(path),
+                        _ => path,
+                    };
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        file.error(
+                            "update_github_token_file",
+                            token_span.clone(),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?;
+                    let first = text.lines().next().unwrap_or_default().trim();
+                    if first.is_empty() {
+                        return Err(file.error(
+                            "update_github_token_file",
+                            token_span,
+                            format!("the first line of {} is empty", path.display()),
+                        ));
+                    }
+                    Some(Password::new(first))
+                }
+            };
+            Ok(Some((
+                UpdateFeed::GitHub {
+                    api_url,
+                    owner,
+                    repo: name,
+                    token,
+                },
+                "update_github_repo",
+                span,
+            )))
+        }
+    }
+}
+
+/// Checks an `update_github_repo`: `OWNER/NAME`, as GitHub spells repository names.
+pub fn github_repo(text: &str) -> Result<(String, String), String> {
+    let expected = || format!("expected OWNER/NAME, found {text:?}");
+    let (owner, name) = text.split_once('/').ok_or_else(expected)?;
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if !valid(owner) || !valid(name) {
+        return Err(expected());
+    }
+    Ok((owner.to_owned(), name.to_owned()))
 }
 
 /// Checks an `update_feed_url`: `https://HOST[:PORT][/PATH]`, or `http://` to a loopback host
@@ -973,7 +1120,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -1515,7 +1662,9 @@ mod update_tests {
         assert_eq!(
             config.update,
             UpdateConfig {
-                feed_url: Some("https://updates.example/roomready".into()),
+                feed: Some(UpdateFeed::Manifest {
+                    url: "https://updates.example/roomready".into()
+                }),
                 keys: vec![expected, expected],
                 channel: UpdateChannel::Beta,
                 allow_downgrade: true,
@@ -1525,6 +1674,93 @@ mod update_tests {
                 ca_file: None,
             }
         );
+    }
+
+    #[test]
+    fn github_releases() {
+        let config = parse(&format!(
+            "update_github_repo = \"contoso/roomready\"\nupdate_keys = [\"{KEY}\"]\n"
+        ))
+        .expect("valid");
+        let feed = config.update.feed.expect("a feed");
+        assert_eq!(
+            feed,
+            UpdateFeed::GitHub {
+                api_url: GITHUB_API_URL.into(),
+                owner: "contoso".into(),
+                repo: "roomready".into(),
+                token: None,
+            }
+        );
+        assert_eq!(feed.to_string(), "github:contoso/roomready");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "ghp_s3cret\r\nignored\n").expect("token");
+        let text = format!(
+            "{BASE}update_github_repo = \"contoso/room.ready\"\n\
+             update_github_api_url = \"https://github.contoso.com/api/v3/\"\n\
+             update_github_token_file = \"token\"\nupdate_keys = [\"{KEY}\"]\n"
+        );
+        let config = Config::parse(&dir.path().join("agent.toml"), &text).expect("valid");
+        let feed = config.update.feed.expect("a feed");
+        assert_eq!(
+            feed,
+            UpdateFeed::GitHub {
+                api_url: "https://github.contoso.com/api/v3".into(),
+                owner: "contoso".into(),
+                repo: "room.ready".into(),
+                token: Some(Password::new("ghp_s3cret")),
+            }
+        );
+        assert!(!format!("{feed:?}").contains("s3cret"), "{feed:?}");
+        assert_eq!(
+            feed.to_string(),
+            "github:contoso/room.ready at https://github.contoso.com/api/v3"
+        );
+    }
+
+    #[test]
+    fn github_errors_name_the_key() {
+        for (text, expected) in [
+            (
+                format!("update_github_repo = \"roomready\"\nupdate_keys = [\"{KEY}\"]\n"),
+                "key \"update_github_repo\": expected OWNER/NAME, found \"roomready\"",
+            ),
+            (
+                format!("update_github_repo = \"a/b/c\"\nupdate_keys = [\"{KEY}\"]\n"),
+                "key \"update_github_repo\": expected OWNER/NAME",
+            ),
+            (
+                "update_github_repo = \"a/b\"\n".to_owned(),
+                "key \"update_github_repo\": update_keys is missing or empty",
+            ),
+            (
+                format!(
+                    "update_github_repo = \"a/b\"\nupdate_feed_url = \"https://u.example\"\nupdate_keys = [\"{KEY}\"]\n"
+                ),
+                "key \"update_github_repo\": update_feed_url is set too",
+            ),
+            (
+                format!(
+                    "update_github_api_url = \"https://github.contoso.com/api/v3\"\nupdate_keys = [\"{KEY}\"]\n"
+                ),
+                "key \"update_github_api_url\": needs update_github_repo",
+            ),
+            (
+                format!(
+                    "update_github_repo = \"a/b\"\nupdate_github_api_url = \"http://github.contoso.com\"\nupdate_keys = [\"{KEY}\"]\n"
+                ),
+                "key \"update_github_api_url\": plain http://",
+            ),
+            (
+                format!(
+                    "update_github_repo = \"a/b\"\nupdate_github_token_file = \"/nonexistent/token\"\nupdate_keys = [\"{KEY}\"]\n"
+                ),
+                "key \"update_github_token_file\": cannot read /nonexistent/token",
+            ),
+        ] {
+            let err = error(&text);
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]
@@ -1538,7 +1774,10 @@ mod update_tests {
                 "update_feed_url = \"{url}\"\nupdate_keys = [\"{KEY}\"]\n"
             ))
             .expect(url);
-            assert_eq!(config.update.feed_url.as_deref(), Some(url));
+            assert_eq!(
+                config.update.feed,
+                Some(UpdateFeed::Manifest { url: url.into() })
+            );
         }
         assert_eq!(
             error(&format!(

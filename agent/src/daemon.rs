@@ -751,7 +751,7 @@ impl<C: Clock> Running<'_, C> {
         let Some(updater) = &self.updater else {
             return Err((
                 "not_configured",
-                "no update feed is configured on this device (update_feed_url, update_keys)".into(),
+                "no update feed is configured on this device (update_feed_url or update_github_repo, and update_keys)".into(),
             ));
         };
         if let Some((running, _, _)) = &self.update_running {

@@ -461,7 +461,7 @@ async fn run(config_path: &Path, utc_offset: i32) -> anyhow::Result<u8> {
     }
     let mut settings = AgentSettings::from_config(&config, roots, broker_tls);
     settings.trial = trial;
-    if config.update.feed_url.is_some() {
+    if config.update.feed.is_some() {
         match UpdateSettings::from_config(&config.update, config_path) {
             Ok(update) => {
                 settings.updater = Some(Updater {
@@ -498,7 +498,7 @@ fn self_test(config_path: &Path) -> u8 {
         }
     };
     // Config::load has decoded every key; a feed needs at least one.
-    if config.update.feed_url.is_some() && config.update.keys.is_empty() {
+    if config.update.feed.is_some() && config.update.keys.is_empty() {
         eprintln!(
             "roomready-agent: bad config: {}: key \"update_keys\": missing",
             config_path.display()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use base64::Engine as _;
+use roomready_agent::config::UpdateFeed;
 use roomready_agent::update::{self, Release, UpdateError, UpdateSettings};
 use semver::Version;
 use sha2::Digest as _;
@@ -351,7 +352,9 @@ fn an_unreachable_feed_and_an_invalid_manifest_are_refused() {
     let err = update::check(&install.settings).expect_err("invalid");
     assert!(matches!(err, UpdateError::ManifestInvalid { .. }), "{err}");
     // Nothing listens on port 9 of loopback.
-    install.settings.feed_url = "http://127.0.0.1:9".into();
+    install.settings.feed = UpdateFeed::Manifest {
+        url: "http://127.0.0.1:9".into(),
+    };
     let err = update::check(&install.settings).expect_err("refused");
     assert!(matches!(err, UpdateError::FeedUnreachable { .. }), "{err}");
 }

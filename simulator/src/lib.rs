@@ -3,12 +3,14 @@
 //! library with simulated facts ([`device`], [`fleet`]), a dashboard-like subscriber
 //! ([`dashboard`]) and the `demo` that puts them together ([`demo`]). For the agent's signed
 //! self-update: the publisher side ([`release`]: keys, signed artifacts, manifest feed) and a
-//! local update server with fault injection ([`update_server`]).
+//! local update server with fault injection ([`update_server`]), which also answers GitHub's
+//! release API ([`github_api`]).
 
 pub mod broker;
 pub mod dashboard;
 pub mod demo;
 pub mod device;
 pub mod fleet;
+pub mod github_api;
 pub mod release;
 pub mod update_server;

@@ -1,6 +1,8 @@
 //! A tiny local HTTP/1.1 server for the agent's update feed: serves the files of a directory (the
 //! feed `roomready-sim release` writes) to `GET` requests on loopback, counts requests per path,
-//! and injects faults for tests (a response cut short, an error status).
+//! and injects faults for tests (a response cut short, an error status). It also answers the
+//! GitHub release API for the same feed ([`crate::github_api`]), optionally only to requests
+//! carrying a token, as a private repository does.
 //!
 //! One request per connection (`Connection: close`), `Content-Length` always set, no directory
 //! listings, no range requests. Paths with a `..` segment, a backslash or a NUL are refused with
@@ -40,10 +42,16 @@ pub enum Fault {
 struct State {
     counts: HashMap<String, u64>,
     faults: HashMap<String, VecDeque<Fault>>,
+    /// `Some`: GitHub API requests need `Authorization: token T` (or `Bearer T`).
+    github_token: Option<String>,
+    /// The `Authorization` header of the last request per path (`None`: it had none).
+    authorizations: HashMap<String, Option<String>>,
 }
 
 struct Shared {
     root: PathBuf,
+    /// `http://127.0.0.1:PORT`, for the URLs the GitHub API hands out.
+    base: String,
     state: Mutex<State>,
 }
 
@@ -140,12 +148,13 @@ impl UpdateServer {
         }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             root,
+            base: format!("{scheme}://{addr}"),
             state: Mutex::new(State::default()),
         });
         let (shutdown, stopped) = oneshot::channel();
-        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), tls, stopped));
         Ok(UpdateServer {
             scheme,
@@ -164,6 +173,28 @@ impl UpdateServer {
     /// `http://127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
         format!("{}://{}/", self.scheme, self.addr)
+    }
+
+    /// The GitHub API base for `update_github_api_url`: `http://127.0.0.1:PORT/api/v3`.
+    pub fn github_api_url(&self) -> String {
+        format!("{}{}", self.shared.base, crate::github_api::API_PREFIX)
+    }
+
+    /// From now on, GitHub API requests without `Authorization: token TOKEN` (or `Bearer`) get
+    /// 404, as a private repository answers a stranger; `None` opens the API again.
+    pub fn require_github_token(&self, token: Option<&str>) {
+        self.shared.lock().github_token = token.map(str::to_owned);
+    }
+
+    /// The `Authorization` header of the last request for `path` (`None`: it had none, or
+    /// there was no request).
+    pub fn authorization(&self, path: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .authorizations
+            .get(&normalize(path))
+            .cloned()
+            .flatten()
     }
 
     /// The directory served.
@@ -258,7 +289,14 @@ async fn accept_loop(
 
 /// What the request asked for, or the error status to answer with.
 enum Request {
-    Get { path: String, head_only: bool },
+    Get {
+        path: String,
+        head_only: bool,
+        /// The `Accept` header.
+        accept: Option<String>,
+        /// The `Authorization` header.
+        authorization: Option<String>,
+    },
     Bad(u16, String),
 }
 
@@ -302,7 +340,20 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Option
         "HEAD" => true,
         _ => return Ok(Some(Request::Bad(405, path))),
     };
-    Ok(Some(Request::Get { path, head_only }))
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    };
+    Ok(Some(Request::Get {
+        path,
+        head_only,
+        accept: header("accept"),
+        authorization: header("authorization"),
+    }))
 }
 
 /// The file under `root` for a request path, or `Err(status)`.
@@ -323,6 +374,7 @@ fn resolve(root: &Path, path: &str) -> Result<PathBuf, u16> {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -353,8 +405,20 @@ async fn respond(
     content_length: usize,
     body: &[u8],
 ) -> io::Result<()> {
+    respond_with(stream, status, "", content_type, content_length, body).await
+}
+
+/// [`respond`] with `extra` header lines (each ending in `\r\n`).
+async fn respond_with(
+    stream: &mut (impl AsyncWrite + Unpin),
+    status: u16,
+    extra: &str,
+    content_type: &str,
+    content_length: usize,
+    body: &[u8],
+) -> io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: \
+        "HTTP/1.1 {status} {}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: \
          {content_length}\r\nConnection: close\r\n\r\n",
         reason(status)
     );
@@ -388,8 +452,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(request) = read_request(&mut stream).await? else {
         return Ok(());
     };
-    let (path, head_only) = match request {
-        Request::Get { path, head_only } => (path, head_only),
+    let (path, head_only, accept, authorization) = match request {
+        Request::Get {
+            path,
+            head_only,
+            accept,
+            authorization,
+        } => (path, head_only, accept, authorization),
         Request::Bad(status, path) => {
             if !path.is_empty() {
                 *shared.lock().counts.entry(path).or_default() += 1;
@@ -400,6 +469,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let fault = {
         let mut state = shared.lock();
         *state.counts.entry(path.clone()).or_default() += 1;
+        state
+            .authorizations
+            .insert(path.clone(), authorization.clone());
         let fault = state.faults.get_mut(&path).and_then(VecDeque::pop_front);
         if state.faults.get(&path).is_some_and(VecDeque::is_empty) {
             state.faults.remove(&path);
@@ -408,6 +480,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     };
     if let Some(Fault::Status(status)) = fault {
         return respond_text(&mut stream, status, head_only).await;
+    }
+    if let Some(api) = crate::github_api::route(&path) {
+        return serve_github(&mut stream, shared, api, head_only, accept, authorization).await;
     }
     let file = match resolve(&shared.root, &path) {
         Ok(file) => file,
@@ -445,6 +520,65 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         _ => &body,
     };
     respond(&mut stream, 200, content_type(&file), body.len(), sent).await
+}
+
+/// A GitHub API request ([`crate::github_api`]).
+async fn serve_github(
+    stream: &mut (impl AsyncWrite + Unpin),
+    shared: &Shared,
+    api: crate::github_api::ApiRequest,
+    head_only: bool,
+    accept: Option<String>,
+    authorization: Option<String>,
+) -> io::Result<()> {
+    use crate::github_api::ApiRequest;
+    let allowed = {
+        match &shared.lock().github_token {
+            None => true,
+            Some(token) => authorization.as_deref().is_some_and(|given| {
+                given == format!("token {token}") || given == format!("Bearer {token}")
+            }),
+        }
+    };
+    if !allowed {
+        return respond_text(stream, 404, head_only).await;
+    }
+    match api {
+        ApiRequest::Unknown => respond_text(stream, 404, head_only).await,
+        ApiRequest::Releases { owner, repo } => {
+            let root = shared.root.clone();
+            let base = shared.base.clone();
+            let listed = tokio::task::spawn_blocking(move || {
+                crate::github_api::releases(&root, &base, &owner, &repo)
+            })
+            .await
+            .map_err(io::Error::other)?;
+            match listed {
+                Ok(list) => {
+                    let body = list.to_string();
+                    let sent: &[u8] = if head_only { b"" } else { body.as_bytes() };
+                    respond(stream, 200, "application/json", body.len(), sent).await
+                }
+                Err(e) => {
+                    tracing::warn!("update server: GitHub release list: {e}");
+                    respond_text(stream, 500, head_only).await
+                }
+            }
+        }
+        ApiRequest::Asset { path, .. } => {
+            if accept.is_some_and(|a| a.contains("application/octet-stream")) {
+                // GitHub answers with a redirect to its storage host.
+                let location = format!("Location: {}{path}\r\n", shared.base);
+                respond_with(stream, 302, &location, "text/plain; charset=utf-8", 0, b"").await
+            } else {
+                let body =
+                    serde_json::json!({ "browser_download_url": format!("{}{path}", shared.base) })
+                        .to_string();
+                let sent: &[u8] = if head_only { b"" } else { body.as_bytes() };
+                respond(stream, 200, "application/json", body.len(), sent).await
+            }
+        }
+    }
 }
 
 #[cfg(test)]

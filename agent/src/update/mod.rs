@@ -1,14 +1,21 @@
-//! Signed self-update from a static release feed.
+//! Signed self-update from a release feed.
 //!
-//! The feed is `{update_feed_url}/{channel}/manifest.json` (self_update's manifest schema 1)
-//! with the artifacts beside it: `roomready-agent-{version}-{target}.tar.gz` (`.zip` on Windows)
-//! holding one file, `roomready-agent` (`.exe`), signed with zipsign (ed25519ph, the artifact's
-//! file name as context) and listed with `digest: "sha256:<hex>"`.
+//! Two feeds, one artifact format:
+//! - a static feed, `{update_feed_url}/{channel}/manifest.json` (self_update's manifest schema
+//!   1) with the artifacts beside it;
+//! - the releases of a GitHub or GitHub Enterprise repository (`update_github_repo`, read with
+//!   self_update's github backend at `update_github_api_url`), the artifacts attached as release
+//!   assets. GitHub has no channels: `stable` takes releases whose version has no pre-release
+//!   part (`1.4.0`), `beta` takes those too and pre-releases (`1.5.0-beta.1`).
 //!
-//! [`check`] reads the manifest and names the release to install; [`install`] downloads it
-//! through self_update with every pinned key (any one must have signed), the manifest digest,
-//! and the size limit, extracts the binary, runs its `self-test --config CONFIG` (it must exit
-//! 0), copies the running binary to `roomready-agent.prev` (`.prev.exe`) and only then swaps the
+//! An artifact is `roomready-agent-{version}-{target}.tar.gz` (`.zip` on Windows) holding one
+//! file, `roomready-agent` (`.exe`), signed with zipsign (ed25519ph, the artifact's file name as
+//! context) and listed with `digest: "sha256:<hex>"` (GitHub publishes each asset's digest).
+//!
+//! [`check`] reads the feed and names the release to install; [`install`] downloads exactly that
+//! release through self_update with every pinned key (any one must have signed), its digest, and
+//! the size limit, extracts the binary, runs its `self-test --config CONFIG` (it must exit 0),
+//! copies the running binary to `roomready-agent.prev` (`.prev.exe`) and only then swaps the
 //! new one in. Nothing unsigned or unverified is ever executed: the self-test runs after the
 //! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
 
@@ -25,7 +32,7 @@ use std::time::{Duration, Instant};
 use self_update::update::ReleaseSource as _;
 use semver::Version;
 
-use crate::config::{UpdateChannel, UpdateConfig};
+use crate::config::{UpdateChannel, UpdateConfig, UpdateFeed};
 
 pub use http::Oversize;
 
@@ -48,8 +55,8 @@ const SELF_TEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Everything an update needs; [`UpdateSettings::from_config`] fills it from the config file.
 #[derive(Debug, Clone)]
 pub struct UpdateSettings {
-    /// The feed's base URL, without a trailing `/`.
-    pub feed_url: String,
+    /// Where the releases are published.
+    pub feed: UpdateFeed,
     pub channel: UpdateChannel,
     /// Pinned ed25519 verifying keys; never empty.
     pub keys: Vec<[u8; 32]>,
@@ -75,7 +82,7 @@ pub struct UpdateSettings {
 impl UpdateSettings {
     /// Settings from the config's `update_*` keys, for the running executable.
     pub fn from_config(config: &UpdateConfig, config_path: &Path) -> Result<Self, UpdateError> {
-        let feed_url = config.feed_url.clone().ok_or(UpdateError::NotConfigured)?;
+        let feed = config.feed.clone().ok_or(UpdateError::NotConfigured)?;
         if config.keys.is_empty() {
             return Err(UpdateError::NotConfigured);
         }
@@ -83,7 +90,7 @@ impl UpdateSettings {
             match &config.ca_file {
                 Some(path) => Some(http::Roots::load(path).map_err(|reason| {
                     UpdateError::FeedUnreachable {
-                        url: feed_url.clone(),
+                        url: feed.to_string(),
                         reason: format!("update_ca_file: {reason}"),
                     }
                 })?),
@@ -94,7 +101,7 @@ impl UpdateSettings {
             reason: format!("cannot locate the running executable: {e}"),
         })?;
         Ok(UpdateSettings {
-            feed_url,
+            feed,
             channel: config.channel,
             keys: config.keys.clone(),
             allow_downgrade: config.allow_downgrade,
@@ -109,9 +116,18 @@ impl UpdateSettings {
         })
     }
 
-    /// `{feed}/{channel}/manifest.json`.
-    pub fn manifest_url(&self) -> String {
-        format!("{}/{}/manifest.json", self.feed_url, self.channel)
+    /// Where the releases are listed: `{feed}/{channel}/manifest.json`, or the repository's
+    /// `/releases` on the GitHub API.
+    pub fn listing_url(&self) -> String {
+        match &self.feed {
+            UpdateFeed::Manifest { url } => format!("{url}/{}/manifest.json", self.channel),
+            UpdateFeed::GitHub {
+                api_url,
+                owner,
+                repo,
+                ..
+            } => format!("{api_url}/repos/{owner}/{repo}/releases"),
+        }
     }
 
     /// The artifact file name of `version` for this target.
@@ -150,8 +166,35 @@ pub struct Release {
     /// The artifact's file name.
     pub asset: String,
     pub url: String,
-    /// `sha256:<hex>` from the manifest.
+    /// `sha256:<hex>` from the manifest or the GitHub asset.
     pub digest: String,
+    /// The `Authorization` header the download needs (a private GitHub repository).
+    authorization: Option<AuthHeader>,
+}
+
+/// An `Authorization` header value and the one host it may be sent to (the API's); its `Debug`
+/// hides the value.
+#[derive(Clone, PartialEq, Eq)]
+struct AuthHeader {
+    value: String,
+    host: String,
+}
+
+impl std::fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "*** for {}", self.host)
+    }
+}
+
+/// The host of `url` (`https://HOST[:PORT]/...`), lower-cased, without brackets.
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.to_ascii_lowercase()
 }
 
 /// What [`install`] did.
@@ -165,7 +208,9 @@ pub struct Installed {
 /// Why an update was refused or failed. Each refusal is its own variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateError {
-    #[error("updates are not configured: set update_feed_url and update_keys in the config file")]
+    #[error(
+        "updates are not configured: set update_feed_url (or update_github_repo) and update_keys in the config file"
+    )]
     NotConfigured,
     #[error("update feed unreachable: {url}: {reason}")]
     FeedUnreachable { url: String, reason: String },
@@ -244,7 +289,7 @@ impl UpdateError {
 /// exactly `settings.requested`); `None` when there is nothing newer (or the requested version is
 /// the running one). Releases without an artifact for this target are passed over.
 pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> {
-    let url = settings.manifest_url();
+    let url = settings.listing_url();
     let client = http::LimitedClient::new(
         http::agent(settings.timeout, settings.roots.as_ref()),
         settings.max_bytes,
@@ -252,9 +297,39 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
     );
     let oversize_of = |client: &http::LimitedClient| client.oversize();
     let client = Arc::new(client);
-    let mut source = self_update::backends::manifest::ManifestSource::new(url.clone());
-    source.http_client(Arc::clone(&client) as Arc<dyn self_update::http_client::HttpClient>);
-    let releases = source.get_releases().map_err(|e| {
+    let shared = Arc::clone(&client) as Arc<dyn self_update::http_client::HttpClient>;
+    let mut authorization = None;
+    let listed = match &settings.feed {
+        UpdateFeed::Manifest { .. } => {
+            let mut source = self_update::backends::manifest::ManifestSource::new(url.clone());
+            source.http_client(shared);
+            source.get_releases()
+        }
+        UpdateFeed::GitHub {
+            api_url,
+            owner,
+            repo,
+            token,
+        } => {
+            let mut list = self_update::backends::github::ReleaseList::configure();
+            list.api_base_url(api_url.clone())
+                .repo_owner(owner.clone())
+                .repo_name(repo.clone())
+                .timeout(settings.timeout)
+                .http_client(shared);
+            if let Some(token) = token {
+                list.auth_token(token.expose());
+                authorization = Some(AuthHeader {
+                    value: format!("token {}", token.expose()),
+                    host: url_host(api_url),
+                });
+            }
+            list.build()
+                .and_then(|list| list.fetch())
+                .map(self_update::update::Releases::into_vec)
+        }
+    };
+    let releases = listed.map_err(|e| {
         if let Some(o) = oversize_of(&client) {
             return UpdateError::Oversize {
                 url: o.url,
@@ -275,6 +350,12 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
         let Ok(version) = Version::parse(release.version()) else {
             continue;
         };
+        if matches!(settings.feed, UpdateFeed::GitHub { .. })
+            && settings.channel == UpdateChannel::Stable
+            && !version.pre.is_empty()
+        {
+            continue;
+        }
         let name = settings.asset_name(&version);
         let Some(asset) = release.assets().iter().find(|a| a.name() == name) else {
             continue;
@@ -299,6 +380,7 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
             asset: name,
             url: asset.download_url().to_owned(),
             digest,
+            authorization: authorization.clone(),
         });
     }
     match &settings.requested {
@@ -390,10 +472,25 @@ pub fn install(
             })
         }
     };
+    let chosen = Chosen(
+        self_update::update::Release::builder()
+            .name(release.version.to_string())
+            .version(release.version.to_string())
+            .asset(
+                self_update::update::ReleaseAsset::new(release.asset.clone(), release.url.clone())
+                    .with_digest(release.digest.clone()),
+            )
+            .build()
+            .map_err(|e| UpdateError::ManifestInvalid {
+                url: settings.listing_url(),
+                reason: e.to_string(),
+            })?,
+    );
     let asset = release.asset.clone();
-    let mut builder = self_update::backends::manifest::Update::configure();
+    // Exactly the release `check` chose, whichever feed listed it: the feed is not read twice.
+    let mut builder = self_update::backends::custom::Update::configure();
     builder
-        .manifest_url(settings.manifest_url())
+        .source(chosen)
         .bin_name("roomready-agent")
         .current_version(settings.current_version.to_string())
         .target(settings.target.clone())
@@ -409,6 +506,16 @@ pub fn install(
         .http_client(Arc::clone(&client) as Arc<dyn self_update::http_client::HttpClient>)
         .progress_callback(progress)
         .verify_binary(hook);
+    if let Some(AuthHeader { value, host }) = &release.authorization {
+        // Only to the API host: GitHub redirects the download to its storage host, which must
+        // not see the token (the HTTP client drops it on a redirect).
+        builder
+            .request_header(
+                self_update::http_client::header::AUTHORIZATION,
+                value.as_str(),
+            )
+            .allow_auth_host(host.clone());
+    }
     let result = builder.build().and_then(|u| u.update_extended());
     match result {
         Ok(status) if status.is_updated() => Ok(Installed {
@@ -483,7 +590,7 @@ fn classify_install(
         | E::MissingAssetField { .. }
         | E::InvalidAssetName { .. }
         | E::ChecksumSourceInvalid { .. } => UpdateError::ManifestInvalid {
-            url: settings.manifest_url(),
+            url: settings.listing_url(),
             reason: e.to_string(),
         },
         E::VerificationRejected { reason, .. } => UpdateError::SelfTestFailed {
@@ -494,6 +601,15 @@ fn classify_install(
             path: settings.install_path.clone(),
             reason: other.to_string(),
         },
+    }
+}
+
+/// The one release [`install`] installs, as a self_update source.
+struct Chosen(self_update::update::Release);
+
+impl self_update::update::ReleaseSource for Chosen {
+    fn get_releases(&self) -> self_update::errors::Result<Vec<self_update::update::Release>> {
+        Ok(vec![self.0.clone()])
     }
 }
 
@@ -585,6 +701,17 @@ mod tests {
             prev_path(Path::new("C:/rr/roomready-agent.exe")),
             Path::new("C:/rr/roomready-agent.prev.exe")
         );
+    }
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(
+            url_host("https://GitHub.Contoso.com/api/v3"),
+            "github.contoso.com"
+        );
+        assert_eq!(url_host("http://127.0.0.1:8080/api/v3"), "127.0.0.1");
+        assert_eq!(url_host("https://[::1]:443/api"), "::1");
+        assert_eq!(url_host("https://api.github.com"), "api.github.com");
     }
 
     #[test]
