@@ -142,6 +142,10 @@ async fn serve_updates(dir: PathBuf, port: u16) -> anyhow::Result<()> {
             );
         }
     }
+    println!(
+        "GitHub API (update_github_api_url, any OWNER/REPO): {}",
+        server.github_api_url()
+    );
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;
