@@ -5,7 +5,9 @@
 //! - the happy path: `update` → accepted, progress events, restart into the new version, which
 //!   confirms itself (`healthy`) and answers `succeeded`;
 //! - a new version that cannot get connected and reporting within `update_health_secs` restores
-//!   the previous binary, and the previous version reports `rolled_back` and answers `failed`.
+//!   the previous binary, and the previous version reports `rolled_back` and answers `failed`;
+//! - `auto_update`: with the local time zone (`TZ`) chosen so that the agent starts 20 s before
+//!   the end of its `update_window`, it updates itself inside the window with no command.
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -81,6 +83,14 @@ impl Setup {
         );
     }
 
+    /// [`Setup::point_at`] plus `extra` config lines.
+    fn point_at_with(&self, server: &UpdateServer, broker_port: u16, device: &str, extra: &str) {
+        self.point_at(server, broker_port, device);
+        let mut text = std::fs::read_to_string(&self.config).expect("config");
+        text.push_str(extra);
+        std::fs::write(&self.config, text).expect("config");
+    }
+
     fn release(&self, version: &str, bin: &Path) {
         release(&ReleaseOptions {
             key: self.key.clone(),
@@ -108,10 +118,19 @@ fn write_config(path: &Path, port: u16, device: &str, feed: &str, key: &str) {
 
 /// The "service manager": runs the installed binary, and again whenever it exits with 75.
 fn supervise(installed: PathBuf, config: PathBuf) -> JoinHandle<Vec<i32>> {
+    supervise_in(installed, config, None)
+}
+
+/// [`supervise`] with `TZ` set to `tz` for the agent.
+fn supervise_in(installed: PathBuf, config: PathBuf, tz: Option<String>) -> JoinHandle<Vec<i32>> {
     tokio::spawn(async move {
         let mut exits = Vec::new();
         loop {
-            let status = tokio::process::Command::new(&installed)
+            let mut command = tokio::process::Command::new(&installed);
+            if let Some(tz) = &tz {
+                command.env("TZ", tz);
+            }
+            let status = command
                 .args(["run", "--config", config.to_str().expect("utf-8")])
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
@@ -332,5 +351,105 @@ async fn an_update_signed_by_another_key_is_refused_and_reported() {
         "nothing replaced"
     );
     assert!(!manager.is_finished(), "the agent runs on, no restart");
+    manager.abort();
+}
+
+/// A POSIX `TZ` under which the local time of day is `local_secs` (seconds after midnight) now.
+fn tz_where_it_is(local_secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let utc = i64::try_from(now % 86_400).expect("a second of the day");
+    // Local = UTC + ahead, with ahead in (-12 h, +12 h].
+    let mut ahead = (local_secs - utc).rem_euclid(86_400);
+    if ahead > 43_200 {
+        ahead -= 86_400;
+    }
+    // POSIX counts the other way: "RRT-02:00:00" is two hours ahead of UTC.
+    let sign = if ahead >= 0 { '-' } else { '+' };
+    let a = ahead.abs();
+    format!("RRT{sign}{:02}:{:02}:{:02}", a / 3600, a / 60 % 60, a % 60)
+}
+
+#[test]
+fn tz_strings() {
+    // Whatever the time now, the string parses as hh:mm:ss within a day.
+    for local in [0, 100, 43_200, 86_399] {
+        let tz = tz_where_it_is(local);
+        assert!(tz.starts_with("RRT+") || tz.starts_with("RRT-"), "{tz}");
+        let parts: Vec<u32> = tz[4..]
+            .split(':')
+            .map(|p| p.parse().expect("number"))
+            .collect();
+        assert!(parts[0] <= 12 && parts[1] < 60 && parts[2] < 60, "{tz}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_update_updates_inside_the_window_without_a_command() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    let s = setup(&broker, "mtr-auto");
+    s.release("9.9.10", Path::new(AGENT));
+    let server = UpdateServer::start(s.feed.clone())
+        .await
+        .expect("update server");
+    // The window is 00:00-00:02 local time and the agent starts at about 00:01:40 local time,
+    // so its one check this window falls within the next 20 s.
+    s.point_at_with(
+        &server,
+        broker.url().port,
+        "mtr-auto",
+        "auto_update = true\nupdate_window = \"00:00-00:02\"\n",
+    );
+    let device = DeviceId::new("mtr-auto").expect("id");
+    let mut controller = Controller::connect(&broker.url(), &device, "controller-auto", false);
+    let manager = supervise_in(
+        s.installed.clone(),
+        s.config.clone(),
+        Some(tz_where_it_is(100)),
+    );
+    let seen = controller
+        .wait_until(WAIT, |seen| {
+            stages(seen).contains(&UpdateStage::Healthy)
+                || stages(seen).contains(&UpdateStage::Failed)
+        })
+        .await
+        .unwrap_or_else(|seen| panic!("no update by itself: {:?}", stages(&seen)));
+    let stages = stages(&seen);
+    for stage in [
+        UpdateStage::Checking,
+        UpdateStage::Downloading,
+        UpdateStage::Verifying,
+        UpdateStage::Installing,
+        UpdateStage::Restarting,
+        UpdateStage::Healthy,
+    ] {
+        assert!(stages.contains(&stage), "{stage:?} missing from {stages:?}");
+    }
+    let healthy = seen
+        .events
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::UpdateProgress {
+                stage: UpdateStage::Healthy,
+                version,
+                ..
+            } => Some(version.clone()),
+            _ => None,
+        })
+        .flatten();
+    assert_eq!(healthy.as_deref(), Some("9.9.10"));
+    assert!(
+        seen.responses.is_empty(),
+        "no command, so no answer: {:?}",
+        seen.responses
+    );
+    assert!(
+        s.installed.with_file_name("roomready-agent.prev").exists(),
+        "the previous binary is kept"
+    );
+    assert_eq!(server.requests("/stable/manifest.json"), 1, "one check");
+    assert!(!manager.is_finished(), "the new version runs on");
     manager.abort();
 }

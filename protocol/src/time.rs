@@ -66,6 +66,18 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
+impl Timestamp {
+    /// RFC 3339 to the whole second (`2026-07-16T09:30:45Z`), as file formats such as
+    /// self_update's manifest date their entries; the wire format ([`fmt::Display`]) keeps the
+    /// milliseconds.
+    pub fn to_rfc3339_secs(self) -> String {
+        let mut text = self.to_string();
+        // "YYYY-MM-DDThh:mm:ss.mmmZ": drop ".mmm".
+        text.replace_range(19..23, "");
+        text
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = i64::try_from(self.0).expect("timestamps are clamped below year 10000");
@@ -190,6 +202,22 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect(s)
+    }
+
+    #[test]
+    fn whole_seconds() {
+        assert_eq!(
+            Timestamp::from_unix_ms(1_795_442_845_123).to_rfc3339_secs(),
+            "2026-11-23T14:07:25Z"
+        );
+        assert_eq!(
+            Timestamp::UNIX_EPOCH.to_rfc3339_secs(),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_ms(u64::MAX).to_rfc3339_secs(),
+            "9999-12-31T23:59:59Z"
+        );
     }
 
     #[test]

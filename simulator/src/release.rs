@@ -475,26 +475,9 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// `secs` since the epoch as RFC 3339 UTC (`2026-07-16T09:30:00Z`).
+/// `secs` since the epoch as RFC 3339 UTC to the second (`2026-07-16T09:30:00Z`).
 pub fn rfc3339_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    roomready_protocol::Timestamp::from_unix_ms(secs.saturating_mul(1000)).to_rfc3339_secs()
 }
 
 // --- manifest -----------------------------------------------------------------------------------
