@@ -587,12 +587,14 @@ fn update(file: &mut KeyFile<'_>, config_dir: Option<&Path>) -> Result<UpdateCon
     })
 }
 
-/// `update_feed_url`, or `update_github_repo` with its API URL and token, with the key that
-/// named the feed and its span.
+/// A feed with the key that named it and that key's span, for errors about it.
+type NamedFeed = (UpdateFeed, &'static str, Range<usize>);
+
+/// `update_feed_url`, or `update_github_repo` with its API URL and token.
 fn update_feed(
     file: &mut KeyFile<'_>,
     config_dir: Option<&Path>,
-) -> Result<Option<(UpdateFeed, &'static str, Range<usize>)>, KeyFileError> {
+) -> Result<Option<NamedFeed>, KeyFileError> {
     let url = file.string("update_feed_url")?;
     let repo = file.string("update_github_repo")?;
     let api_url = file.string("update_github_api_url")?;
