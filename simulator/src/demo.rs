@@ -72,13 +72,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
         (None, None) => unreachable!("an embedded broker was started when none was given"),
     };
     let mut dashboard = Dashboard::connect(&broker, &options.topic_prefix);
-    let env = DeviceEnv {
-        broker: broker.clone(),
-        topic_prefix: options.topic_prefix.clone(),
-        // One report per device is all the demo needs; later ones would only add traffic.
-        report_interval: Duration::from_secs(3600),
-        keep_alive: Duration::from_secs(30),
-    };
+    // One report per device is all the demo needs; later ones would only add traffic.
+    let env = DeviceEnv::new(broker.clone(), options.topic_prefix.clone());
     let fleet = demo_fleet(options.devices);
     let devices: Vec<SimDevice> = fleet
         .iter()

@@ -11,6 +11,7 @@ use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
 use roomready_agent::facts::registry::{MapRegistry, read_tls_settings};
 use roomready_agent::facts::{Fact, Facts, FactsError, FactsSource, Source};
+use roomready_agent::probe::{Endpoint, ProbeSettings, Probes};
 use roomready_agent::{Agent, AgentError, AgentSettings};
 use roomready_protocol::{DeviceId, DeviceKind, TopicPrefix};
 use tokio::sync::oneshot;
@@ -28,6 +29,9 @@ pub struct DeviceSpec {
     /// Registry DWORDs set on the device as (key path, value name, value); every other value
     /// is absent, so the OS default applies.
     pub registry: Vec<(String, String, u32)>,
+    /// The endpoints the device probes on every check, with [`DeviceEnv::probe_settings`];
+    /// empty: none.
+    pub endpoints: Vec<Endpoint>,
 }
 
 impl DeviceSpec {
@@ -106,13 +110,29 @@ impl AppUpdater for SimAppUpdater {
     }
 }
 
-/// How simulated devices reach the broker.
+/// How simulated devices reach the broker, probe, and update.
 #[derive(Debug, Clone)]
 pub struct DeviceEnv {
     pub broker: BrokerUrl,
     pub topic_prefix: TopicPrefix,
     pub report_interval: Duration,
     pub keep_alive: Duration,
+    /// How devices with [`DeviceSpec::endpoints`] probe them (trust anchors, timeout, name
+    /// overrides); `None`: no device probes.
+    pub probe_settings: Option<ProbeSettings>,
+}
+
+impl DeviceEnv {
+    /// Devices on `broker`: one report an hour, a 30 s keep-alive, no probes.
+    pub fn new(broker: BrokerUrl, topic_prefix: TopicPrefix) -> Self {
+        DeviceEnv {
+            broker,
+            topic_prefix,
+            report_interval: Duration::from_secs(3600),
+            keep_alive: Duration::from_secs(30),
+            probe_settings: None,
+        }
+    }
 }
 
 /// A running simulated device.
@@ -130,6 +150,14 @@ impl SimDevice {
         settings.topic_prefix = env.topic_prefix.clone();
         settings.report_interval = env.report_interval;
         settings.keep_alive = env.keep_alive;
+        if let Some(probe_settings) = &env.probe_settings
+            && !spec.endpoints.is_empty()
+        {
+            settings.probes = Some(Probes {
+                endpoints: spec.endpoints.clone(),
+                settings: probe_settings.clone(),
+            });
+        }
         // Teams Rooms on Windows can update its app; the other kinds have no app_update_command.
         if spec.kind == DeviceKind::TeamsRoomsWindows {
             settings.app_update = Some(AppUpdate(Arc::new(SimAppUpdater {

@@ -37,6 +37,7 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                     app_version: None,
                     os_build: Some(HUB_BUILDS[(hubs - 1) % HUB_BUILDS.len()].to_owned()),
                     registry: Vec::new(),
+                    endpoints: Vec::new(),
                 }
             } else {
                 rooms += 1;
@@ -46,6 +47,7 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                     app_version: APP_VERSIONS[(rooms - 1) % APP_VERSIONS.len()].map(str::to_owned),
                     os_build: Some(ROOMS_OS_BUILD.to_owned()),
                     registry: Vec::new(),
+                    endpoints: Vec::new(),
                 }
             }
         })

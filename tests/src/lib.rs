@@ -17,6 +17,7 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
         app_version: app.map(str::to_owned),
         os_build: build.map(str::to_owned),
         registry: Vec::new(),
+        endpoints: Vec::new(),
     }
 }
 

@@ -21,10 +21,8 @@ fn cmd(id: &str) -> String {
 async fn update_app_raises_the_app_version_and_the_verdict() {
     let broker = EmbeddedBroker::start().await.expect("broker starts");
     let env = DeviceEnv {
-        broker: broker.url(),
-        topic_prefix: TopicPrefix::default(),
-        report_interval: Duration::from_secs(3600),
         keep_alive: Duration::from_secs(5),
+        ..DeviceEnv::new(broker.url(), TopicPrefix::default())
     };
     let rooms = spec(
         "mtr-app",

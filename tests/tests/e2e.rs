@@ -12,10 +12,8 @@ use roomready_tests::{WAIT, spec};
 
 fn env(broker: &EmbeddedBroker) -> DeviceEnv {
     DeviceEnv {
-        broker: broker.url(),
-        topic_prefix: TopicPrefix::default(),
-        report_interval: Duration::from_secs(3600),
         keep_alive: Duration::from_secs(5),
+        ..DeviceEnv::new(broker.url(), TopicPrefix::default())
     }
 }
 
