@@ -1,9 +1,14 @@
 //! A dashboard-like subscriber: what a controller or dashboard sees of the fleet.
 //!
-//! It subscribes to `{prefix}/v1/+/state`, `+/status` and `+/events` (again after every
-//! reconnect, since its session is clean), decodes every payload with the protocol crate and
-//! keeps the latest state and status per device, and the events in arrival order. Waiters are woken on every change through a
-//! `watch` channel, so tests wait for an event instead of sleeping.
+//! It subscribes to `{prefix}/v1/+/state`, `+/status`, `+/events` and `+/cmd/res` (again after
+//! every reconnect), decodes every payload with the protocol crate and keeps the latest state and
+//! status per device, the events and command responses in arrival order, and every `seq` seen.
+//! Waiters are woken on every change through a `watch` channel, so tests wait for an event
+//! instead of sleeping. It can also send commands ([`Dashboard::command`]).
+//!
+//! Its session is clean by default; [`DashboardOptions::persistent`] keeps it on the broker (a
+//! fixed client id, `clean_session = false`), so what devices publish while the dashboard is
+//! reconnecting (after a broker restart) is queued for it instead of lost.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +16,9 @@ use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
 use roomready_agent::link::MAX_PACKET;
-use roomready_protocol::{Channel, DeviceId, Event, Message, State, Status, TopicPrefix};
+use roomready_protocol::{
+    Channel, CommandResponse, DeviceId, Event, Message, State, Status, TopicPrefix, Topics,
+};
 use rumqttc::{AsyncClient, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,6 +47,29 @@ pub struct DeviceView {
     pub status: Option<Status>,
     /// Every event received, in arrival order (duplicates included).
     pub events: Vec<Event>,
+    /// Every command response received, in arrival order (duplicates included).
+    pub responses: Vec<CommandResponse>,
+    /// Every `seq` of a state, event or response received.
+    pub seqs: std::collections::BTreeSet<u64>,
+    /// When the first state arrived.
+    pub first_state_at: Option<std::time::Instant>,
+}
+
+impl DeviceView {
+    /// The `seq`s missing between 1 and the highest seen: messages not (yet) delivered.
+    pub fn seq_gaps(&self) -> Vec<u64> {
+        let Some(&last) = self.seqs.last() else {
+            return Vec::new();
+        };
+        let mut missing = Vec::new();
+        let mut expected = 1;
+        for &seq in &self.seqs {
+            missing.extend(expected..seq);
+            expected = seq + 1;
+        }
+        debug_assert!(expected == last + 1);
+        missing
+    }
 }
 
 impl FleetView {
@@ -52,11 +82,19 @@ impl FleetView {
     }
 }
 
+/// How a [`Dashboard`] connects.
+#[derive(Debug, Clone, Default)]
+pub struct DashboardOptions {
+    /// Keep the session on the broker (`clean_session = false`, a fixed client id).
+    pub persistent: bool,
+}
+
 /// A connected (or connecting) dashboard subscriber.
 pub struct Dashboard {
     view: watch::Receiver<FleetView>,
     task: JoinHandle<()>,
-    _client: AsyncClient,
+    client: AsyncClient,
+    prefix: TopicPrefix,
 }
 
 impl Drop for Dashboard {
@@ -70,26 +108,47 @@ impl Drop for Dashboard {
 pub struct TimedOut(pub FleetView);
 
 impl Dashboard {
-    /// Starts subscribing to the state and status of every device under `prefix`.
+    /// Starts subscribing to everything every device under `prefix` publishes.
     pub fn connect(broker: &BrokerUrl, prefix: &TopicPrefix) -> Dashboard {
+        Self::connect_with(broker, prefix, &DashboardOptions::default())
+    }
+
+    /// [`Dashboard::connect`] with `options`.
+    pub fn connect_with(
+        broker: &BrokerUrl,
+        prefix: &TopicPrefix,
+        options: &DashboardOptions,
+    ) -> Dashboard {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let client_id = format!(
             "roomready-dashboard-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
-        options.set_keep_alive(Duration::from_secs(30));
-        options.set_clean_session(true);
-        options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
-        let (client, eventloop) = AsyncClient::new(options, 64);
+        let mut mqtt = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+        mqtt.set_keep_alive(Duration::from_secs(30));
+        mqtt.set_clean_session(!options.persistent);
+        mqtt.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        // Room for a burst of commands to a whole fleet.
+        let (client, eventloop) = AsyncClient::new(mqtt, 1024);
         let (tx, view) = watch::channel(FleetView::default());
         let task = tokio::spawn(drive(eventloop, client.clone(), prefix.clone(), tx));
         Dashboard {
             view,
             task,
-            _client: client,
+            client,
+            prefix: prefix.clone(),
         }
+    }
+
+    /// Sends `payload` (a command's JSON) to `device`'s `cmd` topic, QoS 1. Fails only when
+    /// the dashboard's task has ended.
+    pub async fn command(&self, device: &DeviceId, payload: Vec<u8>) -> Result<(), String> {
+        let topics = Topics::new(&self.prefix, device);
+        self.client
+            .publish(topics.cmd(), QoS::AtLeastOnce, false, payload)
+            .await
+            .map_err(|e| format!("cannot send a command to {device}: {e}"))
     }
 
     /// Waits until the dashboard is connected and subscribed, at most `timeout`.
@@ -129,6 +188,7 @@ async fn drive(
         prefix.filter(Channel::State),
         prefix.filter(Channel::Status),
         prefix.filter(Channel::Events),
+        prefix.filter(Channel::CmdRes),
     ];
     loop {
         match eventloop.poll().await {
@@ -186,7 +246,10 @@ fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8
         }
         Channel::State => match State::decode(payload) {
             Ok(state) => {
-                view.devices.entry(device).or_default().state = Some(state);
+                let d = view.devices.entry(device).or_default();
+                d.seqs.insert(state.seq);
+                d.first_state_at.get_or_insert_with(std::time::Instant::now);
+                d.state = Some(state);
                 None
             }
             Err(e) => Some(format!("{device} state: {e}")),
@@ -200,12 +263,24 @@ fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8
         },
         Channel::Events => match Event::decode(payload) {
             Ok(event) => {
-                view.devices.entry(device).or_default().events.push(event);
+                let d = view.devices.entry(device).or_default();
+                d.seqs.insert(event.seq);
+                d.events.push(event);
                 None
             }
             Err(e) => Some(format!("{device} event: {e}")),
         },
-        Channel::Cmd | Channel::CmdRes => None,
+        Channel::CmdRes if cleared => None,
+        Channel::CmdRes => match CommandResponse::decode(payload) {
+            Ok(response) => {
+                let d = view.devices.entry(device).or_default();
+                d.seqs.insert(response.seq);
+                d.responses.push(response);
+                None
+            }
+            Err(e) => Some(format!("{device} command response: {e}")),
+        },
+        Channel::Cmd => None,
     };
     if let Some(error) = error {
         if view.decode_errors.len() == MAX_DECODE_ERRORS {

@@ -17,15 +17,38 @@ use roomready_protocol::{DeviceId, DeviceKind, TopicPrefix};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// A simulated fact's value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SimValue {
+    Known(String),
+    /// The device could not read it.
+    Unreadable,
+    /// The device does not have it (e.g. no Teams Rooms app installed).
+    Absent,
+}
+
+impl From<Option<String>> for SimValue {
+    /// `Some` is known, `None` unreadable.
+    fn from(value: Option<String>) -> Self {
+        value.map_or(SimValue::Unreadable, SimValue::Known)
+    }
+}
+
+impl From<Option<&str>> for SimValue {
+    fn from(value: Option<&str>) -> Self {
+        value.map(str::to_owned).into()
+    }
+}
+
 /// What a simulated device is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceSpec {
     pub id: DeviceId,
     pub kind: DeviceKind,
-    /// Teams Rooms app version; `None` simulates a version that could not be read.
-    pub app_version: Option<String>,
-    /// OS build (`CurrentBuild.UBR`); `None` simulates a build that could not be read.
-    pub os_build: Option<String>,
+    /// Teams Rooms app version.
+    pub app_version: SimValue,
+    /// OS build (`CurrentBuild.UBR`).
+    pub os_build: SimValue,
     /// Registry DWORDs set on the device as (key path, value name, value); every other value
     /// is absent, so the OS default applies.
     pub registry: Vec<(String, String, u32)>,
@@ -38,14 +61,17 @@ impl DeviceSpec {
     /// The facts the agent sees, marked as simulated.
     pub fn facts(&self) -> Facts {
         let source = |key: &str| Source::new(format!("simulator, {key}"));
-        let text = |value: &Option<String>, key: &str| match value {
-            Some(v) => Fact::Known {
+        let text = |value: &SimValue, key: &str| match value {
+            SimValue::Known(v) => Fact::Known {
                 value: v.clone(),
                 source: source(key),
             },
-            None => Fact::Unreadable {
+            SimValue::Unreadable => Fact::Unreadable {
                 source: source(key),
                 reason: "simulated read failure".into(),
+            },
+            SimValue::Absent => Fact::Absent {
+                source: source(key),
             },
         };
         Facts {

@@ -3,7 +3,7 @@
 
 use roomready_protocol::{DeviceId, DeviceKind};
 
-use crate::device::DeviceSpec;
+use crate::device::{DeviceSpec, SimValue};
 
 /// Teams Rooms app versions cycled through, around the 4.0.64.0 threshold; `None` is a device
 /// whose version could not be read.
@@ -34,8 +34,8 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                 DeviceSpec {
                     id: device_id("hub", n),
                     kind: DeviceKind::SurfaceHub,
-                    app_version: None,
-                    os_build: Some(HUB_BUILDS[(hubs - 1) % HUB_BUILDS.len()].to_owned()),
+                    app_version: SimValue::Unreadable,
+                    os_build: SimValue::Known(HUB_BUILDS[(hubs - 1) % HUB_BUILDS.len()].to_owned()),
                     registry: Vec::new(),
                     endpoints: Vec::new(),
                 }
@@ -44,8 +44,8 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                 DeviceSpec {
                     id: device_id("mtr", n),
                     kind: DeviceKind::TeamsRoomsWindows,
-                    app_version: APP_VERSIONS[(rooms - 1) % APP_VERSIONS.len()].map(str::to_owned),
-                    os_build: Some(ROOMS_OS_BUILD.to_owned()),
+                    app_version: APP_VERSIONS[(rooms - 1) % APP_VERSIONS.len()].into(),
+                    os_build: SimValue::Known(ROOMS_OS_BUILD.to_owned()),
                     registry: Vec::new(),
                     endpoints: Vec::new(),
                 }

@@ -14,8 +14,8 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
     DeviceSpec {
         id: DeviceId::new(id).expect("test device ids are valid"),
         kind,
-        app_version: app.map(str::to_owned),
-        os_build: build.map(str::to_owned),
+        app_version: app.into(),
+        os_build: build.into(),
         registry: Vec::new(),
         endpoints: Vec::new(),
     }
