@@ -3,12 +3,15 @@
 //! library with simulated facts ([`device`], [`fleet`]), a dashboard-like subscriber
 //! ([`dashboard`]) and the `demo` that puts them together ([`demo`]). For the agent's signed
 //! self-update: the publisher side ([`release`]: keys, signed artifacts, manifest feed) and a
-//! local update server with fault injection ([`update_server`]).
+//! local update server with fault injection ([`update_server`]). The endpoint farm ([`farm`]):
+//! loopback TLS servers with chosen versions, suites, certificates and behaviours that stand in
+//! for teams.microsoft.com and the on-prem pool when simulated agents probe.
 
 pub mod broker;
 pub mod dashboard;
 pub mod demo;
 pub mod device;
+pub mod farm;
 pub mod fleet;
 pub mod release;
 pub mod update_server;
