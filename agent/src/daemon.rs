@@ -119,6 +119,7 @@ impl AgentSettings {
             settings: ProbeSettings {
                 roots,
                 timeout: config.probe_timeout,
+                resolve: Arc::default(),
             },
         });
         AgentSettings {

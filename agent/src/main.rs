@@ -318,6 +318,7 @@ async fn check(
     let settings = ProbeSettings {
         roots,
         timeout: probes.timeout,
+        resolve: Arc::default(),
     };
     let endpoints = probe_all(&probes.endpoints, &settings, SystemClock.now()).await;
     let rows = human::fact_rows(&facts);

@@ -17,6 +17,7 @@ fn settings(cert: &TestCert) -> ProbeSettings {
     ProbeSettings {
         roots: Arc::new(roots(Some(&ca)).expect("CA")),
         timeout: Duration::from_secs(5),
+        resolve: Arc::default(),
     }
 }
 
@@ -84,6 +85,7 @@ async fn nothing_listening_is_connection_refused_for_every_version() {
     let settings = ProbeSettings {
         roots: cert_roots,
         timeout: Duration::from_secs(2),
+        resolve: Arc::default(),
     };
     let (reserved, _socket) = support::refused_addr();
     let report = probe_endpoint(&endpoint(reserved.port()), &settings, SystemClock.now()).await;
@@ -97,4 +99,49 @@ async fn nothing_listening_is_connection_refused_for_every_version() {
         report.versions
     );
     assert_eq!(report.certificate, None);
+}
+
+#[tokio::test]
+async fn resolve_override_stands_in_for_dns() {
+    let (reserved, _socket) = support::refused_addr();
+    let endpoint = Endpoint {
+        host: "Teams.Example.invalid".into(),
+        port: 443,
+        role: EndpointRole::Microsoft365,
+        sfb_version: None,
+    };
+    let resolve = [(("teams.example.invalid".to_owned(), 443), reserved)]
+        .into_iter()
+        .collect();
+    let settings = ProbeSettings {
+        roots: Arc::new(roots(None).expect("roots")),
+        timeout: Duration::from_secs(2),
+        resolve: Arc::new(resolve),
+    };
+    let report = probe_endpoint(&endpoint, &settings, SystemClock.now()).await;
+    // Probed at the override (host matched case-insensitively), never looked up.
+    assert_eq!(report.address, Some(reserved.to_string()));
+    assert_eq!(report.host, "Teams.Example.invalid");
+    assert!(
+        report
+            .versions
+            .iter()
+            .all(|v| v.outcome == ProbeOutcome::ConnectionRefused),
+        "{:?}",
+        report.versions
+    );
+    // Another port of the same host is not overridden.
+    let other = Endpoint {
+        port: 5061,
+        ..endpoint
+    };
+    let report = probe_endpoint(&other, &settings, SystemClock.now()).await;
+    assert!(
+        report
+            .versions
+            .iter()
+            .all(|v| v.outcome == ProbeOutcome::DnsFailure),
+        "{:?}",
+        report.versions
+    );
 }

@@ -5,11 +5,15 @@
 //! ClientHello that never completes a handshake ([`hello`]). A TLS 1.2 handshake that fails on
 //! suites rustls does not implement (CBC, RSA or DHE key exchange) is retried with a hand-built
 //! TLS 1.2 hello offering them, so such a server is not mistaken for one without TLS 1.2.
+//!
+//! [`ProbeSettings::resolve`] can stand in for DNS (the simulator points `teams.microsoft.com`
+//! at a loopback server that way); SNI and the certificate's name check still use the host name.
 
 pub mod cert;
 pub mod hello;
 pub mod modern;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,12 +153,19 @@ pub fn dedup(endpoints: Vec<Endpoint>) -> Vec<Endpoint> {
     kept
 }
 
+/// Addresses that stand in for DNS: `(lower-case host, port)` → the address to connect to.
+pub type ResolveOverrides = HashMap<(String, u16), SocketAddr>;
+
 /// What every probe of a run shares.
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {
     pub roots: Arc<RootCertStore>,
     /// Bound on each connection attempt (connect plus answer).
     pub timeout: Duration,
+    /// Consulted before DNS: an endpoint whose lower-cased host and port are a key here is probed
+    /// at that address, with SNI and the certificate's name check still for its host name. Empty
+    /// for a real device; the simulator fills it to point endpoints at its TLS endpoint farm.
+    pub resolve: Arc<ResolveOverrides>,
 }
 
 /// Probes `endpoint` at all four versions; `now` dates the certificate's days to expiry.
@@ -172,7 +183,15 @@ pub async fn probe_endpoint(
         versions: Vec::new(),
         certificate: None,
     };
-    let addr = match resolve(&endpoint.host, endpoint.port, settings.timeout).await {
+    let overridden = settings
+        .resolve
+        .get(&(endpoint.host.to_ascii_lowercase(), endpoint.port))
+        .copied();
+    let resolved = match overridden {
+        Some(addr) => Ok(addr),
+        None => resolve(&endpoint.host, endpoint.port, settings.timeout).await,
+    };
+    let addr = match resolved {
         Ok(addr) => addr,
         Err(detail) => {
             report.versions = [
