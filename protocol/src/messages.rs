@@ -22,7 +22,9 @@ use crate::schema::Message;
 use crate::time::Timestamp;
 
 /// The overall answer for one device: is it ready for TLS 1.2-only Microsoft 365?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// `Ord` is the declaration order (for sorted tables), not the severity: see [`Verdict::rank`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every applicable rule passed.

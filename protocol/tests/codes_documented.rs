@@ -23,7 +23,11 @@ fn every_code_has_a_row_in_docs_findings() {
             "{name} is not documented in docs/findings.md"
         );
     }
-    assert_eq!(count, roomready_protocol::codes::ALL.len(), "codes::ALL has extras");
+    assert_eq!(
+        count,
+        roomready_protocol::codes::ALL.len(),
+        "codes::ALL has extras"
+    );
     assert!(
         count >= 20,
         "found only {count} codes: did codes.rs change shape?"

@@ -38,6 +38,8 @@ pub struct FleetView {
     /// then on nothing published is missed.
     pub subscribed: bool,
     pub last_error: Option<String>,
+    /// Messages received on the devices' topics (duplicates and undecodable ones included).
+    pub messages: u64,
 }
 
 /// What the dashboard knows of one device.
@@ -156,6 +158,12 @@ impl Dashboard {
         self.wait_until(timeout, |v| v.subscribed).await
     }
 
+    /// A receiver of the view, woken on every change (for a caller that watches while it
+    /// also sends commands).
+    pub fn watch(&self) -> watch::Receiver<FleetView> {
+        self.view.clone()
+    }
+
     /// The current view.
     pub fn snapshot(&self) -> FleetView {
         self.view.borrow().clone()
@@ -230,6 +238,7 @@ async fn drive(
 
 /// Records one payload; an empty retained payload clears the device's entry for that channel.
 fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8]) {
+    view.messages += 1;
     let cleared = payload.is_empty();
     let error = match channel {
         Channel::State if cleared => {

@@ -12,15 +12,22 @@ use roomready_agent::config::BrokerUrl;
 use roomready_protocol::TopicPrefix;
 use roomready_simulator::demo::{self, DemoOptions};
 use roomready_simulator::release::{self, Channel, ReleaseOptions};
+use roomready_simulator::scenario;
 use roomready_simulator::update_server::UpdateServer;
 
 /// Exit codes.
 mod exit {
     pub const OK: u8 = 0;
-    /// The demo ran but not every device's state arrived in time; or keygen, release or
-    /// serve-updates failed.
+    /// The demo ran but not every device's state arrived in time; a scenario expectation did
+    /// not hold; or keygen, release or serve-updates failed.
     pub const INCOMPLETE: u8 = 1;
     pub const USAGE: u8 = 64;
+    /// `run`: the scenario file is invalid.
+    pub const DATA: u8 = 65;
+    /// `run`: the scenario file cannot be read.
+    pub const NO_INPUT: u8 = 66;
+    /// `run`: the JUnit or JSON file cannot be written.
+    pub const CANT_CREATE: u8 = 73;
     /// The embedded broker could not start.
     pub const UNAVAILABLE: u8 = 69;
     pub const SOFTWARE: u8 = 70;
@@ -31,9 +38,11 @@ mod exit {
     name = "roomready-sim",
     version,
     about = "Simulated Teams Rooms / Surface Hub fleet, MQTT broker and dashboard for roomready.",
-    after_help = "Exit codes: 0 success, 1 not every state arrived in time (demo) or the command \
-                  failed (keygen, release, serve-updates), 64 usage error, 69 embedded broker \
-                  could not start, 70 internal error."
+    after_help = "Exit codes: 0 success, 1 not every state arrived in time (demo), an \
+                  expectation failed (run) or the command failed (keygen, release, \
+                  serve-updates), 64 usage error, 65 invalid scenario file, 66 unreadable \
+                  scenario file, 69 broker, farm or update server could not start, 70 internal \
+                  error, 73 cannot write --junit/--json."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -91,6 +100,27 @@ enum Command {
         /// Feed directory (the one `serve-updates --dir` serves).
         #[arg(long, value_name = "FEED_DIR")]
         out: PathBuf,
+    },
+    /// Run a scenario file: a fleet, faults on a timeline, and expectations.
+    ///
+    /// Prints a table of the expectations (expected, observed, pass/fail) and of the timeline's
+    /// steps. Exit code 0 iff every expectation holds. The format is in simulator/README.md.
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Seed for the fleet (which device gets which value); default: the file's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write JUnit XML here (one test case per expectation).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write the whole outcome as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Use this broker (mqtt://HOST:PORT) instead of the embedded one; broker faults are
+        /// then skipped.
+        #[arg(long, value_name = "URL", value_parser = parse_broker)]
+        broker: Option<BrokerUrl>,
     },
     /// Serve an update feed over HTTP on 127.0.0.1 until Ctrl-C.
     ///
@@ -151,6 +181,63 @@ async fn serve_updates(dir: PathBuf, port: u16) -> anyhow::Result<()> {
         .context("cannot wait for Ctrl-C")?;
     server.stop().await;
     Ok(())
+}
+
+/// `run`: loads, runs and reports a scenario.
+fn run_scenario(
+    runtime: &tokio::runtime::Runtime,
+    path: &std::path::Path,
+    seed: Option<u64>,
+    broker: Option<BrokerUrl>,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+) -> ExitCode {
+    let loaded = scenario::load(path).map(|mut s| {
+        s.file = path.to_owned();
+        s
+    });
+    let scenario = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("roomready-sim: {e}");
+            return ExitCode::from(
+                if e.position.is_none() && e.message.starts_with("cannot read") {
+                    exit::NO_INPUT
+                } else {
+                    exit::DATA
+                },
+            );
+        }
+    };
+    let options = scenario::run::RunOptions {
+        seed,
+        broker,
+        progress: true,
+    };
+    let outcome = match runtime.block_on(scenario::run::run(&scenario, &options)) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("roomready-sim: {e}");
+            return ExitCode::from(exit::UNAVAILABLE);
+        }
+    };
+    print!("{}", scenario::report::table(&outcome));
+    for (file, text) in [
+        (junit, scenario::report::junit(&outcome)),
+        (json, scenario::report::json(&outcome)),
+    ] {
+        if let Some(file) = file
+            && let Err(e) = std::fs::write(&file, text)
+        {
+            eprintln!("roomready-sim: cannot write {}: {e}", file.display());
+            return ExitCode::from(exit::CANT_CREATE);
+        }
+    }
+    if outcome.passed() {
+        ExitCode::from(exit::OK)
+    } else {
+        ExitCode::from(exit::INCOMPLETE)
+    }
 }
 
 /// Prints a failed command's error chain and gives exit code 1.
@@ -237,13 +324,24 @@ fn main() -> ExitCode {
         Command::ServeUpdates { dir, port } => {
             return report(runtime.block_on(serve_updates(dir, port)));
         }
+        Command::Run {
+            scenario,
+            seed,
+            junit,
+            json,
+            broker,
+        } => {
+            return run_scenario(&runtime, &scenario, seed, broker, junit, json);
+        }
         Command::Demo {
             devices,
             broker,
             timeout,
             topic_prefix,
         } => (devices, broker, timeout, topic_prefix),
-        Command::Keygen { .. } | Command::Release { .. } => return ExitCode::from(exit::SOFTWARE),
+        Command::Keygen { .. } | Command::Release { .. } => {
+            return ExitCode::from(exit::SOFTWARE);
+        }
     };
     let options = DemoOptions {
         devices: devices as usize,
