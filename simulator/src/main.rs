@@ -304,8 +304,15 @@ fn main() -> ExitCode {
         }
         other => other,
     };
+    // A scenario's faults make the simulated agents warn by design (lost connections, refused
+    // probes): only errors are shown unless RUST_LOG asks for more.
+    let default_level = if matches!(command, Command::Run { .. }) {
+        "error"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -154,7 +154,7 @@ pub struct UpdateFile {
 pub enum Action {
     /// The broker stops, and starts again on the same port after `for`.
     BrokerDown,
-    /// `endpoint` refuses connections for `for`.
+    /// `endpoint` refuses connections for `for` (or from then on).
     EndpointDown,
     /// The update server serves altered artifacts for `for` (or from then on).
     CorruptArtifact,
@@ -303,7 +303,7 @@ pub struct Group {
 pub struct Step {
     pub at: Duration,
     pub action: Action,
-    /// How long a fault lasts (`None`: to the end, for `corrupt_artifact`).
+    /// How long a fault lasts (`None`: to the end, for `endpoint_down` and `corrupt_artifact`).
     pub duration: Option<Duration>,
     pub endpoint: Option<String>,
     pub group: Option<String>,
@@ -685,7 +685,9 @@ fn validate(
             }
             (None, _) => None,
         };
-        let needs_duration = matches!(action, Action::BrokerDown | Action::EndpointDown);
+        // A broker that never comes back ends every run the same way; an endpoint or an
+        // artifact may stay broken to the end.
+        let needs_duration = action == Action::BrokerDown;
         if needs_duration && step.duration.is_none() {
             return Err(at(
                 Some(action_span),

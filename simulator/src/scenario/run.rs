@@ -511,11 +511,15 @@ async fn apply(
                 }
                 Some(farm) => {
                     let farm = Arc::clone(farm);
+                    let lasting = step.duration;
                     faults.spawn(async move {
                         if let Err(e) = farm.set_down(&name, true).await {
                             tracing::error!(%e, "endpoint_down");
                             return;
                         }
+                        let Some(lasting) = lasting else {
+                            return;
+                        };
                         tokio::time::sleep(lasting).await;
                         if let Err(e) = farm.set_down(&name, false).await {
                             tracing::error!(%e, "endpoint_down: back up");
