@@ -371,7 +371,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let at = |span: Option<Range<usize>>, message: String| located(path, text, span, message);
     let file: ScenarioFile = toml::from_str(text).map_err(|e| {
         let message = e.message().trim_end().to_owned();
-        at(e.span(), with_shape(&message))
+        let offset = e.span().map(|span| span.start);
+        at(e.span(), with_shape(&message, text, offset))
     })?;
     validate(file, &at)
 }
@@ -439,18 +440,21 @@ const SHAPES: [(&str, &str); 6] = [
     ),
 ];
 
-/// `message` with the expected shape of the table it names (serde names the unknown or missing
-/// field; the shape shows the whole table).
-fn with_shape(message: &str) -> String {
-    let table = SHAPES
-        .iter()
-        .find(|(name, _)| {
-            message.contains(&format!("`{name}`"))
-                || message.contains(&format!("[[{name}]]"))
-                || message.contains(&format!("in {name}"))
+/// `message` with the expected shape of the table at byte `offset` of `text`: the last table
+/// header before it (`[[group]]`, `[update]`, ...), or the top level.
+fn with_shape(message: &str, text: &str, offset: Option<usize>) -> String {
+    let before = offset.and_then(|o| text.get(..o)).unwrap_or("");
+    let table = before
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let line = line.trim();
+            let name = line.strip_prefix("[[").and_then(|l| l.split("]]").next());
+            let name = name.or_else(|| line.strip_prefix('[').and_then(|l| l.split(']').next()));
+            name.map(str::trim)
         })
-        .or_else(|| SHAPES.last());
-    match table {
+        .unwrap_or("scenario");
+    match SHAPES.iter().find(|(name, _)| *name == table) {
         Some((_, shape)) => format!("{message}\n  expected: {shape}"),
         None => message.to_owned(),
     }
