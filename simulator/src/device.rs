@@ -1,18 +1,18 @@
-//! A simulated device: the real agent library (`roomready_agent::Agent`) with simulated facts,
-//! run as a task of this process.
+//! A simulated device: the real agent library (`roomready_agent::Agent`) with simulated facts, run
+//! as a task of this process.
 //!
-//! With [`DeviceEnv::update`] set, the device really updates itself: it has a directory of its
-//! own (`{dir}/{device_id}/`) with an "installed binary" (a shell script that passes the
-//! `self-test` the installer runs), the config file that self-test is given, the command ledger
-//! and the trial files, and the agent's own update code downloads, verifies and swaps releases
-//! into it. The device task is then a small supervisor doing what a service manager and the
-//! binary's `run` do: when the agent stops with [`Stopped::Restart`] it starts a new agent, which
-//! counts the start against a pending trial ([`trial::begin`]) and confirms itself (`healthy`,
-//! `succeeded`) or, after a rollback, reports it (`rolled_back`, `failed`); a bad release can be
-//! simulated ([`SimUpdate::crash_on_start`]). Undelivered messages
-//! stay in one memory spool across these restarts, as they stay in the journal on a device, so
-//! `seq` goes on without a gap. The version the device runs as is kept in the directory
-//! (`sim-version`), since a script says nothing about it.
+//! With [`DeviceEnv::update`] set, the device really updates itself: it has a directory of its own
+//! (`{dir}/{device_id}/`) with an "installed binary" (a shell script that passes the `self-test`
+//! the installer runs), the config file that self-test is given, the command ledger and the trial
+//! files, and the agent's own update code downloads, verifies and swaps releases into it. The
+//! device task is then a small supervisor doing what a service manager and the binary's `run` do:
+//! when the agent stops with [`Stopped::Restart`] it starts a new agent, which counts the start
+//! against a pending trial ([`trial::begin`]) and confirms itself (`healthy`, `succeeded`) or,
+//! after a rollback, reports it (`rolled_back`, `failed`); a bad release can be simulated
+//! ([`SimUpdate::crash_on_start`]). Undelivered messages stay in one memory spool across these
+//! restarts, as they stay in the journal on a device, so `seq` goes on without a gap. The version
+//! the device runs as is kept in the directory (`sim-version`), since a script says nothing about
+//! it.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
