@@ -165,6 +165,11 @@ impl AgentSettings {
 }
 
 /// The self-update as the daemon runs it.
+///
+/// `settings.current_version` is the version the daemon runs as: it is reported in every state
+/// (`agent_version`), an update starts from it, and it is the `from` of a trial. For the real
+/// binary it is [`crate::update::CURRENT_VERSION`]; a simulated device that "installed" another
+/// version sets that version here when it starts again.
 #[derive(Debug, Clone)]
 pub struct Updater {
     pub settings: UpdateSettings,
@@ -251,6 +256,8 @@ struct Running<'a, C> {
     trial: Option<Trial>,
     /// Set when the loop must end for a restart into another binary.
     restart: bool,
+    /// The version reported and updated from (see [`Updater`]).
+    version: String,
 }
 
 impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
@@ -360,6 +367,10 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             update_msgs,
             trial: settings.trial.clone(),
             restart: false,
+            version: settings.updater.as_ref().map_or_else(
+                || report::AGENT_VERSION.to_owned(),
+                |u| u.settings.current_version.to_string(),
+            ),
         };
         if let Some(trial) = &run.trial {
             tracing::info!(
@@ -837,7 +848,7 @@ impl<C: Clock> Running<'_, C> {
                     Ok(None) => finish(
                         ResponseStatus::Succeeded,
                         None,
-                        format!("already up to date ({})", crate::update::CURRENT_VERSION),
+                        format!("already up to date ({})", self.version),
                     ),
                     Err(error) => {
                         self.event(EventBody::UpdateProgress {
@@ -882,7 +893,7 @@ impl<C: Clock> Running<'_, C> {
         };
         let trial = Trial {
             request_id: id.cloned(),
-            from: crate::update::CURRENT_VERSION.to_owned(),
+            from: self.version.clone(),
             to: installed.version.to_string(),
             binary: updater.settings.install_path.clone(),
             prev: installed.prev.clone(),
@@ -1022,15 +1033,16 @@ impl<C: Clock> Running<'_, C> {
         let verdict = assessment.verdict;
         let findings = u32::try_from(assessment.findings.len()).unwrap_or(u32::MAX);
         let seq = self.next_seq();
-        let state = report::state(
+        let mut state = report::state(
             self.device.clone(),
             seq,
             self.clock.now(),
             wire_facts,
             assessment,
             endpoints,
-        )
-        .encode();
+        );
+        state.agent_version.clone_from(&self.version);
+        let state = state.encode();
         tracing::info!(device = %self.device, %verdict, seq, "check completed");
         if let Some(id) = self.send(Kind::State, seq, Topic::State, &state) {
             self.latest_state = Some((id, state));

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::clock::{Clock, SystemClock};
-use roomready_agent::command::ledger::Answer;
 use roomready_agent::command::ledger::Ledger;
 use roomready_agent::config::Config;
 use roomready_agent::config::JournalConfig;
@@ -22,7 +21,7 @@ use roomready_agent::report::human;
 use roomready_agent::update::UpdateSettings;
 use roomready_agent::update::trial;
 use roomready_agent::{Agent, AgentSettings, report};
-use roomready_protocol::{DeviceId, EventBody, Message, ResponseStatus, UpdateStage, Verdict};
+use roomready_protocol::{DeviceId, EventBody, Message, Verdict};
 
 /// Exit codes, after BSD sysexits where one fits.
 mod exit {
@@ -441,20 +440,8 @@ async fn run(config_path: &Path, utc_offset: i32) -> anyhow::Result<u8> {
                 notices, answers, ..
             } = &mut storage
             {
-                notices.push(EventBody::UpdateProgress {
-                    stage: UpdateStage::RolledBack,
-                    version: Some(outcome.to.clone()),
-                    percent: None,
-                    reason: Some(outcome.reason.clone()),
-                });
-                if let Some(id) = outcome.request_id {
-                    answers.push(Answer {
-                        id,
-                        status: ResponseStatus::Failed,
-                        reason: Some("rolled_back".into()),
-                        message: Some(format!("{}; back on {}", outcome.reason, outcome.from)),
-                    });
-                }
+                notices.push(outcome.event());
+                answers.extend(outcome.answer());
             }
         }
         Ok(None) => {}

@@ -1,6 +1,8 @@
 //! A tiny local HTTP/1.1 server for the agent's update feed: serves the files of a directory (the
 //! feed `roomready-sim release` writes) to `GET` requests on loopback, counts requests per path,
-//! and injects faults for tests (a response cut short, an error status). It also answers the
+//! and injects faults for tests (a response cut short, an error status, a corrupt artifact: one
+//! request's with [`Fault::Corrupt`], or every artifact's while
+//! [`UpdateServer::corrupt_artifacts`] is on). It also answers the
 //! GitHub release API for the same feed ([`crate::github_api`]), optionally only to requests
 //! carrying a token, as a private repository does.
 //!
@@ -36,6 +38,24 @@ pub enum Fault {
     CutAfter(usize),
     /// Answer with this status and a short text body instead of the file.
     Status(u16),
+    /// Serve the file whole but with every bit of its last byte flipped: same length, so the
+    /// download completes and only the digest (or signature) check notices. On a missing file it
+    /// has no effect (404), but is used up.
+    Corrupt,
+}
+
+/// Whether a request path names a release artifact (`.tar.gz` or `.zip`).
+fn is_artifact(path: &str) -> bool {
+    path.ends_with(".tar.gz") || path.ends_with(".zip")
+}
+
+/// Flips every bit of the last byte of `body` (nothing to flip in an empty one). The last byte of
+/// a `.tar.gz` is in the gzip trailer (the uncompressed size), inside what the signature and the
+/// digest cover; the length stays the same.
+fn corrupt(body: &mut [u8]) {
+    if let Some(last) = body.last_mut() {
+        *last ^= 0xFF;
+    }
 }
 
 #[derive(Default)]
@@ -46,6 +66,10 @@ struct State {
     github_token: Option<String>,
     /// The `Authorization` header of the last request per path (`None`: it had none).
     authorizations: HashMap<String, Option<String>>,
+    /// Every artifact served is corrupted ([`UpdateServer::corrupt_artifacts`]).
+    corrupt_artifacts: bool,
+    /// Responses served corrupted so far (either way).
+    corrupted: u64,
 }
 
 struct Shared {
@@ -227,6 +251,21 @@ impl UpdateServer {
             .entry(normalize(path))
             .or_default()
             .push_back(fault);
+    }
+
+    /// While `on`, every artifact served (a `GET` for a path ending in `.tar.gz` or `.zip`,
+    /// directly or through the GitHub API's redirect) has its last byte flipped, as a broken
+    /// mirror or a tampering proxy would serve it: the agent refuses it (`checksum_mismatch`, the
+    /// digest being checked before the signature) and installs nothing. Manifests and the API's
+    /// listings are served intact. A queued [`Fault`] for the path takes precedence.
+    pub fn corrupt_artifacts(&self, on: bool) {
+        self.shared.lock().corrupt_artifacts = on;
+    }
+
+    /// Responses served corrupted so far ([`UpdateServer::corrupt_artifacts`] and
+    /// [`Fault::Corrupt`]).
+    pub fn corrupted(&self) -> u64 {
+        self.shared.lock().corrupted
     }
 
     /// Stops accepting, ends the connections in progress and waits for the server task.
@@ -476,7 +515,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         if state.faults.get(&path).is_some_and(VecDeque::is_empty) {
             state.faults.remove(&path);
         }
-        fault
+        fault.or((state.corrupt_artifacts && is_artifact(&path)).then_some(Fault::Corrupt))
     };
     if let Some(Fault::Status(status)) = fault {
         return respond_text(&mut stream, status, head_only).await;
@@ -500,7 +539,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(io::Error::other)?
     };
-    let body = match read {
+    let mut body = match read {
         Ok(Some(body)) => body,
         Ok(None) => return respond_text(&mut stream, 404, head_only).await,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -514,6 +553,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             return respond_text(&mut stream, 500, head_only).await;
         }
     };
+    if fault == Some(Fault::Corrupt) && !head_only {
+        corrupt(&mut body);
+        shared.lock().corrupted += 1;
+    }
     let sent: &[u8] = match fault {
         _ if head_only => b"",
         Some(Fault::CutAfter(n)) => &body[..n.min(body.len())],
@@ -726,6 +769,56 @@ mod tests {
 
         assert_eq!(server.requests("/stable/a.tar.gz"), 3);
         assert_eq!(server.request_counts().len(), 3);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn corrupt_artifacts_flips_the_last_byte_of_artifacts_only_while_on() {
+        let dir = feed();
+        std::fs::write(dir.path().join("stable/b.zip"), b"PK-zip").unwrap();
+        let server = UpdateServer::start(dir.path()).await.unwrap();
+        let intact = vec![7u8; 10_000];
+        let mut flipped = intact.clone();
+        flipped[9_999] = 7 ^ 0xFF;
+
+        server.corrupt_artifacts(true);
+        let (status, headers, body) = get(&server, "/stable/a.tar.gz").await;
+        assert_eq!(status, 200);
+        assert_eq!(header(&headers, "content-length"), Some("10000"));
+        assert_eq!(body, flipped, "same length, last byte flipped");
+        assert_eq!(
+            get(&server, "/stable/a.tar.gz").await.2,
+            flipped,
+            "every request"
+        );
+        assert_eq!(get(&server, "/stable/b.zip").await.2, b"PK-zi\x8f");
+        assert_eq!(
+            get(&server, "/stable/manifest.json").await.2,
+            b"{\"schema\":1}",
+            "not an artifact"
+        );
+        let (status, _, body) = raw(&server, "HEAD /stable/a.tar.gz HTTP/1.1\r\n\r\n").await;
+        assert_eq!((status, body.len()), (200, 0));
+        assert_eq!(get(&server, "/stable/missing.tar.gz").await.0, 404);
+        // A queued fault for the path comes first.
+        server.fail_next("/stable/a.tar.gz", Fault::Status(503));
+        assert_eq!(get(&server, "/stable/a.tar.gz").await.0, 503);
+        assert_eq!(server.corrupted(), 3);
+
+        server.corrupt_artifacts(false);
+        assert_eq!(get(&server, "/stable/a.tar.gz").await.2, intact);
+
+        // One request's worth, for any path.
+        server.fail_next("/stable/manifest.json", Fault::Corrupt);
+        assert_eq!(
+            get(&server, "/stable/manifest.json").await.2,
+            b"{\"schema\":1\x82"
+        );
+        assert_eq!(
+            get(&server, "/stable/manifest.json").await.2,
+            b"{\"schema\":1}"
+        );
+        assert_eq!(server.corrupted(), 4);
         server.stop().await;
     }
 

@@ -63,7 +63,8 @@ pub struct UpdateSettings {
     pub allow_downgrade: bool,
     /// Largest artifact (and manifest) accepted, in bytes.
     pub max_bytes: u64,
-    /// The version being replaced; [`CURRENT_VERSION`] normally.
+    /// The version being replaced; [`CURRENT_VERSION`] normally. The daemon also reports it as
+    /// its `agent_version` (see [`crate::daemon::Updater`]).
     pub current_version: Version,
     /// `Some`: exactly this version (`--version`) instead of the newest.
     pub requested: Option<Version>,

@@ -14,7 +14,10 @@
 
 use std::path::{Path, PathBuf};
 
+use roomready_protocol::{EventBody, ResponseStatus, UpdateStage};
 use serde::{Deserialize, Serialize};
+
+use crate::command::ledger::Answer;
 
 /// The trial marker's file name.
 pub const TRIAL_FILE: &str = "update-trial.json";
@@ -123,6 +126,27 @@ impl Trial {
 impl RolledBack {
     pub fn write(&self, dir: &Path) -> Result<(), TrialError> {
         write_json(&dir.join(RESULT_FILE), self)
+    }
+
+    /// The `rolled_back` event the restored version publishes.
+    pub fn event(&self) -> EventBody {
+        EventBody::UpdateProgress {
+            stage: UpdateStage::RolledBack,
+            version: Some(self.to.clone()),
+            percent: None,
+            reason: Some(self.reason.clone()),
+        }
+    }
+
+    /// The `failed` (`rolled_back`) answer owed to the `update` request that started the trial,
+    /// if a request did.
+    pub fn answer(&self) -> Option<Answer> {
+        self.request_id.as_ref().map(|id| Answer {
+            id: id.clone(),
+            status: ResponseStatus::Failed,
+            reason: Some("rolled_back".into()),
+            message: Some(format!("{}; back on {}", self.reason, self.from)),
+        })
     }
 
     /// Takes the outcome left by a rollback (reading and removing it).
@@ -238,6 +262,46 @@ mod tests {
         assert_eq!(RolledBack::take(dir.path()).expect("take"), Some(outcome));
         assert_eq!(RolledBack::take(dir.path()).expect("take again"), None);
         assert_eq!(begin(dir.path()).expect("begin"), Start::Normal);
+    }
+
+    #[test]
+    fn a_rollback_owes_an_event_and_the_request_a_failed_answer() {
+        let outcome = RolledBack {
+            request_id: Some("u-1".into()),
+            from: "0.1.0".into(),
+            to: "0.2.0".into(),
+            reason: "0.2.0 did not confirm itself".into(),
+        };
+        assert_eq!(
+            outcome.event(),
+            EventBody::UpdateProgress {
+                stage: UpdateStage::RolledBack,
+                version: Some("0.2.0".into()),
+                percent: None,
+                reason: Some("0.2.0 did not confirm itself".into()),
+            }
+        );
+        let answer = outcome.answer().expect("a request to answer");
+        assert_eq!(
+            (answer.id.as_str(), answer.status, answer.reason.as_deref()),
+            ("u-1", ResponseStatus::Failed, Some("rolled_back"))
+        );
+        assert!(
+            answer
+                .message
+                .as_deref()
+                .is_some_and(|m| m.ends_with("back on 0.1.0")),
+            "{answer:?}"
+        );
+        let scheduled = RolledBack {
+            request_id: None,
+            ..outcome
+        };
+        assert_eq!(
+            scheduled.answer(),
+            None,
+            "the scheduled check has no request"
+        );
     }
 
     #[test]
