@@ -103,9 +103,20 @@ impl EmbeddedBroker {
     }
 
     /// Stops the broker and waits until it has closed its connections and its port.
-    pub async fn stop(self) -> Result<(), BrokerError> {
-        self.shutdown.shutdown();
-        self.task.await?.map_err(BrokerError::Run)?;
+    pub async fn stop(mut self) -> Result<(), BrokerError> {
+        // The broker subscribes to its shutdown signal when its task first runs, and a signal
+        // sent before that is lost (a broadcast with no receiver yet): repeat it until the task
+        // has ended, so that a stop right after the start does not wait forever.
+        loop {
+            self.shutdown.shutdown();
+            tokio::select! {
+                ended = &mut self.task => {
+                    ended?.map_err(BrokerError::Run)?;
+                    break;
+                }
+                () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        }
         tracing::info!(addr = %self.addr, "embedded MQTT broker stopped");
         Ok(())
     }

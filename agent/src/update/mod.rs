@@ -636,7 +636,8 @@ fn self_test(new_exe: &Path, config_path: &Path) -> Result<(), UpdateError> {
     let stderr = output_file
         .try_clone()
         .map_err(|e| failed("not run".into(), e.to_string()))?;
-    let mut child = Command::new(new_exe)
+    let mut command = Command::new(new_exe);
+    command
         .arg("self-test")
         .arg("--config")
         .arg(config_path)
@@ -646,9 +647,21 @@ fn self_test(new_exe: &Path, config_path: &Path) -> Result<(), UpdateError> {
                 .try_clone()
                 .map_err(|e| failed("not run".into(), e.to_string()))?,
         ))
-        .stderr(Stdio::from(stderr))
-        .spawn()
-        .map_err(|e| failed("not started".into(), e.to_string()))?;
+        .stderr(Stdio::from(stderr));
+    // The new binary was just written. If another thread of this process forked while the
+    // file was open for writing, the child holds it open until it execs, and exec fails with
+    // "text file busy" (ETXTBSY) meanwhile: wait a moment and try again.
+    let mut attempts = 0;
+    let mut child = loop {
+        match command.spawn() {
+            Ok(child) => break child,
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 20 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(failed("not started".into(), e.to_string())),
+        }
+    };
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {

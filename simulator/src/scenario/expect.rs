@@ -32,20 +32,23 @@ fn pairs<K: std::fmt::Display>(counts: impl IntoIterator<Item = (K, u64)>) -> St
     list.join(" ")
 }
 
-/// The final update outcome of a device: its last answer to an update command of the scenario
-/// (`None` while there is none but `accepted`).
-pub fn update_outcome(device: &DeviceView) -> Option<UpdateOutcome> {
+/// The final update outcome of a device, with the answer's reason: its last answer to an update
+/// command of the scenario (`None` while there is none but `accepted`).
+pub fn update_outcome(device: &DeviceView) -> Option<(UpdateOutcome, Option<&str>)> {
     device
         .responses
         .iter()
         .filter(|r| r.id.starts_with(UPDATE_ID_PREFIX))
-        .filter_map(|r| match r.status {
-            ResponseStatus::Accepted => None,
-            ResponseStatus::Succeeded => Some(UpdateOutcome::Succeeded),
-            ResponseStatus::Failed if r.reason.as_deref() == Some("rolled_back") => {
-                Some(UpdateOutcome::RolledBack)
-            }
-            ResponseStatus::Failed | ResponseStatus::Rejected => Some(UpdateOutcome::Failed),
+        .filter_map(|r| {
+            let outcome = match r.status {
+                ResponseStatus::Accepted => return None,
+                ResponseStatus::Succeeded => UpdateOutcome::Succeeded,
+                ResponseStatus::Failed if r.reason.as_deref() == Some("rolled_back") => {
+                    UpdateOutcome::RolledBack
+                }
+                ResponseStatus::Failed | ResponseStatus::Rejected => UpdateOutcome::Failed,
+            };
+            Some((outcome, r.reason.as_deref()))
         })
         .next_back()
 }
@@ -127,13 +130,25 @@ pub fn judge(check: &Check, devices: &[DeviceId], view: &FleetView) -> Judgement
             let mut counts: BTreeMap<UpdateOutcome, u64> =
                 UpdateOutcome::ALL.into_iter().map(|o| (o, 0)).collect();
             let mut pending = 0;
+            let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
             for device in seen() {
                 match device.and_then(update_outcome) {
-                    Some(outcome) => *counts.entry(outcome).or_default() += 1,
+                    Some((outcome, reason)) => {
+                        *counts.entry(outcome).or_default() += 1;
+                        if outcome == UpdateOutcome::Failed {
+                            *reasons.entry(reason.unwrap_or("no reason")).or_default() += 1;
+                        }
+                    }
                     None => pending += 1,
                 }
             }
             let mut observed = pairs(counts.iter().map(|(o, n)| (o.as_str(), *n)));
+            if !reasons.is_empty() {
+                observed.push_str(&format!(
+                    " [{}]",
+                    pairs(reasons.iter().map(|(r, n)| (r, *n)))
+                ));
+            }
             if pending > 0 {
                 observed.push_str(&format!(" (no outcome: {pending})"));
             }
@@ -341,7 +356,7 @@ mod tests {
         assert!(j.holds, "{j:?}");
         assert_eq!(
             j.observed,
-            "succeeded=1 failed=1 rolled_back=1 (no outcome: 1)"
+            "succeeded=1 failed=1 rolled_back=1 [checksum_mismatch=1] (no outcome: 1)"
         );
         let check = Check::Updates([(UpdateOutcome::Succeeded, 4)].into());
         assert!(!judge(&check, &all, &v).holds);

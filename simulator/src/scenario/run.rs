@@ -6,6 +6,10 @@
 //! the timeline (or the ramp-up) ended, whichever comes first; then each expectation passes if
 //! it holds, and held early enough for its `within`.
 //!
+//! A command (`check_now`, `update`) goes to each device once the dashboard has seen it
+//! `online` (which it publishes after subscribing to its commands): a device still starting or
+//! reconnecting gets it when it is back, instead of losing it to a clean session.
+//!
 //! Faults that need control over the broker (`broker_down`) cannot be applied to an external
 //! broker: they are reported as skipped, never silently passed.
 
@@ -15,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
-use roomready_protocol::{DeviceId, TopicPrefix};
+use roomready_protocol::{DeviceId, Presence, TopicPrefix};
 use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -23,11 +27,13 @@ use tokio::time::Instant;
 
 use crate::broker::{BrokerError, EmbeddedBroker};
 use crate::dashboard::{Dashboard, DashboardOptions, FleetView};
-use crate::device::{DeviceEnv, SimDevice};
+use crate::device::{DeviceEnv, SimDevice, SimUpdate};
 use crate::farm::{EndpointFarm, FarmError};
+use crate::release::{self, Channel, ReleaseOptions};
 use crate::scenario::expect::{self, UPDATE_ID_PREFIX};
 use crate::scenario::fleet;
 use crate::scenario::model::{Action, Scenario, Step};
+use crate::update_server::UpdateServer;
 
 /// How often the expectations are judged.
 const JUDGE_EVERY: Duration = Duration::from_millis(100);
@@ -254,6 +260,20 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
     if let Some(farm) = &farm {
         env.probe_settings = Some(farm.probe_settings(scenario.probe_timeout)?);
     }
+    // Groups with `update = true` get the update server's signed release.
+    let updates = match &scenario.update_version {
+        None => None,
+        Some(version) => Some(start_updates(scratch.path(), version).await?),
+    };
+    let update_env = updates.as_ref().map(|(server, key)| DeviceEnv {
+        update: Some(SimUpdate::manifest(
+            &server.url(),
+            vec![*key],
+            scratch.path().join("devices"),
+        )),
+        ..env.clone()
+    });
+    let server = updates.map(|(server, _)| Arc::new(server));
     let endpoints = farm
         .as_ref()
         .map(|f| f.agent_endpoints())
@@ -292,6 +312,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
     let mut steps = scenario.timeline.iter().enumerate().peekable();
     let mut step_results: Vec<StepResult> = Vec::new();
     let mut faults: JoinSet<()> = JoinSet::new();
+    // Commands waiting for their device to be online: (step result index, device, payload).
+    let mut deferred: Vec<(usize, DeviceId, Arc<Vec<u8>>)> = Vec::new();
     let mut held_from: Vec<Option<Duration>> = vec![None; scenario.expectations.len()];
     let mut converged: Option<Duration> = None;
     let mut next_judgement = start;
@@ -300,30 +322,62 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
     loop {
         tick.tick().await;
         let now = start.elapsed();
-        // Ramp-up.
-        if ramp_done.is_none() {
-            for device in pending.by_ref().take(per_tick) {
-                running.push(SimDevice::spawn(device.spec, &env));
-            }
-            if running.len() == everyone.len() {
-                ramp_done = Some(now);
-            }
-        }
-        // Timeline.
+        // Timeline first: a step at 0s (a broker down from the start) comes before any device.
         while let Some((index, step)) = steps.next_if(|(_, s)| s.at <= now) {
+            if let Some(payload) = command_payload(index, step) {
+                let payload = Arc::new(payload);
+                for device in scope(&step.group) {
+                    deferred.push((step_results.len(), device, Arc::clone(&payload)));
+                }
+            }
             let result = apply(
-                index,
                 step,
-                &broker,
-                farm.as_ref(),
-                &dashboard,
-                &scope(&step.group),
+                Targets {
+                    broker: &broker,
+                    farm: farm.as_ref(),
+                    updates: server.as_ref(),
+                },
                 &mut faults,
             )
             .await;
             step_results.push(result);
         }
+        // Ramp-up.
+        if ramp_done.is_none() {
+            for device in pending.by_ref().take(per_tick) {
+                let env = match &update_env {
+                    Some(update_env) if scenario.groups[device.group].update => update_env,
+                    _ => &env,
+                };
+                running.push(SimDevice::spawn(device.spec, env));
+            }
+            if running.len() == everyone.len() {
+                ramp_done = Some(now);
+            }
+        }
         while faults.try_join_next().is_some() {}
+        // Commands to devices now online.
+        if !deferred.is_empty() {
+            let ready: Vec<(usize, DeviceId, Arc<Vec<u8>>)> = {
+                let seen = view.borrow();
+                let online = |id: &DeviceId| {
+                    seen.devices
+                        .get(id)
+                        .and_then(|d| d.status.as_ref())
+                        .is_some_and(|s| s.status == Presence::Online)
+                };
+                let (ready, waiting) = deferred.drain(..).partition(|(_, id, _)| online(id));
+                deferred = waiting;
+                ready
+            };
+            for (step, device, payload) in ready {
+                if dashboard.command(&device, payload.to_vec()).await.is_err() {
+                    let result = &mut step_results[step];
+                    result.status = Status::Fail;
+                    result.note = Some(format!("cannot send the command to {device}"));
+                }
+            }
+        }
         // Judgement.
         if Instant::now() < next_judgement {
             continue;
@@ -349,19 +403,30 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
         } else if !all_hold {
             converged = None;
         }
-        let timeline_over =
-            steps.peek().is_none() && faults.is_empty() && now >= scenario.timeline_end();
+        let timeline_over = steps.peek().is_none()
+            && faults.is_empty()
+            && deferred.is_empty()
+            && now >= scenario.timeline_end();
         let Some(ramped) = ramp_done else {
             continue;
         };
         if timeline_over && all_hold {
             break;
         }
-        if timeline_over && now >= ramped.max(scenario.timeline_end()) + scenario.timeout {
+        let timeline_done = steps.peek().is_none() && faults.is_empty();
+        if timeline_done && now >= ramped.max(scenario.timeline_end()) + scenario.timeout {
             break;
         }
     }
     progress.clear();
+    for (step, device, _) in &deferred {
+        let result = &mut step_results[*step];
+        result.status = Status::Fail;
+        let unsent = deferred.iter().filter(|(s, _, _)| s == step).count();
+        result.note = Some(format!(
+            "{unsent} devices (first: {device}) never came online to receive it"
+        ));
+    }
     let elapsed = start.elapsed();
     let seen = view.borrow().clone();
     let expectations = scenario
@@ -415,6 +480,11 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
     {
         farm.stop().await;
     }
+    if let Some(server) = server
+        && let Ok(server) = Arc::try_unwrap(server)
+    {
+        server.stop().await;
+    }
     if let Broker::Embedded { slot, .. } = &broker
         && let Some(running) = slot.lock().await.take()
         && let Err(e) = running.stop().await
@@ -439,6 +509,35 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
     })
 }
 
+/// The update server for `version`: a fresh signing key, and a release of a script "binary"
+/// that passes the installer's self-test (see [`SimUpdate`]), published to a feed under `dir`.
+async fn start_updates(
+    dir: &std::path::Path,
+    version: &semver::Version,
+) -> Result<(UpdateServer, [u8; 32]), RunError> {
+    let failed = |e: &dyn std::fmt::Display| RunError::Update(e.to_string());
+    let keys = release::keygen(&dir.join("keys")).map_err(|e| failed(&e))?;
+    let key = release::decode_verifying_key(&keys.verifying_key_b64).map_err(|e| failed(&e))?;
+    let feed = dir.join("feed");
+    std::fs::create_dir_all(&feed)?;
+    let bin = dir.join("release-binary");
+    std::fs::write(
+        &bin,
+        format!("#!/bin/sh\n# roomready-agent {version} (simulated)\nexit 0\n"),
+    )?;
+    release::release(&ReleaseOptions {
+        key: keys.signing_key,
+        bin,
+        version: version.to_string(),
+        target: self_update::get_target().into(),
+        channel: Channel::Stable,
+        feed: feed.clone(),
+    })
+    .map_err(|e| failed(&e))?;
+    let server = UpdateServer::start(feed).await?;
+    Ok((server, key))
+}
+
 fn reported(view: &FleetView, devices: &[DeviceId]) -> usize {
     devices
         .iter()
@@ -446,16 +545,39 @@ fn reported(view: &FleetView, devices: &[DeviceId]) -> usize {
         .count()
 }
 
+/// The command a `check_now` or `update` step sends (the same id to every device).
+fn command_payload(index: usize, step: &Step) -> Option<Vec<u8>> {
+    let payload = match step.action {
+        Action::Update => serde_json::json!({
+            "schema": "roomready.command/1",
+            "id": format!("{UPDATE_ID_PREFIX}{index}"),
+            "command": "update",
+            "version": step.version,
+        }),
+        Action::CheckNow => serde_json::json!({
+            "schema": "roomready.command/1",
+            "id": format!("scenario-check-{index}"),
+            "command": "check_now",
+        }),
+        _ => return None,
+    };
+    Some(payload.to_string().into_bytes())
+}
+
+/// What timeline steps act on.
+struct Targets<'a> {
+    broker: &'a Broker,
+    farm: Option<&'a Arc<EndpointFarm>>,
+    updates: Option<&'a Arc<UpdateServer>>,
+}
+
 /// Carries out one timeline step; faults that last run on in `faults`.
-async fn apply(
-    index: usize,
-    step: &Step,
-    broker: &Broker,
-    farm: Option<&Arc<EndpointFarm>>,
-    dashboard: &Dashboard,
-    devices: &[DeviceId],
-    faults: &mut JoinSet<()>,
-) -> StepResult {
+async fn apply(step: &Step, targets: Targets<'_>, faults: &mut JoinSet<()>) -> StepResult {
+    let Targets {
+        broker,
+        farm,
+        updates,
+    } = targets;
     let mut result = StepResult {
         at_ms: ms(step.at),
         action: step.action.as_str(),
@@ -479,15 +601,16 @@ async fn apply(
                     addr,
                     storage,
                 } => {
+                    // Stopped before anything else happens at this moment; back after `for`.
+                    let stopped = slot.lock().await.take();
+                    if let Some(running) = stopped
+                        && let Err(e) = running.stop().await
+                    {
+                        tracing::warn!(%e, "broker_down: stopping");
+                    }
+                    tracing::info!(%addr, "broker_down");
                     let (slot, addr, storage) = (Arc::clone(slot), *addr, storage.clone());
                     faults.spawn(async move {
-                        let stopped = slot.lock().await.take();
-                        if let Some(running) = stopped
-                            && let Err(e) = running.stop().await
-                        {
-                            tracing::warn!(%e, "broker_down: stopping");
-                        }
-                        tracing::info!(%addr, "broker_down");
                         tokio::time::sleep(lasting).await;
                         let again = match &storage {
                             Some(dir) => EmbeddedBroker::start_persistent(addr, dir).await,
@@ -530,40 +653,27 @@ async fn apply(
         }
         Action::CorruptArtifact => {
             result.target = "update server".into();
-            result.status = Status::Skipped;
-            result.note = Some("simulated self-update is not available yet".into());
-        }
-        Action::CheckNow | Action::Update => {
-            result.target = step.group.clone().unwrap_or_else(|| "all devices".into());
-            let id = match step.action {
-                Action::Update => format!("{UPDATE_ID_PREFIX}{index}"),
-                _ => format!("scenario-check-{index}"),
-            };
-            let payload = match step.action {
-                Action::Update => serde_json::json!({
-                    "schema": "roomready.command/1",
-                    "id": id,
-                    "command": "update",
-                    "version": step.version,
-                }),
-                _ => serde_json::json!({
-                    "schema": "roomready.command/1",
-                    "id": id,
-                    "command": "check_now",
-                }),
-            }
-            .to_string()
-            .into_bytes();
-            let mut failed = 0usize;
-            for device in devices {
-                if dashboard.command(device, payload.clone()).await.is_err() {
-                    failed += 1;
+            match updates {
+                // The scenario's checks make this impossible; say so rather than pass.
+                None => {
+                    result.status = Status::Skipped;
+                    result.note = Some("the scenario has no [update] release".into());
+                }
+                Some(server) => {
+                    server.corrupt_artifacts(true);
+                    if let Some(lasting) = step.duration {
+                        let server = Arc::clone(server);
+                        faults.spawn(async move {
+                            tokio::time::sleep(lasting).await;
+                            server.corrupt_artifacts(false);
+                        });
+                    }
                 }
             }
-            if failed > 0 {
-                result.status = Status::Fail;
-                result.note = Some(format!("{failed} commands could not be sent"));
-            }
+        }
+        Action::CheckNow | Action::Update => {
+            // Sent by the run loop as each device comes online.
+            result.target = step.group.clone().unwrap_or_else(|| "all devices".into());
         }
     }
     result
