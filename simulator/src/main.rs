@@ -122,6 +122,17 @@ enum Command {
         #[arg(long, value_name = "URL", value_parser = parse_broker)]
         broker: Option<BrokerUrl>,
     },
+    /// The embedded broker alone, until stdin closes: what `run` starts as a child process when
+    /// a fleet's connections do not fit in one process. Prints `listening ADDR` first.
+    #[command(hide = true)]
+    Broker {
+        /// Address to bind (a loopback address; port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+        /// Keep sessions and queued messages in this directory across restarts.
+        #[arg(long, value_name = "DIR")]
+        persist: Option<PathBuf>,
+    },
     /// Serve an update feed over HTTP on 127.0.0.1 until Ctrl-C.
     ///
     /// The agent's manifest URL is then http://127.0.0.1:PORT/CHANNEL/manifest.json.
@@ -213,6 +224,10 @@ fn run_scenario(
         seed,
         broker,
         progress: true,
+        broker_process: match std::env::current_exe() {
+            Ok(exe) => scenario::run::BrokerProcess::ChildWhenNeeded(exe),
+            Err(_) => scenario::run::BrokerProcess::InProcess,
+        },
     };
     let outcome = match runtime.block_on(scenario::run::run(&scenario, &options)) {
         Ok(outcome) => outcome,
@@ -306,7 +321,7 @@ fn main() -> ExitCode {
     };
     // A scenario's faults make the simulated agents warn by design (lost connections, refused
     // probes): only errors are shown unless RUST_LOG asks for more.
-    let default_level = if matches!(command, Command::Run { .. }) {
+    let default_level = if matches!(command, Command::Run { .. } | Command::Broker { .. }) {
         "error"
     } else {
         "warn"
@@ -330,6 +345,15 @@ fn main() -> ExitCode {
     let (devices, broker, timeout, topic_prefix) = match command {
         Command::ServeUpdates { dir, port } => {
             return report(runtime.block_on(serve_updates(dir, port)));
+        }
+        Command::Broker { bind, persist } => {
+            return match runtime.block_on(scenario::broker::serve(bind, persist)) {
+                Ok(()) => ExitCode::from(exit::OK),
+                Err(e) => {
+                    eprintln!("roomready-sim: {e}");
+                    ExitCode::from(exit::UNAVAILABLE)
+                }
+            };
         }
         Command::Run {
             scenario,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use roomready_agent::config::BrokerUrl;
 use roomready_simulator::scenario::fleet;
-use roomready_simulator::scenario::run::{Outcome, RunOptions, Status, run};
+use roomready_simulator::scenario::run::{BrokerProcess, Outcome, RunOptions, Status, run};
 use roomready_simulator::scenario::{self, Scenario, report};
 use roomready_tests::peers::{Mosquitto, need_mosquitto};
 
@@ -70,7 +70,22 @@ async fn the_endpoint_faults_example_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_outage_example_delivers_everything() {
     let outcome = run_ok(&example("broker-outage.toml"), &RunOptions::default()).await;
-    assert_passed(&outcome);
+    check_outage(&outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_in_a_child_process_goes_down_and_comes_back_too() {
+    // What large fleets get (their connections would not fit in one process's file table).
+    let options = RunOptions {
+        broker_process: BrokerProcess::Child(PathBuf::from(SIM)),
+        ..RunOptions::default()
+    };
+    let outcome = run_ok(&example("broker-outage.toml"), &options).await;
+    check_outage(&outcome);
+}
+
+fn check_outage(outcome: &Outcome) {
+    assert_passed(outcome);
     let down = &outcome.steps[0];
     assert_eq!((down.action, down.status), ("broker_down", Status::Pass));
     // Twenty devices reporting every second for 12 s: far more than one message each, so the

@@ -6,10 +6,12 @@
 //! - [`expect`]: each expectation judged against what a dashboard subscriber saw (pure);
 //! - [`run`]: the run itself: broker, endpoint farm, update server, dashboard, devices ramped up
 //!   at a paced rate, the timeline's faults and commands, and the watch over expectations;
-//! - [`report`]: the summary table, JUnit XML and JSON.
+//! - [`report`]: the summary table, JUnit XML and JSON;
+//! - [`broker`]: the embedded broker the run stops and restarts, in process or in a child.
 //!
 //! The format is documented in simulator/README.md; examples are in simulator/scenarios/.
 
+pub mod broker;
 pub mod expect;
 pub mod fleet;
 pub mod model;

@@ -25,11 +25,11 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::broker::{BrokerError, EmbeddedBroker};
 use crate::dashboard::{Dashboard, DashboardOptions, FleetView};
 use crate::device::{DeviceEnv, SimDevice, SimUpdate};
 use crate::farm::{EndpointFarm, FarmError};
 use crate::release::{self, Channel, ReleaseOptions};
+use crate::scenario::broker::{ManagedBroker, ManagedBrokerError, Placement, fits_in_process};
 use crate::scenario::expect::{self, UPDATE_ID_PREFIX};
 use crate::scenario::fleet;
 use crate::scenario::model::{Action, Scenario, Step};
@@ -49,13 +49,26 @@ pub struct RunOptions {
     pub broker: Option<BrokerUrl>,
     /// Draw a progress bar on stderr while devices ramp up (only when stderr is a terminal).
     pub progress: bool,
+    /// Where the embedded broker runs.
+    pub broker_process: BrokerProcess,
+}
+
+/// Where the embedded broker runs: in this process, or in a child process of the
+/// `roomready-sim` executable given (see [`crate::scenario::broker`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BrokerProcess {
+    #[default]
+    InProcess,
+    /// In a child when the fleet's connections would not fit in this process's open-file limit.
+    ChildWhenNeeded(std::path::PathBuf),
+    Child(std::path::PathBuf),
 }
 
 /// Why a run could not be made (as opposed to made and failed).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Broker(#[from] BrokerError),
+    Broker(#[from] ManagedBrokerError),
     #[error("endpoint farm: {0}")]
     Farm(#[from] FarmError),
     #[error("update server: {0}")]
@@ -141,8 +154,9 @@ fn ms(d: Duration) -> u64 {
 }
 
 /// Raises the soft limit on open files to the hard limit when `devices` need more than the
-/// soft one allows (each device holds a broker connection, and probes open more).
-pub fn raise_fd_limit(devices: u64) {
+/// soft one allows (each device holds a broker connection, and probes open more); returns the
+/// soft limit then in force (`u64::MAX` where there is none).
+pub fn raise_fd_limit(devices: u64) -> u64 {
     #[cfg(unix)]
     {
         let mut limit = libc::rlimit {
@@ -151,11 +165,11 @@ pub fn raise_fd_limit(devices: u64) {
         };
         // SAFETY: getrlimit writes into the struct we own and reads nothing else.
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-            return;
+            return u64::MAX;
         }
-        let wanted = devices.saturating_mul(2).saturating_add(256);
+        let wanted = devices.saturating_mul(2).saturating_add(512);
         if limit.rlim_cur >= wanted || limit.rlim_cur >= limit.rlim_max {
-            return;
+            return limit.rlim_cur;
         }
         let old = limit.rlim_cur;
         limit.rlim_cur = limit.rlim_max;
@@ -167,32 +181,32 @@ pub fn raise_fd_limit(devices: u64) {
                 "raised the open-file limit"
             );
         }
-        if limit.rlim_cur < wanted {
-            tracing::warn!(
-                limit = limit.rlim_cur,
-                devices,
-                "the open-file limit may be too low for this many devices"
-            );
+        let mut now = limit;
+        // SAFETY: as above.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) } != 0 {
+            return limit.rlim_cur;
         }
+        now.rlim_cur
     }
     #[cfg(not(unix))]
-    let _ = devices;
+    {
+        let _ = devices;
+        u64::MAX
+    }
 }
 
-/// The broker the run uses: embedded (restartable) or external.
+/// The broker the run uses: embedded (restartable, in process or a child) or external.
 enum Broker {
     Embedded {
-        slot: Arc<Mutex<Option<EmbeddedBroker>>>,
+        managed: Arc<Mutex<ManagedBroker>>,
         addr: SocketAddr,
-        /// Where a broker with persistence keeps its state across a restart.
-        storage: Option<std::path::PathBuf>,
     },
     External(BrokerUrl),
 }
 
 /// Runs `scenario`.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, RunError> {
-    raise_fd_limit(scenario.devices());
+    let fd_limit = raise_fd_limit(scenario.devices());
     let seed = options.seed.unwrap_or(scenario.seed);
     let scratch = tempfile::tempdir()?;
     let outages = scenario
@@ -202,22 +216,28 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
     let broker = match &options.broker {
         Some(url) => Broker::External(url.clone()),
         None => {
-            let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
             // With outages, sessions and queued messages must survive the restart, as on a
             // production broker with persistence; otherwise memory is faster.
-            let (started, storage) = if outages {
-                let dir = scratch.path().join("broker");
-                (
-                    EmbeddedBroker::start_persistent(loopback, &dir).await?,
-                    Some(dir),
-                )
-            } else {
-                (EmbeddedBroker::start().await?, None)
+            let storage = outages.then(|| scratch.path().join("broker"));
+            let placement = match &options.broker_process {
+                BrokerProcess::Child(exe) => Placement::Child(exe.clone()),
+                BrokerProcess::ChildWhenNeeded(exe)
+                    if !fits_in_process(scenario.devices(), fd_limit) =>
+                {
+                    tracing::info!(
+                        devices = scenario.devices(),
+                        fd_limit,
+                        "the embedded broker runs in a child process: both ends of every \
+                         connection would not fit in this one"
+                    );
+                    Placement::Child(exe.clone())
+                }
+                _ => Placement::InProcess,
             };
+            let managed = ManagedBroker::start(placement, storage).await?;
             Broker::Embedded {
-                addr: started.addr(),
-                slot: Arc::new(Mutex::new(Some(started))),
-                storage,
+                addr: managed.addr(),
+                managed: Arc::new(Mutex::new(managed)),
             }
         }
     };
@@ -485,11 +505,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
     {
         server.stop().await;
     }
-    if let Broker::Embedded { slot, .. } = &broker
-        && let Some(running) = slot.lock().await.take()
-        && let Err(e) = running.stop().await
-    {
-        tracing::warn!(%e, "the embedded broker did not stop cleanly");
+    if let Broker::Embedded { managed, .. } = &broker {
+        managed.lock().await.stop().await;
     }
     Ok(Outcome {
         scenario: scenario.name.clone(),
@@ -596,29 +613,15 @@ async fn apply(step: &Step, targets: Targets<'_>, faults: &mut JoinSet<()>) -> S
                         "the broker {url} is external: it cannot be stopped from here"
                     ));
                 }
-                Broker::Embedded {
-                    slot,
-                    addr,
-                    storage,
-                } => {
+                Broker::Embedded { managed, addr } => {
                     // Stopped before anything else happens at this moment; back after `for`.
-                    let stopped = slot.lock().await.take();
-                    if let Some(running) = stopped
-                        && let Err(e) = running.stop().await
-                    {
-                        tracing::warn!(%e, "broker_down: stopping");
-                    }
+                    managed.lock().await.stop().await;
                     tracing::info!(%addr, "broker_down");
-                    let (slot, addr, storage) = (Arc::clone(slot), *addr, storage.clone());
+                    let managed = Arc::clone(managed);
                     faults.spawn(async move {
                         tokio::time::sleep(lasting).await;
-                        let again = match &storage {
-                            Some(dir) => EmbeddedBroker::start_persistent(addr, dir).await,
-                            None => EmbeddedBroker::start_on(addr).await,
-                        };
-                        match again {
-                            Ok(b) => *slot.lock().await = Some(b),
-                            Err(e) => tracing::error!(%e, "broker_down: restarting"),
+                        if let Err(e) = managed.lock().await.start_again().await {
+                            tracing::error!(%e, "broker_down: restarting");
                         }
                     });
                 }
