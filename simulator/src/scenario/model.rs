@@ -747,21 +747,16 @@ fn validate(
         let group = check_group(&e.group)?;
         let mut checks = Vec::new();
         if let Some(v) = e.verdicts {
-            let span = v.span();
-            let mut counts = BTreeMap::new();
-            for (name, n) in v.into_inner() {
-                let verdict = Verdict::ALL
-                    .into_iter()
-                    .find(|x| x.to_string() == name)
-                    .ok_or_else(|| {
-                        at(
-                            Some(span.clone()),
-                            format!("verdicts: {name:?} is not a verdict; expected ready, at_risk, not_ready or unknown"),
-                        )
-                    })?;
-                counts.insert(verdict, n);
-            }
-            checks.push(Check::Verdicts(counts));
+            let names = Verdict::ALL.map(|v| (v, v.to_string()));
+            let expected = "ready, at_risk, not_ready or unknown";
+            checks.push(Check::Verdicts(named_counts(
+                v,
+                &names,
+                "verdicts",
+                "a verdict",
+                expected,
+                at,
+            )?));
         }
         if let Some(f) = e.findings {
             let span = f.span();
@@ -788,21 +783,16 @@ fn validate(
             checks.push(Check::Delivered);
         }
         if let Some(u) = e.updates {
-            let span = u.span();
-            let mut counts = BTreeMap::new();
-            for (name, n) in u.into_inner() {
-                let outcome = UpdateOutcome::ALL
-                    .into_iter()
-                    .find(|x| x.as_str() == name)
-                    .ok_or_else(|| {
-                        at(
-                            Some(span.clone()),
-                            format!("updates: {name:?} is not an outcome; expected succeeded, failed or rolled_back"),
-                        )
-                    })?;
-                counts.insert(outcome, n);
-            }
-            checks.push(Check::Updates(counts));
+            let names = UpdateOutcome::ALL.map(|o| (o, o.as_str().to_owned()));
+            let expected = "succeeded, failed or rolled_back";
+            checks.push(Check::Updates(named_counts(
+                u,
+                &names,
+                "updates",
+                "an outcome",
+                expected,
+                at,
+            )?));
         }
         if let Some(r) = e.reported {
             checks.push(Check::Reported(match r.into_inner() {
@@ -873,6 +863,29 @@ fn validate(
         timeline,
         expectations,
     })
+}
+
+/// `{ NAME = COUNT, .. }` with each NAME one of `names`: `key: "x" is not WHAT; expected EXPECTED`.
+fn named_counts<T: Copy + Ord>(
+    given: Spanned<BTreeMap<String, u64>>,
+    names: &[(T, String)],
+    key: &str,
+    what: &str,
+    expected: &str,
+    at: &dyn Fn(Option<Range<usize>>, String) -> ScenarioError,
+) -> Result<BTreeMap<T, u64>, ScenarioError> {
+    let span = given.span();
+    let mut counts = BTreeMap::new();
+    for (name, n) in given.into_inner() {
+        let Some((value, _)) = names.iter().find(|(_, text)| *text == name) else {
+            return Err(at(
+                Some(span),
+                format!("{key}: {name:?} is not {what}; expected {expected}"),
+            ));
+        };
+        counts.insert(*value, n);
+    }
+    Ok(counts)
 }
 
 fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
