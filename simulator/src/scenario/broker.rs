@@ -43,7 +43,8 @@ pub enum ManagedBrokerError {
 
 enum Running {
     InProcess(EmbeddedBroker),
-    Child(Child),
+    /// Boxed: a child process handle is large next to the broker's.
+    Child(Box<Child>),
 }
 
 /// A broker on a fixed loopback address that can be stopped and started again there.
@@ -96,7 +97,7 @@ impl ManagedBroker {
             }
             Placement::Child(exe) => {
                 let (child, addr) = spawn_child(exe, self.addr, self.storage.as_deref()).await?;
-                (Running::Child(child), addr)
+                (Running::Child(Box::new(child)), addr)
             }
         };
         self.addr = addr;
