@@ -253,9 +253,10 @@ fn the_windows_agent_reads_what_wine_reg_wrote() {
     let wine = Wine::new(loader, &exe);
 
     // A fresh prefix: nothing written, so no registry finding.
-    let (code, state) = wine.check();
+    let (_, state) = wine.check();
     assert_eq!(registry_codes(&state), BTreeSet::new(), "{state}");
     assert_eq!(state["facts"]["kind"], "teams_rooms_windows");
+    assert_ne!(state["verdict"], "not_ready", "{state}");
 
     // SCHANNEL: the TLS 1.2 client switched off.
     wine.reg_add(SCHANNEL_CLIENT, "Enabled", 0);
