@@ -23,6 +23,10 @@ use roomready_agent::update::trial;
 use roomready_agent::{Agent, AgentSettings, report};
 use roomready_protocol::{DeviceId, EventBody, Message, Verdict};
 
+#[cfg(windows)]
+#[path = "service.rs"]
+mod windows_service_impl;
+
 /// Exit codes, after BSD sysexits where one fits.
 mod exit {
     pub const READY: u8 = 0;
@@ -116,6 +120,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// The Windows service: install (automatic start, LocalSystem, restart on failure),
+    /// uninstall, start, stop, or run (what the service manager starts). On Linux, run the
+    /// daemon under systemd instead (docs/deploy/roomready-agent.service).
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Install the newest signed release of the update feed (update_feed_url, update_keys).
     #[command(after_help = EXIT_CODES)]
     Update {
@@ -131,6 +142,28 @@ enum Command {
         /// The feed channel instead of update_channel.
         #[arg(long, value_enum)]
         channel: Option<ChannelArg>,
+    },
+}
+
+/// `service ...`.
+#[derive(Debug, Clone, Subcommand)]
+enum ServiceAction {
+    /// Register the service for CONFIG (run as administrator).
+    Install {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Stop and delete the service.
+    Uninstall,
+    /// Start the installed service.
+    Start,
+    /// Stop the running service (it publishes `offline` first).
+    Stop,
+    /// Run as the service (started by the service manager, not by hand); logs go to
+    /// %ProgramData%\roomready\logs.
+    Run {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -163,6 +196,7 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
+        Command::Service { action } => service(action),
         Command::SelfTest { config } => self_test(&config),
         Command::Update {
             config,
@@ -204,7 +238,7 @@ fn main() -> ExitCode {
         }
         Command::Run { config } => {
             init_logging("info");
-            match runtime.block_on(run(&config, utc_offset)) {
+            match runtime.block_on(run(&config, utc_offset, None)) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("roomready-agent: {e:#}");
@@ -214,6 +248,78 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// `service ...`: Windows only.
+#[cfg(not(windows))]
+fn service(_action: ServiceAction) -> u8 {
+    eprintln!(
+        "roomready-agent: service: Windows services exist on Windows only; on Linux run \
+         `roomready-agent run --config FILE` under systemd (docs/deploy/roomready-agent.service)"
+    );
+    exit::USAGE
+}
+
+/// `service ...`: the Windows service.
+#[cfg(windows)]
+fn service(action: ServiceAction) -> u8 {
+    let done = match action {
+        ServiceAction::Install { config } => windows_service_impl::install(&config)
+            .map(|()| println!("service {} installed", windows_service_impl::SERVICE_NAME)),
+        ServiceAction::Uninstall => windows_service_impl::uninstall()
+            .map(|()| println!("service {} removed", windows_service_impl::SERVICE_NAME)),
+        ServiceAction::Start => windows_service_impl::start(),
+        ServiceAction::Stop => windows_service_impl::stop(),
+        ServiceAction::Run { config } => {
+            match windows_service_impl::log_writer() {
+                Ok(writer) => {
+                    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+                    tracing_subscriber::fmt()
+                        .with_env_filter(filter)
+                        .with_ansi(false)
+                        .with_writer(writer)
+                        .init();
+                }
+                Err(e) => {
+                    init_logging("info");
+                    eprintln!("roomready-agent: {e}");
+                }
+            }
+            windows_service_impl::run(&config, service_daemon)
+        }
+    };
+    match done {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("roomready-agent: {e}");
+            exit::SOFTWARE
+        }
+    }
+}
+
+/// The daemon as the service runs it, on its own runtime, until the service manager's stop.
+#[cfg(windows)]
+fn service_daemon(config: &Path, stop: tokio::sync::oneshot::Receiver<()>) -> u8 {
+    let utc_offset = local_utc_offset();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(%e, "cannot start the async runtime");
+            return exit::SOFTWARE;
+        }
+    };
+    match runtime.block_on(run(config, utc_offset, Some(stop))) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            exit::SOFTWARE
+        }
+    }
 }
 
 fn init_logging(default: &str) {
@@ -360,8 +466,12 @@ impl ColorChoice {
     }
 }
 
-/// `run`: the daemon until SIGINT/SIGTERM.
-async fn run(config_path: &Path, utc_offset: i32) -> anyhow::Result<u8> {
+/// `run`: the daemon until SIGINT/SIGTERM, or until `stop` fires (the Windows service's stop).
+async fn run(
+    config_path: &Path,
+    utc_offset: i32,
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> anyhow::Result<u8> {
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => {
@@ -463,8 +573,20 @@ async fn run(config_path: &Path, utc_offset: i32) -> anyhow::Result<u8> {
         }
     }
     let agent = Agent::with_storage(settings, facts, SystemClock, storage);
-    let shutdown = shutdown_signal().context("installing signal handlers")?;
-    match agent.run(shutdown).await.context("agent stopped")? {
+    let stopped = match stop {
+        Some(stop) => agent
+            .run(async {
+                let _ = stop.await;
+                tracing::info!("stop requested by the service manager");
+            })
+            .await
+            .context("agent stopped")?,
+        None => {
+            let shutdown = shutdown_signal().context("installing signal handlers")?;
+            agent.run(shutdown).await.context("agent stopped")?
+        }
+    };
+    match stopped {
         Stopped::Shutdown => Ok(0),
         Stopped::Restart => {
             eprintln!(

@@ -3,6 +3,10 @@
 //! writes with `wine reg add` through the native registry API (`cfg(windows)` facts), and its
 //! `check --json` findings reflect exactly what was written.
 //!
+//! A second test installs the agent as a Windows service under wine's service manager, starts
+//! it (it connects to a broker and reports), stops it (it publishes `offline`, reason
+//! `shutdown`), and finds its log file under ProgramData.
+//!
 //! Wine 8 lacks `bcryptprimitives.dll!ProcessPrng`, which Rust's std imports, so a ten-line
 //! shim DLL (built here with mingw, forwarding to advapi32's `RtlGenRandom`) sits next to the
 //! .exe. Needs wine (Debian: wine64), the mingw-w64 C compiler and the Rust target; skips with a
@@ -57,8 +61,21 @@ fn skip(test: &str, why: &str) -> bool {
 }
 
 /// Cross-builds the agent into its own target directory (a nested cargo on the test's own
-/// target directory would wait for the lock `cargo test` holds).
+/// target directory would wait for the lock `cargo test` holds), once for both tests.
 fn windows_agent(test: &str) -> Option<PathBuf> {
+    static BUILT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(exe) = built.as_ref() {
+        return Some(exe.clone());
+    }
+    let exe = build_windows_agent(test)?;
+    *built = Some(exe.clone());
+    Some(exe)
+}
+
+fn build_windows_agent(test: &str) -> Option<PathBuf> {
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wine-target");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
@@ -126,7 +143,15 @@ impl Wine {
         let wine = Wine { loader, dir };
         let booted = wine.run(&["wineboot", "-i"]);
         assert!(booted.status.success(), "wineboot: {booted:?}");
+        // Let the boot's wineserver (and its service manager) end, so the next command starts
+        // from the prefix as written: a service created while the boot's services.exe still
+        // runs can be lost.
+        let _ = wine.server(&["-w"]);
         wine
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -183,25 +208,32 @@ impl Wine {
     }
 }
 
-impl Drop for Wine {
-    fn drop(&mut self) {
-        // Stop this prefix's wineserver before its directory goes.
-        let server = self
+impl Wine {
+    /// Runs this prefix's wineserver with `args` (`-w`: wait for it to end; `-k`: kill it).
+    fn server(&self, args: &[&str]) -> std::io::Result<Output> {
+        let beside = self
             .loader
             .with_file_name(if self.loader.ends_with("wine64") {
                 "wineserver64"
             } else {
                 "wineserver"
             });
-        let server = if server.is_file() {
-            server
+        let server = if beside.is_file() {
+            beside
         } else {
             PathBuf::from("wineserver")
         };
-        let _ = Command::new(server)
-            .arg("-k")
+        Command::new(server)
+            .args(args)
             .env("WINEPREFIX", self.dir.path().join("prefix"))
-            .output();
+            .output()
+    }
+}
+
+impl Drop for Wine {
+    fn drop(&mut self) {
+        // Stop this prefix's wineserver before its directory goes.
+        let _ = self.server(&["-k"]);
     }
 }
 
@@ -237,20 +269,125 @@ fn registry_codes(state: &serde_json::Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// wine, the mingw compiler and the Windows build, or `None` (skipped, with the reason printed).
+fn wine_and_agent(test: &str) -> Option<Wine> {
+    if !need_program(test, MINGW_GCC) {
+        return None;
+    }
+    let Some(loader) = wine() else {
+        skip(test, "wine not found (Debian: apt-get install wine64)");
+        return None;
+    };
+    let exe = windows_agent(test)?;
+    Some(Wine::new(loader, &exe))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_runs_under_wine_and_stops_cleanly() {
+    use roomready_protocol::{DeviceId, Presence, StatusReason};
+    use roomready_simulator::broker::EmbeddedBroker;
+    use roomready_tests::controller::Controller;
+    const TEST: &str = "the_service_runs_under_wine_and_stops_cleanly";
+    let wait = std::time::Duration::from_secs(60);
+    let Some(wine) = tokio::task::block_in_place(|| wine_and_agent(TEST)) else {
+        return;
+    };
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    std::fs::write(
+        wine.path("agent.toml"),
+        format!(
+            "broker_url = \"mqtt://127.0.0.1:{}\"\ndevice_id = \"mtr-wine\"\nfacts_file = \"facts.toml\"\nendpoints = []\n",
+            broker.url().port
+        ),
+    )
+    .expect("config");
+    let device = DeviceId::new("mtr-wine").expect("id");
+    let mut controller = Controller::connect(&broker.url(), &device, "ctl-wine", false);
+    let run = |args: &[&str]| tokio::task::block_in_place(|| wine.run(args));
+
+    let installed = run(&[
+        "roomready-agent.exe",
+        "service",
+        "install",
+        "--config",
+        "agent.toml",
+    ]);
+    assert!(installed.status.success(), "install: {installed:?}");
+    // What the service manager recorded (wine's `sc` has no `qc`; the registry has it all).
+    let query = run(&[
+        "reg",
+        "query",
+        r"HKLM\System\CurrentControlSet\Services\roomready-agent",
+    ]);
+    let config = String::from_utf8_lossy(&query.stdout);
+    assert!(
+        config.contains("Start    REG_DWORD    0x2"),
+        "automatic start: {config}"
+    );
+    assert!(
+        config.contains(r"roomready-agent.exe service run --config Z:\"),
+        "the command line, with the config made absolute: {config}"
+    );
+    assert!(
+        config.contains("ObjectName    REG_SZ    LocalSystem"),
+        "{config}"
+    );
+
+    let started = run(&["roomready-agent.exe", "service", "start"]);
+    assert!(started.status.success(), "start: {started:?}");
+    let seen = controller
+        .wait_until(wait, |seen| {
+            !seen.states.is_empty() && seen.statuses.iter().any(|s| s.status == Presence::Online)
+        })
+        .await
+        .unwrap_or_else(|seen| panic!("the service did not report: {seen:?}"));
+    assert_eq!(
+        seen.states[0].facts.app_version.as_deref(),
+        Some("5.2.115.0")
+    );
+
+    let stopped = run(&["roomready-agent.exe", "service", "stop"]);
+    assert!(stopped.status.success(), "stop: {stopped:?}");
+    controller
+        .wait_until(wait, |seen| {
+            seen.statuses
+                .iter()
+                .any(|s| s.status == Presence::Offline && s.reason == Some(StatusReason::Shutdown))
+        })
+        .await
+        .unwrap_or_else(|seen| panic!("no clean offline: {:?}", seen.statuses));
+
+    // Its log, rotated daily, under %ProgramData%\roomready\logs (C:\users\Public in wine).
+    let logs: Vec<PathBuf> = ["ProgramData", "users/Public"]
+        .iter()
+        .map(|base| {
+            wine.path("prefix/drive_c")
+                .join(base)
+                .join("roomready/logs")
+        })
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    let log: String = logs
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect();
+    assert!(log.contains("connected to the broker"), "{logs:?}: {log}");
+
+    let removed = run(&["roomready-agent.exe", "service", "uninstall"]);
+    assert!(removed.status.success(), "uninstall: {removed:?}");
+    let gone = run(&["sc", "query", "roomready-agent"]);
+    assert!(!gone.status.success(), "still there: {gone:?}");
+}
+
 #[test]
 fn the_windows_agent_reads_what_wine_reg_wrote() {
     const TEST: &str = "the_windows_agent_reads_what_wine_reg_wrote";
-    if !need_program(TEST, MINGW_GCC) {
-        return;
-    }
-    let Some(loader) = wine() else {
-        skip(TEST, "wine not found (Debian: apt-get install wine64)");
+    let Some(wine) = wine_and_agent(TEST) else {
         return;
     };
-    let Some(exe) = windows_agent(TEST) else {
-        return;
-    };
-    let wine = Wine::new(loader, &exe);
 
     // A fresh prefix: nothing written, so no registry finding.
     let (_, state) = wine.check();
