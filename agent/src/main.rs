@@ -273,12 +273,18 @@ fn service(action: ServiceAction) -> u8 {
         ServiceAction::Run { config } => {
             match windows_service_impl::log_writer() {
                 Ok(writer) => {
+                    use tracing_subscriber::layer::SubscriberExt as _;
+                    use tracing_subscriber::util::SubscriberInitExt as _;
                     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-                    tracing_subscriber::fmt()
-                        .with_env_filter(filter)
-                        .with_ansi(false)
-                        .with_writer(writer)
+                    tracing_subscriber::registry()
+                        .with(filter)
+                        .with(
+                            tracing_subscriber::fmt::layer()
+                                .with_ansi(false)
+                                .with_writer(writer),
+                        )
+                        .with(windows_service_impl::EventLog::open())
                         .init();
                 }
                 Err(e) => {

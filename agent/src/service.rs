@@ -7,7 +7,8 @@
 //!   resets after a day) — also when it stops with a non-zero exit code, which is how the
 //!   self-update asks to be started again (75, see `update::trial`).
 //! - `run` is what the service control manager starts: the daemon, with its log in a file
-//!   rotated daily under `%ProgramData%\roomready\logs` (14 kept), stopped cleanly (the agent
+//!   rotated daily under `%ProgramData%\roomready\logs` (14 kept) and its errors also in the
+//!   Windows Event Log (Application log, source `roomready-agent`), stopped cleanly (the agent
 //!   publishes `offline`) on the manager's stop or shutdown control.
 //! - `uninstall` stops and deletes it; `start` / `stop` do what they say.
 //!
@@ -36,6 +37,12 @@ const DESCRIPTION: &str = "Assesses this Teams Rooms / Surface Hub device for TL
 const SERVICE_TYPE: ServiceType = ServiceType::OWN_PROCESS;
 /// Log files kept.
 const LOG_FILES: usize = 14;
+/// The Application log's registration of the event source.
+const EVENT_SOURCE_KEY: &str =
+    r"SYSTEM\CurrentControlSet\Services\EventLog\Application\roomready-agent";
+/// EventCreate.exe's message table maps event ids 1 to 1000 to "%1": the text we report is the
+/// whole description, with no message DLL of our own.
+const EVENT_MESSAGE_FILE: &str = r"%SystemRoot%\System32\EventCreate.exe";
 
 /// What the service's main runs: the daemon for a config file, until the future completes;
 /// returns the process exit code.
@@ -108,6 +115,7 @@ pub fn install(config: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot set the recovery actions: {}", explain(&e)))?;
     // A stop with a non-zero exit code (75: restart into the new or previous version) counts as
     // a failure, so the recovery actions start it again.
+    register_event_source()?;
     if let Err(e) = service.set_failure_actions_on_non_crash_failures(true) {
         // Wine's service manager lacks this setting; on Windows it is always there.
         eprintln!(
@@ -141,7 +149,127 @@ pub fn uninstall() -> Result<(), String> {
     }
     service
         .delete()
-        .map_err(|e| format!("cannot delete the service {SERVICE_NAME}: {}", explain(&e)))
+        .map_err(|e| format!("cannot delete the service {SERVICE_NAME}: {}", explain(&e)))?;
+    let machine = winreg::RegKey::predef(winreg::enums::HKEY_LOCAL_MACHINE);
+    match machine.delete_subkey_all(EVENT_SOURCE_KEY) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!(
+            "cannot remove the event source HKLM\\{EVENT_SOURCE_KEY}: {e}"
+        )),
+    }
+}
+
+/// Registers the service's event source with the Application log.
+fn register_event_source() -> Result<(), String> {
+    let machine = winreg::RegKey::predef(winreg::enums::HKEY_LOCAL_MACHINE);
+    let failed = |e: std::io::Error| {
+        format!("cannot register the event source HKLM\\{EVENT_SOURCE_KEY}: {e}")
+    };
+    let (key, _) = machine.create_subkey(EVENT_SOURCE_KEY).map_err(failed)?;
+    let message_file = winreg::RegValue {
+        bytes: EVENT_MESSAGE_FILE
+            .encode_utf16()
+            .chain(std::iter::once(0))
+            .flat_map(u16::to_le_bytes)
+            .collect(),
+        vtype: winreg::enums::RegType::REG_EXPAND_SZ,
+    };
+    key.set_raw_value("EventMessageFile", &message_file)
+        .map_err(failed)?;
+    // Error, warning and information.
+    key.set_value("TypesSupported", &7u32).map_err(failed)?;
+    Ok(())
+}
+
+/// A tracing layer that also reports error events to the Windows Event Log.
+pub struct EventLog {
+    /// The event source's handle (a `HANDLE`, kept as an integer so the layer is `Send`).
+    handle: usize,
+}
+
+impl EventLog {
+    /// Opens the service's event source; `None` when it cannot be (the file log still works).
+    pub fn open() -> Option<EventLog> {
+        let name: Vec<u16> = SERVICE_NAME
+            .encode_utf16()
+            .chain(std::iter::once(0))
+            .collect();
+        // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the call; a null server
+        // name means this computer.
+        let handle = unsafe {
+            windows_sys::Win32::System::EventLog::RegisterEventSourceW(
+                std::ptr::null(),
+                name.as_ptr(),
+            )
+        };
+        (!handle.is_null()).then_some(EventLog {
+            handle: handle as usize,
+        })
+    }
+
+    fn report(&self, text: &str) {
+        let wide: Vec<u16> = text.encode_utf16().chain(std::iter::once(0)).collect();
+        let strings = [wide.as_ptr()];
+        // SAFETY: the handle came from RegisterEventSourceW and is closed only in Drop; the one
+        // string is NUL-terminated and outlives the call; no SID and no raw data.
+        unsafe {
+            windows_sys::Win32::System::EventLog::ReportEventW(
+                self.handle as windows_sys::Win32::Foundation::HANDLE,
+                windows_sys::Win32::System::EventLog::EVENTLOG_ERROR_TYPE,
+                0,
+                1,
+                std::ptr::null_mut(),
+                1,
+                0,
+                strings.as_ptr(),
+                std::ptr::null(),
+            );
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from RegisterEventSourceW and is not used after this.
+        unsafe {
+            windows_sys::Win32::System::EventLog::DeregisterEventSource(
+                self.handle as windows_sys::Win32::Foundation::HANDLE,
+            );
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventLog {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if *event.metadata().level() != tracing::Level::ERROR {
+            return;
+        }
+        let mut text = String::new();
+        event.record(&mut Fields(&mut text));
+        self.report(&text);
+    }
+}
+
+/// An event's fields as `message key=value ...`.
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, "{}={value:?}", field.name());
+        }
+    }
 }
 
 /// `ERROR_SERVICE_ALREADY_RUNNING`.

@@ -31,6 +31,9 @@ const NDP4: &str = r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full";
 const DOTNET4: &str = r"HKLM\SOFTWARE\Microsoft\.NETFramework\v4.0.30319";
 const DOTNET4_WOW64: &str = r"HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework\v4.0.30319";
 
+const EVENT_SOURCE: &str =
+    r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\roomready-agent";
+
 const SHIM: &str = r#"#include <windows.h>
 BOOLEAN WINAPI SystemFunction036(PVOID buffer, ULONG length); /* RtlGenRandom */
 __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T length) {
@@ -332,6 +335,13 @@ async fn the_service_runs_under_wine_and_stops_cleanly() {
         config.contains("ObjectName    REG_SZ    LocalSystem"),
         "{config}"
     );
+    // Its errors go to the Application event log too: the source is registered.
+    let source = run(&["reg", "query", EVENT_SOURCE]);
+    let source_text = String::from_utf8_lossy(&source.stdout);
+    assert!(
+        source_text.contains(r"EventCreate.exe") && source_text.contains("TypesSupported"),
+        "{source_text}"
+    );
 
     let started = run(&["roomready-agent.exe", "service", "start"]);
     assert!(started.status.success(), "start: {started:?}");
@@ -380,6 +390,11 @@ async fn the_service_runs_under_wine_and_stops_cleanly() {
     assert!(removed.status.success(), "uninstall: {removed:?}");
     let gone = run(&["sc", "query", "roomready-agent"]);
     assert!(!gone.status.success(), "still there: {gone:?}");
+    let source = run(&["reg", "query", EVENT_SOURCE]);
+    assert!(
+        !source.status.success(),
+        "the event source is still registered: {source:?}"
+    );
 }
 
 #[test]
