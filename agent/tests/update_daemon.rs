@@ -148,6 +148,24 @@ fn supervise_in(installed: PathBuf, config: PathBuf, tz: Option<String>) -> Join
     })
 }
 
+/// Connects a controller for `device`, starts the installed agent under [`supervise`] and waits
+/// for its first state.
+async fn start_reporting(
+    broker: &EmbeddedBroker,
+    s: &Setup,
+    device: &str,
+) -> (Controller, JoinHandle<Vec<i32>>) {
+    let id = DeviceId::new(device).expect("id");
+    let mut controller =
+        Controller::connect(&broker.url(), &id, &format!("controller-{device}"), false);
+    let manager = supervise(s.installed.clone(), s.config.clone());
+    controller
+        .wait_until(WAIT, |seen| !seen.states.is_empty())
+        .await
+        .unwrap_or_else(|seen| panic!("{device}: no state: {seen:?}"));
+    (controller, manager)
+}
+
 fn stages(seen: &Seen) -> Vec<UpdateStage> {
     seen.events
         .iter()
@@ -162,11 +180,7 @@ fn stages(seen: &Seen) -> Vec<UpdateStage> {
 async fn update_and_wait(controller: &mut Controller, id: &str, version: &str) -> Seen {
     controller.command(update_cmd(id, version)).await;
     controller
-        .wait_until(WAIT, |seen| {
-            seen.answers(id)
-                .iter()
-                .any(|r| r.status != ResponseStatus::Accepted)
-        })
+        .wait_until(WAIT, |seen| seen.answered(id))
         .await
         .unwrap_or_else(|seen| {
             panic!(
@@ -192,13 +206,7 @@ async fn update_restarts_into_the_new_version_which_confirms_itself() {
         .await
         .expect("update server");
     s.point_at(&server, broker.url().port, "mtr-upd");
-    let device = DeviceId::new("mtr-upd").expect("id");
-    let mut controller = Controller::connect(&broker.url(), &device, "controller-upd", false);
-    let manager = supervise(s.installed.clone(), s.config.clone());
-    controller
-        .wait_until(WAIT, |seen| !seen.states.is_empty())
-        .await
-        .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
+    let (mut controller, manager) = start_reporting(&broker, &s, "mtr-upd").await;
 
     let seen = update_and_wait(&mut controller, "u-1", "9.9.9").await;
     let answers = seen.answers("u-1");
@@ -282,13 +290,7 @@ async fn a_new_version_that_cannot_report_is_rolled_back() {
     )
     .expect("bad config");
 
-    let device = DeviceId::new("mtr-rb").expect("id");
-    let mut controller = Controller::connect(&broker.url(), &device, "controller-rb", false);
-    let manager = supervise(s.installed.clone(), s.config.clone());
-    controller
-        .wait_until(WAIT, |seen| !seen.states.is_empty())
-        .await
-        .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
+    let (mut controller, manager) = start_reporting(&broker, &s, "mtr-rb").await;
     let original = std::fs::read(&s.installed).expect("installed binary");
 
     let seen = update_and_wait(&mut controller, "u-2", "9.9.10").await;
@@ -329,13 +331,7 @@ async fn an_update_signed_by_another_key_is_refused_and_reported() {
         .await
         .expect("update server");
     s.point_at(&server, broker.url().port, "mtr-refuse");
-    let device = DeviceId::new("mtr-refuse").expect("id");
-    let mut controller = Controller::connect(&broker.url(), &device, "controller-refuse", false);
-    let manager = supervise(s.installed.clone(), s.config.clone());
-    controller
-        .wait_until(WAIT, |seen| !seen.states.is_empty())
-        .await
-        .unwrap_or_else(|seen| panic!("no state: {seen:?}"));
+    let (mut controller, manager) = start_reporting(&broker, &s, "mtr-refuse").await;
     let original = std::fs::read(&s.installed).expect("installed binary");
 
     let seen = update_and_wait(&mut controller, "u-3", "latest").await;

@@ -102,6 +102,17 @@ impl World {
             .spawn()
             .expect("start the updater")
     }
+
+    /// Runs the updater to its end; it must exit 0.
+    async fn update_succeeds(&self) {
+        let out = self.update().wait_with_output().await.expect("updater ran");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn is_new(path: &Path) -> bool {
@@ -126,13 +137,7 @@ async fn a_download_cut_short_installs_nothing_and_the_next_attempt_succeeds() {
         "nothing installed"
     );
     // Retried: the server answers in full this time.
-    let out = w.update().wait_with_output().await.expect("updater ran");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.update_succeeds().await;
     assert!(is_new(&w.installed), "the new version is installed");
     assert!(server.requests(&w.artifact_path) >= 2);
     drop(w.dir);
@@ -144,13 +149,7 @@ async fn sigkill_at_any_moment_leaves_a_whole_runnable_binary() {
     let old = std::fs::read(&w.installed).expect("old");
     // How long a whole update takes here, to spread the kills over it.
     let started = Instant::now();
-    let out = w.update().wait_with_output().await.expect("updater ran");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.update_succeeds().await;
     let whole = started.elapsed();
     let mut outcomes = (0, 0);
     for step in 0..12u32 {
@@ -214,12 +213,6 @@ async fn an_https_feed_is_trusted_only_through_its_ca() {
     let mut config = std::fs::read_to_string(&w.config).expect("config");
     config.push_str(&format!("update_ca_file = \"{}\"\n", cert.ca_pem.display()));
     std::fs::write(&w.config, config).expect("config");
-    let out = w.update().wait_with_output().await.expect("updater ran");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.update_succeeds().await;
     assert!(is_new(&w.installed), "installed over https");
 }

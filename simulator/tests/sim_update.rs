@@ -135,11 +135,7 @@ fn has_stage(seen: &Seen, stage: UpdateStage) -> bool {
 /// Waits for request `id`'s final answer (one that is not `accepted`).
 async fn final_answer(controller: &mut Controller, id: &str, what: &str) -> Seen {
     controller
-        .wait_until(WAIT, |seen| {
-            seen.answers(id)
-                .iter()
-                .any(|r| r.status != ResponseStatus::Accepted)
-        })
+        .wait_until(WAIT, |seen| seen.answered(id))
         .await
         .unwrap_or_else(|seen| {
             panic!(

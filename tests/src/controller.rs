@@ -94,6 +94,13 @@ impl Seen {
     pub fn answers(&self, id: &str) -> Vec<&CommandResponse> {
         self.responses.iter().filter(|r| r.id == id).collect()
     }
+
+    /// Whether request `id` has its final answer (anything but `accepted`).
+    pub fn answered(&self, id: &str) -> bool {
+        self.responses
+            .iter()
+            .any(|r| r.id == id && r.status != roomready_protocol::ResponseStatus::Accepted)
+    }
 }
 
 /// A connected test controller for one device.
