@@ -697,6 +697,15 @@ pub fn github_repo(text: &str) -> Result<(String, String), String> {
     Ok((owner.to_owned(), name.to_owned()))
 }
 
+/// The host of a URL's `authority` (`HOST[:PORT]`, or `[V6][:PORT]` without the brackets);
+/// `None` for an unclosed `[`.
+pub fn authority_host(authority: &str) -> Option<&str> {
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(host, _)| host),
+        None => Some(authority.rsplit_once(':').map_or(authority, |(h, _)| h)),
+    }
+}
+
 /// Checks an `update_feed_url`: `https://HOST[:PORT][/PATH]`, or `http://` to a loopback host
 /// (tests, a local mirror); returned without a trailing `/`.
 pub fn feed_url(url: &str) -> Result<String, String> {
@@ -716,12 +725,8 @@ pub fn feed_url(url: &str) -> Result<String, String> {
     if authority.contains('@') {
         return Err("credentials in the URL are not supported".to_owned());
     }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, _)) => host,
-            None => return Err("unclosed '[' in IPv6 address".to_owned()),
-        },
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    let Some(host) = authority_host(authority) else {
+        return Err("unclosed '[' in IPv6 address".to_owned());
     };
     if host.is_empty() {
         return Err(format!("host is empty; {EXPECTED}"));

@@ -191,11 +191,9 @@ impl std::fmt::Debug for AuthHeader {
 fn url_host(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host.to_ascii_lowercase()
+    crate::config::authority_host(authority)
+        .unwrap_or(authority)
+        .to_ascii_lowercase()
 }
 
 /// What [`install`] did.
