@@ -69,6 +69,17 @@ impl EmbeddedBroker {
         Self::start_with(addr, storage).await
     }
 
+    /// [`EmbeddedBroker::start_persistent`] with `persist`, else [`EmbeddedBroker::start_on`].
+    pub async fn start_at(
+        addr: SocketAddr,
+        persist: Option<&std::path::Path>,
+    ) -> Result<Self, BrokerError> {
+        match persist {
+            Some(dir) => Self::start_persistent(addr, dir).await,
+            None => Self::start_on(addr).await,
+        }
+    }
+
     async fn start_with(addr: SocketAddr, storage: StorageConfig) -> Result<Self, BrokerError> {
         let config = BrokerConfig::default()
             .with_bind_address(addr)

@@ -88,10 +88,7 @@ impl ManagedBroker {
         }
         let (running, addr) = match &self.placement {
             Placement::InProcess => {
-                let broker = match &self.storage {
-                    Some(dir) => EmbeddedBroker::start_persistent(self.addr, dir).await?,
-                    None => EmbeddedBroker::start_on(self.addr).await?,
-                };
+                let broker = EmbeddedBroker::start_at(self.addr, self.storage.as_deref()).await?;
                 let addr = broker.addr();
                 (Running::InProcess(broker), addr)
             }
@@ -175,10 +172,7 @@ async fn spawn_child(
 pub async fn serve(bind: SocketAddr, persist: Option<PathBuf>) -> Result<(), ManagedBrokerError> {
     use std::io::Write as _;
     use tokio::io::AsyncReadExt as _;
-    let broker = match &persist {
-        Some(dir) => EmbeddedBroker::start_persistent(bind, dir).await?,
-        None => EmbeddedBroker::start_on(bind).await?,
-    };
+    let broker = EmbeddedBroker::start_at(bind, persist.as_deref()).await?;
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening {}", broker.addr());
