@@ -1,6 +1,7 @@
-//! `hello_probe` against real peers: `openssl s_server` limited to one TLS version (the verdict
-//! must agree with `openssl s_client` for every version), and plain TCP listeners that refuse,
-//! close, reset, stay silent or speak HTTP.
+//! The hand-built hellos against real peers: `openssl s_server` limited to one TLS version (the
+//! verdict of `probe_version` must agree with `openssl s_client` for every version, and an
+//! accepted hello brings the server's chain), and plain TCP listeners that refuse, close, reset,
+//! stay silent or speak HTTP (`hello_probe`, one hello).
 #![cfg(unix)]
 
 mod support;
@@ -8,9 +9,9 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use roomready_agent::probe::hello::{
-    HelloOutcome, HelloReply, alert_name, default_suites, hello_probe,
-};
+use roomready_agent::probe::flight::{Chain, Reply};
+use roomready_agent::probe::hello::{HelloOutcome, alert_name, hello_probe, probe_version};
+use roomready_agent::probe::suites;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -22,7 +23,7 @@ const VERSIONS: [(u16, &str); 3] = [(0x0301, "-tls1"), (0x0302, "-tls1_1"), (0x0
 
 fn describe(outcome: &HelloOutcome) -> String {
     match outcome {
-        HelloOutcome::Reply(HelloReply::Alert { level, description }) => {
+        HelloOutcome::Reply(Reply::Alert { level, description }) => {
             format!(
                 "alert level {level} {} ({description})",
                 alert_name(*description)
@@ -39,18 +40,8 @@ async fn compare_with_s_client(test: &str, server_args: &[&str]) -> Vec<u16> {
     let server = OpensslServer::start(&cert, server_args);
     let mut accepted = Vec::new();
     for (version, flag) in VERSIONS {
-        let outcome = hello_probe(
-            server.addr(),
-            Some("localhost"),
-            version,
-            default_suites(version),
-            PROBE_TIMEOUT,
-        )
-        .await;
-        let probe_accepts = matches!(
-            outcome,
-            HelloOutcome::Reply(HelloReply::ServerHello { version: v, .. }) if v == version
-        );
+        let outcome = probe_version(server.addr(), Some("localhost"), version, PROBE_TIMEOUT).await;
+        let probe_accepts = outcome.flight().is_some_and(|f| f.hello.version == version);
         let reference = s_client_accepts(server.port, flag);
         println!(
             "{test}: server {server_args:?}, hello {version:#06x}: {} (s_client {flag}: {})",
@@ -61,18 +52,24 @@ async fn compare_with_s_client(test: &str, server_args: &[&str]) -> Vec<u16> {
             probe_accepts, reference,
             "{test}: version {version:#06x} probe {outcome:?} vs s_client {flag} {reference}"
         );
-        if !probe_accepts {
+        if probe_accepts {
+            // The flight was read to its end, the server's certificate with it.
+            let flight = outcome.flight().expect("accepted");
+            assert!(flight.complete, "{test}: {flight:?}");
+            assert!(
+                matches!(&flight.chain, Some(Chain::Certificates(c)) if c.len() == 1),
+                "{test}: {flight:?}"
+            );
+            accepted.push(version);
+        } else {
             // A refusal is an alert or a downgrade ServerHello, never silence or garbage.
             assert!(
                 matches!(
                     outcome,
-                    HelloOutcome::Reply(HelloReply::Alert { .. } | HelloReply::ServerHello { .. })
+                    HelloOutcome::Reply(Reply::Alert { .. } | Reply::Hello(_))
                 ),
                 "{test}: unexpected refusal {outcome:?}"
             );
-        }
-        if probe_accepts {
-            accepted.push(version);
         }
     }
     accepted
@@ -129,22 +126,9 @@ async fn expired_certificate_does_not_change_the_hello_verdict() {
     }
     let cert = TestCert::expired();
     let server = OpensslServer::start(&cert, &["-tls1_2"]);
-    let outcome = hello_probe(
-        server.addr(),
-        Some("localhost"),
-        0x0303,
-        default_suites(0x0303),
-        PROBE_TIMEOUT,
-    )
-    .await;
+    let outcome = probe_version(server.addr(), Some("localhost"), 0x0303, PROBE_TIMEOUT).await;
     assert!(
-        matches!(
-            outcome,
-            HelloOutcome::Reply(HelloReply::ServerHello {
-                version: 0x0303,
-                ..
-            })
-        ),
+        outcome.flight().is_some_and(|f| f.hello.version == 0x0303),
         "{outcome:?}"
     );
 }
@@ -181,15 +165,10 @@ async fn local_listener() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
+/// One hello (the first group of suites) to `addr`.
 async fn probe(addr: SocketAddr, timeout: Duration) -> HelloOutcome {
-    hello_probe(
-        addr,
-        Some("localhost"),
-        0x0303,
-        default_suites(0x0303),
-        timeout,
-    )
-    .await
+    let first = suites::offer_chunks().next().expect("a first hello");
+    hello_probe(addr, Some("localhost"), 0x0303, first, timeout).await
 }
 
 #[tokio::test]
@@ -284,7 +263,7 @@ async fn http_server_is_not_tls() {
         let _ = stream.read(&mut buf).await;
     });
     match probe(addr, PROBE_TIMEOUT).await {
-        HelloOutcome::Reply(HelloReply::NotTls { first_bytes }) => {
+        HelloOutcome::Reply(Reply::NotTls { first_bytes }) => {
             assert!(!first_bytes.is_empty() && first_bytes.len() <= 16);
             assert!(RESPONSE.starts_with(&first_bytes), "{first_bytes:?}");
         }

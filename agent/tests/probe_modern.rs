@@ -1,13 +1,16 @@
 //! The rustls probe against real `openssl s_server` peers: each version's verdict must equal
-//! `openssl s_client`'s, and the certificate verdict is independent of protocol support.
+//! `openssl s_client`'s, and the certificate (kept for `verify`, not judged here) is independent
+//! of protocol support.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use roomready_agent::clock::{Clock, SystemClock};
 use roomready_agent::probe::modern::{ModernOutcome, probe_modern, roots};
-use roomready_protocol::{TlsVersion, suite_name};
+use roomready_agent::probe::verify::{self, Presented};
+use roomready_protocol::{CertificateCheck, TlsVersion, suite_name};
 use support::{OpensslServer, TestCert, need_openssl, s_client_accepts};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,7 +22,25 @@ async fn probe(server: &OpensslServer, cert: &TestCert, version: TlsVersion) -> 
 }
 
 fn accepted(outcome: &ModernOutcome) -> bool {
-    matches!(outcome, ModernOutcome::Accepted { .. })
+    matches!(outcome, ModernOutcome::Accepted(a) if a.incomplete.is_none())
+}
+
+/// The verdict on the chain an accepted handshake showed, for "localhost" against `roots`.
+fn verdict(outcome: &ModernOutcome, roots: &Arc<rustls::RootCertStore>) -> CertificateCheck {
+    let ModernOutcome::Accepted(a) = outcome else {
+        panic!("not accepted: {outcome:?}");
+    };
+    let presented = Presented {
+        chain: a.chain.clone().expect("the chain is kept"),
+        version: TlsVersion::Tls12,
+        signature_error: a.signature_error.clone(),
+    };
+    verify::check(&presented, "localhost", roots, SystemClock.now())
+}
+
+fn ca_roots(cert: &TestCert) -> Arc<rustls::RootCertStore> {
+    let ca = std::fs::read(&cert.ca_pem).expect("CA file");
+    Arc::new(roots(Some(&ca)).expect("CA parses"))
 }
 
 #[tokio::test]
@@ -40,8 +61,9 @@ async fn versions_match_s_client() {
                 s_client_accepts(server.port, flag),
                 "server {args:?}, {version}: {outcome:?}"
             );
-            if let ModernOutcome::Accepted { certificate, .. } = &outcome {
-                assert_eq!(certificate, &Ok(()), "a valid chain to the given CA");
+            if accepted(&outcome) {
+                let check = verdict(&outcome, &ca_roots(&cert));
+                assert!(check.valid, "a valid chain to the given CA: {check:?}");
             }
         }
     }
@@ -59,10 +81,10 @@ async fn negotiated_suite_is_reported() {
         &["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
     );
     match probe(&server, &cert, TlsVersion::Tls12).await {
-        ModernOutcome::Accepted { suite, .. } => {
-            assert_eq!(suite, 0xCCA9);
+        ModernOutcome::Accepted(a) => {
+            assert_eq!(a.suite, 0xCCA9);
             assert_eq!(
-                suite_name(suite),
+                suite_name(a.suite),
                 Some("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256")
             );
         }
@@ -77,23 +99,14 @@ async fn an_expired_certificate_is_reported_without_hiding_protocol_support() {
     }
     let cert = TestCert::expired();
     let server = OpensslServer::start(&cert, &["-tls1_2"]);
-    match probe(&server, &cert, TlsVersion::Tls12).await {
-        ModernOutcome::Accepted {
-            certificate,
-            end_entity,
-            ..
-        } => {
-            let error = certificate.expect_err("expired");
-            assert!(error.to_lowercase().contains("expired"), "{error}");
-            let der = end_entity.expect("the certificate is kept");
-            let end = roomready_agent::probe::cert::not_after(&der).expect("notAfter");
-            let now = roomready_agent::clock::Clock::now(&roomready_agent::clock::SystemClock);
-            // Expired a day ago; days are counted down to whole days, so -2 or -1.
-            let days = roomready_agent::probe::cert::days_left(end, now);
-            assert!((-2..=-1).contains(&days), "expired yesterday: {days}");
-        }
-        other => panic!("TLS 1.2 is still accepted: {other:?}"),
-    }
+    let outcome = probe(&server, &cert, TlsVersion::Tls12).await;
+    assert!(accepted(&outcome), "TLS 1.2 is still accepted: {outcome:?}");
+    let check = verdict(&outcome, &ca_roots(&cert));
+    let error = check.error.as_deref().expect("expired");
+    assert!(error.starts_with("expired on "), "{error}");
+    // Expired a day ago; days are counted down to whole days, so -2 or -1.
+    let days = check.days_left.expect("days left");
+    assert!((-2..=-1).contains(&days), "expired yesterday: {days}");
 }
 
 #[tokio::test]
@@ -109,13 +122,18 @@ async fn the_wrong_trust_anchor_fails_the_chain() {
         server.addr(),
         "localhost",
         TlsVersion::Tls13,
-        roots,
+        roots.clone(),
         TIMEOUT,
     )
     .await
     {
-        ModernOutcome::Accepted { certificate, .. } => {
-            assert!(certificate.is_err(), "unknown issuer must not verify");
+        outcome @ ModernOutcome::Accepted(_) => {
+            let check = verdict(&outcome, &roots);
+            assert_eq!(
+                check.error.as_deref(),
+                Some("issued by \"roomready test CA\", which is not among the trusted roots"),
+                "unknown issuer must not verify"
+            );
         }
         other => panic!("TLS 1.3 is accepted: {other:?}"),
     }

@@ -49,13 +49,29 @@ pub const DOTNET_TLS12_NOT_DEFAULT: &str = "DOTNET_TLS12_NOT_DEFAULT";
 pub const ENDPOINT_NO_TLS12: &str = "ENDPOINT_NO_TLS12";
 /// The endpoint could not be reached (DNS, refused, no answer): its TLS support is unknown.
 pub const ENDPOINT_UNREACHABLE: &str = "ENDPOINT_UNREACHABLE";
-/// The endpoint negotiated a TLS 1.2 suite that is on neither the Office 365 nor the Azure
-/// Front Door list.
+/// The endpoint accepts TLS 1.2 but no suite on the Office 365 or the Azure Front Door list: a
+/// hello offering exactly those was refused.
 pub const ENDPOINT_SUITE_NOT_IN_M365_LISTS: &str = "ENDPOINT_SUITE_NOT_IN_M365_LISTS";
 /// The endpoint's certificate chain does not verify (expired, untrusted, wrong name).
 pub const ENDPOINT_CERT_INVALID: &str = "ENDPOINT_CERT_INVALID";
 /// The endpoint's certificate expires within 14 days.
 pub const ENDPOINT_CERT_EXPIRING: &str = "ENDPOINT_CERT_EXPIRING";
+/// The endpoint accepted a version but no certificate could be read from any handshake (e.g. it
+/// chose a suite without one): its certificate, and so its readiness, is unknown.
+pub const ENDPOINT_CERT_UNAVAILABLE: &str = "ENDPOINT_CERT_UNAVAILABLE";
+/// The endpoint asks for a client certificate: devices need one to connect (information; its
+/// versions and certificate were still checked).
+pub const ENDPOINT_CLIENT_CERT_REQUIRED: &str = "ENDPOINT_CLIENT_CERT_REQUIRED";
+/// The endpoint refused TLS 1.2 and 1.3 in a way that may be about the server name, not the
+/// version: probed by IP address without SNI, or it answered `unrecognized_name`. Its TLS 1.2
+/// support is unknown until it is probed by the name it serves.
+pub const ENDPOINT_NEEDS_SERVER_NAME: &str = "ENDPOINT_NEEDS_SERVER_NAME";
+/// Whether the endpoint accepts a suite on Microsoft's TLS 1.2 lists could not be asked (no
+/// answer to the hello offering exactly those).
+pub const ENDPOINT_SUITES_UNKNOWN: &str = "ENDPOINT_SUITES_UNKNOWN";
+/// An on-premises Skype for Business pool states a version Microsoft's TLS 1.2 guidance does not
+/// cover (e.g. Lync Server 2013, 5.0.x): whether it can use TLS 1.2 is unknown.
+pub const SFB_VERSION_NOT_COVERED: &str = "SFB_VERSION_NOT_COVERED";
 /// An on-premises Skype for Business pool is below 2015 CU9 / 2019 CU1 and TLS 1.0/1.1 is
 /// already refused: Teams Rooms and Surface Hub cannot use it over TLS 1.2.
 pub const SFB_CU_MISSING: &str = "SFB_CU_MISSING";
@@ -91,6 +107,11 @@ pub const ALL: &[&str] = &[
     ENDPOINT_SUITE_NOT_IN_M365_LISTS,
     ENDPOINT_CERT_INVALID,
     ENDPOINT_CERT_EXPIRING,
+    ENDPOINT_CERT_UNAVAILABLE,
+    ENDPOINT_CLIENT_CERT_REQUIRED,
+    ENDPOINT_NEEDS_SERVER_NAME,
+    ENDPOINT_SUITES_UNKNOWN,
+    SFB_VERSION_NOT_COVERED,
     SFB_CU_MISSING,
     SFB_CU_MISSING_BEFORE_TLS_CUTOFF,
     CLIENT_OS_WITHOUT_TLS12,

@@ -15,20 +15,25 @@ pub mod device;
 pub mod endpoints;
 pub mod messages;
 pub mod schema;
+pub mod suites;
 pub mod time;
 pub mod tls;
 pub mod topics;
 pub mod version;
 
 pub use device::{DeviceId, DeviceIdError, DeviceKind};
-pub use endpoints::{CertificateCheck, EndpointReport, EndpointRole, ProbeOutcome, VersionProbe};
+pub use endpoints::{
+    CertificateCheck, EndpointReport, EndpointRole, ProbeOutcome, SuiteProbe, Tls12Suites,
+    VersionProbe,
+};
 pub use messages::{
     AppUpdateStage, Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody,
     Finding, Presence, ResponseStatus, Severity, State, Status, StatusReason, UpdateStage, Verdict,
 };
 pub use schema::{DecodeError, Message};
+pub use suites::suite_name;
 pub use time::{Timestamp, TimestampError};
-pub use tls::{CipherSuite, TlsVersion, suite_name};
+pub use tls::{CipherSuite, TlsVersion};
 pub use topics::{Channel, TopicPrefix, TopicPrefixError, Topics};
 pub use version::{
     AndroidAppVersion, AndroidAppVersionError, AppVersion, AppVersionError, OsBuild, OsBuildError,

@@ -3,7 +3,7 @@
 //! | type | topic | schema |
 //! |---|---|---|
 //! | [`Status`] | `{prefix}/v1/{device}/status` (retained) | `roomready.status/1` |
-//! | [`State`] | `{prefix}/v1/{device}/state` (retained) | `roomready.state/1` |
+//! | [`State`] | `{prefix}/v1/{device}/state` (retained) | `roomready.state/1.1` |
 //! | [`Event`] | `{prefix}/v1/{device}/events` | `roomready.event/1` |
 //! | [`Command`] | `{prefix}/v1/{device}/cmd` | `roomready.command/1` |
 //! | [`CommandResponse`] | `{prefix}/v1/{device}/cmd/res` | `roomready.command_response/1` |
@@ -153,6 +153,9 @@ pub struct State {
 impl Message for State {
     const NAME: &'static str = "roomready.state";
     const MAJOR: u32 = 1;
+    /// 1.1: endpoint reports gained the certificate's version, `certificate_unavailable`,
+    /// `client_certificate_required` and `tls12_suites`.
+    const MINOR: u32 = 1;
 }
 
 /// Presence of the agent on the broker.

@@ -19,10 +19,17 @@ pub trait Message: Serialize + DeserializeOwned {
     const NAME: &'static str;
     /// The major version this crate reads and writes.
     const MAJOR: u32;
+    /// The minor version this crate writes: how many times fields were added to this major.
+    const MINOR: u32 = 0;
 
-    /// The full tag written into `schema`, e.g. `roomready.state/1`.
+    /// The full tag written into `schema`: `roomready.state/1`, or with the minor version once
+    /// there is one (`roomready.state/1.1`).
     fn schema() -> String {
-        format!("{}/{}", Self::NAME, Self::MAJOR)
+        if Self::MINOR == 0 {
+            format!("{}/{}", Self::NAME, Self::MAJOR)
+        } else {
+            format!("{}/{}.{}", Self::NAME, Self::MAJOR, Self::MINOR)
+        }
     }
 
     /// Encodes as compact JSON with `schema` as the first field.

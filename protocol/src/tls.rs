@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::suites::suite_name;
+
 /// A TLS protocol version the agent assesses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TlsVersion {
@@ -68,7 +70,8 @@ impl fmt::Display for TlsVersion {
 pub struct CipherSuite {
     /// The code as four upper-case hex digits, e.g. `C030`.
     pub code: String,
-    /// The IANA name, e.g. `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`; absent if not in our table.
+    /// The IANA name, e.g. `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`; absent if not in the
+    /// registry ([`crate::suites::CIPHER_SUITES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -98,65 +101,12 @@ impl fmt::Display for CipherSuite {
     }
 }
 
-/// IANA names of the suites that matter for Microsoft 365 readiness and the common others.
-const SUITES: &[(u16, &str)] = &[
-    (0x000A, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"),
-    (0x002F, "TLS_RSA_WITH_AES_128_CBC_SHA"),
-    (0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA"),
-    (0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA"),
-    (0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA"),
-    (0x003C, "TLS_RSA_WITH_AES_128_CBC_SHA256"),
-    (0x003D, "TLS_RSA_WITH_AES_256_CBC_SHA256"),
-    (0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256"),
-    (0x006B, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256"),
-    (0x009C, "TLS_RSA_WITH_AES_128_GCM_SHA256"),
-    (0x009D, "TLS_RSA_WITH_AES_256_GCM_SHA384"),
-    (0x009E, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256"),
-    (0x009F, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"),
-    (0x1301, "TLS_AES_128_GCM_SHA256"),
-    (0x1302, "TLS_AES_256_GCM_SHA384"),
-    (0x1303, "TLS_CHACHA20_POLY1305_SHA256"),
-    (0xC009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"),
-    (0xC00A, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"),
-    (0xC012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA"),
-    (0xC013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"),
-    (0xC014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"),
-    (0xC023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"),
-    (0xC024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"),
-    (0xC027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"),
-    (0xC028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"),
-    (0xC02B, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
-    (0xC02C, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
-    (0xC02F, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
-    (0xC030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
-    (0xCCA8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
-    (0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
-    (0xCCAA, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
-];
-
-/// The IANA name of suite `code`, if it is in our table.
-pub fn suite_name(code: u16) -> Option<&'static str> {
-    SUITES
-        .binary_search_by_key(&code, |&(c, _)| c)
-        .ok()
-        .map(|i| SUITES[i].1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn suite_table_is_sorted_and_named() {
-        assert!(
-            SUITES.windows(2).all(|w| w[0].0 < w[1].0),
-            "binary search needs order"
-        );
-        assert_eq!(
-            suite_name(0xC030),
-            Some("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")
-        );
-        assert_eq!(suite_name(0x1234), None);
+    fn suites_show_code_and_name() {
         let s = CipherSuite::from_code(0x009D);
         assert_eq!(s.code, "009D");
         assert_eq!(s.value(), Some(0x009D));

@@ -1,21 +1,22 @@
 //! Rules over what the probed endpoints accepted on the wire. They apply to every device kind:
 //! the question is whether the path from this device to that endpoint works with TLS 1.2.
 
+use roomready_protocol::suites::MICROSOFT_TLS12_SUITES;
 use roomready_protocol::{
     AppVersion, EndpointReport, EndpointRole, Finding, ProbeOutcome, Severity, TlsVersion, Verdict,
     codes,
 };
 
 use super::Outcome;
+use crate::probe::endpoint::is_ip_address;
 
-/// Office 365 TLS 1.2 suites, strongest first.
-pub const OFFICE365_TLS12_SUITES: [u16; 8] = [
-    0xC030, 0xC02F, 0xC028, 0xC027, 0xC014, 0xC013, 0x009D, 0x009C,
-];
-/// Azure Front Door TLS 1.2 suites.
-pub const AFD_TLS12_SUITES: [u16; 6] = [0xC030, 0xC02F, 0xC028, 0xC027, 0x009F, 0x009E];
 /// A certificate this close to expiry is a risk.
 pub const CERT_EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// Alert `protocol_version`: the server refuses the version itself.
+const ALERT_PROTOCOL_VERSION: u8 = 70;
+/// Alert `unrecognized_name`: the server does not serve the name asked for (or needs one).
+const ALERT_UNRECOGNIZED_NAME: u8 = 112;
 
 const REF: &str = super::rules::REF_TLS12_M365;
 
@@ -25,6 +26,7 @@ pub static ENDPOINT_RULES: &[fn(&EndpointReport) -> Outcome] = &[
     sfb_cumulative_update,
     suite_in_m365_lists,
     certificate_valid,
+    client_certificate,
 ];
 
 /// Skype for Business Server 2015 CU9 (May 2019).
@@ -40,14 +42,36 @@ fn sfb_cumulative_update(e: &EndpointReport) -> Outcome {
     let Some(text) = &e.sfb_version else {
         return Outcome::NotApplicable;
     };
-    let Ok(version) = text.parse::<AppVersion>() else {
-        return Outcome::NotApplicable;
+    let not_covered = |why: String| {
+        flag(
+            Verdict::Unknown,
+            Severity::Warning,
+            codes::SFB_VERSION_NOT_COVERED,
+            format!(
+                "{} states Skype for Business Server version {text}, not covered by Microsoft's guidance",
+                name(e)
+            ),
+            format!("server version {text} (stated): {why}"),
+            "Microsoft's TLS 1.2 guidance covers Skype for Business Server 2015 (6.0.x, CU9 = \
+             6.0.9319.548) and 2019 (7.0.x / 17.0.x, CU1 = build 2046.123). Check the version; \
+             move an older server (Lync Server 2013 is 5.0.x) to a covered release before TLS \
+             1.0/1.1 is turned off."
+                .into(),
+        )
+    };
+    let version = match text.parse::<AppVersion>() {
+        Ok(version) => version,
+        Err(e) => return not_covered(format!("not a version ({e})")),
     };
     let [major, ..] = version.fields();
     let (cu, cu_name) = match major {
         6 => (SFB2015_CU9, "Skype for Business Server 2015 CU9"),
         7 | 17 => (SFB2019_CU1, "Skype for Business Server 2019 CU1"),
-        _ => return Outcome::NotApplicable,
+        _ => {
+            return not_covered(format!(
+                "major version {major} is neither 2015 (6) nor 2019 (7 or 17)"
+            ));
+        }
     };
     // 2019 builds are compared on their build and revision (the reference gives 17.0.2046.123;
     // 2019 servers also report 7.0.x), so the major's spelling does not decide.
@@ -59,10 +83,7 @@ fn sfb_cumulative_update(e: &EndpointReport) -> Outcome {
     if !below {
         return Outcome::Pass;
     }
-    let legacy_accepted = [TlsVersion::Tls10, TlsVersion::Tls11].iter().any(|&v| {
-        e.version(v)
-            .is_some_and(|p| p.outcome == ProbeOutcome::Accepted)
-    });
+    let legacy_accepted = e.accepted(TlsVersion::Tls10) || e.accepted(TlsVersion::Tls11);
     let evidence = format!(
         "server version {version} (stated); {}; {}",
         describe(e, TlsVersion::Tls11),
@@ -98,7 +119,28 @@ fn sfb_cumulative_update(e: &EndpointReport) -> Outcome {
 }
 
 fn name(e: &EndpointReport) -> String {
-    format!("{}:{}", e.host, e.port)
+    if e.host.contains(':') {
+        format!("[{}]:{}", e.host, e.port)
+    } else {
+        format!("{}:{}", e.host, e.port)
+    }
+}
+
+fn finding(
+    severity: Severity,
+    code: &str,
+    title: String,
+    evidence: String,
+    remediation: String,
+) -> Finding {
+    Finding {
+        code: code.into(),
+        severity,
+        title,
+        evidence,
+        remediation,
+        reference: REF.into(),
+    }
 }
 
 fn flag(
@@ -111,14 +153,7 @@ fn flag(
 ) -> Outcome {
     Outcome::Flag(
         verdict,
-        Finding {
-            code: code.into(),
-            severity,
-            title,
-            evidence,
-            remediation,
-            reference: REF.into(),
-        },
+        finding(severity, code, title, evidence, remediation),
     )
 }
 
@@ -135,10 +170,10 @@ fn describe(e: &EndpointReport, version: TlsVersion) -> String {
 /// The endpoint must accept TLS 1.2 or TLS 1.3.
 fn tls12_or_13_accepted(e: &EndpointReport) -> Outcome {
     let modern = [TlsVersion::Tls13, TlsVersion::Tls12];
-    let results: Vec<_> = modern.iter().filter_map(|&v| e.version(v)).collect();
-    if results.iter().any(|p| p.outcome == ProbeOutcome::Accepted) {
+    if modern.iter().any(|&v| e.accepted(v)) {
         return Outcome::Pass;
     }
+    let results: Vec<_> = modern.iter().filter_map(|&v| e.version(v)).collect();
     let evidence = modern.map(|v| describe(e, v)).join("; ");
     // An answer that refuses (alert, downgrade, not TLS) is certain; no answer is not.
     let answered = results.iter().any(|p| {
@@ -156,6 +191,9 @@ fn tls12_or_13_accepted(e: &EndpointReport) -> Outcome {
             evidence,
             "Check name resolution, routing and the firewall (outbound TCP to the endpoint's port).".into(),
         );
+    }
+    if let Some(outcome) = name_problem(e, &results, &evidence) {
+        return outcome;
     }
     let remediation = match e.role {
         EndpointRole::OnpremSfb => {
@@ -179,44 +217,154 @@ fn tls12_or_13_accepted(e: &EndpointReport) -> Outcome {
     )
 }
 
-/// A negotiated TLS 1.2 suite should be one Office 365 or Azure Front Door accepts.
+/// A refusal that may be about the server name rather than the version: the server said it does
+/// not know the name (`unrecognized_name`), or it was probed by address, without SNI, and
+/// nothing shows that it refuses the version itself (a `protocol_version` alert, a downgrade, a
+/// non-TLS answer, or another version accepted without a name).
+fn name_problem(
+    e: &EndpointReport,
+    modern: &[&roomready_protocol::VersionProbe],
+    evidence: &str,
+) -> Option<Outcome> {
+    let unrecognized = modern
+        .iter()
+        .any(|p| p.alert == Some(ALERT_UNRECOGNIZED_NAME));
+    let version_refused = modern.iter().any(|p| {
+        matches!(p.outcome, ProbeOutcome::Downgraded | ProbeOutcome::NotTls)
+            || p.alert == Some(ALERT_PROTOCOL_VERSION)
+    }) || e.accepted(TlsVersion::Tls11)
+        || e.accepted(TlsVersion::Tls10);
+    let by_address = is_ip_address(&e.host);
+    let (title, evidence) = if unrecognized {
+        (
+            format!(
+                "{} does not serve the name {} (unrecognized_name); its TLS 1.2 support is unknown",
+                name(e),
+                e.host
+            ),
+            evidence.to_owned(),
+        )
+    } else if by_address && !version_refused {
+        (
+            format!(
+                "{} refused TLS 1.2 and 1.3 when asked without a server name; its TLS 1.2 support is unknown",
+                name(e)
+            ),
+            format!("probed by IP address, so no SNI was sent; {evidence}"),
+        )
+    } else {
+        return None;
+    };
+    Some(flag(
+        Verdict::Unknown,
+        Severity::Warning,
+        codes::ENDPOINT_NEEDS_SERVER_NAME,
+        title,
+        evidence,
+        "Probe the endpoint by the DNS name its clients use (--endpoint NAME:PORT); to reach it at a \
+         given address, name the address with --resolve NAME:PORT:ADDRESS (config key resolve)."
+            .into(),
+    ))
+}
+
+/// The endpoint must accept at least one TLS 1.2 suite on Microsoft's lists, asked directly.
 fn suite_in_m365_lists(e: &EndpointReport) -> Outcome {
-    let Some(suite) = e
-        .version(TlsVersion::Tls12)
-        .filter(|p| p.outcome == ProbeOutcome::Accepted)
-        .and_then(|p| p.suite.as_ref())
-    else {
+    let Some(suites) = &e.tls12_suites else {
         return Outcome::NotApplicable;
     };
-    match suite.value() {
-        Some(code) if OFFICE365_TLS12_SUITES.contains(&code) || AFD_TLS12_SUITES.contains(&code) => {
-            Outcome::Pass
-        }
-        _ => flag(
+    let preferred = suites
+        .preferred
+        .as_ref()
+        .map_or_else(|| "not known".to_owned(), ToString::to_string);
+    let offered = MICROSOFT_TLS12_SUITES
+        .iter()
+        .map(|c| format!("{c:04X}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let Some(answer) = &suites.microsoft else {
+        return suites_unknown(e, "it was not asked".into(), &preferred);
+    };
+    match answer.outcome {
+        ProbeOutcome::Accepted => Outcome::Pass,
+        ProbeOutcome::Refused
+        | ProbeOutcome::Downgraded
+        | ProbeOutcome::Closed
+        | ProbeOutcome::ConnectionReset => flag(
             Verdict::AtRisk,
             Severity::Warning,
             codes::ENDPOINT_SUITE_NOT_IN_M365_LISTS,
-            format!("{} negotiated TLS 1.2 suite {suite}, outside the Office 365 / Azure Front Door lists", name(e)),
-            format!("TLS 1.2 suite {suite}"),
-            "Prefer ECDHE_RSA_AES_256_GCM_SHA384 (C030) or ECDHE_RSA_AES_128_GCM_SHA256 (C02F): suites on the Office 365 and Azure Front Door lists.".into(),
+            format!(
+                "{} accepts TLS 1.2 but no suite on the Office 365 / Azure Front Door lists",
+                name(e)
+            ),
+            format!(
+                "a TLS 1.2 hello offering exactly {offered}: {}{}; the server's own choice from every suite: {preferred}",
+                answer.outcome,
+                answer
+                    .detail
+                    .as_ref()
+                    .map_or_else(String::new, |d| format!(", {d}"))
+            ),
+            "Enable ECDHE_RSA_AES_256_GCM_SHA384 (C030) or ECDHE_RSA_AES_128_GCM_SHA256 (C02F): suites on the Office 365 and Azure Front Door lists.".into(),
+        ),
+        other => suites_unknown(
+            e,
+            format!(
+                "the hello offering exactly {offered}: {other}{}",
+                answer
+                    .detail
+                    .as_ref()
+                    .map_or_else(String::new, |d| format!(", {d}"))
+            ),
+            &preferred,
         ),
     }
 }
 
-/// The certificate must verify and not expire within 14 days.
+fn suites_unknown(e: &EndpointReport, why: String, preferred: &str) -> Outcome {
+    flag(
+        Verdict::Unknown,
+        Severity::Warning,
+        codes::ENDPOINT_SUITES_UNKNOWN,
+        format!(
+            "Whether {} accepts a suite on Microsoft's TLS 1.2 lists is unknown",
+            name(e)
+        ),
+        format!("{why}; the server's own choice from every suite: {preferred}"),
+        "Check again; if it persists, check the endpoint's TLS 1.2 cipher suites against the Office 365 and Azure Front Door lists.".into(),
+    )
+}
+
+/// Every accepting endpoint must show a certificate that verifies and does not expire within 14
+/// days.
 fn certificate_valid(e: &EndpointReport) -> Outcome {
     let Some(cert) = &e.certificate else {
-        return Outcome::NotApplicable;
+        if !TlsVersion::ALL.iter().any(|&v| e.accepted(v)) {
+            return Outcome::NotApplicable;
+        }
+        return flag(
+            Verdict::Unknown,
+            Severity::Warning,
+            codes::ENDPOINT_CERT_UNAVAILABLE,
+            format!("{}'s certificate could not be checked", name(e)),
+            e.certificate_unavailable
+                .clone()
+                .unwrap_or_else(|| "no handshake showed a certificate".into()),
+            "Check that the endpoint presents a certificate with the suites it accepts (no anonymous suites).".into(),
+        );
     };
+    let read_from = cert
+        .version
+        .map_or_else(String::new, |v| format!(" (read from the {v} handshake)"));
     if !cert.valid {
         let error = cert.error.as_deref().unwrap_or("does not verify");
         return flag(
             Verdict::NotReady,
             Severity::Critical,
             codes::ENDPOINT_CERT_INVALID,
-            format!("{}'s certificate is not valid", name(e)),
-            format!("certificate: {error}"),
-            "Install a certificate that is valid for this name and chains to a trusted root."
+            format!("{}'s certificate is not valid: {error}", name(e)),
+            format!("certificate{read_from}: {error}"),
+            "Install a certificate that is valid for this name, chains to a trusted root and has a strong key (RSA 2048 bits or more, or ECDSA) and a SHA-2 signature."
                 .into(),
         );
     }
@@ -227,7 +375,7 @@ fn certificate_valid(e: &EndpointReport) -> Outcome {
             codes::ENDPOINT_CERT_EXPIRING,
             format!("{}'s certificate expires in {days} days", name(e)),
             format!(
-                "certificate valid until {}",
+                "certificate{read_from} valid until {}",
                 cert.not_after.map_or_else(|| "?".into(), |t| t.to_string())
             ),
             "Renew the certificate before it expires.".into(),
@@ -236,166 +384,33 @@ fn certificate_valid(e: &EndpointReport) -> Outcome {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use roomready_protocol::{CertificateCheck, CipherSuite, VersionProbe};
-
-    use super::*;
-
-    fn report(outcomes: [ProbeOutcome; 4], suite: Option<u16>) -> EndpointReport {
-        let versions = [
-            TlsVersion::Tls13,
-            TlsVersion::Tls12,
-            TlsVersion::Tls11,
-            TlsVersion::Tls10,
-        ];
-        EndpointReport {
-            host: "pool.example".into(),
-            port: 443,
-            role: EndpointRole::OnpremSfb,
-            sfb_version: None,
-            address: Some("192.0.2.1:443".into()),
-            versions: versions
-                .into_iter()
-                .zip(outcomes)
-                .map(|(version, outcome)| VersionProbe {
-                    version,
-                    outcome,
-                    suite: (version == TlsVersion::Tls12 && outcome == ProbeOutcome::Accepted)
-                        .then(|| suite.map(CipherSuite::from_code))
-                        .flatten(),
-                    detail: None,
-                    handshake_ms: None,
-                })
-                .collect(),
-            certificate: None,
-        }
+/// A server that asks for a client certificate is worth knowing about (information only: its
+/// versions and certificate were checked all the same).
+fn client_certificate(e: &EndpointReport) -> Outcome {
+    if !e.client_certificate_required {
+        return Outcome::NotApplicable;
     }
-
-    fn codes_of(e: &EndpointReport) -> Vec<(Verdict, String)> {
-        ENDPOINT_RULES
-            .iter()
-            .filter_map(|rule| match rule(e) {
-                Outcome::Flag(v, f) => Some((v, f.code)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    use ProbeOutcome::*;
-
-    #[test]
-    fn tls12_or_13_is_required() {
-        assert!(codes_of(&report([Accepted, Refused, Refused, Refused], None)).is_empty());
-        assert!(
-            codes_of(&report(
-                [Refused, Accepted, Accepted, Accepted],
-                Some(0xC030)
-            ))
-            .is_empty()
-        );
-        let none = report([Refused, Refused, Accepted, Accepted], None);
-        assert_eq!(
-            codes_of(&none),
-            [(Verdict::NotReady, codes::ENDPOINT_NO_TLS12.to_string())]
-        );
-        let finding = match tls12_or_13_accepted(&none) {
-            Outcome::Flag(_, f) => f,
-            other => panic!("{other:?}"),
-        };
-        assert!(
-            finding.remediation.contains("2015 CU9"),
-            "on-prem SfB remediation"
-        );
-        let downgraded = report([Refused, Downgraded, Accepted, Accepted], None);
-        assert_eq!(codes_of(&downgraded)[0].1, codes::ENDPOINT_NO_TLS12);
-        for silent in [
-            NoAnswer,
-            ConnectionRefused,
-            DnsFailure,
-            ConnectionReset,
-            Closed,
-        ] {
-            let e = report([silent, silent, silent, silent], None);
-            assert_eq!(
-                codes_of(&e),
-                [(Verdict::Unknown, codes::ENDPOINT_UNREACHABLE.to_string())]
-            );
-        }
-    }
-
-    #[test]
-    fn sfb_cu_boundaries() {
-        let with = |version: &str, legacy: ProbeOutcome| {
-            let mut e = report([Accepted, Accepted, legacy, legacy], Some(0xC030));
-            e.sfb_version = Some(version.into());
-            sfb_cumulative_update(&e)
-        };
-        let code = |o: Outcome| match o {
-            Outcome::Flag(v, f) => Some((v, f.code)),
-            _ => None,
-        };
-        assert_eq!(code(with("6.0.9319.548", Refused)), None);
-        assert_eq!(
-            code(with("6.0.9319.547", Refused)),
-            Some((Verdict::NotReady, codes::SFB_CU_MISSING.into()))
-        );
-        assert_eq!(
-            code(with("6.0.9319.547", Accepted)),
-            Some((
-                Verdict::AtRisk,
-                codes::SFB_CU_MISSING_BEFORE_TLS_CUTOFF.into()
-            ))
-        );
-        assert_eq!(code(with("17.0.2046.123", Refused)), None);
-        assert_eq!(
-            code(with("7.0.2046.122", Refused)),
-            Some((Verdict::NotReady, codes::SFB_CU_MISSING.into()))
-        );
-        let mut custom = report([Accepted, Accepted, Refused, Refused], None);
-        custom.role = EndpointRole::Custom;
-        custom.sfb_version = Some("6.0.1.1".into());
-        assert_eq!(sfb_cumulative_update(&custom), Outcome::NotApplicable);
-    }
-
-    #[test]
-    fn suites_outside_the_lists_are_a_risk() {
-        for ok in OFFICE365_TLS12_SUITES.iter().chain(&AFD_TLS12_SUITES) {
-            assert!(codes_of(&report([Refused, Accepted, Refused, Refused], Some(*ok))).is_empty());
-        }
-        for risky in [0xCCA8, 0xC02B, 0x003D, 0x000A] {
-            let e = report([Refused, Accepted, Refused, Refused], Some(risky));
-            assert_eq!(
-                codes_of(&e),
-                [(
-                    Verdict::AtRisk,
-                    codes::ENDPOINT_SUITE_NOT_IN_M365_LISTS.to_string()
-                )],
-                "{risky:04X}"
-            );
-        }
-    }
-
-    #[test]
-    fn certificate_boundaries() {
-        let mut e = report([Accepted, Accepted, Refused, Refused], Some(0xC02F));
-        let check = |valid, days| CertificateCheck {
-            valid,
-            error: (!valid).then(|| "certificate expired".to_string()),
-            not_after: None,
-            days_left: Some(days),
-        };
-        e.certificate = Some(check(true, 14));
-        assert!(codes_of(&e).is_empty());
-        e.certificate = Some(check(true, 13));
-        assert_eq!(
-            codes_of(&e),
-            [(Verdict::AtRisk, codes::ENDPOINT_CERT_EXPIRING.to_string())]
-        );
-        e.certificate = Some(check(false, -1));
-        assert_eq!(
-            codes_of(&e),
-            [(Verdict::NotReady, codes::ENDPOINT_CERT_INVALID.to_string())]
-        );
-    }
+    let accepted: Vec<&str> = TlsVersion::ALL
+        .iter()
+        .rev()
+        .filter(|&&v| e.accepted(v))
+        .map(|v| v.name())
+        .collect();
+    Outcome::Note(finding(
+        Severity::Info,
+        codes::ENDPOINT_CLIENT_CERT_REQUIRED,
+        format!("{} requires a client certificate", name(e)),
+        format!(
+            "it asked for a client certificate during the handshake; accepted: {}",
+            if accepted.is_empty() {
+                "none".into()
+            } else {
+                accepted.join(", ")
+            }
+        ),
+        "Devices that connect to it need a client certificate it trusts; the probe, which has none, checked its versions and certificate up to that point.".into(),
+    ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@ use roomready_protocol::{DeviceKind, EndpointReport, Finding, Severity, Verdict,
 
 use crate::facts::Facts;
 
-pub use endpoints::{AFD_TLS12_SUITES, ENDPOINT_RULES, OFFICE365_TLS12_SUITES};
+pub use endpoints::ENDPOINT_RULES;
 pub use rules::RULES;
 
 /// The result of assessing one device.

@@ -1,160 +1,48 @@
-//! Probes: what each configured endpoint accepts on the wire.
+//! Probes: what each configured endpoint accepts on the wire, measured so that the verdict agrees
+//! with sslscan and `openssl s_client` on the same server.
 //!
-//! For one endpoint, the name is resolved once and the four versions are probed concurrently:
-//! TLS 1.3 and 1.2 with a real rustls handshake ([`modern`]), TLS 1.1 and 1.0 with a hand-built
-//! ClientHello that never completes a handshake ([`hello`]). A TLS 1.2 handshake that fails on
-//! suites rustls does not implement (CBC, RSA or DHE key exchange) is retried with a hand-built
-//! TLS 1.2 hello offering them, so such a server is not mistaken for one without TLS 1.2.
+//! For one endpoint, the name is resolved once and five connections run concurrently: TLS 1.3
+//! and 1.2 with a real rustls handshake ([`modern`]), and TLS 1.2, 1.1 and 1.0 with hand-built
+//! hellos that offer every suite of the registry ([`hello`], [`suites`]) and read the server's
+//! first flight ([`flight`]) without completing a handshake. A version is accepted when the
+//! server answers with a ServerHello of that version on either path, so acceptance never depends
+//! on which suites rustls implements. The certificate chain comes from the best handshake that
+//! showed one (TLS 1.3, then 1.2, 1.1, 1.0; up to TLS 1.2 it travels in the clear) and is judged
+//! one way ([`verify`]). Whether the server accepts a suite on Microsoft's lists is asked with
+//! a hello offering exactly those, unless a handshake already chose one.
 //!
-//! [`ProbeSettings::resolve`] can stand in for DNS (the simulator points `teams.microsoft.com`
-//! at a loopback server that way); SNI and the certificate's name check still use the host name.
+//! An endpoint's host is a DNS name (sent as SNI, checked against the certificate) or an IP
+//! address (no SNI, as RFC 6066 requires). [`ProbeSettings::resolve`] can name the address to
+//! connect to for a host name ([`endpoint::parse_resolve`]; the simulator points
+//! `teams.microsoft.com` at a loopback server that way); SNI and the name check stay on the name.
 
-pub mod cert;
+pub mod endpoint;
+pub mod flight;
 pub mod hello;
 pub mod modern;
+pub mod suites;
+pub mod verify;
+pub mod x509;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use roomready_protocol::suites::{MICROSOFT_TLS12_SUITES, is_microsoft_tls12_suite};
 use roomready_protocol::{
-    CertificateCheck, CipherSuite, EndpointReport, EndpointRole, ProbeOutcome, Timestamp,
-    TlsVersion, VersionProbe,
+    CipherSuite, EndpointReport, ProbeOutcome, SuiteProbe, Timestamp, Tls12Suites, TlsVersion,
+    VersionProbe,
 };
 use rustls::RootCertStore;
 
-use hello::{HelloOutcome, HelloReply};
+pub use endpoint::{
+    Endpoint, MICROSOFT365, MICROSOFT365_HOSTS, ResolveOverrides, dedup, microsoft365_endpoints,
+    parse_entry,
+};
+use flight::{Flight, Reply};
+use hello::HelloOutcome;
 use modern::ModernOutcome;
-
-/// TLS alert `handshake_failure`: no shared suite, among other causes.
-const HANDSHAKE_FAILURE: u8 = 40;
-
-/// An endpoint to probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    pub role: EndpointRole,
-    /// For `onprem_sfb`: the server version, when known (`6.0.9319.548`).
-    pub sfb_version: Option<String>,
-}
-
-impl std::str::FromStr for Endpoint {
-    type Err = String;
-
-    /// `[ROLE=]HOST[:PORT][@SFB_VERSION]`: `HOST[:PORT]` or `[V6]:PORT`, port 443 by default,
-    /// role `custom` by default (`microsoft365`, `onprem_sfb`, `adfs`, `custom`), and for
-    /// `onprem_sfb` optionally the server version, e.g. `onprem_sfb=pool.contoso.com@6.0.9319.548`.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let full = text;
-        let (role, text) = match text.split_once('=') {
-            Some((role, rest)) => {
-                let found = EndpointRole::ALL.into_iter().find(|r| r.as_str() == role);
-                let Some(role) = found else {
-                    return Err(format!(
-                        "unknown endpoint role {role:?} in {full:?}; expected microsoft365, onprem_sfb, adfs or custom"
-                    ));
-                };
-                (role, rest)
-            }
-            None => (EndpointRole::Custom, text),
-        };
-        let (text, sfb_version) = match text.rsplit_once('@') {
-            Some((rest, version)) if role == EndpointRole::OnpremSfb => {
-                version
-                    .parse::<roomready_protocol::AppVersion>()
-                    .map_err(|e| format!("Skype for Business Server version in {full:?}: {e}"))?;
-                (rest, Some(version.to_owned()))
-            }
-            Some(_) => {
-                return Err(format!(
-                    "a server version (@…) is only for onprem_sfb: {full:?}"
-                ));
-            }
-            None => (text, None),
-        };
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match text.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') => (h, Some(p)),
-                _ => (text, None),
-            }
-        };
-        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(format!("invalid host in {text:?}; expected HOST[:PORT]"));
-        }
-        let port = match port {
-            None => 443,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p != 0)
-                .ok_or_else(|| format!("invalid port in {text:?}; expected 1..=65535"))?,
-        };
-        Ok(Endpoint {
-            host: host.to_owned(),
-            port,
-            role,
-            sfb_version,
-        })
-    }
-}
-
-/// The Microsoft 365 endpoints probed by default (role `microsoft365`, port 443): Teams,
-/// Exchange Online and Entra ID sign-in, the services a Teams Rooms device talks to.
-pub const MICROSOFT365_HOSTS: [&str; 3] = [
-    "teams.microsoft.com",
-    "outlook.office365.com",
-    "login.microsoftonline.com",
-];
-
-/// The entry that stands for [`MICROSOFT365_HOSTS`] in an endpoint list.
-pub const MICROSOFT365: &str = "microsoft365";
-
-/// [`MICROSOFT365_HOSTS`] as endpoints.
-pub fn microsoft365_endpoints() -> Vec<Endpoint> {
-    MICROSOFT365_HOSTS
-        .iter()
-        .map(|host| Endpoint {
-            host: (*host).to_owned(),
-            port: 443,
-            role: EndpointRole::Microsoft365,
-            sfb_version: None,
-        })
-        .collect()
-}
-
-/// One entry of an endpoint list (config or `--endpoint`): `microsoft365` alone stands for
-/// [`MICROSOFT365_HOSTS`]; anything else is one [`Endpoint`].
-pub fn parse_entry(text: &str) -> Result<Vec<Endpoint>, String> {
-    if text.trim().eq_ignore_ascii_case(MICROSOFT365) {
-        Ok(microsoft365_endpoints())
-    } else {
-        text.parse().map(|endpoint| vec![endpoint])
-    }
-}
-
-/// `endpoints` without repeats of the same host, port and role, in their first order.
-pub fn dedup(endpoints: Vec<Endpoint>) -> Vec<Endpoint> {
-    let mut kept: Vec<Endpoint> = Vec::with_capacity(endpoints.len());
-    for endpoint in endpoints {
-        let seen = kept.iter().any(|k| {
-            k.host.eq_ignore_ascii_case(&endpoint.host)
-                && k.port == endpoint.port
-                && k.role == endpoint.role
-        });
-        if !seen {
-            kept.push(endpoint);
-        }
-    }
-    kept
-}
-
-/// Addresses that stand in for DNS: `(lower-case host, port)` → the address to connect to.
-pub type ResolveOverrides = HashMap<(String, u16), SocketAddr>;
+use verify::Presented;
 
 /// What every probe of a run shares.
 #[derive(Debug, Clone)]
@@ -164,25 +52,23 @@ pub struct ProbeSettings {
     pub timeout: Duration,
     /// Consulted before DNS: an endpoint whose lower-cased host and port are a key here is probed
     /// at that address, with SNI and the certificate's name check still for its host name. Empty
-    /// for a real device; the simulator fills it to point endpoints at its TLS endpoint farm.
+    /// unless the admin named addresses (`--resolve`, `resolve`); the simulator fills it to point
+    /// endpoints at its TLS endpoint farm.
     pub resolve: Arc<ResolveOverrides>,
 }
 
-/// Probes `endpoint` at all four versions; `now` dates the certificate's days to expiry.
+/// Probes `endpoint` at all four versions; `now` is the time the certificate is judged at.
 pub async fn probe_endpoint(
     endpoint: &Endpoint,
     settings: &ProbeSettings,
     now: Timestamp,
 ) -> EndpointReport {
-    let mut report = EndpointReport {
-        host: endpoint.host.clone(),
-        port: endpoint.port,
-        role: endpoint.role,
-        sfb_version: endpoint.sfb_version.clone(),
-        address: None,
-        versions: Vec::new(),
-        certificate: None,
-    };
+    let mut report = EndpointReport::new(
+        endpoint.host.clone(),
+        endpoint.port,
+        endpoint.role,
+        endpoint.sfb_version.clone(),
+    );
     let overridden = settings
         .resolve
         .get(&(endpoint.host.to_ascii_lowercase(), endpoint.port))
@@ -201,69 +87,216 @@ pub async fn probe_endpoint(
                 TlsVersion::Tls10,
             ]
             .into_iter()
-            .map(|version| VersionProbe {
-                version,
-                outcome: ProbeOutcome::DnsFailure,
-                suite: None,
-                detail: Some(detail.clone()),
-                handshake_ms: None,
-            })
+            .map(|version| probe(version, ProbeOutcome::DnsFailure, Some(detail.clone())))
             .collect();
             return report;
         }
     };
     report.address = Some(addr.to_string());
     let host = endpoint.host.as_str();
-    let legacy = |version: TlsVersion| async move {
-        let wire = version.wire();
-        let outcome = hello::hello_probe(
-            addr,
-            Some(host),
-            wire,
-            hello::default_suites(wire),
-            settings.timeout,
-        )
-        .await;
-        from_hello(version, outcome)
-    };
-    let modern = |version: TlsVersion| {
-        modern::probe_modern(
-            addr,
-            host,
-            version,
-            settings.roots.clone(),
-            settings.timeout,
-        )
-    };
-    let (tls13, tls12, tls11, tls10) = tokio::join!(
+    let timeout = settings.timeout;
+    let modern =
+        |version| modern::probe_modern(addr, host, version, settings.roots.clone(), timeout);
+    let legacy =
+        |version: TlsVersion| hello::probe_version(addr, Some(host), version.wire(), timeout);
+    let (tls13, tls12, hello12, hello11, hello10) = tokio::join!(
         modern(TlsVersion::Tls13),
         modern(TlsVersion::Tls12),
+        legacy(TlsVersion::Tls12),
         legacy(TlsVersion::Tls11),
         legacy(TlsVersion::Tls10),
     );
-    report.certificate = [&tls13, &tls12]
-        .into_iter()
-        .find_map(|o| certificate(o, now));
-    let tls12 = match tls12 {
-        ModernOutcome::Alert(HANDSHAKE_FAILURE, _) => {
-            let fallback = legacy(TlsVersion::Tls12).await;
-            if fallback.outcome == ProbeOutcome::Accepted {
-                VersionProbe {
-                    detail: Some(
-                        "accepted only with suites rustls does not implement; certificate not \
-                         checked on this version"
-                            .into(),
-                    ),
-                    ..fallback
-                }
-            } else {
-                from_modern(TlsVersion::Tls12, tls12)
+    report.versions = vec![
+        from_modern(TlsVersion::Tls13, &tls13),
+        tls12_verdict(&tls12, &hello12),
+        from_hello(TlsVersion::Tls11, &hello11),
+        from_hello(TlsVersion::Tls10, &hello10),
+    ];
+    let seen = [
+        (TlsVersion::Tls13, Seen::Modern(&tls13)),
+        (TlsVersion::Tls12, Seen::Modern(&tls12)),
+        (TlsVersion::Tls12, Seen::Hello(&hello12)),
+        (TlsVersion::Tls11, Seen::Hello(&hello11)),
+        (TlsVersion::Tls10, Seen::Hello(&hello10)),
+    ];
+    report.client_certificate_required =
+        seen.iter().any(|(v, s)| s.client_certificate_requested(*v));
+    match seen.iter().find_map(|(v, s)| s.presented(*v)) {
+        Some(presented) => {
+            report.certificate = Some(verify::check(&presented, host, &settings.roots, now));
+        }
+        None => {
+            report.certificate_unavailable = seen.iter().find_map(|(v, s)| s.why_no_chain(*v));
+        }
+    }
+    if report.accepted(TlsVersion::Tls12) {
+        report.tls12_suites = Some(tls12_suites(addr, host, timeout, &tls12, &hello12).await);
+    }
+    report
+}
+
+/// One handshake's view of the server, for the certificate and client authentication.
+enum Seen<'a> {
+    Modern(&'a ModernOutcome),
+    Hello(&'a HelloOutcome),
+}
+
+impl Seen<'_> {
+    /// The flight of a hello the server accepted at `version`.
+    fn accepted_flight(hello: &HelloOutcome, version: TlsVersion) -> Option<&Flight> {
+        hello.flight().filter(|f| f.hello.version == version.wire())
+    }
+
+    fn client_certificate_requested(&self, version: TlsVersion) -> bool {
+        match self {
+            Seen::Modern(ModernOutcome::Accepted(a)) => a.client_certificate_requested,
+            Seen::Modern(_) => false,
+            Seen::Hello(h) => {
+                Self::accepted_flight(h, version).is_some_and(|f| f.certificate_request)
             }
         }
-        other => from_modern(TlsVersion::Tls12, other),
+    }
+
+    /// The chain this handshake showed, if the server accepted `version` and sent one.
+    fn presented(&self, version: TlsVersion) -> Option<Presented> {
+        match self {
+            Seen::Modern(ModernOutcome::Accepted(a)) => Some(Presented {
+                chain: a.chain.clone().filter(|c| !c.is_empty())?,
+                version,
+                signature_error: a.signature_error.clone(),
+            }),
+            Seen::Modern(_) => None,
+            Seen::Hello(h) => match &Self::accepted_flight(h, version)?.chain {
+                Some(flight::Chain::Certificates(chain)) if !chain.is_empty() => Some(Presented {
+                    chain: chain.clone(),
+                    version,
+                    signature_error: None,
+                }),
+                _ => None,
+            },
+        }
+    }
+
+    /// Why an accepted handshake at `version` showed no chain (`None` if not accepted).
+    fn why_no_chain(&self, version: TlsVersion) -> Option<String> {
+        match self {
+            Seen::Modern(ModernOutcome::Accepted(a)) => Some(format!(
+                "the {version} handshake ended before the server's certificate ({})",
+                a.incomplete.as_deref().unwrap_or("no certificate")
+            )),
+            Seen::Modern(_) => None,
+            Seen::Hello(h) => {
+                let flight = Self::accepted_flight(h, version)?;
+                let suite = CipherSuite::from_code(flight.hello.cipher_suite).to_string();
+                flight
+                    .missing_chain(&suite)
+                    .map(|why| format!("{version}: {why}"))
+            }
+        }
+    }
+}
+
+/// TLS 1.2 from both paths: accepted when either saw a TLS 1.2 ServerHello. A completed rustls
+/// handshake gives the suite and time; otherwise the hand-built hello, which offered every suite.
+fn tls12_verdict(rustls: &ModernOutcome, hello: &HelloOutcome) -> VersionProbe {
+    let version = TlsVersion::Tls12;
+    if let ModernOutcome::Accepted(a) = rustls
+        && a.incomplete.is_none()
+    {
+        return from_modern(version, rustls);
+    }
+    let by_hello = from_hello(version, hello);
+    if by_hello.outcome == ProbeOutcome::Accepted {
+        let rustls_said = match rustls {
+            ModernOutcome::Accepted(a) => a.incomplete.clone().unwrap_or_default(),
+            other => {
+                let said = from_modern(version, other);
+                said.detail.unwrap_or_else(|| said.outcome.to_string())
+            }
+        };
+        let implemented = by_hello
+            .suite
+            .as_ref()
+            .and_then(CipherSuite::value)
+            .is_some_and(rustls_implements);
+        let detail = if implemented {
+            format!("read from a hand-built hello; the rustls handshake: {rustls_said}")
+        } else {
+            format!(
+                "read from a hand-built hello (rustls does not implement this suite); the rustls handshake: {rustls_said}"
+            )
+        };
+        return VersionProbe {
+            detail: Some(detail),
+            ..by_hello
+        };
+    }
+    if matches!(rustls, ModernOutcome::Accepted(_)) {
+        return from_modern(version, rustls);
+    }
+    // Refused on both paths: the hello offered every suite, so its answer says more, unless it
+    // got none.
+    match by_hello.outcome {
+        ProbeOutcome::Refused | ProbeOutcome::Downgraded | ProbeOutcome::NotTls => by_hello,
+        _ => from_modern(version, rustls),
+    }
+}
+
+/// Whether rustls (ring) implements suite `code`.
+fn rustls_implements(code: u16) -> bool {
+    rustls::crypto::ring::ALL_CIPHER_SUITES
+        .iter()
+        .any(|s| u16::from(s.suite()) == code)
+}
+
+/// Which TLS 1.2 suites the server accepts, asked directly: the suite it chose from every suite
+/// (its preference), and whether it accepts one on Microsoft's lists, from a handshake that
+/// already chose one or else from a hello offering exactly those.
+async fn tls12_suites(
+    addr: SocketAddr,
+    host: &str,
+    timeout: Duration,
+    rustls: &ModernOutcome,
+    hello: &HelloOutcome,
+) -> Tls12Suites {
+    let preferred = Seen::accepted_flight(hello, TlsVersion::Tls12).map(|f| f.hello.cipher_suite);
+    let negotiated = match rustls {
+        ModernOutcome::Accepted(a) => Some((a.suite, "the TLS 1.2 handshake chose it")),
+        _ => None,
     };
-    report.versions = vec![from_modern(TlsVersion::Tls13, tls13), tls12, tls11, tls10];
-    report
+    let known = negotiated
+        .into_iter()
+        .chain(preferred.map(|s| (s, "chosen from every suite")))
+        .find(|(suite, _)| is_microsoft_tls12_suite(*suite));
+    let microsoft = match known {
+        Some((suite, how)) => SuiteProbe {
+            outcome: ProbeOutcome::Accepted,
+            suite: Some(CipherSuite::from_code(suite)),
+            detail: Some(how.into()),
+        },
+        None => {
+            let outcome =
+                hello::hello_probe(addr, Some(host), 0x0303, &MICROSOFT_TLS12_SUITES, timeout)
+                    .await;
+            let answer = from_hello(TlsVersion::Tls12, &outcome);
+            match answer.suite.as_ref().and_then(CipherSuite::value) {
+                Some(code) if !is_microsoft_tls12_suite(code) => SuiteProbe {
+                    outcome: ProbeOutcome::Error,
+                    suite: answer.suite,
+                    detail: Some("the server chose a suite that was not offered".into()),
+                },
+                _ => SuiteProbe {
+                    outcome: answer.outcome,
+                    suite: answer.suite,
+                    detail: answer.detail,
+                },
+            }
+        }
+    };
+    Tls12Suites {
+        preferred: preferred.map(CipherSuite::from_code),
+        microsoft: Some(microsoft),
+    }
 }
 
 /// The endpoints a daemon probes on every check, and how.
@@ -335,143 +368,94 @@ fn probe(version: TlsVersion, outcome: ProbeOutcome, detail: Option<String>) -> 
         suite: None,
         detail,
         handshake_ms: None,
+        alert: None,
     }
 }
 
-fn from_modern(version: TlsVersion, outcome: ModernOutcome) -> VersionProbe {
-    match outcome {
-        ModernOutcome::Accepted {
-            suite, handshake, ..
-        } => VersionProbe {
-            version,
-            outcome: ProbeOutcome::Accepted,
-            suite: Some(CipherSuite::from_code(suite)),
-            detail: None,
-            handshake_ms: Some(u64::try_from(handshake.as_millis()).unwrap_or(u64::MAX)),
-        },
-        ModernOutcome::Alert(code, name) => probe(
+/// Refused with alert `code`.
+fn refused(version: TlsVersion, code: u8) -> VersionProbe {
+    VersionProbe {
+        alert: Some(code),
+        ..probe(
             version,
             ProbeOutcome::Refused,
-            Some(format!("alert {name} ({code})")),
-        ),
+            Some(format!("alert {} ({code})", hello::alert_name(code))),
+        )
+    }
+}
+
+/// `answered TLS 1.0` (or the raw number of a version we do not name).
+fn answered(version: u16) -> String {
+    TlsVersion::from_wire(version).map_or_else(
+        || format!("answered version 0x{version:04X}"),
+        |v| format!("answered {}", v.name()),
+    )
+}
+
+fn from_modern(version: TlsVersion, outcome: &ModernOutcome) -> VersionProbe {
+    match outcome {
+        ModernOutcome::Accepted(a) => {
+            let mut detail = a.incomplete.clone();
+            if let Some(error) = &a.signature_error {
+                detail.get_or_insert_with(|| {
+                    format!("the server's handshake signature does not verify: {error}")
+                });
+            }
+            VersionProbe {
+                version,
+                outcome: ProbeOutcome::Accepted,
+                suite: Some(CipherSuite::from_code(a.suite)),
+                detail,
+                handshake_ms: a
+                    .handshake
+                    .map(|h| u64::try_from(h.as_millis()).unwrap_or(u64::MAX)),
+                alert: None,
+            }
+        }
+        ModernOutcome::Downgraded(answer) => {
+            probe(version, ProbeOutcome::Downgraded, Some(answered(*answer)))
+        }
+        ModernOutcome::Alert(code, _) => refused(version, *code),
         ModernOutcome::ConnectionRefused => probe(version, ProbeOutcome::ConnectionRefused, None),
         ModernOutcome::Reset => probe(version, ProbeOutcome::ConnectionReset, None),
         ModernOutcome::Timeout => probe(version, ProbeOutcome::NoAnswer, None),
         ModernOutcome::Closed => probe(version, ProbeOutcome::Closed, None),
-        ModernOutcome::NotTls(text) => probe(version, ProbeOutcome::NotTls, Some(text)),
-        ModernOutcome::Failed(text) => probe(version, ProbeOutcome::Error, Some(text)),
+        ModernOutcome::NotTls(text) => probe(version, ProbeOutcome::NotTls, Some(text.clone())),
+        ModernOutcome::Failed(text) => probe(version, ProbeOutcome::Error, Some(text.clone())),
     }
 }
 
-fn from_hello(version: TlsVersion, outcome: HelloOutcome) -> VersionProbe {
+fn from_hello(version: TlsVersion, outcome: &HelloOutcome) -> VersionProbe {
     match outcome {
-        HelloOutcome::Reply(HelloReply::ServerHello {
-            version: answered,
-            cipher_suite,
-        }) if answered == version.wire() => VersionProbe {
-            version,
-            outcome: ProbeOutcome::Accepted,
-            suite: Some(CipherSuite::from_code(cipher_suite)),
-            detail: None,
-            handshake_ms: None,
-        },
-        HelloOutcome::Reply(HelloReply::ServerHello {
-            version: answered, ..
-        }) if answered < version.wire() => {
-            let name = TlsVersion::from_wire(answered).map_or_else(
-                || format!("version 0x{answered:04X}"),
-                |v| v.name().to_owned(),
-            );
-            probe(
-                version,
-                ProbeOutcome::Downgraded,
-                Some(format!("answered {name}")),
-            )
+        HelloOutcome::Reply(Reply::Hello(flight)) => {
+            let chosen = flight.hello.version;
+            if chosen == version.wire() {
+                VersionProbe {
+                    version,
+                    outcome: ProbeOutcome::Accepted,
+                    suite: Some(CipherSuite::from_code(flight.hello.cipher_suite)),
+                    detail: None,
+                    handshake_ms: None,
+                    alert: None,
+                }
+            } else if chosen < version.wire() {
+                probe(version, ProbeOutcome::Downgraded, Some(answered(chosen)))
+            } else {
+                probe(
+                    version,
+                    ProbeOutcome::Error,
+                    Some(format!(
+                        "answered a higher version 0x{chosen:04X} than offered"
+                    )),
+                )
+            }
         }
-        HelloOutcome::Reply(HelloReply::ServerHello {
-            version: answered, ..
-        }) => probe(
-            version,
-            ProbeOutcome::Error,
-            Some(format!(
-                "answered a higher version 0x{answered:04X} than offered"
-            )),
-        ),
-        HelloOutcome::Reply(HelloReply::Alert { description, .. }) => probe(
-            version,
-            ProbeOutcome::Refused,
-            Some(format!(
-                "alert {} ({description})",
-                hello::alert_name(description)
-            )),
-        ),
-        HelloOutcome::Reply(HelloReply::NotTls { .. }) => {
-            probe(version, ProbeOutcome::NotTls, None)
-        }
+        HelloOutcome::Reply(Reply::Alert { description, .. }) => refused(version, *description),
+        HelloOutcome::Reply(Reply::NotTls { .. }) => probe(version, ProbeOutcome::NotTls, None),
         HelloOutcome::ConnectionRefused => probe(version, ProbeOutcome::ConnectionRefused, None),
         HelloOutcome::Reset => probe(version, ProbeOutcome::ConnectionReset, None),
         HelloOutcome::Timeout => probe(version, ProbeOutcome::NoAnswer, None),
         HelloOutcome::Closed => probe(version, ProbeOutcome::Closed, None),
-        HelloOutcome::Io(text) => probe(version, ProbeOutcome::Error, Some(text)),
-    }
-}
-
-fn certificate(outcome: &ModernOutcome, now: Timestamp) -> Option<CertificateCheck> {
-    let ModernOutcome::Accepted {
-        certificate,
-        end_entity,
-        ..
-    } = outcome
-    else {
-        return None;
-    };
-    let not_after = end_entity.as_deref().and_then(cert::not_after);
-    Some(CertificateCheck {
-        valid: certificate.is_ok(),
-        error: certificate.clone().err(),
-        not_after,
-        days_left: not_after.map(|end| cert::days_left(end, now)),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_parse() {
-        let e = |s: &str| s.parse::<Endpoint>();
-        assert_eq!(
-            e("teams.microsoft.com").map(|e| (e.host, e.port)),
-            Ok(("teams.microsoft.com".into(), 443))
-        );
-        assert_eq!(e("pool:5061").map(|e| e.port), Ok(5061));
-        assert_eq!(
-            e("[::1]:8443").map(|e| (e.host, e.port)),
-            Ok(("::1".into(), 8443))
-        );
-        let sfb = e("onprem_sfb=pool.contoso.com:5061@6.0.9319.548").expect("sfb");
-        assert_eq!(
-            (sfb.role, sfb.port, sfb.sfb_version.as_deref()),
-            (EndpointRole::OnpremSfb, 5061, Some("6.0.9319.548"))
-        );
-        assert_eq!(
-            e("adfs=sts.contoso.com").map(|e| e.role),
-            Ok(EndpointRole::Adfs)
-        );
-        for bad in [
-            "",
-            ":443",
-            "host:0",
-            "host:x",
-            "a b:1",
-            "[::1",
-            "h/x",
-            "pool@6.0.1.1",
-            "onprem_sfb=pool@6.x",
-            "lync=pool",
-        ] {
-            assert!(e(bad).is_err(), "{bad:?}");
-        }
+        HelloOutcome::Io(text) => probe(version, ProbeOutcome::Error, Some(text.clone())),
     }
 }

@@ -1,36 +1,40 @@
 //! The modern probe: a real rustls 0.23 handshake with one endpoint at exactly TLS 1.3 or TLS 1.2.
 //!
-//! Protocol support and certificate validity are two separate answers. The verifier wraps
-//! webpki's: it records the chain's verdict and then lets the handshake finish, so a server with
-//! an expired certificate still shows which versions and suites it accepts. The signatures of
-//! the handshake itself are still checked by webpki.
+//! Protocol support and certificate validity are separate answers, so this probe records and
+//! lets the handshake go on where a client would stop: the verifier keeps the chain for
+//! [`super::verify`] instead of judging it, a handshake signature that does not verify (a key
+//! too weak for the verifier) is noted rather than fatal, and a request for a client
+//! certificate is noted and answered with none. The bytes the server sent are recorded too, so a
+//! handshake that fails is still explained by what the server chose: a ServerHello of a lower
+//! version is a downgrade, one of the requested version means the server accepts it even though
+//! the handshake did not finish (e.g. it requires a client certificate).
 
+use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use roomready_protocol::TlsVersion;
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use super::flight::{self, Chain, MAX_FLIGHT_BYTES, Reply};
 
 /// How one modern handshake ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModernOutcome {
-    /// The handshake completed at the requested version.
-    Accepted {
-        /// The negotiated cipher suite's IANA code.
-        suite: u16,
-        /// The chain's verdict: `Ok` or the verification error's text.
-        certificate: Result<(), String>,
-        /// The end-entity certificate (DER), for its expiry.
-        end_entity: Option<Vec<u8>>,
-        handshake: Duration,
-    },
+    /// The server chose the requested version.
+    Accepted(Accepted),
+    /// The server answered with a ServerHello of this lower version.
+    Downgraded(u16),
     /// The server sent a TLS alert (description code and name).
     Alert(u8, String),
     ConnectionRefused,
@@ -44,33 +48,70 @@ pub enum ModernOutcome {
     Failed(String),
 }
 
-/// Records the chain verdict of webpki's verifier and accepts the chain either way.
-#[derive(Debug)]
-struct RecordingVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    seen: Mutex<Option<Seen>>,
+/// What a server that chose the requested version showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The chosen cipher suite's IANA code.
+    pub suite: u16,
+    /// The server's chain (DER, its own certificate first), when it was seen.
+    pub chain: Option<Vec<Vec<u8>>>,
+    /// Why the server's handshake signature did not verify with its certificate's key.
+    pub signature_error: Option<String>,
+    /// The server asked for a client certificate (the probe sends none).
+    pub client_certificate_requested: bool,
+    /// How long the completed handshake took; `None` when it did not complete.
+    pub handshake: Option<Duration>,
+    /// Why the handshake did not complete, when it did not.
+    pub incomplete: Option<String>,
 }
 
-/// The chain verdict and the end-entity certificate (DER) of one handshake.
-type Seen = (Result<(), String>, Vec<u8>);
+/// What the verifier and the client-certificate resolver saw during one handshake.
+#[derive(Debug, Default)]
+struct Seen {
+    chain: Option<Vec<Vec<u8>>>,
+    signature_error: Option<String>,
+    client_certificate_requested: bool,
+}
 
-impl ServerCertVerifier for RecordingVerifier {
+/// Records what the handshake shows instead of judging it.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<WebPkiServerVerifier>,
+    seen: Mutex<Seen>,
+}
+
+impl Recording {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        // A panic while holding this lock cannot leave Seen half-written: take it as it is.
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps a signature check's failure; the handshake goes on.
+    fn signature(
+        &self,
+        verdict: Result<HandshakeSignatureValid, rustls::Error>,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if let Err(error) = verdict {
+            self.seen().signature_error = Some(error.to_string());
+        }
+        Ok(HandshakeSignatureValid::assertion())
+    }
+}
+
+impl ServerCertVerifier for Recording {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some((verdict, end_entity.as_ref().to_vec()));
-        }
+        let chain = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|der| der.as_ref().to_vec())
+            .collect();
+        self.seen().chain = Some(chain);
         Ok(ServerCertVerified::assertion())
     }
 
@@ -80,7 +121,7 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.signature(self.inner.verify_tls12_signature(message, cert, dss))
     }
 
     fn verify_tls13_signature(
@@ -89,11 +130,68 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.signature(self.inner.verify_tls13_signature(message, cert, dss))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+impl ResolvesClientCert for Recording {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.seen().client_certificate_requested = true;
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
+/// A TCP stream that keeps the first [`MAX_FLIGHT_BYTES`] it reads.
+struct Recorder {
+    inner: TcpStream,
+    read: Vec<u8>,
+}
+
+impl AsyncRead for Recorder {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            let new = &buf.filled()[before..];
+            let room = MAX_FLIGHT_BYTES.saturating_sub(this.read.len());
+            this.read.extend_from_slice(&new[..new.len().min(room)]);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Recorder {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -143,8 +241,9 @@ pub fn roots(ca_pem: Option<&[u8]>) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// One handshake with `addr` at exactly `version` (TLS 1.2 or 1.3), SNI and name check against
-/// `server_name`, `timeout` covering connect and handshake.
+/// One handshake with `addr` at exactly `version` (TLS 1.2 or 1.3), with SNI for `server_name`
+/// when it is a DNS name, `timeout` covering connect and handshake. `roots` only serve the
+/// handshake signature checks; the chain is judged by [`super::verify`].
 pub async fn probe_modern(
     addr: SocketAddr,
     server_name: &str,
@@ -164,11 +263,11 @@ pub async fn probe_modern(
         Ok(v) => v,
         Err(e) => return ModernOutcome::Failed(format!("certificate verifier: {e}")),
     };
-    let verifier = Arc::new(RecordingVerifier {
+    let recording = Arc::new(Recording {
         inner,
-        seen: Mutex::new(None),
+        seen: Mutex::new(Seen::default()),
     });
-    let config = match config(provider, versions, verifier.clone()) {
+    let config = match config(provider, versions, recording.clone()) {
         Ok(c) => c,
         Err(e) => return ModernOutcome::Failed(e),
     };
@@ -178,51 +277,101 @@ pub async fn probe_modern(
     };
     let started = Instant::now();
     let attempt = async {
-        let tcp = TcpStream::connect(addr).await?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| (e, None))?;
+        let recorder = Recorder {
+            inner: tcp,
+            read: Vec::with_capacity(8192),
+        };
         TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
+            .connect(name, recorder)
+            .into_fallible()
             .await
+            .map_err(|(e, recorder)| (e, Some(recorder)))
     };
-    match tokio::time::timeout(timeout, attempt).await {
+    let result = tokio::time::timeout(timeout, attempt).await;
+    let seen = std::mem::take(&mut *recording.seen());
+    match result {
         Err(_) => ModernOutcome::Timeout,
         Ok(Ok(stream)) => {
-            let handshake = started.elapsed();
             let (_, conn) = stream.get_ref();
-            let suite = conn
-                .negotiated_cipher_suite()
-                .map(|s| u16::from(s.suite()))
-                .unwrap_or_default();
-            let (certificate, end_entity) = match verifier.seen.lock().ok().and_then(|s| s.clone())
-            {
-                Some((verdict, der)) => (verdict, Some(der)),
-                None => (Err("no certificate was presented".into()), None),
-            };
-            ModernOutcome::Accepted {
-                suite,
-                certificate,
-                end_entity,
-                handshake,
-            }
+            ModernOutcome::Accepted(Accepted {
+                suite: conn
+                    .negotiated_cipher_suite()
+                    .map(|s| u16::from(s.suite()))
+                    .unwrap_or_default(),
+                chain: seen.chain,
+                signature_error: seen.signature_error,
+                client_certificate_requested: seen.client_certificate_requested,
+                handshake: Some(started.elapsed()),
+                incomplete: None,
+            })
         }
-        Ok(Err(e)) => classify(&e),
+        Ok(Err((error, recorder))) => {
+            let read = recorder.map(|r| r.read).unwrap_or_default();
+            explain(&error, &read, version, seen)
+        }
     }
 }
 
 fn config(
     provider: Arc<CryptoProvider>,
     versions: &[&'static rustls::SupportedProtocolVersion],
-    verifier: Arc<RecordingVerifier>,
+    recording: Arc<Recording>,
 ) -> Result<ClientConfig, String> {
     Ok(ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| format!("TLS configuration: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
+        .with_custom_certificate_verifier(recording.clone())
+        .with_client_cert_resolver(recording))
+}
+
+/// A failed handshake, explained by what the server sent (`read`) where it chose a version.
+fn explain(error: &io::Error, read: &[u8], version: TlsVersion, seen: Seen) -> ModernOutcome {
+    let Some(Reply::Hello(flight)) = flight::parse(read) else {
+        return classify(error);
+    };
+    let chosen = flight.hello.version;
+    if chosen < version.wire() {
+        return ModernOutcome::Downgraded(chosen);
+    }
+    if chosen > version.wire() {
+        return ModernOutcome::Failed(format!(
+            "the server answered version 0x{chosen:04X}, above the one offered"
+        ));
+    }
+    let client_certificate_requested =
+        seen.client_certificate_requested || flight.certificate_request;
+    let why = match classify(error) {
+        ModernOutcome::Alert(code, name) => format!("alert {name} ({code})"),
+        ModernOutcome::Closed => "the server closed the connection".into(),
+        ModernOutcome::Reset => "the server reset the connection".into(),
+        ModernOutcome::NotTls(text) | ModernOutcome::Failed(text) => text,
+        other => format!("{other:?}"),
+    };
+    let incomplete = if client_certificate_requested {
+        format!(
+            "the server requires a client certificate and ended the handshake without one: {why}"
+        )
+    } else {
+        format!("the handshake did not complete: {why}")
+    };
+    let chain = seen.chain.or(match flight.chain {
+        Some(Chain::Certificates(certs)) if !certs.is_empty() => Some(certs),
+        _ => None,
+    });
+    ModernOutcome::Accepted(Accepted {
+        suite: flight.hello.cipher_suite,
+        chain,
+        signature_error: seen.signature_error,
+        client_certificate_requested,
+        handshake: None,
+        incomplete: Some(incomplete),
+    })
 }
 
 /// Maps a connect or handshake error to an outcome.
-fn classify(error: &std::io::Error) -> ModernOutcome {
+fn classify(error: &io::Error) -> ModernOutcome {
     use std::io::ErrorKind;
     if let Some(tls) = error
         .get_ref()

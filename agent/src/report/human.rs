@@ -265,10 +265,50 @@ fn endpoints(out: &mut String, reports: &[EndpointReport], s: Style) {
         }
         let _ = write!(line, "  {:<suite_w$}  {}", suites[i], certs[i]);
         let _ = writeln!(out, "{}", line.trim_end());
+        details.extend(endpoint_notes(&names[i], report));
     }
     for detail in details {
         let _ = writeln!(out, "    {}", s.dim(&detail));
     }
+}
+
+/// What the table has no column for: TLS 1.2 suites asked directly, a certificate that could not
+/// be checked, a client certificate requirement.
+fn endpoint_notes(name: &str, report: &EndpointReport) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(suites) = &report.tls12_suites {
+        let preferred = suites
+            .preferred
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string);
+        let microsoft = match &suites.microsoft {
+            None => "not asked".to_owned(),
+            Some(answer) => match (&answer.suite, &answer.detail) {
+                (Some(suite), _) if answer.outcome == ProbeOutcome::Accepted => {
+                    format!("accepted ({suite})")
+                }
+                (_, Some(detail)) => format!("{} ({detail})", outcome_name(answer.outcome)),
+                (_, None) => outcome_name(answer.outcome).to_owned(),
+            },
+        };
+        notes.push(format!(
+            "{name} TLS 1.2 suites: the server's choice from every suite {preferred}; Microsoft's lists {microsoft}"
+        ));
+    }
+    if let Some(cert) = &report.certificate
+        && let Some(version) = cert.version
+    {
+        notes.push(format!(
+            "{name} certificate read from the {version} handshake"
+        ));
+    }
+    if let Some(why) = &report.certificate_unavailable {
+        notes.push(format!("{name} certificate not checked: {why}"));
+    }
+    if report.client_certificate_required {
+        notes.push(format!("{name} requires a client certificate"));
+    }
+    notes
 }
 
 /// The negotiated suite: TLS 1.2's when it was accepted (the one the Microsoft lists are
@@ -283,6 +323,7 @@ fn suite(report: &EndpointReport) -> String {
 
 fn certificate(report: &EndpointReport) -> String {
     match &report.certificate {
+        None if report.certificate_unavailable.is_some() => "not checked".to_owned(),
         None => "-".to_owned(),
         Some(cert) => match (&cert.error, cert.days_left) {
             (Some(error), _) => format!("invalid: {error}"),
@@ -295,8 +336,8 @@ fn certificate(report: &EndpointReport) -> String {
 #[cfg(test)]
 mod tests {
     use roomready_protocol::{
-        CertificateCheck, CipherSuite, DeviceFacts, DeviceId, DeviceKind, EndpointRole, Timestamp,
-        VersionProbe,
+        CertificateCheck, CipherSuite, DeviceFacts, DeviceId, DeviceKind, EndpointRole, SuiteProbe,
+        Timestamp, Tls12Suites, VersionProbe,
     };
 
     use super::*;
@@ -309,6 +350,7 @@ mod tests {
             suite: suite.map(CipherSuite::from_code),
             detail: detail.map(str::to_owned),
             handshake_ms: None,
+            alert: None,
         };
         State {
             device: DeviceId::new("mtr-1").expect("valid id"),
@@ -340,11 +382,6 @@ mod tests {
                 },
             ],
             endpoints: vec![EndpointReport {
-                host: "pool.contoso.com".into(),
-                port: 443,
-                role: EndpointRole::OnpremSfb,
-                sfb_version: None,
-                address: None,
                 versions: vec![
                     probe(
                         TlsVersion::Tls13,
@@ -366,7 +403,23 @@ mod tests {
                     error: None,
                     not_after: None,
                     days_left: Some(42),
+                    version: Some(TlsVersion::Tls12),
                 }),
+                client_certificate_required: true,
+                tls12_suites: Some(Tls12Suites {
+                    preferred: Some(CipherSuite::from_code(0xCCA8)),
+                    microsoft: Some(SuiteProbe {
+                        outcome: ProbeOutcome::Accepted,
+                        suite: Some(CipherSuite::from_code(0xC030)),
+                        detail: None,
+                    }),
+                }),
+                ..EndpointReport::new(
+                    "pool.contoso.com".into(),
+                    443,
+                    EndpointRole::OnpremSfb,
+                    None,
+                )
             }],
         }
     }
@@ -420,6 +473,22 @@ mod tests {
         assert!(row.ends_with("valid, 42 days left"), "{row}");
         assert!(
             text.contains("TLS 1.3: refused (alert protocol_version)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "pool.contoso.com:443 TLS 1.2 suites: the server's choice from every suite \
+                 TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 (0xCCA8); Microsoft's lists accepted \
+                 (TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (0xC030))"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pool.contoso.com:443 certificate read from the TLS 1.2 handshake"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pool.contoso.com:443 requires a client certificate"),
             "{text}"
         );
         // Worst finding first.

@@ -153,7 +153,7 @@ fn find_suite(name: &str) -> Option<SupportedCipherSuite> {
         .find(|s| {
             let suite = s.suite();
             suite.as_str() == Some(name)
-                || roomready_protocol::tls::suite_name(u16::from(suite)) == Some(name)
+                || roomready_protocol::suite_name(u16::from(suite)) == Some(name)
         })
 }
 
