@@ -11,6 +11,9 @@
 //! endpoints = ["microsoft365", "onprem_sfb=pool.contoso.com@6.0.9319.548"]
 //!                                        # optional; probed each check. [ROLE=]HOST[:PORT][@VERSION],
 //!                                        # "microsoft365" = its three hosts (the default); [] = none
+//! resolve = ["pool.contoso.com:5061:10.0.0.5"]
+//!                                        # optional; HOST:PORT:ADDRESS, probe that endpoint at
+//!                                        # ADDRESS (SNI and certificate name stay HOST)
 //! ca_file = "ca.pem"                     # optional; trust anchors for endpoint certificates
 //! probe_timeout_secs = 5                 # optional; 1..=120, default 5
 //! journal_dir = "journal"                # optional; undelivered messages, command ids, seq
@@ -70,7 +73,7 @@ use crate::keyfile::{KeyFile, KeyFileError};
 
 /// The keys this version understands, for "unknown key" messages.
 const KNOWN_KEYS: &str = "broker_url, device_id, facts_file, report_interval_secs, topic_prefix, \
-                          endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, \
+                          endpoints, resolve, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, \
                           journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, \
                           client_cert_file, client_key_file, username, password_file, \
                           password_env, allow_insecure, mqtt_version, app_update_command, \
@@ -111,6 +114,8 @@ pub struct Config {
     pub topic_prefix: TopicPrefix,
     /// Endpoints probed on every check (none by default).
     pub endpoints: Vec<crate::probe::Endpoint>,
+    /// `resolve`: the address to probe an endpoint at, by lower-case host and port.
+    pub resolve: crate::probe::ResolveOverrides,
     /// PEM trust anchors for endpoint certificates; Mozilla's roots when `None`.
     pub ca_file: Option<PathBuf>,
     pub probe_timeout: Duration,
@@ -424,6 +429,11 @@ impl Config {
                 crate::probe::dedup(endpoints)
             }
         };
+        let mut resolve = crate::probe::ResolveOverrides::new();
+        for item in file.string_array("resolve")?.unwrap_or_default() {
+            crate::probe::endpoint::add_resolve(&mut resolve, item.get_ref(), &endpoints)
+                .map_err(|reason| file.error("resolve", item.span(), reason))?;
+        }
         let ca_file = file
             .string("ca_file")?
             .map(|p| beside(path, p.into_inner()));
@@ -505,6 +515,7 @@ impl Config {
             report_interval,
             topic_prefix,
             endpoints,
+            resolve,
             ca_file,
             probe_timeout,
         })
@@ -1127,7 +1138,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, resolve, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -1172,6 +1183,35 @@ mod tests {
                 .starts_with("/etc/roomready/agent.toml:4:14: key \"endpoints\": invalid host"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn resolve_names_addresses_for_probed_endpoints() {
+        let config = parse(&format!(
+            "{GOOD}endpoints = [\"onprem_sfb=pool.contoso.com:5061\"]\nresolve = [\"Pool.Contoso.com:5061:10.0.0.5\"]\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            config.resolve.get(&("pool.contoso.com".into(), 5061)),
+            Some(&"10.0.0.5:5061".parse().expect("addr"))
+        );
+        assert!(parse(GOOD).expect("valid").resolve.is_empty());
+        for (line, message) in [
+            (
+                "resolve = [\"pool.contoso.com:443:10.0.0.5\"]",
+                "/etc/roomready/agent.toml:5:12: key \"resolve\": \"pool.contoso.com:443:10.0.0.5\" names pool.contoso.com:443, which is not an endpoint to probe",
+            ),
+            (
+                "resolve = [\"pool.contoso.com:5061\"]",
+                "/etc/roomready/agent.toml:5:12: key \"resolve\": \"pool.contoso.com:5061\": expected HOST:PORT:ADDRESS, e.g. pool.contoso.com:443:192.0.2.10",
+            ),
+        ] {
+            let err = parse(&format!(
+                "{GOOD}endpoints = [\"onprem_sfb=pool.contoso.com:5061\"]\n{line}\n"
+            ))
+            .expect_err(line);
+            assert_eq!(err.to_string(), message);
+        }
     }
 
     #[test]

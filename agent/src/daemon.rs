@@ -119,7 +119,7 @@ impl AgentSettings {
             settings: ProbeSettings {
                 roots,
                 timeout: config.probe_timeout,
-                resolve: Arc::default(),
+                resolve: Arc::new(config.resolve.clone()),
             },
         });
         AgentSettings {

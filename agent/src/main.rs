@@ -86,11 +86,16 @@ enum Command {
         /// output (UTF-8 or UTF-16) instead of the live registry; the facts file overrides it.
         #[arg(long, value_name = "FILE")]
         registry_dump: Option<PathBuf>,
-        /// Probe this endpoint ([ROLE=]HOST[:PORT][@SFB_VERSION], port 443 by default;
-        /// `microsoft365` for Microsoft 365's three hosts; repeatable): TLS 1.3/1.2 handshakes,
-        /// TLS 1.1/1.0 hellos, suite and certificate.
+        /// Probe this endpoint ([ROLE=]HOST[:PORT][@SFB_VERSION], port 443 by default, an IPv6
+        /// address in brackets: [2001:db8::5]:443; `microsoft365` for Microsoft 365's three
+        /// hosts; repeatable): TLS 1.3/1.2 handshakes, TLS 1.2/1.1/1.0 hellos offering every
+        /// suite, suites and certificate. An IP address is probed without SNI.
         #[arg(long = "endpoint", value_name = "HOST:PORT", value_parser = parse_endpoint)]
         endpoints: Vec<EndpointEntry>,
+        /// Probe the endpoint HOST:PORT at ADDRESS instead of HOST's DNS address; SNI and the
+        /// certificate's name stay HOST (as curl's --resolve; repeatable).
+        #[arg(long = "resolve", value_name = "HOST:PORT:ADDRESS", value_parser = parse_resolve)]
+        resolve: Vec<String>,
         /// Seconds allowed for each probe connection.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
         timeout: u64,
@@ -211,14 +216,24 @@ fn main() -> ExitCode {
             facts,
             registry_dump,
             endpoints,
+            resolve,
             timeout,
             ca_file,
             json,
             color,
         } => {
             init_logging("warn");
+            let endpoints = probe::dedup(endpoints.into_iter().flat_map(|e| e.0).collect());
+            let resolve = match probe::endpoint::resolve_overrides(&resolve, &endpoints) {
+                Ok(resolve) => resolve,
+                Err(e) => {
+                    eprintln!("roomready-agent: --resolve {e}");
+                    return ExitCode::from(exit::USAGE);
+                }
+            };
             let probes = Probes {
-                endpoints: probe::dedup(endpoints.into_iter().flat_map(|e| e.0).collect()),
+                endpoints,
+                resolve,
                 timeout: std::time::Duration::from_secs(timeout),
                 ca_file,
             };
@@ -341,6 +356,7 @@ fn init_logging(default: &str) {
 /// The endpoints `check` probes and how.
 struct Probes {
     endpoints: Vec<Endpoint>,
+    resolve: probe::ResolveOverrides,
     timeout: std::time::Duration,
     ca_file: Option<PathBuf>,
 }
@@ -358,6 +374,11 @@ struct EndpointEntry(Vec<Endpoint>);
 
 fn parse_endpoint(text: &str) -> Result<EndpointEntry, String> {
     probe::parse_entry(text).map(EndpointEntry)
+}
+
+/// `--resolve`: checked here, matched against the endpoints once all are parsed.
+fn parse_resolve(text: &str) -> Result<String, String> {
+    probe::endpoint::parse_resolve(text).map(|_| text.to_owned())
 }
 
 /// Where `check` reads facts: a dump (under the facts file), the host (on Windows), or the
@@ -429,7 +450,7 @@ async fn check(
     let settings = ProbeSettings {
         roots,
         timeout: probes.timeout,
-        resolve: Arc::default(),
+        resolve: Arc::new(probes.resolve.clone()),
     };
     let endpoints = probe_all(&probes.endpoints, &settings, SystemClock.now()).await;
     let rows = human::fact_rows(&facts);

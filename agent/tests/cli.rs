@@ -484,6 +484,60 @@ fn check_probes_endpoints() {
 
     let out = agent(&["check", "--facts", "x", "--endpoint", "host:0"]);
     assert_eq!(out.status.code(), Some(64));
+    // A bare IPv6 address is ambiguous (is ::1:443 an address or an address and a port?).
+    let out = agent(&["check", "--facts", "x", "--endpoint", "::1:443"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("[V6]:PORT"), "{}", stderr(&out));
+
+    // --resolve: the name is probed at the given address (no DNS: .invalid never resolves),
+    // SNI and the certificate's name check stay on the name.
+    let name = format!("probe.invalid:{}", modern.port);
+    let address = format!("{name}:127.0.0.1");
+    let out = agent(&[
+        "check",
+        "--facts",
+        facts.to_str().expect("utf-8"),
+        "--ca-file",
+        cert.ca_pem.to_str().expect("utf-8"),
+        "--endpoint",
+        &name,
+        "--resolve",
+        &address,
+        "--json",
+    ]);
+    let state = State::decode(&out.stdout).expect("state");
+    let report = &state.endpoints[0];
+    assert_eq!(
+        report.address,
+        Some(format!("127.0.0.1:{}", modern.port)),
+        "{report:?}"
+    );
+    assert!(
+        report.accepted(roomready_protocol::TlsVersion::Tls12),
+        "{report:?}"
+    );
+    let error = report.certificate.as_ref().and_then(|c| c.error.clone());
+    assert_eq!(
+        error.as_deref(),
+        Some("name does not match: the certificate is for localhost, 127.0.0.1, not probe.invalid"),
+        "{report:?}"
+    );
+    // An address for something that is not probed is a usage error, not silently nothing.
+    let out = agent(&[
+        "check",
+        "--facts",
+        facts.to_str().expect("utf-8"),
+        "--endpoint",
+        &name,
+        "--resolve",
+        "other.invalid:443:127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).contains("which is not an endpoint to probe"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -201,31 +201,40 @@ pub fn parse_resolve(text: &str) -> Result<((String, u16), SocketAddr), String> 
     Ok(((host.to_ascii_lowercase(), port), SocketAddr::new(ip, port)))
 }
 
-/// The overrides of `entries` (see [`parse_resolve`]); each must name a host and port of
-/// `endpoints`, or it would silently do nothing.
+/// Adds one `HOST:PORT:ADDRESS` entry (see [`parse_resolve`]) to `overrides`. It must name the
+/// host and port of one of `endpoints`, or it would silently do nothing, and a host and port
+/// get one address.
+pub fn add_resolve(
+    overrides: &mut ResolveOverrides,
+    entry: &str,
+    endpoints: &[Endpoint],
+) -> Result<(), String> {
+    let (key, addr) = parse_resolve(entry)?;
+    let used = endpoints
+        .iter()
+        .any(|e| e.host.eq_ignore_ascii_case(&key.0) && e.port == key.1);
+    if !used {
+        return Err(format!(
+            "{entry:?} names {}:{}, which is not an endpoint to probe",
+            key.0, key.1
+        ));
+    }
+    match overrides.insert(key, addr) {
+        Some(previous) if previous != addr => Err(format!(
+            "{entry:?}: another address ({previous}) was already given for it"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The overrides of `entries`, each added with [`add_resolve`].
 pub fn resolve_overrides(
     entries: &[String],
     endpoints: &[Endpoint],
 ) -> Result<ResolveOverrides, String> {
     let mut overrides = ResolveOverrides::new();
     for entry in entries {
-        let (key, addr) = parse_resolve(entry)?;
-        let used = endpoints
-            .iter()
-            .any(|e| e.host.eq_ignore_ascii_case(&key.0) && e.port == key.1);
-        if !used {
-            return Err(format!(
-                "{entry:?} names {}:{}, which is not an endpoint to probe",
-                key.0, key.1
-            ));
-        }
-        if let Some(previous) = overrides.insert(key, addr)
-            && previous != addr
-        {
-            return Err(format!(
-                "{entry:?}: another address was already given for it"
-            ));
-        }
+        add_resolve(&mut overrides, entry, endpoints)?;
     }
     Ok(overrides)
 }

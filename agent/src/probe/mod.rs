@@ -398,7 +398,7 @@ fn from_modern(version: TlsVersion, outcome: &ModernOutcome) -> VersionProbe {
             let mut detail = a.incomplete.clone();
             if let Some(error) = &a.signature_error {
                 detail.get_or_insert_with(|| {
-                    format!("the server's handshake signature does not verify: {error}")
+                    format!("the server's handshake signature was not accepted: {error}")
                 });
             }
             VersionProbe {

@@ -92,7 +92,7 @@ impl Recording {
         verdict: Result<HandshakeSignatureValid, rustls::Error>,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         if let Err(error) = verdict {
-            self.seen().signature_error = Some(error.to_string());
+            self.seen().signature_error = Some(signature_problem(&error));
         }
         Ok(HandshakeSignatureValid::assertion())
     }
@@ -150,6 +150,21 @@ impl ResolvesClientCert for Recording {
 
     fn has_certs(&self) -> bool {
         false
+    }
+}
+
+/// Why a handshake signature was not accepted, for a person.
+fn signature_problem(error: &rustls::Error) -> String {
+    use rustls::CertificateError as E;
+    match error {
+        rustls::Error::InvalidCertificate(E::BadSignature) => {
+            "it does not verify with the certificate's key, or the key is too weak".into()
+        }
+        rustls::Error::InvalidCertificate(
+            E::UnsupportedSignatureAlgorithmContext { .. }
+            | E::UnsupportedSignatureAlgorithmForPublicKeyContext { .. },
+        ) => "its algorithm is not supported for the certificate's key".into(),
+        other => other.to_string(),
     }
 }
 

@@ -71,7 +71,7 @@ pub fn check(
         && weak_keys.is_empty()
     {
         problems.push(format!(
-            "the server's handshake signature does not verify with its certificate's key ({error})"
+            "the server's handshake signature was not accepted: {error}"
         ));
     }
     problems.extend(weak_keys);

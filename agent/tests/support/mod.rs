@@ -1,6 +1,7 @@
-//! Shared harness for integration tests: throwaway certificates (rcgen), a real
-//! `openssl s_server` on a loopback port, `openssl s_client` as the reference client, and a real
-//! Mosquitto broker ([`Mosquitto`]) with its own config on a loopback port.
+//! Shared harness for integration tests: throwaway certificates (rcgen, and OpenSSL's own in
+//! [`pki`]), a real `openssl s_server` on a loopback port, `openssl s_client` and sslscan as the
+//! reference clients ([`reference`]), misbehaving TLS servers ([`fakes`]), and a real Mosquitto
+//! broker ([`Mosquitto`]) with its own config on a loopback port.
 //!
 //! Tests that need a peer call [`need_openssl`] / [`need_mosquitto`] and skip (with one line on
 //! stderr) when it is missing, unless `ROOMREADY_REQUIRE_PEERS=1`, in which case a missing peer
@@ -8,6 +9,10 @@
 
 // Each test crate uses its own subset of this module.
 #![allow(dead_code, unused_imports)]
+
+pub mod fakes;
+pub mod pki;
+pub mod reference;
 
 pub use roomready_tests::peers::{
     Mosquitto, find_program, free_port, mosquitto_password_file, need_mosquitto, need_program,
@@ -148,6 +153,11 @@ impl OpensslServer {
     /// Starts `openssl s_server -accept 127.0.0.1:PORT -cert .. -key .. -quiet` plus `args` and
     /// waits (at most ~5 s) until it accepts connections. Panics if it does not come up.
     pub fn start(cert: &TestCert, args: &[&str]) -> OpensslServer {
+        Self::start_with(&cert.cert_pem, &cert.key_pem, args)
+    }
+
+    /// [`OpensslServer::start`] with the certificate and key in these PEM files.
+    pub fn start_with(cert_pem: &Path, key_pem: &Path, args: &[&str]) -> OpensslServer {
         // The port is released before openssl binds it; another process could take it in
         // between, so retry a few times with a fresh port.
         for _ in 0..3 {
@@ -157,9 +167,9 @@ impl OpensslServer {
                 .arg("-accept")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("-cert")
-                .arg(&cert.cert_pem)
+                .arg(cert_pem)
                 .arg("-key")
-                .arg(&cert.key_pem)
+                .arg(key_pem)
                 .arg("-quiet")
                 .args(args)
                 .stdin(Stdio::piped())
