@@ -201,6 +201,21 @@ impl AsyncWrite for Recorder {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
+    // rustls writes a flight as several records in one vectored write: without these, each
+    // record would be a write of its own, and Nagle's algorithm would hold the last one back
+    // until the peer's delayed ACK (40 ms on Linux).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
@@ -293,6 +308,8 @@ pub async fn probe_modern(
     let started = Instant::now();
     let attempt = async {
         let tcp = TcpStream::connect(addr).await.map_err(|e| (e, None))?;
+        // Best effort, as for the hellos: a probe's writes are few and small.
+        let _ = tcp.set_nodelay(true);
         let recorder = Recorder {
             inner: tcp,
             read: Vec::with_capacity(8192),

@@ -74,7 +74,7 @@ pub fn offer_order() -> &'static [u16] {
     ORDER.get_or_init(|| {
         let mut suites: Vec<u16> = tls12_and_older_suites().collect();
         // Within a tier the larger key first (as Microsoft's lists do), then the registry's order.
-        suites.sort_by_key(|&code| (tier(code), strength(code)));
+        suites.sort_by_cached_key(|&code| (tier(code), strength(code)));
         suites
     })
 }
