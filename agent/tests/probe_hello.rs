@@ -167,7 +167,7 @@ async fn local_listener() -> (TcpListener, SocketAddr) {
 
 /// One hello (the first group of suites) to `addr`.
 async fn probe(addr: SocketAddr, timeout: Duration) -> HelloOutcome {
-    let first = suites::offer_chunks().next().expect("a first hello");
+    let first = suites::offer_chunks(0x0303).next().expect("a first hello");
     hello_probe(addr, Some("localhost"), 0x0303, first, timeout).await
 }
 

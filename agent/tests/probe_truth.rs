@@ -395,7 +395,7 @@ async fn a_required_client_certificate_is_recognised_and_the_server_certificate_
         tls12
             .detail
             .as_deref()
-            .is_some_and(|d| d.contains("requires a client certificate")),
+            .is_some_and(|d| d.contains("asks for a client certificate")),
         "{tls12:?}"
     );
     assert!(report.certificate.as_ref().is_some_and(|c| c.valid));

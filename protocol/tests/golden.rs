@@ -6,9 +6,11 @@
 use std::path::Path;
 
 use roomready_protocol::{
-    AppUpdateStage, Command, CommandAction, CommandResponse, DecodeError, DeviceFacts, DeviceId,
-    DeviceKind, Event, EventBody, Finding, Message, Presence, ResponseStatus, Severity, State,
-    Status, StatusReason, Timestamp, UpdateStage, Verdict, codes,
+    AppUpdateStage, CertificateCheck, CipherSuite, Command, CommandAction, CommandResponse,
+    DecodeError, DeviceFacts, DeviceId, DeviceKind, EndpointReport, EndpointRole, Event, EventBody,
+    Finding, Message, Presence, ProbeOutcome, ResponseStatus, Severity, State, Status,
+    StatusReason, SuiteProbe, Timestamp, Tls12Suites, TlsVersion, UpdateStage, Verdict,
+    VersionProbe, codes,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -81,6 +83,130 @@ fn example_state() -> State {
 #[test]
 fn state() {
     golden("state.json", example_state());
+}
+
+/// A state with one probed endpoint, every field of state 1.1 in it.
+fn endpoint_state() -> State {
+    let suite = || Some(CipherSuite::from_code(0x0033));
+    let probe = |version, outcome, detail: Option<&str>, alert| VersionProbe {
+        version,
+        outcome,
+        suite: None,
+        detail: detail.map(str::to_owned),
+        handshake_ms: None,
+        alert,
+    };
+    let mut report = EndpointReport::new(
+        "pool.contoso.com".into(),
+        443,
+        EndpointRole::OnpremSfb,
+        Some("6.0.9319.548".into()),
+    );
+    report.address = Some("192.0.2.10:443".into());
+    report.versions = vec![
+        probe(
+            TlsVersion::Tls13,
+            ProbeOutcome::Refused,
+            Some("alert protocol_version (70)"),
+            Some(70),
+        ),
+        VersionProbe {
+            suite: suite(),
+            ..probe(
+                TlsVersion::Tls12,
+                ProbeOutcome::Accepted,
+                Some("the server asks for a client certificate"),
+                None,
+            )
+        },
+        probe(
+            TlsVersion::Tls11,
+            ProbeOutcome::Downgraded,
+            Some("answered TLS 1.0"),
+            None,
+        ),
+        VersionProbe {
+            suite: suite(),
+            ..probe(TlsVersion::Tls10, ProbeOutcome::Accepted, None, None)
+        },
+    ];
+    report.certificate = Some(CertificateCheck {
+        valid: true,
+        error: None,
+        not_after: Some(ts("2027-06-30T00:00:00.000Z")),
+        days_left: Some(209),
+        version: Some(TlsVersion::Tls12),
+    });
+    report.client_certificate_required = true;
+    report.tls12_suites = Some(Tls12Suites {
+        preferred: suite(),
+        microsoft: Some(SuiteProbe {
+            outcome: ProbeOutcome::Refused,
+            suite: None,
+            detail: Some("alert handshake_failure (40)".into()),
+        }),
+    });
+    State {
+        seq: 43,
+        facts: DeviceFacts {
+            kind: DeviceKind::TeamsRoomsWindows,
+            app_version: Some("4.0.105.0".into()),
+            os_build: Some("19045.4894".into()),
+        },
+        verdict: Verdict::AtRisk,
+        findings: vec![Finding {
+            code: codes::ENDPOINT_SUITE_NOT_IN_M365_LISTS.into(),
+            severity: Severity::Warning,
+            title: "pool.contoso.com:443 accepts TLS 1.2 but no suite on the Office 365 / Azure \
+                    Front Door lists"
+                .into(),
+            evidence: "a TLS 1.2 hello offering exactly C030 C02F C028 C027 C014 C013 009D 009C \
+                       009F 009E: refused, alert handshake_failure (40); the server's own choice \
+                       from every suite: TLS_DHE_RSA_WITH_AES_128_CBC_SHA (0x0033)"
+                .into(),
+            remediation: "Enable ECDHE_RSA_AES_256_GCM_SHA384 (C030) or \
+                          ECDHE_RSA_AES_128_GCM_SHA256 (C02F): suites on the Office 365 and \
+                          Azure Front Door lists."
+                .into(),
+            reference:
+                "https://learn.microsoft.com/microsoft-365/compliance/prepare-tls-1.2-in-office-365"
+                    .into(),
+        }],
+        endpoints: vec![report],
+        ..example_state()
+    }
+}
+
+#[test]
+fn state_with_an_endpoint() {
+    golden("state_endpoints.json", endpoint_state());
+}
+
+#[test]
+fn an_endpoint_report_of_state_1_0_decodes_with_the_new_fields_empty() {
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&fixture("state_endpoints.json")).expect("JSON");
+    old["schema"] = "roomready.state/1".into();
+    let endpoint = &mut old["endpoints"][0];
+    for field in ["client_certificate_required", "tls12_suites"] {
+        endpoint.as_object_mut().expect("object").remove(field);
+    }
+    endpoint["certificate"]
+        .as_object_mut()
+        .expect("object")
+        .remove("version");
+    endpoint["versions"][0]
+        .as_object_mut()
+        .expect("object")
+        .remove("alert");
+    let state = State::decode(&serde_json::to_vec(&old).expect("JSON")).expect("1.0 decodes");
+    let report = &state.endpoints[0];
+    assert!(!report.client_certificate_required);
+    assert_eq!(report.tls12_suites, None);
+    assert_eq!(report.certificate_unavailable, None);
+    assert_eq!(report.certificate.as_ref().and_then(|c| c.version), None);
+    assert_eq!(report.versions[0].alert, None);
+    assert!(report.accepted(TlsVersion::Tls12));
 }
 
 #[test]

@@ -10,7 +10,7 @@
 # the run (RSA 2048), one server per protocol mix (TLS 1.0 only, 1.1 only, 1.2 only, 1.3 only,
 # 1.2+1.3, 1.0-1.3), and probes each one with:
 #   - roomready:  roomready-agent check --facts F --endpoint 127.0.0.1:PORT --ca-file CA --json
-#                 (one full probe: TLS 1.0, 1.1, 1.2, 1.3 concurrently + suite + certificate)
+#                 (one full probe: TLS 1.0, 1.1, 1.2, 1.3 concurrently + suites + certificate)
 #   - sslscan:    protocol-only flags (--no-ciphersuites --no-renegotiation --no-compression
 #                 --no-heartbleed --no-groups --no-fallback --no-check-certificate)
 #   - sslscan:    the same without --no-check-certificate (informational: it fetches the certificate too)
@@ -401,9 +401,11 @@ tmp_out=$(mktemp "$WORK/report.XXXXXX")
     echo "What each tool does per run (one process, one endpoint):"
     echo
     echo "- **roomready**: \`roomready-agent check --facts F --endpoint 127.0.0.1:PORT --ca-file CA --timeout $TIMEOUT --json\`:"
-    echo "  the full probe: TLS 1.3 and 1.2 handshakes (rustls), TLS 1.1 and 1.0 hellos, concurrently,"
-    echo "  with the negotiated suite and the certificate chain verified against the CA; plus the rest of"
-    echo "  \`check\` (facts file, assessment, JSON)."
+    echo "  the full probe, concurrently: a TLS 1.3 handshake (rustls) and TLS 1.2, 1.1 and 1.0 hellos"
+    echo "  offering every suite of the IANA registry (the server's first flight read to its end), the"
+    echo "  certificate chain verified against the CA, and a hello offering exactly Microsoft's TLS 1.2"
+    echo "  suites when the server's choice is not one of them; plus the rest of \`check\` (facts file,"
+    echo "  assessment, JSON)."
     echo "- **sslscan**: \`sslscan ${SSLSCAN_PROTO_FLAGS[*]} --timeout=$TIMEOUT --xml=F 127.0.0.1:PORT\`"
     echo "  (protocol detection only; the issue's baseline)."
     echo "- **sslscan +cert**: the same without \`--no-check-certificate\`, so it also fetches and prints"

@@ -385,7 +385,7 @@ pub async fn probe_version(
     timeout: Duration,
 ) -> HelloOutcome {
     let mut first_refusal = None;
-    for chunk in suites::offer_chunks() {
+    for chunk in suites::offer_chunks(version) {
         let outcome = hello_probe(addr, sni, version, chunk, timeout).await;
         if !outcome.no_shared_suite() {
             return match (outcome, first_refusal) {

@@ -1,15 +1,21 @@
 //! Probes: what each configured endpoint accepts on the wire, measured so that the verdict agrees
 //! with sslscan and `openssl s_client` on the same server.
 //!
-//! For one endpoint, the name is resolved once and five connections run concurrently: TLS 1.3
-//! and 1.2 with a real rustls handshake ([`modern`]), and TLS 1.2, 1.1 and 1.0 with hand-built
-//! hellos that offer every suite of the registry ([`hello`], [`suites`]) and read the server's
-//! first flight ([`flight`]) without completing a handshake. A version is accepted when the
-//! server answers with a ServerHello of that version on either path, so acceptance never depends
-//! on which suites rustls implements. The certificate chain comes from the best handshake that
-//! showed one (TLS 1.3, then 1.2, 1.1, 1.0; up to TLS 1.2 it travels in the clear) and is judged
-//! one way ([`verify`]). Whether the server accepts a suite on Microsoft's lists is asked with
-//! a hello offering exactly those, unless a handshake already chose one.
+//! For one endpoint, the name is resolved once and four connections run concurrently: TLS 1.3
+//! with a real rustls handshake ([`modern`]), whose certificate only a real handshake can read,
+//! and TLS 1.2, 1.1 and 1.0 the way sslscan and testssl.sh measure them, with hand-built hellos
+//! that offer every suite of the registry ([`hello`], [`suites`]) and read the server's first
+//! flight ([`flight`]) without completing a handshake. A version is accepted when the server
+//! answers with a ServerHello of that version, so acceptance never depends on which suites the
+//! prober implements. The certificate chain comes from the best handshake that showed one (TLS
+//! 1.3, then 1.2, 1.1, 1.0; up to TLS 1.2 it travels in the clear) and is judged one way
+//! ([`verify`]). Whether the server accepts a suite on Microsoft's lists is asked with a hello
+//! offering exactly those, unless the TLS 1.2 hello already chose one.
+//!
+//! Why no rustls handshake at TLS 1.2: the hello's flight already holds everything the verdict
+//! uses (version, suite, chain, a client-certificate request), and a completed handshake cost the
+//! server four times what the hello does (tests/bench/probe.sh), which on a busy server or a
+//! 2-core device is the difference between matching sslscan's speed and not.
 //!
 //! An endpoint's host is a DNS name (sent as SNI, checked against the certificate) or an IP
 //! address (no SNI, as RFC 6066 requires). [`ProbeSettings::resolve`] can name the address to
@@ -95,26 +101,28 @@ pub async fn probe_endpoint(
     report.address = Some(addr.to_string());
     let host = endpoint.host.as_str();
     let timeout = settings.timeout;
-    let modern =
-        |version| modern::probe_modern(addr, host, version, settings.roots.clone(), timeout);
-    let legacy =
+    let hello =
         |version: TlsVersion| hello::probe_version(addr, Some(host), version.wire(), timeout);
-    let (tls13, tls12, hello12, hello11, hello10) = tokio::join!(
-        modern(TlsVersion::Tls13),
-        modern(TlsVersion::Tls12),
-        legacy(TlsVersion::Tls12),
-        legacy(TlsVersion::Tls11),
-        legacy(TlsVersion::Tls10),
+    let (tls13, hello12, hello11, hello10) = tokio::join!(
+        modern::probe_modern(
+            addr,
+            host,
+            TlsVersion::Tls13,
+            settings.roots.clone(),
+            timeout
+        ),
+        hello(TlsVersion::Tls12),
+        hello(TlsVersion::Tls11),
+        hello(TlsVersion::Tls10),
     );
     report.versions = vec![
         from_modern(TlsVersion::Tls13, &tls13),
-        tls12_verdict(&tls12, &hello12),
+        from_hello(TlsVersion::Tls12, &hello12),
         from_hello(TlsVersion::Tls11, &hello11),
         from_hello(TlsVersion::Tls10, &hello10),
     ];
     let seen = [
         (TlsVersion::Tls13, Seen::Modern(&tls13)),
-        (TlsVersion::Tls12, Seen::Modern(&tls12)),
         (TlsVersion::Tls12, Seen::Hello(&hello12)),
         (TlsVersion::Tls11, Seen::Hello(&hello11)),
         (TlsVersion::Tls10, Seen::Hello(&hello10)),
@@ -129,8 +137,9 @@ pub async fn probe_endpoint(
             report.certificate_unavailable = seen.iter().find_map(|(v, s)| s.why_no_chain(*v));
         }
     }
-    if report.accepted(TlsVersion::Tls12) {
-        report.tls12_suites = Some(tls12_suites(addr, host, timeout, &tls12, &hello12).await);
+    if let Some(flight) = Seen::accepted_flight(&hello12, TlsVersion::Tls12) {
+        report.tls12_suites =
+            Some(tls12_suites(addr, host, timeout, flight.hello.cipher_suite).await);
     }
     report
 }
@@ -196,105 +205,40 @@ impl Seen<'_> {
     }
 }
 
-/// TLS 1.2 from both paths: accepted when either saw a TLS 1.2 ServerHello. A completed rustls
-/// handshake gives the suite and time; otherwise the hand-built hello, which offered every suite.
-fn tls12_verdict(rustls: &ModernOutcome, hello: &HelloOutcome) -> VersionProbe {
-    let version = TlsVersion::Tls12;
-    if let ModernOutcome::Accepted(a) = rustls
-        && a.incomplete.is_none()
-    {
-        return from_modern(version, rustls);
-    }
-    let by_hello = from_hello(version, hello);
-    if by_hello.outcome == ProbeOutcome::Accepted {
-        let rustls_said = match rustls {
-            ModernOutcome::Accepted(a) => a.incomplete.clone().unwrap_or_default(),
-            other => {
-                let said = from_modern(version, other);
-                said.detail.unwrap_or_else(|| said.outcome.to_string())
-            }
-        };
-        let implemented = by_hello
-            .suite
-            .as_ref()
-            .and_then(CipherSuite::value)
-            .is_some_and(rustls_implements);
-        let detail = if implemented {
-            format!("read from a hand-built hello; the rustls handshake: {rustls_said}")
-        } else {
-            format!(
-                "read from a hand-built hello (rustls does not implement this suite); the rustls handshake: {rustls_said}"
-            )
-        };
-        return VersionProbe {
-            detail: Some(detail),
-            ..by_hello
-        };
-    }
-    if matches!(rustls, ModernOutcome::Accepted(_)) {
-        return from_modern(version, rustls);
-    }
-    // Refused on both paths: the hello offered every suite, so its answer says more, unless it
-    // got none.
-    match by_hello.outcome {
-        ProbeOutcome::Refused | ProbeOutcome::Downgraded | ProbeOutcome::NotTls => by_hello,
-        _ => from_modern(version, rustls),
-    }
-}
-
-/// Whether rustls (ring) implements suite `code`.
-fn rustls_implements(code: u16) -> bool {
-    rustls::crypto::ring::ALL_CIPHER_SUITES
-        .iter()
-        .any(|s| u16::from(s.suite()) == code)
-}
-
-/// Which TLS 1.2 suites the server accepts, asked directly: the suite it chose from every suite
-/// (its preference), and whether it accepts one on Microsoft's lists, from a handshake that
-/// already chose one or else from a hello offering exactly those.
+/// Which TLS 1.2 suites the server accepts, asked directly: `preferred`, the suite it chose from
+/// every suite, and whether it accepts one on Microsoft's lists: that one if it is, else the
+/// answer to a hello offering exactly those.
 async fn tls12_suites(
     addr: SocketAddr,
     host: &str,
     timeout: Duration,
-    rustls: &ModernOutcome,
-    hello: &HelloOutcome,
+    preferred: u16,
 ) -> Tls12Suites {
-    let preferred = Seen::accepted_flight(hello, TlsVersion::Tls12).map(|f| f.hello.cipher_suite);
-    let negotiated = match rustls {
-        ModernOutcome::Accepted(a) => Some((a.suite, "the TLS 1.2 handshake chose it")),
-        _ => None,
-    };
-    let known = negotiated
-        .into_iter()
-        .chain(preferred.map(|s| (s, "chosen from every suite")))
-        .find(|(suite, _)| is_microsoft_tls12_suite(*suite));
-    let microsoft = match known {
-        Some((suite, how)) => SuiteProbe {
+    let microsoft = if is_microsoft_tls12_suite(preferred) {
+        SuiteProbe {
             outcome: ProbeOutcome::Accepted,
-            suite: Some(CipherSuite::from_code(suite)),
-            detail: Some(how.into()),
-        },
-        None => {
-            let outcome =
-                hello::hello_probe(addr, Some(host), 0x0303, &MICROSOFT_TLS12_SUITES, timeout)
-                    .await;
-            let answer = from_hello(TlsVersion::Tls12, &outcome);
-            match answer.suite.as_ref().and_then(CipherSuite::value) {
-                Some(code) if !is_microsoft_tls12_suite(code) => SuiteProbe {
-                    outcome: ProbeOutcome::Error,
-                    suite: answer.suite,
-                    detail: Some("the server chose a suite that was not offered".into()),
-                },
-                _ => SuiteProbe {
-                    outcome: answer.outcome,
-                    suite: answer.suite,
-                    detail: answer.detail,
-                },
-            }
+            suite: Some(CipherSuite::from_code(preferred)),
+            detail: Some("chosen from every suite".into()),
+        }
+    } else {
+        let outcome =
+            hello::hello_probe(addr, Some(host), 0x0303, &MICROSOFT_TLS12_SUITES, timeout).await;
+        let answer = from_hello(TlsVersion::Tls12, &outcome);
+        match answer.suite.as_ref().and_then(CipherSuite::value) {
+            Some(code) if !is_microsoft_tls12_suite(code) => SuiteProbe {
+                outcome: ProbeOutcome::Error,
+                suite: answer.suite,
+                detail: Some("the server chose a suite that was not offered".into()),
+            },
+            _ => SuiteProbe {
+                outcome: answer.outcome,
+                suite: answer.suite,
+                detail: answer.detail,
+            },
         }
     };
     Tls12Suites {
-        preferred: preferred.map(CipherSuite::from_code),
+        preferred: Some(CipherSuite::from_code(preferred)),
         microsoft: Some(microsoft),
     }
 }
@@ -434,7 +378,9 @@ fn from_hello(version: TlsVersion, outcome: &HelloOutcome) -> VersionProbe {
                     version,
                     outcome: ProbeOutcome::Accepted,
                     suite: Some(CipherSuite::from_code(flight.hello.cipher_suite)),
-                    detail: None,
+                    detail: flight
+                        .certificate_request
+                        .then(|| "the server asks for a client certificate".into()),
                     handshake_ms: None,
                     alert: None,
                 }

@@ -67,7 +67,7 @@ fn parse_client_hello(rec: &[u8]) -> ParsedHello {
 fn client_hello_is_well_formed_for_every_version() {
     let random = [7u8; 32];
     for version in [0x0301u16, 0x0302, 0x0303] {
-        let suites = suites::offer_chunks().next().expect("a first hello");
+        let suites = suites::offer_chunks(version).next().expect("a first hello");
         let bytes = client_hello(version, Some("teams.microsoft.com"), suites, random);
         let hello = parse_client_hello(&bytes);
         assert_eq!(hello.client_version, version);
@@ -94,7 +94,7 @@ fn client_hello_is_well_formed_for_every_version() {
 
 #[test]
 fn every_hello_of_a_version_probe_stays_within_one_record() {
-    for suites in suites::offer_chunks() {
+    for suites in suites::offer_chunks(0x0303) {
         let bytes = client_hello(0x0303, Some("a.example"), suites, [0; 32]);
         let hello = parse_client_hello(&bytes);
         assert_eq!(hello.suites, suites.to_vec());
@@ -105,7 +105,7 @@ fn every_hello_of_a_version_probe_stays_within_one_record() {
 #[test]
 fn hellos_of_256_to_511_bytes_are_padded_to_512() {
     for count in 1..200 {
-        let suites: Vec<u16> = suites::offer_order()[..count].to_vec();
+        let suites: Vec<u16> = suites::offer_order(0x0303)[..count].to_vec();
         for sni in [None, Some("login.microsoftonline.com")] {
             let bytes = client_hello(0x0303, sni, &suites, [0; 32]);
             let handshake_len = bytes.len() - 5;
