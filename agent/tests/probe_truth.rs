@@ -23,7 +23,7 @@ use roomready_agent::probe::{Endpoint, ProbeSettings, probe_endpoint};
 use roomready_protocol::{EndpointReport, ProbeOutcome, TlsVersion, Verdict, codes};
 use support::fakes::{Chooses, NeedsSni, Tls10Only};
 use support::pki::{Issued, Leaf, OpensslPki};
-use support::reference::{openssl_verify, s_client_negotiates, sslscan};
+use support::reference::{Sslscan, openssl_verify, s_client_negotiates, sslscan};
 use support::{OpensslServer, need_openssl, need_program};
 
 const VERSIONS: [TlsVersion; 4] = [
@@ -61,6 +61,41 @@ async fn probe(
         resolve: Arc::new(resolve),
     };
     probe_endpoint(&endpoint, &settings, SystemClock.now()).await
+}
+
+/// Asserts that `report` accepts exactly the versions sslscan finds enabled on 127.0.0.1:`port`
+/// (SNI `name`); returns sslscan's findings.
+fn agrees_with_sslscan(what: &str, report: &EndpointReport, port: u16, name: &str) -> Sslscan {
+    let scan = sslscan(port, name);
+    for version in VERSIONS {
+        assert_eq!(
+            report.accepted(version),
+            scan.enabled[&version],
+            "{what}: {version}: probe {:?}, sslscan {:?}",
+            report.version(version),
+            scan.enabled
+        );
+    }
+    scan
+}
+
+/// Asserts that `report` accepts exactly the versions `openssl s_client` negotiates with
+/// 127.0.0.1:`port` (SNI `name`, client certificate `client`).
+fn agrees_with_s_client(
+    what: &str,
+    report: &EndpointReport,
+    port: u16,
+    name: Option<&str>,
+    client: Option<&Issued>,
+) {
+    for version in VERSIONS {
+        assert_eq!(
+            report.accepted(version),
+            s_client_negotiates(port, version, name, client),
+            "{what}: {version}: probe {:?} vs s_client",
+            report.version(version)
+        );
+    }
 }
 
 /// The endpoint's verdict and the codes of its findings that decide it, by the endpoint rules.
@@ -228,23 +263,8 @@ async fn check(pki: &OpensslPki, case: &Case) {
     let leaf = pki.issue(case.leaf);
     let server = OpensslServer::start_with(&leaf.cert, &leaf.key, case.args);
     let report = probe(pki, "localhost", server.addr(), case.sfb_version).await;
-    let scan = sslscan(server.port, "localhost");
-    for version in VERSIONS {
-        let ours = report.accepted(version);
-        assert_eq!(
-            ours,
-            scan.enabled[&version],
-            "{name}: {version}: probe {:?}, sslscan {:?}",
-            report.version(version),
-            scan.enabled
-        );
-        assert_eq!(
-            ours,
-            s_client_negotiates(server.port, version, Some("localhost"), None),
-            "{name}: {version}: probe {:?} vs s_client",
-            report.version(version)
-        );
-    }
+    let scan = agrees_with_sslscan(name, &report, server.port, "localhost");
+    agrees_with_s_client(name, &report, server.port, Some("localhost"), None);
     let reference = openssl_verify(&leaf.cert, &pki.ca.cert, "localhost");
     match &report.certificate {
         Some(cert) => {
@@ -311,14 +331,7 @@ async fn a_3des_only_server_is_accepted() {
     let tls12 = report.version(TlsVersion::Tls12).expect("probed");
     assert_eq!(tls12.outcome, ProbeOutcome::Accepted, "{tls12:?}");
     assert_eq!(tls12.suite.as_ref().and_then(|s| s.value()), Some(0x000A));
-    let scan = sslscan(fake.addr().port(), "localhost");
-    for version in VERSIONS {
-        assert_eq!(
-            report.accepted(version),
-            scan.enabled[&version],
-            "{version}"
-        );
-    }
+    agrees_with_sslscan("3DES only", &report, fake.addr().port(), "localhost");
     assert!(
         report.certificate.as_ref().is_some_and(|c| c.valid),
         "{report:?}"
@@ -369,20 +382,15 @@ async fn a_required_client_certificate_is_recognised_and_the_server_certificate_
     let server = OpensslServer::start_with(&leaf.cert, &leaf.key, &["-Verify", "1", "-CAfile", ca]);
     let report = probe(&pki, "localhost", server.addr(), None).await;
     assert!(report.client_certificate_required, "{report:#?}");
-    let scan = sslscan(server.port, "localhost");
-    for version in VERSIONS {
-        assert_eq!(
-            report.accepted(version),
-            scan.enabled[&version],
-            "{version}"
-        );
-        // With a client certificate s_client completes exactly what the probe accepted.
-        assert_eq!(
-            report.accepted(version),
-            s_client_negotiates(server.port, version, Some("localhost"), Some(&client)),
-            "{version}"
-        );
-    }
+    agrees_with_sslscan("client certificate", &report, server.port, "localhost");
+    // With a client certificate s_client completes exactly what the probe accepted.
+    agrees_with_s_client(
+        "client certificate",
+        &report,
+        server.port,
+        Some("localhost"),
+        Some(&client),
+    );
     assert!(!s_client_negotiates(
         server.port,
         TlsVersion::Tls12,
@@ -431,14 +439,7 @@ async fn old_style_version_negotiation_is_a_downgrade_on_every_path() {
         ));
     }
     assert!(report.accepted(TlsVersion::Tls10));
-    let scan = sslscan(fake.addr().port(), "localhost");
-    for version in VERSIONS {
-        assert_eq!(
-            report.accepted(version),
-            scan.enabled[&version],
-            "{version}"
-        );
-    }
+    agrees_with_sslscan("TLS 1.0 to everything", &report, fake.addr().port(), "localhost");
     let cert = report
         .certificate
         .as_ref()
@@ -481,19 +482,8 @@ async fn a_server_that_needs_sni_is_probed_by_name_not_told_to_enable_tls12() {
 
     // By name at that address (as --resolve sni.example:PORT:127.0.0.1): what the server is.
     let by_name = probe(&pki, "sni.example", fake.addr(), None).await;
-    let scan = sslscan(port, "sni.example");
-    for version in VERSIONS {
-        assert_eq!(
-            by_name.accepted(version),
-            scan.enabled[&version],
-            "{version}"
-        );
-        assert_eq!(
-            by_name.accepted(version),
-            s_client_negotiates(port, version, Some("sni.example"), None),
-            "{version}"
-        );
-    }
+    agrees_with_sslscan("by name", &by_name, port, "sni.example");
+    agrees_with_s_client("by name", &by_name, port, Some("sni.example"), None);
     assert!(
         by_name.certificate.as_ref().is_some_and(|c| c.valid),
         "{by_name:?}"

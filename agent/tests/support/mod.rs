@@ -207,50 +207,18 @@ impl Drop for OpensslServer {
     }
 }
 
-/// Runs `openssl s_client -connect 127.0.0.1:PORT <version_flag> -servername localhost` with
-/// stdin closed (so it quits right after the handshake) and a 10 s limit; returns whether a
-/// handshake completed. For `-tls1`/`-tls1_1` the security level is lowered so OpenSSL 3 offers
-/// them at all.
+/// Whether `openssl s_client` completes a handshake with 127.0.0.1:`port` at the version of
+/// `version_flag` (`-tls1`, `-tls1_1`, `-tls1_2`, `-tls1_3`), SNI `localhost`: see
+/// [`reference::s_client_negotiates`].
 pub fn s_client_accepts(port: u16, version_flag: &str) -> bool {
-    let mut cmd = Command::new("openssl");
-    cmd.arg("s_client")
-        .arg("-connect")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(version_flag)
-        .arg("-servername")
-        .arg("localhost");
-    if matches!(version_flag, "-tls1" | "-tls1_1") {
-        cmd.arg("-cipher").arg("ALL:@SECLEVEL=0");
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn openssl s_client");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
+    let version = match version_flag {
+        "-tls1" => roomready_protocol::TlsVersion::Tls10,
+        "-tls1_1" => roomready_protocol::TlsVersion::Tls11,
+        "-tls1_2" => roomready_protocol::TlsVersion::Tls12,
+        "-tls1_3" => roomready_protocol::TlsVersion::Tls13,
+        other => panic!("not an s_client version flag: {other}"),
     };
-    let out = reader.join().unwrap_or_default();
-    let handshake = out
-        .lines()
-        .any(|l| l.contains(", Cipher is ") && !l.contains("(NONE)"));
-    handshake && status.is_some_and(|s| s.success())
+    reference::s_client_negotiates(port, version, Some("localhost"), None)
 }
 
 /// A small PKI for broker tests, as PEM files in a temporary directory (removed on drop); ECDSA
