@@ -439,7 +439,12 @@ async fn old_style_version_negotiation_is_a_downgrade_on_every_path() {
         ));
     }
     assert!(report.accepted(TlsVersion::Tls10));
-    agrees_with_sslscan("TLS 1.0 to everything", &report, fake.addr().port(), "localhost");
+    agrees_with_sslscan(
+        "TLS 1.0 to everything",
+        &report,
+        fake.addr().port(),
+        "localhost",
+    );
     let cert = report
         .certificate
         .as_ref()
