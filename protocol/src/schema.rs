@@ -48,6 +48,26 @@ pub trait Message: Serialize + DeserializeOwned {
             .expect("message types are structs with string keys, which always serialize")
     }
 
+    /// Checks a `schema` tag: this message (any minor version of [`Message::MAJOR`]), or why not.
+    fn check_schema(tag: &str) -> Result<(), DecodeError> {
+        let (name, major) =
+            split_tag(tag).ok_or_else(|| DecodeError::MalformedSchema { found: echo(tag) })?;
+        if name != Self::NAME {
+            return Err(DecodeError::WrongMessage {
+                expected: Self::NAME,
+                found: echo(name),
+            });
+        }
+        if major != Self::MAJOR {
+            return Err(DecodeError::UnsupportedMajor {
+                name: Self::NAME,
+                supported: Self::MAJOR,
+                found: major,
+            });
+        }
+        Ok(())
+    }
+
     /// Decodes a payload: checks the schema tag, then the fields; unknown fields are ignored.
     fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
         #[derive(Deserialize)]
@@ -63,21 +83,7 @@ pub trait Message: Serialize + DeserializeOwned {
         let tag = head.schema.ok_or(DecodeError::MissingSchema {
             expected: Self::NAME,
         })?;
-        let (name, major) =
-            split_tag(&tag).ok_or_else(|| DecodeError::MalformedSchema { found: echo(&tag) })?;
-        if name != Self::NAME {
-            return Err(DecodeError::WrongMessage {
-                expected: Self::NAME,
-                found: echo(name),
-            });
-        }
-        if major != Self::MAJOR {
-            return Err(DecodeError::UnsupportedMajor {
-                name: Self::NAME,
-                supported: Self::MAJOR,
-                found: major,
-            });
-        }
+        Self::check_schema(&tag)?;
         serde_json::from_slice(payload).map_err(|source| DecodeError::Json {
             expected: Self::NAME,
             source,

@@ -4,19 +4,24 @@
 //! The request `id` is found first, by a depth-aware scan of the top level of the payload that
 //! needs no full parse ([`top_level_id`]), so that even a payload too large, too deep, not UTF-8
 //! or otherwise broken gets a `rejected` answer when it names an id. A payload without a usable
-//! id cannot be answered and is dropped (the caller logs it). Then, in order:
+//! id cannot be answered and is dropped (the caller logs it). Then the checks run in this order,
+//! the first that fails giving the answer, whatever else is wrong (the payload as a whole, then
+//! `schema`, then `command`, then its arguments):
 //!
 //! | check | reason in the `rejected` response |
 //! |---|---|
 //! | larger than the limit (64 KiB by default) | `payload_too_large` |
 //! | not UTF-8 | `invalid_utf8` |
-//! | not JSON, or nested deeper than 128 levels | `invalid_json` |
-//! | `schema` missing, malformed or of another message | `invalid_schema` |
+//! | not JSON, not an object, or nested deeper than 128 levels | `invalid_json` |
+//! | `schema` missing, not a string, malformed or of another message | `invalid_schema` |
 //! | `schema` of another major version | `unsupported_schema` |
 //! | `command` missing or not a string | `invalid_argument` |
 //! | `command` not one of `ping`, `check_now`, `set_interval`, `update`, `update_app` | `unknown_command` |
 //! | arguments of the wrong type or out of range | `invalid_argument` |
 //! | `update` with a `version` that is neither `latest` nor semver, or another `channel` | `invalid_argument` |
+//!
+//! [`REASONS`] lists the reasons in that order; docs/protocol.md lists them too, and a test keeps
+//! the two the same.
 
 pub mod ledger;
 
@@ -30,6 +35,16 @@ pub const MAX_ID_BYTES: usize = 256;
 pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
 /// The commands this version knows.
 pub const KNOWN: [&str; 5] = ["ping", "check_now", "set_interval", "update", "update_app"];
+/// The rejection reasons of [`decide`], in the order they are checked.
+pub const REASONS: [&str; 7] = [
+    "payload_too_large",
+    "invalid_utf8",
+    "invalid_json",
+    "invalid_schema",
+    "unsupported_schema",
+    "invalid_argument",
+    "unknown_command",
+];
 
 /// What to do with one command payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +88,8 @@ pub fn decide(payload: &[u8], max_bytes: usize) -> Decision {
         );
     }
     let value: serde_json::Value = match serde_json::from_slice(payload) {
-        Ok(value) => value,
+        Ok(value @ serde_json::Value::Object(_)) => value,
+        Ok(_) => return reject("invalid_json", "the payload is not a JSON object".into()),
         Err(e) => {
             return reject(
                 "invalid_json",
@@ -81,6 +97,26 @@ pub fn decide(payload: &[u8], max_bytes: usize) -> Decision {
             );
         }
     };
+    let schema_problem = match value.get("schema") {
+        None => Some((
+            "invalid_schema",
+            "the \"schema\" field is missing".to_owned(),
+        )),
+        Some(serde_json::Value::String(tag)) => Command::check_schema(tag).err().map(|e| {
+            let reason = match e {
+                DecodeError::UnsupportedMajor { .. } => "unsupported_schema",
+                _ => "invalid_schema",
+            };
+            (reason, e.to_string())
+        }),
+        Some(_) => Some((
+            "invalid_schema",
+            "the \"schema\" field must be a string".to_owned(),
+        )),
+    };
+    if let Some((reason, message)) = schema_problem {
+        return reject(reason, message);
+    }
     match value.get("command") {
         None => {
             return reject(
@@ -106,18 +142,10 @@ pub fn decide(payload: &[u8], max_bytes: usize) -> Decision {
             );
         }
     }
+    // The schema and the command were checked above: what is left to fail is the arguments.
     let command = match Command::decode(payload) {
         Ok(command) => command,
-        Err(error) => {
-            let reason = match &error {
-                DecodeError::UnsupportedMajor { .. } => "unsupported_schema",
-                DecodeError::MissingSchema { .. }
-                | DecodeError::MalformedSchema { .. }
-                | DecodeError::WrongMessage { .. } => "invalid_schema",
-                DecodeError::Json { .. } => "invalid_argument",
-            };
-            return reject(reason, error.to_string());
-        }
+        Err(error) => return reject("invalid_argument", error.to_string()),
     };
     match command.action {
         CommandAction::SetInterval { seconds } if !INTERVAL_SECS.contains(&seconds) => reject(

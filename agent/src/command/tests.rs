@@ -128,6 +128,190 @@ fn every_rejection_has_its_reason() {
     assert_eq!(message, "seconds must be 1..=86400, found 0");
 }
 
+/// One problem a command can have, at the level of the documented order where it is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    TooLarge,
+    NotUtf8,
+    NotJson,
+    NoSchema,
+    SchemaNotString,
+    OtherMessage,
+    OtherMajor,
+    NoCommand,
+    CommandNotString,
+    UnknownCommand,
+    BadArgument,
+}
+
+impl Problem {
+    const ALL: [Problem; 11] = [
+        Problem::TooLarge,
+        Problem::NotUtf8,
+        Problem::NotJson,
+        Problem::NoSchema,
+        Problem::SchemaNotString,
+        Problem::OtherMessage,
+        Problem::OtherMajor,
+        Problem::NoCommand,
+        Problem::CommandNotString,
+        Problem::UnknownCommand,
+        Problem::BadArgument,
+    ];
+
+    /// The reason it is rejected with.
+    fn reason(self) -> &'static str {
+        match self {
+            Problem::TooLarge => "payload_too_large",
+            Problem::NotUtf8 => "invalid_utf8",
+            Problem::NotJson => "invalid_json",
+            Problem::NoSchema | Problem::SchemaNotString | Problem::OtherMessage => {
+                "invalid_schema"
+            }
+            Problem::OtherMajor => "unsupported_schema",
+            Problem::NoCommand | Problem::CommandNotString | Problem::BadArgument => {
+                "invalid_argument"
+            }
+            Problem::UnknownCommand => "unknown_command",
+        }
+    }
+
+    /// The field it breaks: two problems of one field cannot be combined.
+    fn field(self) -> u8 {
+        match self {
+            Problem::TooLarge | Problem::NotUtf8 | Problem::NotJson => self as u8,
+            Problem::NoSchema
+            | Problem::SchemaNotString
+            | Problem::OtherMessage
+            | Problem::OtherMajor => 10,
+            Problem::NoCommand | Problem::CommandNotString | Problem::UnknownCommand => 11,
+            Problem::BadArgument => 12,
+        }
+    }
+}
+
+/// A `set_interval` command with `problems`.
+fn command_with(problems: &[Problem]) -> Vec<u8> {
+    let has = |p| problems.contains(&p);
+    let schema = if has(Problem::NoSchema) {
+        String::new()
+    } else if has(Problem::SchemaNotString) {
+        r#""schema":7,"#.into()
+    } else if has(Problem::OtherMessage) {
+        r#""schema":"roomready.command_response/1","#.into()
+    } else if has(Problem::OtherMajor) {
+        r#""schema":"roomready.command/2","#.into()
+    } else {
+        r#""schema":"roomready.command/1","#.into()
+    };
+    let command = if has(Problem::NoCommand) {
+        String::new()
+    } else if has(Problem::CommandNotString) {
+        r#""command":["set_interval"],"#.into()
+    } else if has(Problem::UnknownCommand) {
+        r#""command":"reboot","#.into()
+    } else {
+        r#""command":"set_interval","#.into()
+    };
+    let seconds = if has(Problem::BadArgument) { 0 } else { 60 };
+    let mut payload =
+        format!(r#"{{"id":"c",{schema}{command}"seconds":{seconds},"note":"x"}}"#).into_bytes();
+    if has(Problem::NotUtf8) {
+        let at = payload.len() - 3;
+        payload[at] = 0xff;
+    }
+    if has(Problem::NotJson) {
+        payload.pop();
+    }
+    if has(Problem::TooLarge) {
+        let tail = payload.split_off(payload.len() - 3);
+        payload.resize(MAX + 1, b' ');
+        payload.extend_from_slice(&tail);
+    }
+    payload
+}
+
+#[test]
+fn the_first_problem_in_the_documented_order_decides() {
+    // Each problem alone, then with every later problem of another field: the earlier one wins.
+    for (i, &first) in Problem::ALL.iter().enumerate() {
+        assert_eq!(
+            reason(&decide(&command_with(&[first]), MAX)),
+            Some(first.reason()),
+            "{first:?} alone"
+        );
+        for &later in &Problem::ALL[i + 1..] {
+            if later.field() == first.field() {
+                continue;
+            }
+            let payload = command_with(&[first, later]);
+            assert_eq!(
+                reason(&decide(&payload, MAX)),
+                Some(first.reason()),
+                "{first:?} with {later:?}: {}",
+                String::from_utf8_lossy(&payload[..payload.len().min(200)])
+            );
+        }
+        let all_later: Vec<Problem> =
+            Problem::ALL[i..]
+                .iter()
+                .copied()
+                .fold(Vec::new(), |mut kept, p| {
+                    if kept.iter().all(|k: &Problem| k.field() != p.field()) {
+                        kept.push(p);
+                    }
+                    kept
+                });
+        assert_eq!(
+            reason(&decide(&command_with(&all_later), MAX)),
+            Some(first.reason()),
+            "{all_later:?}"
+        );
+    }
+    // The reasons, in the order checked, are the documented list.
+    let mut order: Vec<&str> = Vec::new();
+    for problem in Problem::ALL {
+        if !order.contains(&problem.reason()) {
+            order.push(problem.reason());
+        }
+    }
+    assert_eq!(order, REASONS);
+}
+
+#[test]
+fn docs_state_the_set_interval_range_the_agent_checks() {
+    let docs = include_str!("../../../docs/protocol.md");
+    let range = format!("{}..={}", INTERVAL_SECS.start(), INTERVAL_SECS.end());
+    assert!(
+        docs.contains(&format!("| `set_interval` | `seconds`: {range} |")),
+        "the command table states {range}"
+    );
+    // Every range the docs give for seconds is that one.
+    for (at, _) in docs.match_indices("seconds must be ") {
+        let stated = docs[at + "seconds must be ".len()..]
+            .split([',', '"'])
+            .next()
+            .unwrap_or_default();
+        assert_eq!(stated, range, "docs/protocol.md at byte {at}");
+    }
+}
+
+#[test]
+fn docs_list_the_reasons_in_the_order_they_are_checked() {
+    let docs = include_str!("../../../docs/protocol.md");
+    let start = docs
+        .find("`reason` of a `rejected` answer, checked in this order")
+        .expect("docs/protocol.md lists the rejection reasons");
+    let paragraph = &docs[start..start + docs[start..].find("\n\n").unwrap_or(800)];
+    let mut listed: Vec<&str> = Vec::new();
+    for reason in paragraph.split('`').skip(1).step_by(2) {
+        if REASONS.contains(&reason) && !listed.contains(&reason) {
+            listed.push(reason);
+        }
+    }
+    assert_eq!(listed, REASONS, "{paragraph}");
+}
+
 #[test]
 fn oversized_and_non_utf8_payloads_are_answered() {
     let mut big =
