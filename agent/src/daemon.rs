@@ -384,7 +384,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             run.event(notice);
         }
         for answer in answers {
-            if let Err(error) = run.ledger.record(answer.clone()) {
+            if let Err(error) = run.ledger.record(answer.clone(), run.clock.now()) {
                 tracing::error!(%error, "cannot record a command answer");
             }
             run.respond(answer, None);
@@ -436,8 +436,8 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                     Some(LinkEvent::Connected) => run.on_connected(),
                     Some(LinkEvent::Disconnected { error }) => run.on_disconnected(&error),
                     Some(LinkEvent::Delivered(id)) => run.on_delivered(id),
-                    Some(LinkEvent::Message { topic, payload, reply }) => {
-                        run.on_message(&topic, &payload, reply.as_ref());
+                    Some(LinkEvent::Message { topic, payload, retained, reply }) => {
+                        run.on_message(&topic, &payload, retained, reply.as_ref());
                     }
                     None => break Err(AgentError::LinkStopped),
                 },
@@ -597,7 +597,7 @@ impl<C: Clock> Running<'_, C> {
                 reason: None,
                 message: Some(format!("updated from {} to {}", trial.from, trial.to)),
             };
-            if let Err(error) = self.ledger.record(answer.clone()) {
+            if let Err(error) = self.ledger.record(answer.clone(), self.clock.now()) {
                 tracing::error!(%error, "cannot record a command answer");
             }
             self.respond(answer, None);
@@ -625,15 +625,17 @@ impl<C: Clock> Running<'_, C> {
         }
     }
 
-    /// A message on a subscribed topic: only `cmd` is subscribed.
-    fn on_message(&mut self, topic: &str, payload: &[u8], reply: Option<&Reply>) {
+    /// A message on a subscribed topic: only `cmd` is subscribed. `retained`: the broker
+    /// delivered it from its retained store, not as it was published.
+    fn on_message(&mut self, topic: &str, payload: &[u8], retained: bool, reply: Option<&Reply>) {
         if topic != self.topics.cmd() {
             tracing::debug!(topic, "message on an unexpected topic ignored");
             return;
         }
-        let answer = match command::decide(payload, self.command_max_bytes) {
+        let now = self.clock.now();
+        let (id, decision) = match command::decide(payload, self.command_max_bytes, retained) {
             Decision::Drop { why } => {
-                tracing::warn!(device = %self.device, bytes = payload.len(), why, "command without a usable id dropped");
+                tracing::warn!(device = %self.device, bytes = payload.len(), retained, why, "command without a usable id dropped");
                 return;
             }
             Decision::Reject {
@@ -641,29 +643,52 @@ impl<C: Clock> Running<'_, C> {
                 reason,
                 message,
             } => {
-                tracing::info!(device = %self.device, id, reason, "command rejected");
-                Answer {
-                    id,
+                let rejection = Answer {
+                    id: id.clone(),
                     status: ResponseStatus::Rejected,
                     reason: Some(reason.to_owned()),
                     message: Some(message),
-                }
+                };
+                (id, Err(rejection))
             }
-            Decision::Run { id, action } => {
-                if let Some(previous) = self.ledger.answered(&id) {
-                    // Redelivered: answer again, do not run again.
-                    tracing::info!(device = %self.device, id, "command already answered; answering again");
-                    let previous = previous.clone();
-                    self.respond(previous, reply);
-                    return;
-                }
-                let answer = self.execute(&id, &action, reply);
-                tracing::info!(device = %self.device, id, command = ?action, status = ?answer.status, "command answered");
-                answer
-            }
+            Decision::Run { id, action } => (id, Ok(action)),
         };
+        if let Some(previous) = self.ledger.answered(&id, now) {
+            // It ran before (redelivered, retained, retried): answer again, never run again.
+            tracing::info!(device = %self.device, id, retained, "command already ran; answering again");
+            let previous = previous.clone();
+            self.respond(previous, reply);
+            return;
+        }
+        let action = match decision {
+            Err(rejection) => {
+                // Not run, so not remembered: a repeat is judged again, to the same answer.
+                tracing::info!(device = %self.device, id, reason = ?rejection.reason, retained, "command rejected");
+                self.respond(rejection, reply);
+                return;
+            }
+            Ok(action) => action,
+        };
+        if self.ledger.full(now) {
+            let message = format!(
+                "{} commands ran in the last {} h, each remembered so that none runs twice; try later",
+                command::ledger::CAPACITY,
+                command::ledger::REMEMBER_FOR.as_secs() / 3600
+            );
+            tracing::warn!(device = %self.device, id, "command refused: the command ledger is full");
+            let busy = Answer {
+                id,
+                status: ResponseStatus::Rejected,
+                reason: Some("busy".into()),
+                message: Some(message),
+            };
+            self.respond(busy, reply);
+            return;
+        }
+        let answer = self.execute(&id, &action, reply);
+        tracing::info!(device = %self.device, id, command = ?action, status = ?answer.status, "command answered");
         // Remembered before it is answered: a crash in between means "not run", never "twice".
-        if let Err(error) = self.ledger.record(answer.clone()) {
+        if let Err(error) = self.ledger.record(answer.clone(), now) {
             tracing::error!(%error, "cannot record a command answer");
         }
         self.respond(answer, reply);
@@ -878,7 +903,7 @@ impl<C: Clock> Running<'_, C> {
                     tracing::info!(status = ?answer.status, message = ?answer.message, "scheduled update ended");
                     return;
                 }
-                if let Err(error) = self.ledger.record(answer.clone()) {
+                if let Err(error) = self.ledger.record(answer.clone(), self.clock.now()) {
                     tracing::error!(%error, "cannot record a command answer");
                 }
                 self.respond(answer, reply.as_ref());
@@ -996,7 +1021,7 @@ impl<C: Clock> Running<'_, C> {
             ),
         };
         tracing::info!(device = %self.device, id = answer.id, status = ?answer.status, "app update ended");
-        if let Err(error) = self.ledger.record(answer.clone()) {
+        if let Err(error) = self.ledger.record(answer.clone(), self.clock.now()) {
             tracing::error!(%error, "cannot record a command answer");
         }
         self.respond(answer, reply.as_ref());

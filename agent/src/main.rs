@@ -792,7 +792,8 @@ fn open_storage(journal: &JournalConfig) -> Result<Storage, String> {
         last_seq = spool.last_seq(),
         "journal opened"
     );
-    let (ledger, warning) = Ledger::open(&journal.dir).map_err(|e| e.to_string())?;
+    let (ledger, warning) =
+        Ledger::open(&journal.dir, SystemClock.now()).map_err(|e| e.to_string())?;
     if let Some(warning) = warning {
         tracing::warn!(warning, "command ledger reset");
     }

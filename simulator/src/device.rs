@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use roomready_agent::app_update::{AppUpdate, AppUpdateError, AppUpdater};
-use roomready_agent::clock::SystemClock;
+use roomready_agent::clock::{Clock, SystemClock};
 use roomready_agent::command::ledger::{Answer, Ledger, LedgerError};
 use roomready_agent::config::{BrokerUrl, UpdateChannel, UpdateFeed};
 use roomready_agent::daemon::{MEMORY_SPOOL_RECORDS, Stopped, Storage, Updater};
@@ -666,7 +666,7 @@ async fn supervise(
             tokio::task::yield_now().await;
             continue;
         }
-        let (ledger, warning) = Ledger::open(&install.dir)?;
+        let (ledger, warning) = Ledger::open(&install.dir, SystemClock.now())?;
         if let Some(warning) = warning {
             tracing::warn!(device = %install.device, warning, "command ledger reset");
         }

@@ -27,6 +27,8 @@ pub struct Seen {
     /// connect).
     pub subscriptions: usize,
     pub connections: usize,
+    /// PUBACKs received: the broker took a command the controller sent.
+    pub pubacks: usize,
 }
 
 impl Seen {
@@ -152,6 +154,9 @@ impl Controller {
                     Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
                         tx.send_modify(|s| s.subscriptions += 1);
                     }
+                    Ok(MqttEvent::Incoming(Packet::PubAck(_))) => {
+                        tx.send_modify(|s| s.pubacks += 1);
+                    }
                     Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                         let payload = &p.payload[..];
                         tx.send_modify(|s| {
@@ -192,6 +197,19 @@ impl Controller {
             .publish(self.topics.cmd(), QoS::AtLeastOnce, false, payload.into())
             .await
             .expect("the controller's request queue is open");
+    }
+
+    /// Publishes a command payload (QoS 1) retained on the device's `cmd` topic (an empty payload
+    /// clears it) and waits until the broker has it.
+    pub async fn retain_command(&mut self, payload: impl Into<Vec<u8>>, timeout: Duration) {
+        let before = self.seen().pubacks;
+        self.client
+            .publish(self.topics.cmd(), QoS::AtLeastOnce, true, payload.into())
+            .await
+            .expect("the controller's request queue is open");
+        self.wait_until(timeout, |s| s.pubacks > before)
+            .await
+            .unwrap_or_else(|s| panic!("the broker did not take the retained command: {s:?}"));
     }
 
     /// What has been seen so far.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::BrokerUrl;
 use roomready_agent::facts::FixedFacts;
+use roomready_agent::link::MqttVersion;
 use roomready_agent::{Agent, AgentSettings};
 use roomready_protocol::{DeviceId, ResponseStatus};
 use roomready_simulator::broker::EmbeddedBroker;
@@ -21,8 +22,18 @@ fn facts() -> FixedFacts {
 
 /// Starts an agent whose timer never fires during the test: checks come from commands.
 fn start(broker: &BrokerUrl, id: &str) -> (DeviceId, oneshot::Sender<()>) {
+    start_with(broker, id, MqttVersion::V311)
+}
+
+/// [`start`] speaking MQTT `version`.
+fn start_with(
+    broker: &BrokerUrl,
+    id: &str,
+    version: MqttVersion,
+) -> (DeviceId, oneshot::Sender<()>) {
     let device = DeviceId::new(id).expect("valid id");
     let mut settings = AgentSettings::new(device.clone(), broker.clone());
+    settings.mqtt_version = version;
     settings.report_interval = Duration::from_secs(3600);
     settings.keep_alive = Duration::from_secs(5);
     let agent = Agent::new(settings, facts(), SystemClock);
@@ -132,6 +143,77 @@ async fn commands_are_answered_and_run_once(broker: BrokerUrl) {
     seqs.dedup();
     assert_eq!(seqs.len(), seen.seqs().len(), "no duplicate seq: {seqs:?}");
     assert_eq!(seen.undecodable, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_commands_never_run_embedded() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    for version in [MqttVersion::V311, MqttVersion::V5] {
+        retained_commands_never_run(broker.url(), version).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_commands_never_run_mosquitto() {
+    if !need_mosquitto("retained_commands_never_run_mosquitto") {
+        return;
+    }
+    let broker = Mosquitto::start(&[]);
+    let url: BrokerUrl = broker.url().parse().expect("mosquitto URL");
+    for version in [MqttVersion::V311, MqttVersion::V5] {
+        retained_commands_never_run(url.clone(), version).await;
+    }
+}
+
+/// A `check_now` left retained on the device's `cmd` topic is never run, however often the agent
+/// (re)starts: under MQTT 3.1.1 it arrives flagged retained and is answered `rejected`
+/// `retained_command`; under MQTT 5 the subscription asks the broker not to send it at all.
+async fn retained_commands_never_run(broker: BrokerUrl, version: MqttVersion) {
+    let name = match version {
+        MqttVersion::V311 => "mtr-retained-4",
+        MqttVersion::V5 => "mtr-retained-5",
+    };
+    let device = DeviceId::new(name).expect("valid id");
+    let mut controller =
+        Controller::connect(&broker, &device, &format!("{name}-controller"), false);
+    controller
+        .retain_command(cmd("r-1", r#""command":"check_now""#), WAIT)
+        .await;
+    for start_number in 1..=2 {
+        let (_, stop) = start_with(&broker, name, version);
+        let ping = format!("p-{start_number}");
+        // The ping follows the retained delivery on the same connection.
+        controller
+            .wait_until(WAIT, |s| s.states.len() >= start_number)
+            .await
+            .unwrap_or_else(|s| panic!("start {start_number}: no state: {s:?}"));
+        controller.command(cmd(&ping, r#""command":"ping""#)).await;
+        let seen = answered(&mut controller, &ping, 1).await;
+        let retained = seen.answers("r-1");
+        match version {
+            MqttVersion::V311 => {
+                assert_eq!(retained.len(), start_number, "{:?}", seen.responses);
+                assert!(retained.iter().all(|a| a.status == ResponseStatus::Rejected
+                    && a.reason.as_deref() == Some("retained_command")));
+            }
+            MqttVersion::V5 => assert!(retained.is_empty(), "{retained:?}"),
+        }
+        assert_eq!(
+            seen.states.len(),
+            start_number,
+            "one check per start, none for the retained check_now"
+        );
+        let _ = stop.send(());
+        controller
+            .wait_until(WAIT, |s| {
+                s.statuses
+                    .last()
+                    .is_some_and(|st| st.status == roomready_protocol::Presence::Offline)
+            })
+            .await
+            .unwrap_or_else(|s| panic!("start {start_number}: not stopped: {s:?}"));
+    }
+    controller.retain_command(Vec::new(), WAIT).await;
 }
 
 /// xorshift64*: a tiny deterministic PRNG.

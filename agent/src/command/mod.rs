@@ -10,6 +10,7 @@
 //!
 //! | check | reason in the `rejected` response |
 //! |---|---|
+//! | delivered from the broker's retained store | `retained_command` |
 //! | larger than the limit (64 KiB by default) | `payload_too_large` |
 //! | not UTF-8 | `invalid_utf8` |
 //! | not JSON, not an object, or nested deeper than 128 levels | `invalid_json` |
@@ -36,7 +37,8 @@ pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
 /// The commands this version knows.
 pub const KNOWN: [&str; 5] = ["ping", "check_now", "set_interval", "update", "update_app"];
 /// The rejection reasons of [`decide`], in the order they are checked.
-pub const REASONS: [&str; 7] = [
+pub const REASONS: [&str; 8] = [
+    "retained_command",
     "payload_too_large",
     "invalid_utf8",
     "invalid_json",
@@ -61,8 +63,9 @@ pub enum Decision {
     Run { id: String, action: CommandAction },
 }
 
-/// Validates `payload` (see the module documentation for the order of checks).
-pub fn decide(payload: &[u8], max_bytes: usize) -> Decision {
+/// Validates `payload`, delivered from the broker's retained store if `retained` (see the module
+/// documentation for the order of checks).
+pub fn decide(payload: &[u8], max_bytes: usize, retained: bool) -> Decision {
     let id = match top_level_id(payload) {
         Ok(id) => id,
         Err(why) => return Decision::Drop { why },
@@ -72,6 +75,14 @@ pub fn decide(payload: &[u8], max_bytes: usize) -> Decision {
         reason,
         message,
     };
+    if retained {
+        return reject(
+            "retained_command",
+            "a retained command is never run: publish commands without the retain flag, and clear \
+             the retained message on this topic"
+                .into(),
+        );
+    }
     if payload.len() > max_bytes {
         return reject(
             "payload_too_large",

@@ -105,11 +105,13 @@ pub enum LinkEvent {
     Disconnected { error: String },
     /// The broker acknowledged (PUBACK) the tracked publish with this tag.
     Delivered(u64),
-    /// A message arrived on a subscribed topic; `reply` is where an MQTT 5 request wants its
-    /// answer.
+    /// A message arrived on a subscribed topic; `retained` when the broker sent it from its
+    /// retained store (on subscribing) rather than as it was published; `reply` is where an MQTT 5
+    /// request wants its answer.
     Message {
         topic: String,
         payload: Vec<u8>,
+        retained: bool,
         reply: Option<Reply>,
     },
 }
@@ -317,10 +319,12 @@ async fn drive<S: Session>(
             Polled::Message {
                 topic,
                 payload,
+                retained,
                 reply,
             } => LinkEvent::Message {
                 topic,
                 payload,
+                retained,
                 reply,
             },
             Polled::OutgoingDisconnect => {

@@ -42,10 +42,11 @@ pub(super) enum Polled {
     OutgoingPublish(u16),
     /// The broker acknowledged the publish with this packet id.
     PubAck(u16),
-    /// A message on a subscribed topic.
+    /// A message on a subscribed topic (`retained`: from the broker's retained store).
     Message {
         topic: String,
         payload: Vec<u8>,
+        retained: bool,
         reply: Option<Reply>,
     },
     /// The DISCONNECT request was written.
@@ -130,9 +131,18 @@ impl Client {
             Client::V311(c) => c
                 .try_subscribe(filter, QoS::AtLeastOnce)
                 .map_err(|e| LinkError::Queue(e.to_string())),
-            Client::V5(c) => c
-                .try_subscribe(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
-                .map_err(|e| LinkError::Queue(e.to_string())),
+            Client::V5(c) => {
+                use rumqttc::v5::mqttbytes::v5::{Filter, RetainForwardRule};
+                // Retain handling 2: the broker sends no retained message on subscribing (a
+                // retained command is never run; MQTT 3.1.1 has no such option, so the agent
+                // also refuses what arrives retained).
+                let filter = Filter {
+                    retain_forward_rule: RetainForwardRule::Never,
+                    ..Filter::new(filter, rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+                };
+                c.try_subscribe_many([filter])
+                    .map_err(|e| LinkError::Queue(e.to_string()))
+            }
         }
     }
 
@@ -241,6 +251,7 @@ impl Session for V311 {
             Ok(Event::Incoming(Packet::Publish(publish))) => Polled::Message {
                 topic: publish.topic,
                 payload: publish.payload.to_vec(),
+                retained: publish.retain,
                 reply: None,
             },
             Ok(Event::Outgoing(Outgoing::Disconnect)) => Polled::OutgoingDisconnect,
@@ -286,6 +297,7 @@ impl Session for V5 {
                 Polled::Message {
                     topic: String::from_utf8_lossy(&publish.topic).into_owned(),
                     payload: publish.payload.to_vec(),
+                    retained: publish.retain,
                     reply,
                 }
             }
