@@ -29,6 +29,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::app_update::{AppUpdate, AppUpdateError};
 use crate::clock::Clock;
+use crate::command::Delivery;
 use crate::command::ledger::{Answer, Ledger};
 use crate::command::{self, Decision};
 use crate::config::{BrokerUrl, Config, Credentials};
@@ -312,6 +313,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             version: settings.mqtt_version,
             tls: settings.broker_tls.clone(),
             credentials: settings.credentials.clone(),
+            max_incoming_packet: crate::link::max_incoming_packet(settings.command_max_bytes),
         };
         let link = Link::start(options, will, backoff_seed(&settings.device_id, clock));
         let interval = ledger
@@ -436,8 +438,8 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                     Some(LinkEvent::Connected) => run.on_connected(),
                     Some(LinkEvent::Disconnected { error }) => run.on_disconnected(&error),
                     Some(LinkEvent::Delivered(id)) => run.on_delivered(id),
-                    Some(LinkEvent::Message { topic, payload, retained, reply }) => {
-                        run.on_message(&topic, &payload, retained, reply.as_ref());
+                    Some(LinkEvent::Message { topic, payload, length, retained, reply }) => {
+                        run.on_message(&topic, &payload, length, retained, reply.as_ref());
                     }
                     None => break Err(AgentError::LinkStopped),
                 },
@@ -625,17 +627,26 @@ impl<C: Clock> Running<'_, C> {
         }
     }
 
-    /// A message on a subscribed topic: only `cmd` is subscribed. `retained`: the broker
-    /// delivered it from its retained store, not as it was published.
-    fn on_message(&mut self, topic: &str, payload: &[u8], retained: bool, reply: Option<&Reply>) {
+    /// A message on a subscribed topic: only `cmd` is subscribed. `payload` is its first bytes
+    /// when `length` is larger; `retained`: the broker delivered it from its retained store, not
+    /// as it was published.
+    fn on_message(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        length: usize,
+        retained: bool,
+        reply: Option<&Reply>,
+    ) {
         if topic != self.topics.cmd() {
             tracing::debug!(topic, "message on an unexpected topic ignored");
             return;
         }
         let now = self.clock.now();
-        let (id, decision) = match command::decide(payload, self.command_max_bytes, retained) {
+        let delivery = Delivery { length, retained };
+        let (id, decision) = match command::decide(payload, delivery, self.command_max_bytes) {
             Decision::Drop { why } => {
-                tracing::warn!(device = %self.device, bytes = payload.len(), retained, why, "command without a usable id dropped");
+                tracing::warn!(device = %self.device, bytes = length, retained, why, "command without a usable id dropped");
                 return;
             }
             Decision::Reject {

@@ -58,6 +58,7 @@ fn start_link(
         credentials,
         reconnect: roomready_agent::link::Reconnect::default(),
         version: roomready_agent::link::MqttVersion::default(),
+        max_incoming_packet: roomready_agent::link::max_incoming_packet(65_536),
     };
     Link::start(options, b"gone".to_vec(), 7)
 }

@@ -220,6 +220,103 @@ async fn retained_commands_never_run(broker: BrokerUrl, version: MqttVersion) {
     controller.retain_command(Vec::new(), WAIT).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_commands_never_cost_the_connection_embedded() {
+    let broker = EmbeddedBroker::start().await.expect("broker starts");
+    for version in [MqttVersion::V311, MqttVersion::V5] {
+        oversized_commands_never_cost_the_connection(broker.url(), version).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_commands_never_cost_the_connection_mosquitto() {
+    if !need_mosquitto("oversized_commands_never_cost_the_connection_mosquitto") {
+        return;
+    }
+    let broker = Mosquitto::start(&[]);
+    let url: BrokerUrl = broker.url().parse().expect("mosquitto URL");
+    for version in [MqttVersion::V311, MqttVersion::V5] {
+        oversized_commands_never_cost_the_connection(url.clone(), version).await;
+    }
+}
+
+/// A command of `len` bytes with its id first, as controllers write them.
+fn oversized(id: &str, len: usize) -> Vec<u8> {
+    let mut payload = cmd(id, r#""command":"ping","pad":""#).into_bytes();
+    payload.truncate(payload.len() - 1);
+    payload.resize(len - 2, b'x');
+    payload.extend_from_slice(b"\"}");
+    payload
+}
+
+/// Commands far over `command_max_bytes` (64 KiB by default), live and retained: the agent
+/// stays connected (one `online` per start), keeps answering, and answers the oversized one
+/// `payload_too_large` under MQTT 3.1.1, where it streams it past, while under MQTT 5 the broker
+/// drops it (the agent announced its limit in CONNECT).
+async fn oversized_commands_never_cost_the_connection(broker: BrokerUrl, version: MqttVersion) {
+    let name = match version {
+        MqttVersion::V311 => "mtr-oversized-4",
+        MqttVersion::V5 => "mtr-oversized-5",
+    };
+    let device = DeviceId::new(name).expect("valid id");
+    let mut controller =
+        Controller::connect(&broker, &device, &format!("{name}-controller"), false);
+    controller
+        .wait_until(WAIT, |s| s.subscriptions >= 4)
+        .await
+        .unwrap_or_else(|s| panic!("controller not subscribed: {s:?}"));
+    let (_, stop) = start_with(&broker, name, version);
+    controller
+        .wait_until(WAIT, |s| !s.states.is_empty())
+        .await
+        .unwrap_or_else(|s| panic!("no first state: {s:?}"));
+    // Over the 16 MiB that used to be the agent's packet limit.
+    let big = 17 * 1024 * 1024;
+    controller.command(oversized("big-1", big)).await;
+    controller.command(cmd("p-1", r#""command":"ping""#)).await;
+    let seen = answered(&mut controller, "p-1", 1).await;
+    let answers = seen.answers("big-1");
+    match version {
+        MqttVersion::V311 => {
+            let answer = answers
+                .first()
+                .unwrap_or_else(|| panic!("big-1 unanswered: {seen:?}"));
+            assert_eq!(answer.status, ResponseStatus::Rejected);
+            assert_eq!(answer.reason.as_deref(), Some("payload_too_large"));
+            assert_eq!(
+                answer.message.as_deref(),
+                Some(format!("the command is {big} bytes; the limit is 65536").as_str())
+            );
+        }
+        MqttVersion::V5 => assert!(answers.is_empty(), "the broker dropped it: {answers:?}"),
+    }
+    // Left retained, it comes back on every connect; it must not keep the agent off the broker.
+    controller
+        .retain_command(oversized("big-2", big), WAIT)
+        .await;
+    let _ = stop.send(());
+    let (_, stop) = start_with(&broker, name, version);
+    controller
+        .wait_until(WAIT, |s| s.states.len() >= 2)
+        .await
+        .unwrap_or_else(|s| panic!("no state after the restart: {s:?}"));
+    controller.command(cmd("p-2", r#""command":"ping""#)).await;
+    let seen = answered(&mut controller, "p-2", 1).await;
+    let onlines = seen
+        .statuses
+        .iter()
+        .filter(|st| st.status == roomready_protocol::Presence::Online)
+        .count();
+    assert_eq!(onlines, 2, "one connection per start: {:?}", seen.statuses);
+    if version == MqttVersion::V311 {
+        let retained = seen.answers("big-2");
+        assert_eq!(retained.len(), 1, "{:?}", seen.responses);
+        assert_eq!(retained[0].reason.as_deref(), Some("retained_command"));
+    }
+    controller.retain_command(Vec::new(), WAIT).await;
+    let _ = stop.send(());
+}
+
 /// xorshift64*: a tiny deterministic PRNG.
 struct Rng(u64);
 

@@ -63,9 +63,29 @@ pub enum Decision {
     Run { id: String, action: CommandAction },
 }
 
-/// Validates `payload`, delivered from the broker's retained store if `retained` (see the module
-/// documentation for the order of checks).
-pub fn decide(payload: &[u8], max_bytes: usize, retained: bool) -> Decision {
+/// How a command payload was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// The payload's whole length: more than the bytes at hand when the link kept only the head
+    /// of a payload over its limit.
+    pub length: usize,
+    /// From the broker's retained store rather than as published.
+    pub retained: bool,
+}
+
+impl Delivery {
+    /// A whole payload of `length` bytes, published live.
+    pub fn live(length: usize) -> Delivery {
+        Delivery {
+            length,
+            retained: false,
+        }
+    }
+}
+
+/// Validates `payload` as delivered (see the module documentation for the order of checks); a
+/// payload over `max_bytes` need only be its head, to find the id in.
+pub fn decide(payload: &[u8], delivery: Delivery, max_bytes: usize) -> Decision {
     let id = match top_level_id(payload) {
         Ok(id) => id,
         Err(why) => return Decision::Drop { why },
@@ -75,7 +95,7 @@ pub fn decide(payload: &[u8], max_bytes: usize, retained: bool) -> Decision {
         reason,
         message,
     };
-    if retained {
+    if delivery.retained {
         return reject(
             "retained_command",
             "a retained command is never run: publish commands without the retain flag, and clear \
@@ -83,13 +103,11 @@ pub fn decide(payload: &[u8], max_bytes: usize, retained: bool) -> Decision {
                 .into(),
         );
     }
-    if payload.len() > max_bytes {
+    let length = delivery.length.max(payload.len());
+    if length > max_bytes {
         return reject(
             "payload_too_large",
-            format!(
-                "the command is {} bytes; the limit is {max_bytes}",
-                payload.len()
-            ),
+            format!("the command is {length} bytes; the limit is {max_bytes}"),
         );
     }
     if let Err(e) = std::str::from_utf8(payload) {

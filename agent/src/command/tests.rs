@@ -8,7 +8,7 @@ use super::*;
 const MAX: usize = DEFAULT_MAX_BYTES;
 
 fn decide_str(payload: &str) -> Decision {
-    decide(payload.as_bytes(), MAX, false)
+    decide(payload.as_bytes(), Delivery::live(payload.len()), MAX)
 }
 
 fn reason(decision: &Decision) -> Option<&'static str> {
@@ -197,11 +197,12 @@ impl Problem {
 
 /// The decision on a `set_interval` command with `problems`.
 fn decide_with(problems: &[Problem]) -> Decision {
-    decide(
-        &command_with(problems),
-        MAX,
-        problems.contains(&Problem::Retained),
-    )
+    let payload = command_with(problems);
+    let delivery = Delivery {
+        length: payload.len(),
+        retained: problems.contains(&Problem::Retained),
+    };
+    decide(&payload, delivery, MAX)
 }
 
 /// A `set_interval` command's payload with `problems`.
@@ -330,9 +331,30 @@ fn oversized_and_non_utf8_payloads_are_answered() {
         br#"{"id":"big","schema":"roomready.command/1","command":"ping","pad":""#.to_vec();
     big.resize(10 * 1024 * 1024, b'x');
     big.extend_from_slice(b"\"}");
-    assert_eq!(reason(&decide(&big, MAX, false)), Some("payload_too_large"));
+    assert_eq!(
+        reason(&decide(&big, Delivery::live(big.len()), MAX)),
+        Some("payload_too_large")
+    );
+    // Only the head of a payload over the link's limit arrives: its id still gets the answer.
+    let head = &big[..4096];
+    let Decision::Reject {
+        id,
+        reason: why,
+        message,
+    } = decide(head, Delivery::live(big.len()), MAX)
+    else {
+        panic!("rejected");
+    };
+    assert_eq!((id.as_str(), why), ("big", "payload_too_large"));
+    assert_eq!(
+        message,
+        format!("the command is {} bytes; the limit is {MAX}", big.len())
+    );
     let bytes = b"{\"id\":\"u\",\"command\":\"\xff\xfe\"}";
-    assert_eq!(reason(&decide(bytes, MAX, false)), Some("invalid_utf8"));
+    assert_eq!(
+        reason(&decide(bytes, Delivery::live(bytes.len()), MAX)),
+        Some("invalid_utf8")
+    );
 }
 
 #[test]
@@ -433,6 +455,6 @@ fn hostile_payloads_never_panic() {
                 }
             }
         }
-        let _ = decide(&input, 256, false);
+        let _ = decide(&input, Delivery::live(input.len()), 256);
     }
 }

@@ -23,10 +23,12 @@
 //! map, so the FIFO never drifts from rumqttc's queue.
 
 mod backoff;
+mod frame;
 pub mod journal;
 pub mod outbox;
 pub mod session;
 pub mod tls;
+mod v311;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,10 +67,21 @@ impl Default for Reconnect {
 }
 /// Largest MQTT packet sent (states with many findings stay far below it).
 pub const MAX_PACKET: usize = 256 * 1024;
-/// Largest packet accepted from the broker: well above the command size limit, so that an
-/// oversized command still arrives and can be answered `rejected` instead of breaking the
-/// connection (rumqttc drops the connection on a larger packet).
-pub const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
+/// What an incoming packet may hold beside a command's payload: the topic, the packet id and
+/// (MQTT 5) properties such as a response topic and correlation data.
+pub const INCOMING_HEADROOM: usize = 16 * 1024;
+
+/// The largest packet the agent takes from the broker when commands may be `command_max_bytes`
+/// long: one more byte of payload is answered `payload_too_large` (MQTT 3.1.1, its head kept)
+/// or dropped by the broker (MQTT 5, which announces this limit).
+pub fn max_incoming_packet(command_max_bytes: usize) -> usize {
+    command_max_bytes.saturating_add(INCOMING_HEADROOM)
+}
+
+/// Whether `topic` can be published to: 1..=65535 bytes, no wildcard, no NUL.
+pub fn valid_topic_name(topic: &str) -> bool {
+    !topic.is_empty() && topic.len() <= usize::from(u16::MAX) && !topic.contains(['+', '#', '\0'])
+}
 /// How long to wait, after sending DISCONNECT, for the broker to close the connection.
 const DISCONNECT_LINGER: Duration = Duration::from_secs(2);
 /// Requests that may wait for the driver (publishes, subscriptions, the disconnect).
@@ -92,6 +105,8 @@ pub struct LinkOptions {
     /// User name and password sent in CONNECT.
     pub credentials: Option<Credentials>,
     pub version: MqttVersion,
+    /// Largest packet taken from the broker ([`max_incoming_packet`]).
+    pub max_incoming_packet: usize,
 }
 
 /// What happened to the connection.
@@ -107,10 +122,12 @@ pub enum LinkEvent {
     Delivered(u64),
     /// A message arrived on a subscribed topic; `retained` when the broker sent it from its
     /// retained store (on subscribing) rather than as it was published; `reply` is where an MQTT 5
-    /// request wants its answer.
+    /// request wants its answer. `payload` is whole unless the message was larger than the
+    /// incoming limit: then it is the first bytes, and `length` the whole length.
     Message {
         topic: String,
         payload: Vec<u8>,
+        length: usize,
         retained: bool,
         reply: Option<Reply>,
     },
@@ -140,6 +157,8 @@ pub enum LinkError {
     Queue(String),
     #[error("not possible with this MQTT version: {0}")]
     NotSupported(String),
+    #[error("{0:?} is not a topic one can publish to (empty, a wildcard + or #, or NUL)")]
+    InvalidTopic(String),
 }
 
 /// A running connection to the broker.
@@ -319,11 +338,13 @@ async fn drive<S: Session>(
             Polled::Message {
                 topic,
                 payload,
+                length,
                 retained,
                 reply,
             } => LinkEvent::Message {
                 topic,
                 payload,
+                length,
                 retained,
                 reply,
             },

@@ -1,17 +1,21 @@
 //! The two MQTT protocol versions behind one small interface, so the link's driver and its
-//! delivery tracking exist once: MQTT 3.1.1 (rumqttc's default client, a clean session every
-//! time) and MQTT 5 (`rumqttc::v5`: a session with an expiry, so the broker keeps the agent's
-//! subscription and queues its commands while it is away, and the response topic and
-//! correlation data of requests).
+//! delivery tracking exist once: MQTT 3.1.1 (the agent's own session on rumqttc's packet codec,
+//! [`super::v311`], a clean session every time) and MQTT 5 (`rumqttc::v5`: a session with an
+//! expiry, so the broker keeps the agent's subscription and queues its commands while it is
+//! away, and the response topic and correlation data of requests).
+//!
+//! Neither lets one oversized command cost the connection: MQTT 5 announces the largest packet
+//! the agent takes in CONNECT, so the broker drops larger ones; MQTT 3.1.1 cannot, so its session
+//! streams them past and hands on their head.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::v5::{LastWill as LastWill5, PublishProperties};
-use rumqttc::{LastWill, QoS};
 
-use super::{LinkError, LinkOptions, MAX_INCOMING_PACKET, MAX_PACKET, REQUEST_CAPACITY, tls};
+use super::v311;
+use super::{LinkError, LinkOptions, MAX_PACKET, REQUEST_CAPACITY, tls, valid_topic_name};
 
 /// Which MQTT protocol the link speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,10 +46,13 @@ pub(super) enum Polled {
     OutgoingPublish(u16),
     /// The broker acknowledged the publish with this packet id.
     PubAck(u16),
-    /// A message on a subscribed topic (`retained`: from the broker's retained store).
+    /// A message on a subscribed topic (`retained`: from the broker's retained store). The
+    /// payload is whole unless it was over the incoming limit: then its first bytes, and
+    /// `length` says how long it was.
     Message {
         topic: String,
         payload: Vec<u8>,
+        length: usize,
         retained: bool,
         reply: Option<Reply>,
     },
@@ -73,7 +80,7 @@ pub(super) trait Session: Send + 'static {
 /// A version's client handle.
 #[derive(Clone)]
 pub(super) enum Client {
-    V311(rumqttc::AsyncClient),
+    V311(v311::Handle),
     V5(rumqttc::v5::AsyncClient),
 }
 
@@ -85,9 +92,7 @@ impl Client {
         retain: bool,
     ) -> Result<(), LinkError> {
         match self {
-            Client::V311(c) => c
-                .try_publish(topic, QoS::AtLeastOnce, retain, payload)
-                .map_err(|e| LinkError::Queue(e.to_string())),
+            Client::V311(c) => c.publish(topic, payload, retain),
             Client::V5(c) => c
                 .try_publish(
                     topic,
@@ -109,6 +114,9 @@ impl Client {
             Client::V311(_) => Err(LinkError::NotSupported(
                 "response topics need MQTT 5".into(),
             )),
+            Client::V5(_) if !valid_topic_name(&reply.topic) => {
+                Err(LinkError::InvalidTopic(reply.topic.clone()))
+            }
             Client::V5(c) => {
                 let properties = PublishProperties {
                     correlation_data: reply.correlation.clone().map(Into::into),
@@ -128,9 +136,7 @@ impl Client {
 
     pub(super) fn try_subscribe(&self, filter: &str) -> Result<(), LinkError> {
         match self {
-            Client::V311(c) => c
-                .try_subscribe(filter, QoS::AtLeastOnce)
-                .map_err(|e| LinkError::Queue(e.to_string())),
+            Client::V311(c) => c.subscribe(filter),
             Client::V5(c) => {
                 use rumqttc::v5::mqttbytes::v5::{Filter, RetainForwardRule};
                 // Retain handling 2: the broker sends no retained message on subscribing (a
@@ -148,18 +154,13 @@ impl Client {
 
     pub(super) fn try_disconnect(&self) -> Result<(), LinkError> {
         match self {
-            Client::V311(c) => c
-                .try_disconnect()
-                .map_err(|e| LinkError::Queue(e.to_string())),
+            Client::V311(c) => c.disconnect(),
             Client::V5(c) => c
                 .try_disconnect()
                 .map_err(|e| LinkError::Queue(e.to_string())),
         }
     }
 }
-
-/// MQTT 3.1.1.
-pub(super) struct V311(rumqttc::EventLoop);
 
 /// MQTT 5.
 pub(super) struct V5(rumqttc::v5::EventLoop);
@@ -173,30 +174,23 @@ pub(super) fn connect(options: &LinkOptions, will: Vec<u8>) -> (Client, SessionK
     };
     match options.version {
         MqttVersion::V311 => {
-            let mut mqtt = rumqttc::MqttOptions::new(
-                options.client_id.clone(),
-                options.broker.host.clone(),
-                options.broker.port,
-            );
-            mqtt.set_keep_alive(options.keep_alive);
-            mqtt.set_clean_session(true);
-            mqtt.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PACKET);
-            mqtt.set_last_will(LastWill::new(
-                options.will_topic.clone(),
+            let settings = v311::Settings {
+                client_id: options.client_id.clone(),
+                host: options.broker.host.clone(),
+                port: options.broker.port,
+                tls: options.tls.clone(),
+                keep_alive: options.keep_alive,
+                login: options
+                    .credentials
+                    .as_ref()
+                    .map(|c| rumqttc::mqttbytes::v4::Login::new(c.username.clone(), password(c))),
+                will_topic: options.will_topic.clone(),
                 will,
-                QoS::AtLeastOnce,
-                true,
-            ));
-            if let Some(config) = &options.tls {
-                mqtt.set_transport(rumqttc::Transport::tls_with_config(
-                    rumqttc::TlsConfiguration::Rustls(Arc::clone(config)),
-                ));
-            }
-            if let Some(credentials) = &options.credentials {
-                mqtt.set_credentials(credentials.username.clone(), password(credentials));
-            }
-            let (client, eventloop) = rumqttc::AsyncClient::new(mqtt, REQUEST_CAPACITY);
-            (Client::V311(client), SessionKind::V311(V311(eventloop)))
+                max_incoming: options.max_incoming_packet,
+                max_outgoing: MAX_PACKET,
+            };
+            let (handle, session) = v311::V311::new(settings, REQUEST_CAPACITY);
+            (Client::V311(handle), SessionKind::V311(session))
         }
         MqttVersion::V5 => {
             let mut mqtt = rumqttc::v5::MqttOptions::new(
@@ -209,8 +203,9 @@ pub(super) fn connect(options: &LinkOptions, will: Vec<u8>) -> (Client, SessionK
             mqtt.set_session_expiry_interval(Some(
                 u32::try_from(SESSION_EXPIRY.as_secs()).expect("a day fits u32"),
             ));
+            // Announced in CONNECT: the broker drops what the agent would not take.
             mqtt.set_max_packet_size(Some(
-                u32::try_from(MAX_INCOMING_PACKET).expect("16 MiB fits u32"),
+                u32::try_from(options.max_incoming_packet).unwrap_or(u32::MAX),
             ));
             mqtt.set_last_will(LastWill5::new(
                 options.will_topic.clone(),
@@ -237,44 +232,21 @@ pub(super) fn connect(options: &LinkOptions, will: Vec<u8>) -> (Client, SessionK
 /// link and moved straight into its task, so the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum SessionKind {
-    V311(V311),
+    V311(v311::V311),
     V5(V5),
 }
 
-impl Session for V311 {
+impl Session for v311::V311 {
     async fn poll(&mut self) -> Polled {
-        use rumqttc::{Event, Outgoing, Packet};
-        match self.0.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => Polled::ConnAck,
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Polled::OutgoingPublish(pkid),
-            Ok(Event::Incoming(Packet::PubAck(ack))) => Polled::PubAck(ack.pkid),
-            Ok(Event::Incoming(Packet::Publish(publish))) => Polled::Message {
-                topic: publish.topic,
-                payload: publish.payload.to_vec(),
-                retained: publish.retain,
-                reply: None,
-            },
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => Polled::OutgoingDisconnect,
-            Ok(_) => Polled::Other,
-            Err(rumqttc::ConnectionError::RequestsDone) => Polled::Done,
-            Err(error) => Polled::Failed(tls::explain(&error)),
-        }
+        v311::V311::poll(self).await
     }
 
     fn set_will(&mut self, topic: &str, payload: Vec<u8>) {
-        self.0
-            .mqtt_options
-            .set_last_will(LastWill::new(topic, payload, QoS::AtLeastOnce, true));
+        v311::V311::set_will(self, topic, payload);
     }
 
     fn forget_queued(&mut self) {
-        use rumqttc::{Event, Packet};
-        self.0.clean();
-        self.0.pending.clear();
-        self.0
-            .state
-            .events
-            .retain(|event| matches!(event, Event::Incoming(Packet::Publish(_))));
+        v311::V311::forget_queued(self);
     }
 }
 
@@ -296,6 +268,7 @@ impl Session for V5 {
                 });
                 Polled::Message {
                     topic: String::from_utf8_lossy(&publish.topic).into_owned(),
+                    length: publish.payload.len(),
                     payload: publish.payload.to_vec(),
                     retained: publish.retain,
                     reply,

@@ -287,8 +287,17 @@ pub fn explain_v5(error: &rumqttc::v5::ConnectionError) -> String {
     }
 }
 
+/// [`explain`] for an I/O error of a connection the agent drives itself (MQTT 3.1.1).
+pub fn explain_io(error: &io::Error) -> String {
+    let raw = error.to_string();
+    match find_rustls(error) {
+        Some(tls) => format!("TLS: {} [{raw}]", tls_reason(tls)),
+        None => raw,
+    }
+}
+
 /// What a CONNACK refusal means.
-fn refused(code: rumqttc::ConnectReturnCode) -> &'static str {
+pub(super) fn refused(code: rumqttc::ConnectReturnCode) -> &'static str {
     use rumqttc::ConnectReturnCode as Code;
     match code {
         Code::BadUserNamePassword => "the broker refused the login: bad user name or password",
