@@ -18,6 +18,7 @@ pub mod keyfile;
 pub mod link;
 pub mod probe;
 pub mod report;
+pub mod terminal;
 pub mod update;
 
 pub use daemon::{Agent, AgentError, AgentSettings};

@@ -349,6 +349,7 @@ fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(roomready_agent::terminal::stderr_colour())
         .init();
 }
 
@@ -484,11 +485,7 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-                let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-                std::io::stdout().is_terminal() && !no_color && !dumb
-            }
+            ColorChoice::Auto => roomready_agent::terminal::colour(std::io::stdout().is_terminal()),
         }
     }
 }

@@ -232,8 +232,12 @@ async fn run_reports_then_goes_offline_on_sigterm() {
         ),
     );
     let mut dashboard = Dashboard::connect(&broker.url(), &TopicPrefix::default());
-    let mut child = tokio::process::Command::new(AGENT)
+    // A terminal type that has colours, and no NO_COLOR: the logs still go to a pipe, so they
+    // must be plain text.
+    let child = tokio::process::Command::new(AGENT)
         .args(["run", "--config", config.to_str().expect("utf-8")])
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -265,11 +269,14 @@ async fn run_reports_then_goes_offline_on_sigterm() {
     // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
     let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
     assert_eq!(sent, 0, "SIGTERM sent");
-    let status = tokio::time::timeout(WAIT, child.wait())
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
         .await
         .expect("agent exits after SIGTERM")
         .expect("wait");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(output.status.code(), Some(0));
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("journal opened"), "{logs}");
+    assert!(!logs.contains('\x1b'), "no colour codes in logs to a pipe: {logs:?}");
 
     let view = dashboard
         .wait_until(WAIT, |v| {
