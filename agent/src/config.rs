@@ -38,7 +38,8 @@
 //! password_file = "password"             # optional; its first line is the password
 //! password_env = "ROOMREADY_MQTT_PASSWORD"  # or: the environment variable holding it
 //! allow_insecure = false                 # optional; true permits mqtt:// to a host that is not
-//!                                        # loopback (127.0.0.0/8, ::1, localhost)
+//!                                        # loopback (127.0.0.0/8 in any form, ::1,
+//!                                        # ::ffff:127.x.x.x, localhost; see crate::loopback)
 //!
 //! # Signed self-update (`roomready-agent update`).
 //! update_feed_url = "https://updates.example/roomready"  # optional; the feed's base URL, read
@@ -742,11 +743,7 @@ pub fn feed_url(url: &str) -> Result<String, String> {
     if host.is_empty() {
         return Err(format!("host is empty; {EXPECTED}"));
     }
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !tls && !loopback {
+    if !tls && !crate::loopback::is_loopback_host(host) {
         return Err(format!(
             "plain http:// to {host:?}, which is not a loopback address, could be tampered with \
              or replayed in transit; use https://"
@@ -967,13 +964,9 @@ impl BrokerUrl {
     pub const DEFAULT_PORT: u16 = 1883;
     pub const DEFAULT_TLS_PORT: u16 = 8883;
 
-    /// Whether the host is this machine: 127.0.0.0/8, ::1 or `localhost`.
+    /// Whether the host is this machine, in any spelling ([`crate::loopback`]).
     pub fn is_loopback(&self) -> bool {
-        self.host.eq_ignore_ascii_case("localhost")
-            || self
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        crate::loopback::is_loopback_host(&self.host)
     }
 }
 
@@ -1009,8 +1002,18 @@ impl FromStr for BrokerUrl {
             return Err(fail(EXPECTED));
         };
         let tls = match scheme.to_ascii_lowercase().as_str() {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" | "tls" => true,
+            "mqtt" => false,
+            "mqtts" => true,
+            "tcp" => {
+                return Err(fail(&format!(
+                    "unsupported scheme; {EXPECTED} (write mqtt:// for tcp://)"
+                )));
+            }
+            "ssl" | "tls" => {
+                return Err(fail(&format!(
+                    "unsupported scheme; {EXPECTED} (write mqtts:// for {scheme}://)"
+                )));
+            }
             _ => return Err(fail(&format!("unsupported scheme; {EXPECTED}"))),
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
@@ -1478,6 +1481,10 @@ mod broker_tests {
             "mqtt://127.9.8.7:1884",
             "mqtt://[::1]:1883",
             "mqtt://LocalHost",
+            "mqtt://localhost.",
+            "mqtt://127.1",
+            "mqtt://0x7f.1",
+            "mqtt://[::ffff:127.0.0.1]:1883",
         ] {
             let config = parse(url, "").unwrap_or_else(|e| panic!("{url}: {e}"));
             assert!(!config.broker.tls, "{url}");
@@ -1492,8 +1499,22 @@ mod broker_tests {
             "mqtt://broker.example",
             "mqtt://[::2]",
             "mqtt://localhost.example",
+            "mqtt://[::ffff:10.0.0.1]",
+            "mqtt://128.1",
         ] {
             assert!(error(url, "").contains("not a loopback address"), "{url}");
+        }
+        // Only the documented schemes, with the one meant named.
+        for (url, hint) in [
+            ("tcp://127.0.0.1", "write mqtt:// for tcp://"),
+            ("ssl://broker.example", "write mqtts:// for ssl://"),
+            ("tls://broker.example", "write mqtts:// for tls://"),
+        ] {
+            let e = error(url, "");
+            assert!(
+                e.contains("unsupported scheme") && e.contains(hint),
+                "{url}: {e}"
+            );
         }
         let allowed = parse("mqtt://broker.example", "allow_insecure = true\n").expect("allowed");
         assert_eq!(allowed.broker.host, "broker.example");

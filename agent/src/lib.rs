@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod facts;
 pub mod keyfile;
 pub mod link;
+pub mod loopback;
 pub mod probe;
 pub mod report;
 pub mod terminal;

@@ -276,7 +276,10 @@ async fn run_reports_then_goes_offline_on_sigterm() {
     assert_eq!(output.status.code(), Some(0));
     let logs = String::from_utf8_lossy(&output.stderr);
     assert!(logs.contains("journal opened"), "{logs}");
-    assert!(!logs.contains('\x1b'), "no colour codes in logs to a pipe: {logs:?}");
+    assert!(
+        !logs.contains('\x1b'),
+        "no colour codes in logs to a pipe: {logs:?}"
+    );
 
     let view = dashboard
         .wait_until(WAIT, |v| {
