@@ -57,6 +57,8 @@
 //! update_max_mib = 64                    # optional; 1..=4096, default 64: largest artifact
 //! ```
 //!
+//! Every file named here is read as a regular file, within its size limit ([`crate::files`]).
+//!
 //! Every problem is reported as one [`KeyFileError`] naming the file, the line and column, the
 //! key and the reason; the binary turns it into exit code 78 (`EX_CONFIG`).
 
@@ -340,7 +342,7 @@ impl JournalConfig {
 impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, KeyFileError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read_text(path, crate::files::CONFIG)
             .map_err(|e| KeyFileError::unreadable(path, "config file", &e))?;
         Config::parse(path, &text)
     }
@@ -659,13 +661,14 @@ fn update_feed(
                         Some(dir) if path.is_relative() => dir.join(path),
                         _ => path,
                     };
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        file.error(
-                            "update_github_token_file",
-                            token_span.clone(),
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?;
+                    let text =
+                        crate::files::read_text(&path, crate::files::SECRET).map_err(|e| {
+                            file.error(
+                                "update_github_token_file",
+                                token_span.clone(),
+                                format!("cannot read {}: {e}", path.display()),
+                            )
+                        })?;
                     let first = text.lines().next().unwrap_or_default().trim();
                     if first.is_empty() {
                         return Err(file.error(
@@ -869,7 +872,7 @@ fn credentials(
             }
             let span = p.span();
             let path = beside(config, p.into_inner());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+            let text = crate::files::read_text(&path, crate::files::SECRET).map_err(|e| {
                 file.error(
                     "password_file",
                     span.clone(),

@@ -14,6 +14,7 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod facts;
+pub mod files;
 pub mod keyfile;
 pub mod link;
 pub mod loopback;

@@ -538,7 +538,7 @@ async fn run(
     };
     // First, before anything that could crash: is this start a new version's trial?
     let state_dir = config.journal.dir.clone();
-    if let Err(e) = std::fs::create_dir_all(&state_dir) {
+    if let Err(e) = roomready_agent::files::create_dir(&state_dir) {
         eprintln!(
             "roomready-agent: cannot create {}: {e}",
             state_dir.display()

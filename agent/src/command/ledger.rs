@@ -101,7 +101,7 @@ impl Ledger {
             action,
             source,
         };
-        let (stored, warning) = match std::fs::read(&path) {
+        let (stored, warning) = match crate::files::read(&path, crate::files::STATE) {
             Ok(bytes) => match serde_json::from_slice::<Stored>(&bytes) {
                 Ok(stored) => (stored, None),
                 Err(e) => {

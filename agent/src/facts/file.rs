@@ -183,7 +183,7 @@ impl FactsFile {
     }
 
     fn read_text(&self) -> Result<String, KeyFileError> {
-        std::fs::read_to_string(&self.path)
+        crate::files::read_text(&self.path, crate::files::FACTS)
             .map_err(|e| KeyFileError::unreadable(&self.path, "facts file", &e))
     }
 

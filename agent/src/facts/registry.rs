@@ -192,9 +192,11 @@ impl RegDump {
     /// Reads and parses the dump at `path`.
     pub fn load(path: &Path) -> Result<RegDump, RegDumpError> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| RegDumpError::Read {
-            file: file.clone(),
-            reason: e.to_string(),
+        let bytes = crate::files::read(path, crate::files::REGISTRY_DUMP).map_err(|e| {
+            RegDumpError::Read {
+                file: file.clone(),
+                reason: e.to_string(),
+            }
         })?;
         RegDump::from_bytes(&file, &bytes)
     }

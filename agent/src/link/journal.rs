@@ -425,7 +425,7 @@ impl Journal {
         if max_bytes < MIN_MAX_BYTES {
             return Err(JournalError::BoundTooSmall { max_bytes });
         }
-        fs::create_dir_all(&dir).map_err(io_error(&dir, "create the directory"))?;
+        crate::files::create_dir(&dir).map_err(io_error(&dir, "create the directory"))?;
         let lock = lock(&dir.join(LOCK_NAME))?;
         let path = dir.join(FILE_NAME);
         let tmp_path = dir.join(TMP_NAME);
@@ -435,11 +435,12 @@ impl Journal {
             Err(e) => return Err(io_error(&tmp_path, "remove the stale")(e)),
         }
 
-        let existing = match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => Some(file),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_error(&path, "open")(e)),
-        };
+        let existing =
+            match crate::files::open_regular(&path, OpenOptions::new().read(true).write(true)) {
+                Ok(file) => Some(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_error(&path, "open")(e)),
+            };
         let mut topics = Topics::default();
         let mut truncated = None;
         let (file, scan) = match existing {
@@ -914,13 +915,15 @@ impl Journal {
 
 /// Takes the journal directory's lock file.
 fn lock(path: &Path) -> Result<File, JournalError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io_error(path, "open the lock file"))?;
+    let file = crate::files::open_regular(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(io_error(path, "open the lock file"))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(JournalError::Locked {

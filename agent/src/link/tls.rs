@@ -157,7 +157,7 @@ fn ca_store(path: &Path) -> Result<RootCertStore, TlsConfigError> {
 }
 
 fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsConfigError> {
-    std::fs::read(path).map_err(|source| TlsConfigError::Unreadable {
+    crate::files::read(path, crate::files::PEM).map_err(|source| TlsConfigError::Unreadable {
         key,
         path: path.to_owned(),
         source,

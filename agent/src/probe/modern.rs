@@ -240,10 +240,14 @@ pub enum RootsError {
 pub fn load_roots(ca_file: Option<&std::path::Path>) -> Result<Arc<RootCertStore>, RootsError> {
     let pem = match ca_file {
         None => None,
-        Some(path) => Some(std::fs::read(path).map_err(|e| RootsError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?),
+        Some(path) => {
+            Some(
+                crate::files::read(path, crate::files::PEM).map_err(|e| RootsError::Read {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
     };
     roots(pem.as_deref())
         .map(Arc::new)

@@ -59,8 +59,8 @@ impl std::fmt::Debug for Roots {
 impl Roots {
     /// Every certificate of the PEM file at `path`; an error says what was wrong.
     pub fn load(path: &std::path::Path) -> Result<Roots, String> {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let pem = crate::files::read(path, crate::files::PEM)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
                 Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),

@@ -77,7 +77,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrialError> {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, TrialError> {
-    match std::fs::read(path) {
+    match crate::files::read(path, crate::files::STATE) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| TrialError {
