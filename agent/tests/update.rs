@@ -254,6 +254,46 @@ fn an_artifact_signed_by_another_key_is_refused() {
 }
 
 #[test]
+fn an_artifact_signed_for_another_version_is_refused_naming_that_version() {
+    let feed = Feed::start();
+    // A genuine artifact of 1.0.0, signed by the pinned key, republished as 9.9.9.
+    let genuine = sign(&tar_gz(SCRIPT), &key(1), "1.0.0");
+    feed.publish(&[("1.0.0", &genuine, None), ("9.9.9", &genuine, None)]);
+    let install = Install::new(&feed);
+    let err = install.run().expect_err("misnamed");
+    assert_eq!(
+        err,
+        UpdateError::Misnamed {
+            asset: asset_name("9.9.9"),
+            signed_as: asset_name("1.0.0"),
+        },
+        "{err}"
+    );
+    assert_eq!(err.reason(), "misnamed");
+    assert_eq!(err.exit_code(), 76);
+    assert!(
+        err.to_string().contains(&format!(
+            "is signed by a pinned key, but as {}",
+            asset_name("1.0.0")
+        )),
+        "{err}"
+    );
+    install.assert_untouched();
+
+    // The name it was signed for is no longer listed: the refusal cannot tell another key from
+    // another name, and says both.
+    feed.publish(&[("9.9.9", &genuine, None)]);
+    let err = install.run().expect_err("signed for an unlisted name");
+    assert!(matches!(err, UpdateError::WrongKey { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("signed with another key, or for another file name"),
+        "{err}"
+    );
+    install.assert_untouched();
+}
+
+#[test]
 fn an_altered_artifact_is_refused_even_with_a_matching_digest() {
     let feed = Feed::start();
     let mut artifact = sign(&tar_gz(&SCRIPT.repeat(50)), &key(1), "9.9.9");
@@ -351,6 +391,23 @@ fn an_unreachable_feed_and_an_invalid_manifest_are_refused() {
     std::fs::write(feed.root.path().join("stable/manifest.json"), "not json").expect("write");
     let err = update::check(&install.settings).expect_err("invalid");
     assert!(matches!(err, UpdateError::ManifestInvalid { .. }), "{err}");
+    // A version that does not parse (too large for u64, not semver at all) is an invalid
+    // manifest too, never passed over into "up to date".
+    for version in ["9999999999999999999999.0.0", "latest", "1.2"] {
+        feed.publish(&[(version, &tar_gz(SCRIPT), None)]);
+        let err = update::check(&install.settings).expect_err(version);
+        assert!(
+            matches!(err, UpdateError::ManifestInvalid { .. }),
+            "{version}: {err}"
+        );
+        assert_eq!(err.exit_code(), 65);
+        assert!(
+            err.to_string().contains(&format!(
+                "is invalid: releases[0]: version {version:?} is not a semantic version"
+            )),
+            "{err}"
+        );
+    }
     // Nothing listens on port 9 of loopback.
     install.settings.feed = UpdateFeed::Manifest {
         url: "http://127.0.0.1:9".into(),

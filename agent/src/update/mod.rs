@@ -20,6 +20,7 @@
 //! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
 
 pub mod http;
+mod signature;
 pub mod trial;
 pub mod window;
 
@@ -29,7 +30,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use self_update::update::ReleaseSource as _;
 use semver::Version;
 
 use crate::config::{UpdateChannel, UpdateConfig, UpdateFeed};
@@ -171,6 +171,9 @@ pub struct Release {
     pub digest: String,
     /// The `Authorization` header the download needs (a private GitHub repository).
     authorization: Option<AuthHeader>,
+    /// The file names of the feed's other artifacts for this target, newest first: what a
+    /// signature that fails for [`Release::asset`] may really have been made for.
+    other_names: Vec<String>,
 }
 
 /// An `Authorization` header value and the one host it may be sent to (the API's); its `Debug`
@@ -236,9 +239,15 @@ pub enum UpdateError {
     #[error("{asset} is not signed: {reason}")]
     Unsigned { asset: String, reason: String },
     #[error(
-        "{asset} is intact but signed by none of the {keys} pinned update_keys (signed with another key)"
+        "{asset} is intact but signed by none of the {keys} pinned update_keys for that file name \
+         (signed with another key, or for another file name the feed does not list)"
     )]
     WrongKey { asset: String, keys: usize },
+    #[error(
+        "{asset} is signed by a pinned key, but as {signed_as}: another release's artifact \
+         published under this name"
+    )]
+    Misnamed { asset: String, signed_as: String },
     #[error("{asset} was altered after signing: its signature does not verify ({reason})")]
     Tampered { asset: String, reason: String },
     #[error("the new binary failed its self-test ({status}); nothing was replaced: {output}")]
@@ -260,6 +269,7 @@ impl UpdateError {
             UpdateError::DigestMismatch { .. } => "checksum_mismatch",
             UpdateError::Unsigned { .. } => "unsigned",
             UpdateError::WrongKey { .. } => "wrong_key",
+            UpdateError::Misnamed { .. } => "misnamed",
             UpdateError::Tampered { .. } => "tampered",
             UpdateError::SelfTestFailed { .. } => "self_test_failed",
             UpdateError::Install { .. } => "install_failed",
@@ -277,6 +287,7 @@ impl UpdateError {
             | UpdateError::DigestMismatch { .. }
             | UpdateError::Unsigned { .. }
             | UpdateError::WrongKey { .. }
+            | UpdateError::Misnamed { .. }
             | UpdateError::Tampered { .. } => 76,
             UpdateError::SelfTestFailed { .. } => 70,
             UpdateError::Install { .. } => 73,
@@ -299,11 +310,7 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
     let shared = Arc::clone(&client) as Arc<dyn self_update::http_client::HttpClient>;
     let mut authorization = None;
     let listed = match &settings.feed {
-        UpdateFeed::Manifest { .. } => {
-            let mut source = self_update::backends::manifest::ManifestSource::new(url.clone());
-            source.http_client(shared);
-            source.get_releases()
-        }
+        UpdateFeed::Manifest { .. } => fetch_manifest(&*shared, &url, settings.timeout),
         UpdateFeed::GitHub {
             api_url,
             owner,
@@ -338,16 +345,44 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
         }
         match classify_fetch(&url, e) {
             Ok(other) => other,
+            Err(self_update::Error::InvalidResponse { source, .. }) => {
+                UpdateError::ManifestInvalid {
+                    url: url.clone(),
+                    reason: source.to_string(),
+                }
+            }
             Err(e) => UpdateError::ManifestInvalid {
                 url: url.clone(),
                 reason: e.to_string(),
             },
         }
     })?;
+    // Every artifact name the feed lists for this target, newest release first.
+    let suffix = format!("-{}.{ARCHIVE_EXT}", settings.target);
+    let mut listed_names: Vec<(Option<Version>, String)> = releases
+        .iter()
+        .flat_map(|r| {
+            let version = Version::parse(r.version()).ok();
+            r.assets()
+                .iter()
+                .filter(|a| a.name().ends_with(&suffix))
+                .map(move |a| (version.clone(), a.name().to_owned()))
+        })
+        .collect();
+    listed_names.sort_by(|a, b| b.0.cmp(&a.0));
     let mut candidates = Vec::new();
     for release in releases {
-        let Ok(version) = Version::parse(release.version()) else {
-            continue;
+        let version = match Version::parse(release.version()) {
+            Ok(version) => version,
+            // A manifest's versions were all checked in `fetch_manifest`. A GitHub repository
+            // may tag other things (`nightly`, `docs-2024`): not releases of the agent.
+            Err(e) => {
+                tracing::warn!(
+                    tag = release.version(),
+                    "passing over a GitHub release whose tag is not a semantic version ({e})"
+                );
+                continue;
+            }
         };
         if matches!(settings.feed, UpdateFeed::GitHub { .. })
             && settings.channel == UpdateChannel::Stable
@@ -374,12 +409,20 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
                 });
             }
         };
+        let other_names = listed_names
+            .iter()
+            .map(|(_, n)| n)
+            .filter(|n| **n != name)
+            .take(signature::MAX_OTHER_NAMES)
+            .cloned()
+            .collect();
         candidates.push(Release {
             version,
             asset: name,
             url: asset.download_url().to_owned(),
             digest,
             authorization: authorization.clone(),
+            other_names,
         });
     }
     match &settings.requested {
@@ -399,6 +442,55 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
             .filter(|r| r.version > settings.current_version)
             .max_by(|a, b| a.version.cmp(&b.version))),
     }
+}
+
+/// The most bytes a manifest may have (self_update's own cap for a release listing).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The releases of the manifest at `url`, each stated version checked first: self_update passes
+/// over a version that is not semver, which would turn a broken manifest into "up to date".
+fn fetch_manifest(
+    client: &dyn self_update::http_client::HttpClient,
+    url: &str,
+    timeout: Duration,
+) -> self_update::errors::Result<Vec<self_update::update::Release>> {
+    use self_update::http_client::header::{ACCEPT, HeaderMap, HeaderValue};
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    let mut body = Vec::new();
+    client
+        .get(url, &headers, Some(timeout))?
+        .body()
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut body)?;
+    if body.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(self_update::Error::invalid_response(format!(
+            "it is larger than {MAX_MANIFEST_BYTES} bytes"
+        )));
+    }
+    let body = String::from_utf8(body)
+        .map_err(|e| self_update::Error::invalid_response(format!("it is not UTF-8 ({e})")))?;
+    /// Just the versions, to check them before self_update sees the manifest.
+    #[derive(serde::Deserialize)]
+    struct Versions {
+        #[serde(default)]
+        releases: Vec<Stated>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Stated {
+        version: String,
+    }
+    if let Ok(stated) = serde_json::from_str::<Versions>(&body) {
+        for (index, release) in stated.releases.iter().enumerate() {
+            if let Err(e) = Version::parse(&release.version) {
+                return Err(self_update::Error::invalid_response(format!(
+                    "releases[{index}]: version {:?} is not a semantic version ({e})",
+                    release.version
+                )));
+            }
+        }
+    }
+    self_update::backends::manifest::parse_manifest(&body, url)
 }
 
 fn valid_sha256(digest: &str) -> bool {
@@ -567,12 +659,15 @@ fn classify_install(
             if !reason.contains("no matching key/signature pair") {
                 return UpdateError::Unsigned { asset, reason };
             }
-            match archive_is_intact(artifact_copy) {
-                Ok(()) => UpdateError::WrongKey {
+            match signature::diagnose(artifact_copy, &settings.keys, &release.other_names) {
+                signature::Mismatch::SignedAs(signed_as) => {
+                    UpdateError::Misnamed { asset, signed_as }
+                }
+                signature::Mismatch::OtherKey => UpdateError::WrongKey {
                     asset,
                     keys: settings.keys.len(),
                 },
-                Err(damage) => UpdateError::Tampered {
+                signature::Mismatch::Altered(damage) => UpdateError::Tampered {
                     asset,
                     reason: damage,
                 },
@@ -610,20 +705,6 @@ impl self_update::update::ReleaseSource for Chosen {
     fn get_releases(&self) -> self_update::errors::Result<Vec<self_update::update::Release>> {
         Ok(vec![self.0.clone()])
     }
-}
-
-/// Whether the downloaded artifact decompresses cleanly (gzip CRCs hold): an intact archive whose
-/// signature fails was signed by another key; a damaged one was altered after signing.
-fn archive_is_intact(path: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot reread it: {e}"))?;
-    if path.extension().is_some_and(|e| e == "zip") {
-        // No cheap integrity check without the zip crate: call it altered, the safer reading.
-        return Err("the signature does not verify against any pinned key".into());
-    }
-    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
-    std::io::copy(&mut decoder, &mut std::io::sink())
-        .map(|_| ())
-        .map_err(|e| format!("the gzip stream is damaged: {e}"))
 }
 
 /// Runs `new_exe self-test --config CONFIG`; it must exit 0 within [`SELF_TEST_TIMEOUT`].
