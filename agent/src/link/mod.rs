@@ -82,6 +82,11 @@ pub fn max_incoming_packet(command_max_bytes: usize) -> usize {
 pub fn valid_topic_name(topic: &str) -> bool {
     !topic.is_empty() && topic.len() <= usize::from(u16::MAX) && !topic.contains(['+', '#', '\0'])
 }
+/// Publishes awaiting their PUBACK before no more are sent, under either MQTT version
+/// (rumqttc's v3.1.1 default). The outbox keeps at most [`outbox::WINDOW`] of them; status and
+/// command answers take the rest. rumqttc's MQTT 5 client would otherwise allow 65,535 and
+/// allocate a slot for each up front (13 MiB).
+const MAX_IN_FLIGHT: u16 = 100;
 /// How long to wait, after sending DISCONNECT, for the broker to close the connection.
 const DISCONNECT_LINGER: Duration = Duration::from_secs(2);
 /// Requests that may wait for the driver (publishes, subscriptions, the disconnect).

@@ -200,6 +200,7 @@ pub(super) fn connect(options: &LinkOptions, will: Vec<u8>) -> (Client, SessionK
             );
             mqtt.set_keep_alive(options.keep_alive);
             mqtt.set_clean_start(false);
+            mqtt.set_outgoing_inflight_upper_limit(super::MAX_IN_FLIGHT);
             mqtt.set_session_expiry_interval(Some(
                 u32::try_from(SESSION_EXPIRY.as_secs()).expect("a day fits u32"),
             ));
@@ -300,5 +301,44 @@ impl Session for V5 {
             .state
             .events
             .retain(|event| matches!(event, Event::Incoming(Packet::Publish(_))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::{MqttVersion, Reconnect};
+
+    fn options(version: MqttVersion) -> LinkOptions {
+        LinkOptions {
+            broker: "mqtt://127.0.0.1:1883".parse().expect("a broker URL"),
+            client_id: "mtr-1".into(),
+            keep_alive: Duration::from_secs(30),
+            will_topic: "roomready/v1/mtr-1/status".into(),
+            reconnect: Reconnect::default(),
+            tls: None,
+            credentials: None,
+            version,
+            max_incoming_packet: crate::link::max_incoming_packet(65536),
+        }
+    }
+
+    /// rumqttc's MQTT 5 client allocates a slot per allowed in-flight publish up front; unset,
+    /// that is 65,535 slots (13 MiB) on a device that keeps at most 100 in flight.
+    #[tokio::test]
+    async fn mqtt5_allows_as_many_publishes_in_flight_as_mqtt311() {
+        let (_client, session) = connect(&options(MqttVersion::V5), Vec::new());
+        let SessionKind::V5(V5(eventloop)) = session else {
+            panic!("an MQTT 5 session");
+        };
+        assert_eq!(
+            eventloop.options.get_outgoing_inflight_upper_limit(),
+            Some(super::super::MAX_IN_FLIGHT)
+        );
+        assert_eq!(
+            eventloop.options.max_packet_size(),
+            Some(65536 + 16 * 1024),
+            "the incoming limit is announced in CONNECT"
+        );
     }
 }

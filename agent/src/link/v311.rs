@@ -29,12 +29,10 @@ use tokio::time::Instant;
 
 use super::frame::{Frame, Framer};
 use super::session::Polled;
-use super::{LinkError, tls, valid_topic_name};
+use super::{LinkError, MAX_IN_FLIGHT, tls, valid_topic_name};
 
 /// Bound on one connection attempt: TCP, TLS and CONNACK (rumqttc's default).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Publishes awaiting their PUBACK before no more requests are taken (rumqttc's default).
-const MAX_IN_FLIGHT: usize = 100;
 
 /// A request from the link's client handle.
 #[derive(Debug)]
@@ -189,7 +187,7 @@ impl V311 {
             events,
         } = self;
         let connection = connection.as_mut().expect("step runs on a connection");
-        let can_send = connection.in_flight.len() < MAX_IN_FLIGHT;
+        let can_send = connection.in_flight.len() < usize::from(MAX_IN_FLIGHT);
         let mut chunk = [0u8; 8192];
         tokio::select! {
             read = connection.stream.read(&mut chunk) => {
