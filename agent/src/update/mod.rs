@@ -784,6 +784,102 @@ fn keep_previous(install_path: &Path) -> Result<(), UpdateError> {
 mod tests {
     use super::*;
 
+    /// One of each variant: a new variant that is not added here fails `every_reason_is_documented`
+    /// through the exhaustive match below.
+    fn one_of_each() -> Vec<UpdateError> {
+        let s = String::new;
+        let v = || Version::new(1, 0, 0);
+        let all = vec![
+            UpdateError::NotConfigured,
+            UpdateError::FeedUnreachable {
+                url: s(),
+                reason: s(),
+            },
+            UpdateError::ManifestInvalid {
+                url: s(),
+                reason: s(),
+            },
+            UpdateError::NoSuchVersion {
+                version: v(),
+                channel: UpdateChannel::Stable,
+                target: s(),
+            },
+            UpdateError::Downgrade {
+                current: v(),
+                version: v(),
+            },
+            UpdateError::Oversize {
+                url: s(),
+                limit: 0,
+                seen: 0,
+            },
+            UpdateError::DigestMismatch {
+                asset: s(),
+                expected: s(),
+                computed: s(),
+            },
+            UpdateError::Unsigned {
+                asset: s(),
+                reason: s(),
+            },
+            UpdateError::WrongKey {
+                asset: s(),
+                keys: 1,
+            },
+            UpdateError::Misnamed {
+                asset: s(),
+                signed_as: s(),
+            },
+            UpdateError::Tampered {
+                asset: s(),
+                reason: s(),
+            },
+            UpdateError::SelfTestFailed {
+                status: s(),
+                output: s(),
+            },
+            UpdateError::Install {
+                path: PathBuf::new(),
+                reason: s(),
+            },
+        ];
+        for e in &all {
+            // Exhaustive: a new variant must be listed above.
+            match e {
+                UpdateError::NotConfigured
+                | UpdateError::FeedUnreachable { .. }
+                | UpdateError::ManifestInvalid { .. }
+                | UpdateError::NoSuchVersion { .. }
+                | UpdateError::Downgrade { .. }
+                | UpdateError::Oversize { .. }
+                | UpdateError::DigestMismatch { .. }
+                | UpdateError::Unsigned { .. }
+                | UpdateError::WrongKey { .. }
+                | UpdateError::Misnamed { .. }
+                | UpdateError::Tampered { .. }
+                | UpdateError::SelfTestFailed { .. }
+                | UpdateError::Install { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_reason_is_documented() {
+        let docs = include_str!("../../../docs/protocol.md");
+        let row = docs
+            .lines()
+            .find(|line| line.starts_with("| `update` |"))
+            .expect("docs/protocol.md has the update command's row");
+        for e in one_of_each() {
+            assert!(
+                row.contains(&format!("`{}`", e.reason())),
+                "docs/protocol.md's update row lacks `{}`",
+                e.reason()
+            );
+        }
+    }
+
     #[test]
     fn prev_paths() {
         assert_eq!(
