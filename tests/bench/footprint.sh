@@ -176,7 +176,7 @@ report=$(mktemp "$WORK/report.XXXXXX")
     echo
     echo "What MQTT 5 cost before issue 13: rumqttc's MQTT 5 client sizes its table of publishes awaiting"
     echo "PUBACK by the outgoing in-flight limit, 65,535 unless set, and fills it up front: 65,536 empty"
-    echo "\\`Option<Publish>\` slots, about 13 MiB of the 21.4 MiB the outside test measured (21.0 MiB here). The agent now"
+    echo "\`Option<Publish>\` slots, about 13 MiB of the 21.4 MiB the outside test measured (21.0 MiB here). The agent now"
     echo "sets the limit it uses under MQTT 3.1.1 (100; the outbox keeps at most 32 in flight), and the"
     echo "two versions cost the same."
     echo "mosquitto_sub links libmosquitto and libc dynamically; the agent is one static-Rust binary"
