@@ -14,13 +14,16 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod facts;
-pub mod files;
-pub mod keyfile;
 pub mod link;
-pub mod loopback;
 pub mod probe;
 pub mod report;
 pub mod terminal;
 pub mod update;
 
 pub use daemon::{Agent, AgentError, AgentSettings};
+/// Shared with the controller (crate `roomready-connect`): bounded file reads, located config
+/// errors and the loopback rule.
+pub use roomready_connect::{files, keyfile, loopback};
+
+#[cfg(test)]
+mod robustness;

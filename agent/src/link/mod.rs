@@ -27,7 +27,8 @@ mod frame;
 pub mod journal;
 pub mod outbox;
 pub mod session;
-pub mod tls;
+/// TLS to the broker and the reasons a connection failed (crate `roomready-connect`).
+pub use roomready_connect::tls;
 mod v311;
 
 use std::collections::{HashMap, VecDeque};

@@ -17,15 +17,7 @@ use rumqttc::v5::mqttbytes::v5::{LastWill as LastWill5, PublishProperties};
 use super::v311;
 use super::{LinkError, LinkOptions, MAX_PACKET, REQUEST_CAPACITY, tls, valid_topic_name};
 
-/// Which MQTT protocol the link speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MqttVersion {
-    /// MQTT 3.1.1 with a clean session: the agent subscribes again on every connect.
-    #[default]
-    V311,
-    /// MQTT 5 with a session that outlives a connection by [`SESSION_EXPIRY`].
-    V5,
-}
+pub use roomready_connect::broker::MqttVersion;
 
 /// How long an MQTT 5 broker keeps the agent's session (its subscription and the QoS 1 commands
 /// queued for it) after the connection is lost.

@@ -25,7 +25,7 @@ use rustls::{
     RootCertStore, SignatureScheme,
 };
 
-use crate::config::BrokerTls;
+use crate::broker::BrokerTls;
 
 /// Why the broker's TLS configuration could not be built. [`TlsConfigError::key`] names the
 /// config key at fault; `Display` says what is wrong with which file.
@@ -297,7 +297,7 @@ pub fn explain_io(error: &io::Error) -> String {
 }
 
 /// What a CONNACK refusal means.
-pub(super) fn refused(code: rumqttc::ConnectReturnCode) -> &'static str {
+pub fn refused(code: rumqttc::ConnectReturnCode) -> &'static str {
     use rumqttc::ConnectReturnCode as Code;
     match code {
         Code::BadUserNamePassword => "the broker refused the login: bad user name or password",
@@ -453,7 +453,7 @@ mod tests {
         let with = |ca: Option<PathBuf>, cert_file: &Path, key_file: &Path| BrokerTls {
             ca_file: ca,
             server_name: None,
-            client_cert: Some(crate::config::ClientCertFiles {
+            client_cert: Some(crate::broker::ClientCertFiles {
                 cert_file: cert_file.to_owned(),
                 key_file: key_file.to_owned(),
             }),
@@ -555,9 +555,9 @@ mod tests {
 
     #[test]
     fn password_debug_is_masked() {
-        let credentials = crate::config::Credentials {
+        let credentials = crate::broker::Credentials {
             username: "room".into(),
-            password: Some(crate::config::Password::new("s3cret-Pa55")),
+            password: Some(crate::broker::Password::new("s3cret-Pa55")),
         };
         let shown = format!("{credentials:?} {credentials:#?}");
         assert!(!shown.contains("s3cret"), "{shown}");
