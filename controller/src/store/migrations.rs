@@ -1,0 +1,86 @@
+//! The SQLite schema, as numbered migrations run in order at start (`PRAGMA user_version` is the
+//! number of the last one applied). A migration is never edited once released: a change is a new
+//! one at the end.
+
+/// `PRAGMA application_id` of a roomready controller database ("RRCT").
+pub const APPLICATION_ID: i32 = 0x5252_4354;
+
+/// Every migration, oldest first; the schema version is its position + 1.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: devices, their current findings, history, commands, undecodable payloads.
+    "
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY NOT NULL,
+        kind TEXT,
+        app_version TEXT,
+        os_build TEXT,
+        agent_version TEXT,
+        verdict TEXT,
+        verdict_rank INTEGER,
+        top_code TEXT,
+        top_severity TEXT,
+        top_severity_rank INTEGER,
+        top_title TEXT,
+        findings INTEGER NOT NULL DEFAULT 0,
+        presence TEXT,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        state_ts INTEGER,
+        state_seq INTEGER,
+        state TEXT,
+        status TEXT,
+        seq_ranges TEXT NOT NULL DEFAULT '',
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        missing INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX devices_verdict ON devices (verdict_rank, id);
+    CREATE INDEX devices_last_seen ON devices (last_seen);
+    CREATE TABLE device_findings (
+        device_id TEXT NOT NULL,
+        code TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        remediation TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        PRIMARY KEY (device_id, code)
+    ) WITHOUT ROWID;
+    CREATE INDEX device_findings_code ON device_findings (code, device_id);
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        device_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        ts INTEGER,
+        seq INTEGER,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX history_device ON history (device_id, id);
+    CREATE INDEX history_kind_at ON history (kind, at);
+    CREATE TABLE commands (
+        id TEXT PRIMARY KEY NOT NULL,
+        device_id TEXT NOT NULL,
+        command TEXT NOT NULL,
+        by_user TEXT NOT NULL,
+        sent_at INTEGER NOT NULL,
+        status TEXT,
+        reason TEXT,
+        message TEXT,
+        answered_at INTEGER
+    );
+    CREATE INDEX commands_device ON commands (device_id, sent_at);
+    CREATE TABLE decode_failures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at INTEGER NOT NULL,
+        topic TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        payload_head TEXT NOT NULL,
+        payload_len INTEGER NOT NULL
+    );
+    ",
+];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}

@@ -1,0 +1,448 @@
+//! The SQLite store against real database files: commits, duplicates across a reopen, the
+//! queries behind every page, commands and their answers, retention, and the files it refuses.
+
+use roomready_protocol::{CommandAction, DeviceFacts, Event, EventBody, Finding, StatusReason};
+
+use super::*;
+
+fn id(name: &str) -> DeviceId {
+    DeviceId::new(name).expect("valid id")
+}
+
+fn at(ms: u64) -> Timestamp {
+    Timestamp::from_unix_ms(ms)
+}
+
+fn open(dir: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(&SqliteOptions {
+        path: dir.join("controller.db"),
+        synchronous: Synchronous::Normal,
+    })
+    .expect("open")
+}
+
+fn finding(code: &str, severity: Severity) -> Finding {
+    Finding {
+        code: code.into(),
+        severity,
+        title: format!("{code} title"),
+        evidence: "seen <b>here</b>".into(),
+        remediation: format!("fix {code}"),
+        reference: "https://learn.microsoft.com/".into(),
+    }
+}
+
+fn state(device: &str, seq: u64, verdict: Verdict, findings: Vec<Finding>) -> Item {
+    message(Decoded::State(State {
+        device: id(device),
+        seq,
+        ts: at(seq * 10),
+        agent_version: "0.1.0".into(),
+        facts: DeviceFacts {
+            kind: DeviceKind::TeamsRoomsWindows,
+            app_version: Some("4.0.64.0".into()),
+            os_build: Some("19045.4894".into()),
+        },
+        verdict,
+        findings,
+        endpoints: Vec::new(),
+    }))
+}
+
+fn status(device: &str, seq: u64, presence: Presence) -> Item {
+    message(Decoded::Status(Status {
+        device: id(device),
+        seq,
+        ts: at(seq * 10),
+        status: presence,
+        reason: (presence == Presence::Offline).then_some(StatusReason::ConnectionLost),
+    }))
+}
+
+fn event(device: &str, seq: u64, body: EventBody) -> Item {
+    message(Decoded::Event(Event {
+        device: id(device),
+        seq,
+        ts: at(seq * 10),
+        body,
+    }))
+}
+
+fn message(message: Decoded) -> Item {
+    Item::Message {
+        message,
+        received_at: at(1_000_000),
+    }
+}
+
+fn commit(store: &SqliteStore, items: Vec<Item>) -> Committed {
+    store.commit(&Batch { items }).expect("commit")
+}
+
+#[test]
+fn a_batch_makes_devices_history_and_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let committed = commit(
+        &store,
+        vec![
+            status("mtr-1", 0, Presence::Online),
+            state(
+                "mtr-1",
+                1,
+                Verdict::NotReady,
+                vec![
+                    finding("TLS12_APP_TOO_OLD", Severity::Critical),
+                    finding("INFO", Severity::Info),
+                ],
+            ),
+            state("mtr-2", 1, Verdict::Ready, vec![]),
+            event(
+                "mtr-1",
+                2,
+                EventBody::CheckCompleted {
+                    verdict: Verdict::NotReady,
+                    findings: 2,
+                },
+            ),
+            // The same state again (a broker redelivery): dropped.
+            state("mtr-2", 1, Verdict::Ready, vec![]),
+        ],
+    );
+    assert_eq!(committed.taken, 4);
+    assert_eq!(committed.duplicates, 1);
+    assert_eq!(committed.devices.len(), 2);
+    let kinds: Vec<HistoryKind> = committed.history.iter().map(|h| h.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            HistoryKind::Presence,
+            HistoryKind::Verdict,
+            HistoryKind::FindingAppeared,
+            HistoryKind::FindingAppeared,
+            HistoryKind::Verdict,
+            HistoryKind::Event,
+        ]
+    );
+
+    let summary = store.summary().expect("summary");
+    assert_eq!(summary.devices, 2);
+    assert_eq!(
+        summary.by_verdict,
+        vec![
+            (Verdict::Ready, 1),
+            (Verdict::AtRisk, 0),
+            (Verdict::NotReady, 1),
+            (Verdict::Unknown, 0)
+        ]
+    );
+    assert_eq!((summary.online, summary.presence_unknown), (1, 1));
+    assert_eq!(summary.by_kind, vec![(DeviceKind::TeamsRoomsWindows, 2)]);
+
+    let detail = store.device(&id("mtr-1")).expect("query").expect("exists");
+    assert_eq!(detail.row.verdict, Some(Verdict::NotReady));
+    assert_eq!(
+        detail.row.top_finding.as_ref().map(|f| f.code.as_str()),
+        Some("TLS12_APP_TOO_OLD")
+    );
+    assert_eq!(detail.row.findings, 2);
+    assert_eq!(detail.row.presence, Some(Presence::Online));
+    assert_eq!(
+        detail
+            .state
+            .as_ref()
+            .map(|s| s.findings[0].evidence.as_str()),
+        Some("seen <b>here</b>")
+    );
+    assert_eq!(detail.seq.ranges, "1-2");
+    assert_eq!(store.device(&id("nobody")).expect("query"), None);
+}
+
+#[test]
+fn duplicates_are_recognised_after_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        commit(
+            &store,
+            vec![
+                state("mtr-1", 1, Verdict::Ready, vec![]),
+                status("mtr-1", 1, Presence::Online),
+            ],
+        );
+    }
+    let store = open(dir.path());
+    let again = commit(
+        &store,
+        vec![
+            state("mtr-1", 1, Verdict::Ready, vec![]),
+            status("mtr-1", 1, Presence::Online),
+            event("mtr-1", 4, EventBody::RecordsDropped { count: 1, total: 1 }),
+        ],
+    );
+    assert_eq!(again.duplicates, 2);
+    assert_eq!(again.taken, 1);
+    assert_eq!(again.gaps, 2);
+    let detail = store.device(&id("mtr-1")).expect("query").expect("exists");
+    assert_eq!(detail.seq.ranges, "1,4");
+    assert_eq!(
+        (
+            detail.seq.missing,
+            detail.seq.explained,
+            detail.seq.duplicates
+        ),
+        (2, 1, 2)
+    );
+    let summary = store.summary().expect("summary");
+    assert_eq!((summary.missing, summary.missing_explained), (2, 1));
+}
+
+#[test]
+fn the_device_table_filters_sorts_and_pages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut items = Vec::new();
+    for n in 0..30 {
+        let (verdict, findings) = match n % 3 {
+            0 => (Verdict::Ready, vec![]),
+            1 => (
+                Verdict::AtRisk,
+                vec![finding("SUITE_WEAK", Severity::Warning)],
+            ),
+            _ => (
+                Verdict::NotReady,
+                vec![finding("TLS12_APP_TOO_OLD", Severity::Critical)],
+            ),
+        };
+        items.push(state(&format!("mtr-{n:02}"), 1, verdict, findings));
+    }
+    commit(&store, items);
+    let query = |q: DeviceQuery| store.devices(&q).expect("query");
+    let not_ready = query(DeviceQuery {
+        verdict: Some(Verdict::NotReady),
+        ..DeviceQuery::default()
+    });
+    assert_eq!(not_ready.total, 10);
+    assert!(
+        not_ready
+            .devices
+            .iter()
+            .all(|d| d.verdict == Some(Verdict::NotReady))
+    );
+    let by_finding = query(DeviceQuery {
+        finding: Some("SUITE_WEAK".into()),
+        ..DeviceQuery::default()
+    });
+    assert_eq!(by_finding.total, 10);
+    let text = query(DeviceQuery {
+        text: Some("MTR-0".into()),
+        ..DeviceQuery::default()
+    });
+    assert_eq!(text.total, 10, "case-insensitive, mtr-00..mtr-09");
+    // A LIKE wildcard in the text is a literal character.
+    let wildcard = query(DeviceQuery {
+        text: Some("%".into()),
+        ..DeviceQuery::default()
+    });
+    assert_eq!(wildcard.total, 0);
+    let worst_first = query(DeviceQuery {
+        sort: SortKey::Verdict,
+        descending: true,
+        per_page: 7,
+        page: 2,
+        ..DeviceQuery::default()
+    });
+    assert_eq!(worst_first.total, 30);
+    assert_eq!(worst_first.devices.len(), 7);
+    assert_eq!(worst_first.devices[0].verdict, Some(Verdict::NotReady));
+    assert_eq!(worst_first.devices[6].verdict, Some(Verdict::AtRisk));
+    let past_the_end = query(DeviceQuery {
+        page: 99,
+        ..DeviceQuery::default()
+    });
+    assert!(past_the_end.devices.is_empty());
+
+    let findings = store.findings().expect("findings");
+    assert_eq!(findings.len(), 2);
+    assert_eq!(findings[0].devices, 10);
+    let app = findings
+        .iter()
+        .find(|f| f.code == "TLS12_APP_TOO_OLD")
+        .expect("listed");
+    assert_eq!(app.by_verdict, vec![(Verdict::NotReady, 10)]);
+    assert_eq!(app.remediation, "fix TLS12_APP_TOO_OLD");
+    let with = store
+        .devices_with_finding("SUITE_WEAK", 3)
+        .expect("devices");
+    assert_eq!(with.len(), 3);
+}
+
+#[test]
+fn commands_are_recorded_and_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let command = CommandRecord {
+        id: "c-1".into(),
+        device: id("mtr-1"),
+        command: Command {
+            id: "c-1".into(),
+            action: CommandAction::CheckNow,
+        },
+        by: "alice".into(),
+        sent_at: at(5),
+        status: None,
+        reason: None,
+        message: None,
+        answered_at: None,
+    };
+    let entry = store.record_command(&command).expect("record");
+    assert_eq!(entry.kind, HistoryKind::Command);
+    assert_eq!(entry.data["by"], "alice");
+    assert!(matches!(
+        store.record_command(&command),
+        Err(StoreError::Invalid(_))
+    ));
+    let answer = |device: &str, seq, status| {
+        message(Decoded::Response(CommandResponse {
+            device: id(device),
+            id: "c-1".into(),
+            status,
+            reason: None,
+            message: Some("done".into()),
+            seq,
+            ts: at(seq),
+        }))
+    };
+    commit(
+        &store,
+        vec![
+            answer("mtr-1", 1, ResponseStatus::Succeeded),
+            // A late `accepted` does not replace the final answer; another device's answer to
+            // this id is not this command's.
+            answer("mtr-1", 2, ResponseStatus::Accepted),
+            answer("mtr-9", 1, ResponseStatus::Failed),
+        ],
+    );
+    let record = store.command("c-1").expect("query").expect("exists");
+    assert_eq!(record.status, Some(ResponseStatus::Succeeded));
+    assert_eq!(record.by, "alice");
+    assert_eq!(store.commands(&id("mtr-1"), 10).expect("list").len(), 1);
+    let history = store
+        .history(&HistoryQuery {
+            device: Some(id("mtr-1")),
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    let kinds: Vec<HistoryKind> = history.iter().map(|h| h.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            HistoryKind::Response,
+            HistoryKind::Response,
+            HistoryKind::Command
+        ]
+    );
+}
+
+#[test]
+fn undecodable_payloads_are_kept_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let items = (0..MAX_DECODE_ERRORS + 20)
+        .map(|n| {
+            Item::Undecodable(DecodeFailure {
+                received_at: at(n as u64),
+                topic: format!("roomready/v1/x{n}/state"),
+                reason: "not JSON".into(),
+                payload_head: "garbage".into(),
+                payload_len: 7,
+            })
+        })
+        .collect();
+    assert_eq!(commit(&store, items).undecodable, 120);
+    let kept = store.decode_failures().expect("list");
+    assert_eq!(kept.len(), MAX_DECODE_ERRORS);
+    assert_eq!(kept[0].topic, "roomready/v1/x119/state");
+}
+
+#[test]
+fn history_is_pruned_by_its_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let day = 86_400_000;
+    let old = |item: Item| match item {
+        Item::Message { message, .. } => Item::Message {
+            message,
+            received_at: at(day),
+        },
+        other => other,
+    };
+    commit(
+        &store,
+        vec![
+            old(state("mtr-1", 1, Verdict::Ready, vec![])),
+            old(event(
+                "mtr-1",
+                2,
+                EventBody::CheckCompleted {
+                    verdict: Verdict::Ready,
+                    findings: 0,
+                },
+            )),
+        ],
+    );
+    let retention = Retention {
+        transitions_days: 400,
+        events_days: 90,
+    };
+    // 100 days later: the event goes, the verdict transition stays.
+    assert_eq!(store.prune(retention, at(101 * day)).expect("prune"), 1);
+    let left = store.history(&HistoryQuery::default()).expect("history");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].kind, HistoryKind::Verdict);
+    assert_eq!(store.prune(retention, at(500 * day)).expect("prune"), 1);
+}
+
+#[test]
+fn files_that_are_not_its_database_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("controller.db");
+    let options = SqliteOptions {
+        path: path.clone(),
+        synchronous: Synchronous::Full,
+    };
+    let refused = |expect: &str| {
+        let before = std::fs::read(&path).expect("read");
+        let err = match SqliteStore::open(&options) {
+            Ok(_) => panic!("opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(expect), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            before,
+            "never rewritten"
+        );
+    };
+    std::fs::write(&path, vec![0x5a; 8192]).expect("write");
+    refused("not a usable roomready controller database");
+
+    std::fs::remove_file(&path).expect("remove");
+    {
+        let other = rusqlite::Connection::open(&path).expect("sqlite");
+        other
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .expect("other app");
+    }
+    refused("another application");
+
+    std::fs::remove_file(&path).expect("remove");
+    drop(SqliteStore::open(&options).expect("create"));
+    {
+        let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        conn.pragma_update(None, "user_version", 99)
+            .expect("set version");
+    }
+    refused("newer roomready-controller (schema 99");
+}
