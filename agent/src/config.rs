@@ -321,7 +321,7 @@ impl Config {
             tls: broker_tls,
             credentials,
             version: mqtt_version,
-        } = BrokerSettings::read(&mut file, env)?;
+        } = BrokerSettings::read(&mut file, env, crate::link::MqttVersion::V311)?;
         let device_id = match file.string("device_id")? {
             Some(id) => DeviceId::new(id.get_ref().as_str())
                 .map_err(|e| file.error("device_id", id.span(), e.to_string()))?,

@@ -16,8 +16,8 @@
 //! password_env = "ROOMREADY_MQTT_PASSWORD"  # or: the environment variable holding it
 //! allow_insecure = false                 # optional; true permits mqtt:// to a host that is not
 //!                                        # loopback (see crate::loopback)
-//! mqtt_version = 5                       # optional; 4 = MQTT 3.1.1 (default, 3 accepted too)
-//!                                        # or 5
+//! mqtt_version = 5                       # optional; 4 = MQTT 3.1.1 (3 accepted too) or 5;
+//!                                        # the default is the caller's (agent 4, controller 5)
 //! ```
 //!
 //! The `broker_*` and `client_*` keys need `mqtts://`. Relative paths are relative to the config
@@ -66,11 +66,13 @@ pub struct BrokerSettings {
 }
 
 impl BrokerSettings {
-    /// Takes [`KEYS`] from `file`; `env` looks up `password_env`. `broker_url` is required, and
-    /// plain `mqtt://` is refused to a host that is not loopback unless `allow_insecure = true`.
+    /// Takes [`KEYS`] from `file`; `env` looks up `password_env`; without `mqtt_version` the
+    /// client speaks `default_version`. `broker_url` is required, and plain `mqtt://` is refused
+    /// to a host that is not loopback unless `allow_insecure = true`.
     pub fn read(
         file: &mut KeyFile<'_>,
         env: &dyn Fn(&str) -> Option<OsString>,
+        default_version: MqttVersion,
     ) -> Result<BrokerSettings, KeyFileError> {
         let (url, url_span) = match file.string("broker_url")? {
             Some(url) => {
@@ -102,8 +104,9 @@ impl BrokerSettings {
         let path = file.path().to_owned();
         let credentials = credentials(file, &path, env)?;
         let version = match file.integer("mqtt_version", 3..=5)? {
+            None => default_version,
             Some(v) if *v.get_ref() == 5 => MqttVersion::V5,
-            _ => MqttVersion::V311,
+            Some(_) => MqttVersion::V311,
         };
         Ok(BrokerSettings {
             url,

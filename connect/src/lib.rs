@@ -8,8 +8,10 @@
 //! - [`loopback`]: which hosts are this machine (plain `mqtt://` and `http://` are allowed only
 //!   to them);
 //! - [`keyfile`]: flat TOML files read key by key with errors naming file, line, column and key;
-//! - [`files`]: every file read as a regular file within a size limit.
+//! - [`files`]: every file read as a regular file within a size limit;
+//! - [`backoff`]: reconnect delays with jitter.
 
+pub mod backoff;
 pub mod broker;
 pub mod files;
 pub mod keyfile;

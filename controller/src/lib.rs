@@ -6,6 +6,7 @@
 //! (duplicates, gaps, verdict and finding transitions, presence); the web side serves the
 //! dashboard, the JSON API, exports, `/metrics` and commands from the same store.
 
+pub mod config;
 pub mod model;
 pub mod seq;
 pub mod store;

@@ -22,7 +22,6 @@
 //! drains whatever was queued since (under the lock), discards it too and clears the FIFO and the
 //! map, so the FIFO never drifts from rumqttc's queue.
 
-mod backoff;
 mod frame;
 pub mod journal;
 pub mod outbox;
@@ -38,7 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use backoff::Backoff;
+pub use roomready_connect::backoff::Backoff;
 pub use session::{MqttVersion, Reply, SESSION_EXPIRY};
 
 use session::{Client, Polled, Session, SessionKind};

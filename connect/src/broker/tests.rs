@@ -20,7 +20,7 @@ fn parse_at(path: &Path, url: &str, lines: &str) -> Result<BrokerSettings, KeyFi
     };
     let text = format!("broker_url = \"{url}\"\n{lines}");
     let mut file = KeyFile::parse(path, &text)?;
-    let settings = BrokerSettings::read(&mut file, &env)?;
+    let settings = BrokerSettings::read(&mut file, &env, MqttVersion::V311)?;
     file.finish(&KEYS.join(", "))?;
     Ok(settings)
 }
@@ -260,7 +260,7 @@ fn the_password_never_shows_in_debug_output() {
                 password_env = \"MQTT_PW\"\n";
     let env = |_: &str| Some(OsString::from("hunter2-secret"));
     let mut file = KeyFile::parse(Path::new(CONFIG), text).expect("TOML");
-    let settings = BrokerSettings::read(&mut file, &env).expect("valid");
+    let settings = BrokerSettings::read(&mut file, &env, MqttVersion::V311).expect("valid");
     let password = settings
         .credentials
         .as_ref()
@@ -270,7 +270,7 @@ fn the_password_never_shows_in_debug_output() {
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("password: Some(***)"), "{shown}");
     let mut file = KeyFile::parse(Path::new(CONFIG), text).expect("TOML");
-    assert!(BrokerSettings::read(&mut file, &no_env).is_err());
+    assert!(BrokerSettings::read(&mut file, &no_env, MqttVersion::V311).is_err());
 }
 
 #[test]
