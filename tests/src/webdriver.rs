@@ -73,9 +73,10 @@ pub enum WebDriverError {
         #[source]
         source: std::io::Error,
     },
-    /// chromedriver exited, or did not say it listens within [`DRIVER_START`].
-    #[error("chromedriver did not start within {waited:?}; its output:\n{output}")]
-    DriverNotReady { waited: Duration, output: String },
+    /// chromedriver exited, or did not say it listens within [`DRIVER_START`] (`why` says
+    /// which).
+    #[error("chromedriver {why}; its output:\n{output}")]
+    DriverNotReady { why: String, output: String },
     /// The request did not get an answer (connection refused, [`HTTP_TIMEOUT`], ...).
     #[error("{command}: no answer from chromedriver: {source}")]
     Http {
@@ -264,6 +265,25 @@ fn clean_message(error: &str, message: &str) -> String {
         .join("\n")
 }
 
+/// The child's exit status if it exits within `bound`. std has no wait with a timeout: this
+/// polls `try_wait`, briefly.
+fn exit_status(child: &mut Child, bound: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + bound;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => return None,
+        }
+    }
+}
+
+/// The last `lines` lines of `text`.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 fn excerpt(text: &str) -> String {
     const MAX: usize = 500;
     match text.char_indices().nth(MAX) {
@@ -345,14 +365,22 @@ impl Driver {
                     output.push_str(&line);
                     output.push('\n');
                 }
-                // Timed out, or stdout closed: chromedriver exited.
-                Err(_) => {
+                Err(timeout_or_closed) => {
+                    let why = match timeout_or_closed {
+                        mpsc::RecvTimeoutError::Timeout => {
+                            format!("did not say it listens within {DRIVER_START:?}")
+                        }
+                        // Its stdout closed: it exited (or is exiting).
+                        mpsc::RecvTimeoutError::Disconnected => {
+                            match exit_status(&mut driver.child, Duration::from_secs(2)) {
+                                Some(status) => format!("exited ({status}) before it listened"),
+                                None => "closed its output before it listened".to_owned(),
+                            }
+                        }
+                    };
                     driver.kill();
                     output.push_str(&driver.log());
-                    return Err(WebDriverError::DriverNotReady {
-                        waited: DRIVER_START,
-                        output,
-                    });
+                    return Err(WebDriverError::DriverNotReady { why, output });
                 }
             }
         }
@@ -418,6 +446,9 @@ impl Browser {
             // refuses to run as root without this.
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
+            // chromedriver talks to Chromium over a pipe, not a DevTools port on loopback that
+            // any local process could connect to (chromedriver's log recommends it).
+            "--remote-debugging-pipe".to_owned(),
             // /dev/shm is small in containers; Chromium then crashes on shared memory.
             "--disable-dev-shm-usage".to_owned(),
             format!("--window-size={width},{height}"),
@@ -447,11 +478,28 @@ impl Browser {
             }
         });
         let wire = Wire::new();
-        let answer = wire.send(
-            "new session",
-            Method::Post(capabilities),
-            &format!("{}/session", driver.url()),
-        )?;
+        let answer = wire
+            .send(
+                "new session",
+                Method::Post(capabilities),
+                &format!("{}/session", driver.url()),
+            )
+            .map_err(|e| match e {
+                // "Chrome instance exited. Examine ChromeDriver verbose log": here it is.
+                WebDriverError::Command {
+                    command,
+                    error,
+                    message,
+                } => WebDriverError::Command {
+                    command,
+                    error,
+                    message: format!(
+                        "{message}\nchromedriver's log (end):\n{}",
+                        tail(&driver.log(), 40)
+                    ),
+                },
+                other => other,
+            })?;
         let Some(id) = answer.get("sessionId").and_then(Value::as_str) else {
             return Err(WebDriverError::Protocol {
                 command: "new session".into(),
