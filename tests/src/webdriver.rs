@@ -295,7 +295,8 @@ fn excerpt(text: &str) -> String {
 /// chromedriver with its own process group, temporary directory (Chromium's profile and the
 /// logs) and loopback port; killed, with whatever it started, on drop.
 struct Driver {
-    child: Child,
+    /// `None` once killed and reaped: its pid (and group id) may then belong to someone else.
+    child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -344,7 +345,7 @@ impl Driver {
             });
         }
         let mut driver = Driver {
-            child,
+            child: Some(child),
             port: 0,
             dir,
         };
@@ -372,7 +373,11 @@ impl Driver {
                         }
                         // Its stdout closed: it exited (or is exiting).
                         mpsc::RecvTimeoutError::Disconnected => {
-                            match exit_status(&mut driver.child, Duration::from_secs(2)) {
+                            match driver
+                                .child
+                                .as_mut()
+                                .and_then(|c| exit_status(c, Duration::from_secs(2)))
+                            {
                                 Some(status) => format!("exited ({status}) before it listened"),
                                 None => "closed its output before it listened".to_owned(),
                             }
@@ -400,16 +405,19 @@ impl Driver {
     }
 
     fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         #[cfg(unix)]
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
             // SAFETY: kill(2) on the process group of our own child (process_group(0) made its
             // pid the group id; it is not reaped yet, so the id cannot have been reused).
             unsafe {
                 libc::kill(-pid, libc::SIGKILL);
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
