@@ -44,3 +44,4 @@ pub fn rooms_facts(app_version: &str) -> FixedFacts {
 pub mod controller;
 pub mod peers;
 pub mod proxy;
+pub mod webdriver;

@@ -2,9 +2,9 @@
 //! program lookup with skip-or-fail, free loopback ports, and a real Mosquitto broker
 //! ([`Mosquitto`]) with its own config on a loopback port.
 //!
-//! A test that needs a peer calls [`need_program`] / [`need_mosquitto`] and skips (with one line
-//! on stderr) when it is missing, unless `ROOMREADY_REQUIRE_PEERS=1`, in which case a missing
-//! peer is a failure.
+//! A test that needs a peer calls [`need_program`] / [`need_mosquitto`] (or [`missing_peer`] with
+//! its own reason) and skips (with one line on stderr) when it is missing, unless
+//! `ROOMREADY_REQUIRE_PEERS=1`, in which case a missing peer is a failure.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -65,12 +65,36 @@ pub fn need_program(test: &str, program: &str) -> bool {
     if find_program(program).is_some() {
         return true;
     }
+    missing_peer(test, &format!("{program} not found"));
+    false
+}
+
+/// The skip-or-fail rule for a peer that is missing for `reason` (`"chromedriver not found"`):
+/// prints `skipping <test>: <reason>` on stderr, or panics when [`require_peers`].
+pub fn missing_peer(test: &str, reason: &str) {
     assert!(
         !require_peers(),
-        "{test}: {program} not found and ROOMREADY_REQUIRE_PEERS=1"
+        "{test}: {reason} and ROOMREADY_REQUIRE_PEERS=1"
     );
-    eprintln!("skipping {test}: {program} not found");
-    false
+    eprintln!("skipping {test}: {reason}");
+}
+
+/// Where a peer's executable is: the path in the environment variable `env_var` when it is set
+/// (a test run can point at another build, or hide the peer with a path that does not exist),
+/// otherwise the first of `names` that [`find_program`] finds. `Err` says why there is none.
+pub fn find_peer(env_var: &str, names: &[&str]) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(env_var) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{env_var}={} is not a file", path.display()))
+        };
+    }
+    names
+        .iter()
+        .find_map(|name| find_program(name))
+        .ok_or_else(|| format!("{} not found", names.join(" or ")))
 }
 
 /// A Mosquitto broker on 127.0.0.1 with its own config file and log in a temporary directory;
