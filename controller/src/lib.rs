@@ -6,7 +6,10 @@
 //! (duplicates, gaps, verdict and finding transitions, presence); the web side serves the
 //! dashboard, the JSON API, exports, `/metrics` and commands from the same store.
 
+pub mod clock;
 pub mod config;
+pub mod ingest;
 pub mod model;
 pub mod seq;
 pub mod store;
+pub mod users;
