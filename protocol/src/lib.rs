@@ -13,6 +13,8 @@
 pub mod codes;
 pub mod device;
 pub mod endpoints;
+#[cfg(feature = "json-schema")]
+pub mod json_schema;
 pub mod messages;
 pub mod schema;
 pub mod suites;
