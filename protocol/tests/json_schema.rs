@@ -662,3 +662,17 @@ fn timestamps_valid_to_the_schema_are_the_ones_timestamp_parses() {
         );
     }
 }
+
+/// What JSON Schema cannot say, and the decoder still rejects (the `json_schema` module's docs
+/// list these): an integer written with a fraction, and a key given twice.
+#[test]
+fn what_the_schema_cannot_say() {
+    let validator = Validator::new();
+    let fraction = br#"{"schema":"roomready.status/1","device":"d","seq":41.0,"ts":"2026-11-23T14:07:24.900Z","status":"online"}"#;
+    let twice = br#"{"schema":"roomready.status/1","device":"d","seq":41,"seq":42,"ts":"2026-11-23T14:07:24.900Z","status":"online"}"#;
+    for payload in [&fraction[..], &twice[..]] {
+        let value: Value = serde_json::from_slice(payload).expect("JSON");
+        assert!(validator.validate(Status::NAME, &value).is_ok());
+        assert!(decode(Status::NAME, payload).is_err());
+    }
+}
