@@ -45,7 +45,8 @@ pub struct MessageSchema {
 }
 
 impl MessageSchema {
-    /// The file's text: pretty-printed, keys in a fixed order (see [`Place`]), a final newline.
+    /// The file's text: pretty-printed, keys in a fixed order (whatever order serde_json's map
+    /// keeps), a final newline.
     pub fn to_pretty_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(&Ordered(&self.schema, Place::Schema))
             .expect("a JSON value with string keys always serializes");
@@ -134,7 +135,7 @@ fn regex_escape(text: &str) -> String {
 /// optional fraction of any length, then `Z` or `±HH:MM` (`t` and `z` in lower case too); months
 /// of their real length, February 29 only in leap years, no leap second, years 1969..=9999 (1969
 /// only reaches 1970 UTC with a negative offset; the decoder checks the instant itself).
-pub fn timestamp_pattern() -> String {
+fn timestamp_pattern() -> String {
     // Years 1969..=9999, and the leap years among them (every 4th, not the 100th, the 400th).
     let year = "(?:19(?:69|[7-9][0-9])|[2-9][0-9]{3})";
     let leap_year = "(?:19(?:7[26]|8[048]|9[26])|[2-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[3579][26])00)";

@@ -71,6 +71,13 @@ impl fmt::Display for TlsVersion {
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct CipherSuite {
     /// The code as four upper-case hex digits, e.g. `C030`.
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(
+            description = "The IANA code, written as four upper-case hex digits, e.g. \
+                                `C030` (read as any string)."
+        )
+    )]
     pub code: String,
     /// The IANA name, e.g. `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`; absent if not in the
     /// registry ([`crate::suites::CIPHER_SUITES`]).
