@@ -88,6 +88,7 @@ pub enum DeviceIdError {
 
 /// What kind of device the agent runs on; the rules that apply depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// Microsoft Teams Rooms on Windows (formerly Skype Room System v2).

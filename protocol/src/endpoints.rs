@@ -11,6 +11,7 @@ use crate::tls::{CipherSuite, TlsVersion};
 
 /// Why an endpoint is probed; rules and remediation depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointRole {
     /// A Microsoft 365 service host (teams.microsoft.com, …).
@@ -44,6 +45,7 @@ impl EndpointRole {
 
 /// How one version probe ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeOutcome {
     /// The endpoint completed (or, for TLS 1.0/1.1, answered with a ServerHello of) that version.
@@ -92,6 +94,7 @@ impl std::fmt::Display for ProbeOutcome {
 
 /// The result for one TLS version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct VersionProbe {
     pub version: TlsVersion,
     pub outcome: ProbeOutcome,
@@ -113,6 +116,7 @@ pub struct VersionProbe {
 /// only a hand-built hello was answered, from the server's Certificate message (TLS 1.0-1.2 send it
 /// in the clear).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct CertificateCheck {
     /// Whether the chain verified against the trust anchors for the endpoint's name, and its keys
     /// and signatures are strong enough.
@@ -132,6 +136,7 @@ pub struct CertificateCheck {
 
 /// The answer to one hand-built hello offering chosen suites.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct SuiteProbe {
     pub outcome: ProbeOutcome,
     /// The suite the server chose, when it accepted.
@@ -144,6 +149,7 @@ pub struct SuiteProbe {
 
 /// What the endpoint does with TLS 1.2 suites, asked directly (state 1.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Tls12Suites {
     /// The suite the server chose when offered every TLS 1.2 suite, strongest first: its own
     /// preference when it orders suites itself. Absent when that hello was not accepted.
@@ -158,6 +164,7 @@ pub struct Tls12Suites {
 
 /// Everything probed on one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct EndpointReport {
     pub host: String,
     pub port: u16,

@@ -6,6 +6,9 @@
 //! codes ([`codes`]). There is no I/O and no async runtime in this crate, so a dashboard written in
 //! Rust can depend on it without pulling in the agent.
 //!
+//! The optional feature `json-schema` adds `schemars::JsonSchema` to the message types and the
+//! module `json_schema`, from which the published JSON Schemas (`docs/schemas/`) are generated.
+//!
 //! Compatibility rules (see `DESIGN.md`): consumers ignore unknown fields; a payload whose schema
 //! has another major version is rejected with [`DecodeError::UnsupportedMajor`]; a new major version
 //! of the contract is published under a new topic version (`{prefix}/v2/...`).
@@ -13,6 +16,8 @@
 pub mod codes;
 pub mod device;
 pub mod endpoints;
+#[cfg(feature = "json-schema")]
+pub mod json_schema;
 pub mod messages;
 pub mod schema;
 pub mod suites;

@@ -25,6 +25,14 @@ use crate::time::Timestamp;
 ///
 /// `Ord` is the declaration order (for sorted tables), not the severity: see [`Verdict::rank`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "json-schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        description = "The overall answer for one device: is it ready for TLS 1.2-only \
+                             Microsoft 365? By severity: ready < at_risk < unknown < not_ready."
+    )
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every applicable rule passed.
@@ -86,6 +94,7 @@ impl std::fmt::Display for Verdict {
 
 /// How serious one finding is on its own; ordered info < warning < critical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -106,8 +115,13 @@ impl Severity {
 
 /// One observation of the assessment, with what was seen and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Finding {
     /// A stable code from [`crate::codes`], e.g. `TLS12_APP_TOO_OLD`.
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(description = "A stable code (docs/findings.md), e.g. `TLS12_APP_TOO_OLD`.")
+    )]
     pub code: String,
     pub severity: Severity,
     /// One line for a dashboard.
@@ -122,6 +136,7 @@ pub struct Finding {
 
 /// The facts an assessment was based on, as seen on the device (raw text where it may not parse).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct DeviceFacts {
     pub kind: DeviceKind,
     /// The Teams Rooms app version as read, or absent when it could not be read.
@@ -134,6 +149,7 @@ pub struct DeviceFacts {
 
 /// The latest full assessment of a device (`state` topic, retained).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct State {
     pub device: DeviceId,
     pub seq: u64,
@@ -160,6 +176,7 @@ impl Message for State {
 
 /// Presence of the agent on the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Online,
@@ -177,6 +194,11 @@ impl Presence {
 
 /// Why a device went offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "json-schema",
+    derive(schemars::JsonSchema),
+    schemars(transform = crate::json_schema::other_status_reason)
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusReason {
     /// The agent stopped cleanly and said so.
@@ -190,9 +212,18 @@ pub enum StatusReason {
 
 /// Presence of a device (`status` topic, retained; the last will publishes the `offline` one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Status {
     pub device: DeviceId,
     /// The highest `seq` the agent had issued when this status was made (see the module docs).
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(
+            description = "The highest `seq` the agent had issued when this status was \
+                                made (for the last will: when its connection was opened); a \
+                                status takes no number of its own."
+        )
+    )]
     pub seq: u64,
     pub ts: Timestamp,
     pub status: Presence,
@@ -207,6 +238,7 @@ impl Message for Status {
 
 /// Something that happened on a device (`events` topic, not retained).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Event {
     pub device: DeviceId,
     pub seq: u64,
@@ -222,6 +254,11 @@ impl Message for Event {
 
 /// What an [`Event`] reports; the variant name is the `event` field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "json-schema",
+    derive(schemars::JsonSchema),
+    schemars(transform = crate::json_schema::other_event)
+)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventBody {
     /// An assessment finished.
@@ -272,6 +309,7 @@ pub enum EventBody {
 
 /// The steps of a self-update, in order; it ends `healthy`, `rolled_back` or `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateStage {
     Checking,
@@ -286,6 +324,7 @@ pub enum UpdateStage {
 
 /// Where a Teams Rooms app update stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AppUpdateStage {
     Started,
@@ -295,6 +334,7 @@ pub enum AppUpdateStage {
 
 /// A command from the controller (`cmd` topic): `{"schema":…,"id":"c-42","command":"ping"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Command {
     /// The controller's request id; the response carries it back.
     pub id: String,
@@ -309,6 +349,7 @@ impl Message for Command {
 
 /// What a [`Command`] asks for; the variant name is the `command` field, arguments beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum CommandAction {
     /// Answer `succeeded` at once: a liveness check through the whole path.
@@ -332,6 +373,7 @@ pub enum CommandAction {
 
 /// Where a command stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseStatus {
     Accepted,
@@ -342,6 +384,7 @@ pub enum ResponseStatus {
 
 /// The agent's answer to a command (`cmd/res` topic, or the MQTT v5 response topic).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct CommandResponse {
     pub device: DeviceId,
     /// The `id` of the command answered.

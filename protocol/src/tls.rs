@@ -8,6 +8,7 @@ use crate::suites::suite_name;
 
 /// A TLS protocol version the agent assesses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum TlsVersion {
     #[serde(rename = "tls1.0")]
     Tls10,
@@ -67,11 +68,26 @@ impl fmt::Display for TlsVersion {
 
 /// A cipher suite: its IANA code and, when known, its IANA name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct CipherSuite {
     /// The code as four upper-case hex digits, e.g. `C030`.
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(
+            description = "The IANA code, written as four upper-case hex digits, e.g. \
+                                `C030` (read as any string)."
+        )
+    )]
     pub code: String,
     /// The IANA name, e.g. `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`; absent if not in the
     /// registry ([`crate::suites::CIPHER_SUITES`]).
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(
+            description = "The IANA name, e.g. `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`; \
+                                absent if the code is not in IANA's registry."
+        )
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

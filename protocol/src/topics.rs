@@ -7,6 +7,8 @@
 use std::fmt;
 
 use crate::device::DeviceId;
+use crate::messages::{Command, CommandResponse, Event, State, Status};
+use crate::schema::Message;
 use crate::version::echo;
 
 /// The version level of this contract in every topic.
@@ -44,6 +46,35 @@ impl Channel {
             Channel::Events => "events",
             Channel::Cmd => "cmd",
             Channel::CmdRes => "cmd/res",
+        }
+    }
+
+    /// The QoS of every publish and subscription on the channel: 1, at least once (consumers
+    /// drop repeats by `seq`, the agent answers a repeated command `id` without running it again).
+    pub const fn qos(self) -> u8 {
+        1
+    }
+
+    /// Whether messages on the channel are published retained: the presence (also by the last
+    /// will) and the latest state, so that a consumer gets the whole fleet when it subscribes.
+    /// Commands never are: the agent does not run a retained command.
+    pub const fn retained(self) -> bool {
+        matches!(self, Channel::Status | Channel::State)
+    }
+
+    /// Whether the agent publishes on the channel; it subscribes to the one other, `cmd`.
+    pub const fn from_agent(self) -> bool {
+        !matches!(self, Channel::Cmd)
+    }
+
+    /// The message type on the channel: its [`Message::NAME`] (`roomready.state`, …).
+    pub const fn message(self) -> &'static str {
+        match self {
+            Channel::Status => Status::NAME,
+            Channel::State => State::NAME,
+            Channel::Events => Event::NAME,
+            Channel::Cmd => Command::NAME,
+            Channel::CmdRes => CommandResponse::NAME,
         }
     }
 }
@@ -200,6 +231,25 @@ mod tests {
             Topics::new(&custom, &id("hub")).get(Channel::CmdRes),
             "acme/site-3/v1/hub/cmd/res"
         );
+    }
+
+    #[test]
+    fn delivery_of_each_channel_is_the_contracts_table() {
+        // DESIGN.md: status and state QoS 1 retained; events, cmd and cmd/res QoS 1.
+        let table = [
+            (Channel::Status, true, true, "roomready.status"),
+            (Channel::State, true, true, "roomready.state"),
+            (Channel::Events, false, true, "roomready.event"),
+            (Channel::Cmd, false, false, "roomready.command"),
+            (Channel::CmdRes, false, true, "roomready.command_response"),
+        ];
+        assert_eq!(table.map(|row| row.0), Channel::ALL);
+        for (channel, retained, from_agent, message) in table {
+            assert_eq!(channel.qos(), 1, "{channel:?}");
+            assert_eq!(channel.retained(), retained, "{channel:?}");
+            assert_eq!(channel.from_agent(), from_agent, "{channel:?}");
+            assert_eq!(channel.message(), message, "{channel:?}");
+        }
     }
 
     #[test]
