@@ -3,13 +3,170 @@
 //! [`ingest`] subscribes to every device's `state`, `status`, `events` and `cmd/res` over a
 //! persistent MQTT session, decodes each payload with `roomready-protocol` and commits it to the
 //! [`store`] before acknowledging it to the broker; [`model`] decides what each message changes
-//! (duplicates, gaps, verdict and finding transitions, presence); the web side serves the
-//! dashboard, the JSON API, exports, `/metrics` and commands from the same store.
+//! (duplicates, gaps, verdict and finding transitions, presence); [`web`] serves the dashboard,
+//! the JSON API, exports, `/metrics` and commands ([`commands`]) from the same store. [`start`]
+//! runs all of it from a [`config::Config`]; the binary adds the CLI and `user` management.
 
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod ingest;
 pub mod model;
 pub mod seq;
 pub mod store;
 pub mod users;
+pub mod web;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::ingest::{Ingest, IngestOptions};
+use crate::store::{SqliteOptions, SqliteStore, Store};
+use crate::users::Users;
+use crate::web::{AppState, Auth, Server};
+
+/// How often history past its retention is deleted.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Committed batches waiting for slow live pages before those pages are told to reload.
+const LIVE_CAPACITY: usize = 4096;
+
+/// Why the controller could not start; each names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("users_file: {0}")]
+    Users(#[from] users::UsersError),
+    #[error(
+        "users_file: {0} has no users: add one with `roomready-controller user add NAME --role operator --users {0}`"
+    )]
+    NoUsers(String),
+    #[error("{0}")]
+    BrokerTls(String),
+    #[error("{0}")]
+    Web(#[from] web::ServerError),
+}
+
+/// The running controller.
+pub struct Running {
+    pub server: Server,
+    pub ingest_stats: Arc<ingest::Stats>,
+    pub store: Arc<SqliteStore>,
+    ingest: Ingest,
+    pruner: JoinHandle<()>,
+}
+
+impl Running {
+    /// The dashboard's URL.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Stops serving, disconnects from the broker (the session stays) and closes the store.
+    pub async fn stop(self) {
+        self.pruner.abort();
+        self.server.stop().await;
+        self.ingest.stop().await;
+    }
+}
+
+/// Opens the store, connects to the broker and serves the dashboard, as `config` says.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let options = SqliteOptions {
+        path: config.database.clone(),
+        synchronous: config.synchronous,
+    };
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&options))
+        .await
+        .map_err(|e| store::StoreError::Open(format!("the store task failed: {e}")))??;
+    let store = Arc::new(store);
+    let users = match &config.users_file {
+        None => None,
+        Some(path) => {
+            let users = Users::load(path)?;
+            if users.is_empty() {
+                return Err(StartError::NoUsers(path.display().to_string()));
+            }
+            Some(users)
+        }
+    };
+    let tls = match &config.https {
+        None => None,
+        Some(files) => Some(web::server::tls_config(&web::TlsFiles {
+            cert_file: files.cert_file.clone(),
+            key_file: files.key_file.clone(),
+        })?),
+    };
+    let broker_tls = if config.broker.url.tls {
+        Some(
+            roomready_connect::tls::client_config(&config.broker.tls)
+                .map_err(|e| StartError::BrokerTls(format!("{}: {e}", e.key())))?,
+        )
+    } else {
+        None
+    };
+    let (live, _) = broadcast::channel(LIVE_CAPACITY);
+    let shared: Arc<dyn Store> = store.clone();
+    let ingest = Ingest::start(
+        IngestOptions {
+            broker: config.broker.clone(),
+            tls: broker_tls,
+            prefix: config.topic_prefix.clone(),
+            client_id: config.client_id.clone(),
+            shared_group: config.shared_group.clone(),
+            session_expiry: config.session_expiry,
+            max_payload: config.max_payload,
+        },
+        Arc::clone(&shared),
+        live.clone(),
+    );
+    let commander = commands::Commander::new(
+        ingest.client.clone(),
+        Arc::clone(&shared),
+        config.topic_prefix.clone(),
+        Arc::clone(&ingest.stats),
+        live.clone(),
+    );
+    let app = Arc::new(AppState {
+        store: Arc::clone(&shared),
+        stats: Arc::clone(&ingest.stats),
+        commander,
+        live,
+        auth: Auth::new(users, config.login),
+        https: tls.is_some(),
+        max_body: config.web_max_body,
+    });
+    let server = match Server::start(config.listen, tls, web::router(app)).await {
+        Ok(server) => server,
+        Err(e) => {
+            ingest.stop().await;
+            return Err(e.into());
+        }
+    };
+    let retention = config.retention;
+    let pruning = Arc::clone(&shared);
+    let pruner = tokio::spawn(async move {
+        loop {
+            let store = Arc::clone(&pruning);
+            let now = clock::now();
+            match tokio::task::spawn_blocking(move || store.prune(retention, now)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!("deleted {n} history entries past their retention"),
+                Ok(Err(e)) => tracing::warn!("pruning history failed: {e}"),
+                Err(_) => return,
+            }
+            tokio::time::sleep(PRUNE_EVERY).await;
+        }
+    });
+    Ok(Running {
+        server,
+        ingest_stats: Arc::clone(&ingest.stats),
+        store,
+        ingest,
+        pruner,
+    })
+}

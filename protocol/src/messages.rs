@@ -347,6 +347,29 @@ impl Message for Command {
     const MAJOR: u32 = 1;
 }
 
+impl Command {
+    /// The longest `id` an agent answers (bytes); a longer one is rejected.
+    pub const MAX_ID_BYTES: usize = 256;
+}
+
+impl CommandAction {
+    /// The seconds `set_interval` takes (the agent rejects others with `invalid_argument`).
+    pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
+    /// The `channel`s `update` takes.
+    pub const UPDATE_CHANNELS: [&'static str; 2] = ["stable", "beta"];
+
+    /// The wire name of the command (`check_now`, …).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            CommandAction::Ping => "ping",
+            CommandAction::CheckNow => "check_now",
+            CommandAction::SetInterval { .. } => "set_interval",
+            CommandAction::Update { .. } => "update",
+            CommandAction::UpdateApp => "update_app",
+        }
+    }
+}
+
 /// What a [`Command`] asks for; the variant name is the `command` field, arguments beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]

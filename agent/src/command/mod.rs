@@ -30,10 +30,11 @@ use roomready_protocol::{Command, CommandAction, DecodeError, Message};
 
 /// The default limit on a command payload.
 pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
-/// Longest request id answered (bytes).
-pub const MAX_ID_BYTES: usize = 256;
-/// The `set_interval` range, as the config's `report_interval_secs`.
-pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
+/// Longest request id answered (bytes): the contract's.
+pub const MAX_ID_BYTES: usize = roomready_protocol::Command::MAX_ID_BYTES;
+/// The `set_interval` range (the contract's), as the config's `report_interval_secs`.
+pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> =
+    roomready_protocol::CommandAction::INTERVAL_SECS;
 /// The commands this version knows.
 pub const KNOWN: [&str; 5] = ["ping", "check_now", "set_interval", "update", "update_app"];
 /// The rejection reasons of [`decide`], in the order they are checked.

@@ -1,0 +1,141 @@
+//! `/metrics` in the Prometheus text format (0.0.4): the fleet by verdict, kind and presence,
+//! missing sequence numbers, and ingest's counters. Every label value is one of a fixed set of
+//! names (verdicts, kinds, results): nothing a device sends appears here.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::{App, WebError, blocking};
+
+pub async fn metrics(State(app): State<App>) -> Result<Response, WebError> {
+    let store = app.store.clone();
+    let summary = blocking(move || store.summary()).await?;
+    let s = &app.stats;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let mut by_verdict: Vec<(String, u64)> = summary
+        .by_verdict
+        .iter()
+        .map(|(v, n)| (format!("{{verdict=\"{}\"}}", v.as_str()), *n))
+        .collect();
+    by_verdict.push(("{verdict=\"none\"}".into(), summary.no_state));
+    family(
+        "roomready_devices",
+        "gauge",
+        "Devices by their current verdict (none: no state received yet).",
+        &by_verdict,
+    );
+    let by_kind: Vec<(String, u64)> = super::api::KINDS
+        .iter()
+        .map(|k| {
+            let n = summary
+                .by_kind
+                .iter()
+                .find(|(x, _)| x == k)
+                .map_or(0, |(_, n)| *n);
+            (format!("{{kind=\"{}\"}}", k.as_str()), n)
+        })
+        .collect();
+    family(
+        "roomready_devices_by_kind",
+        "gauge",
+        "Devices with a state, by kind.",
+        &by_kind,
+    );
+    family(
+        "roomready_devices_presence",
+        "gauge",
+        "Devices by presence.",
+        &[
+            ("{presence=\"online\"}".into(), summary.online),
+            ("{presence=\"offline\"}".into(), summary.offline),
+            ("{presence=\"unknown\"}".into(), summary.presence_unknown),
+        ],
+    );
+    family(
+        "roomready_seq_missing",
+        "gauge",
+        "Sequence numbers that never arrived, over all devices.",
+        &[(String::new(), summary.missing)],
+    );
+    family(
+        "roomready_seq_missing_explained",
+        "gauge",
+        "Missing sequence numbers the devices reported dropping (records_dropped).",
+        &[(String::new(), summary.missing_explained)],
+    );
+    family(
+        "roomready_ingest_messages_total",
+        "counter",
+        "Messages taken from the broker since start, by result.",
+        &[
+            ("{result=\"taken\"}".into(), load(&s.taken)),
+            ("{result=\"duplicate\"}".into(), load(&s.duplicates)),
+            ("{result=\"undecodable\"}".into(), load(&s.undecodable)),
+        ],
+    );
+    family(
+        "roomready_ingest_received_total",
+        "counter",
+        "Publishes received from the broker since start.",
+        &[(String::new(), load(&s.received))],
+    );
+    family(
+        "roomready_ingest_gaps_total",
+        "counter",
+        "Sequence numbers skipped by arriving messages since start.",
+        &[(String::new(), load(&s.gaps))],
+    );
+    family(
+        "roomready_ingest_commits_total",
+        "counter",
+        "Batches committed to the store since start.",
+        &[(String::new(), load(&s.commits))],
+    );
+    family(
+        "roomready_ingest_commit_failures_total",
+        "counter",
+        "Commits that failed (and were retried) since start.",
+        &[(String::new(), load(&s.commit_failures))],
+    );
+    family(
+        "roomready_broker_connected",
+        "gauge",
+        "1 while the controller is connected to the broker.",
+        &[(
+            String::new(),
+            u64::from(s.connected.load(Ordering::Relaxed)),
+        )],
+    );
+    family(
+        "roomready_broker_connections_total",
+        "counter",
+        "Connections to the broker made since start.",
+        &[(String::new(), load(&s.connections))],
+    );
+    family(
+        "roomready_commands_sent_total",
+        "counter",
+        "Commands published since start.",
+        &[(String::new(), load(&s.commands))],
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
