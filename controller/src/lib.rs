@@ -57,6 +57,7 @@ pub struct Running {
     pub ingest_stats: Arc<ingest::Stats>,
     pub store: Arc<SqliteStore>,
     ingest: Ingest,
+    live: broadcast::Sender<Arc<store::Committed>>,
     pruner: JoinHandle<()>,
 }
 
@@ -64,6 +65,11 @@ impl Running {
     /// The dashboard's URL.
     pub fn url(&self) -> String {
         self.server.url()
+    }
+
+    /// Every batch committed from now on (what the live pages are sent).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<store::Committed>> {
+        self.live.subscribe()
     }
 
     /// Stops serving, disconnects from the broker (the session stays) and closes the store.
@@ -135,7 +141,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         store: Arc::clone(&shared),
         stats: Arc::clone(&ingest.stats),
         commander,
-        live,
+        live: live.clone(),
         auth: Auth::new(users, config.login),
         https: tls.is_some(),
         max_body: config.web_max_body,
@@ -167,6 +173,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ingest_stats: Arc::clone(&ingest.stats),
         store,
         ingest,
+        live,
         pruner,
     })
 }

@@ -41,7 +41,10 @@ pub fn rooms_facts(app_version: &str) -> FixedFacts {
     })
 }
 
+pub mod console;
 pub mod controller;
+pub mod http;
 pub mod peers;
 pub mod proxy;
+pub mod publish;
 pub mod webdriver;

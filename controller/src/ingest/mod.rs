@@ -76,9 +76,12 @@ impl IngestOptions {
 }
 
 /// Counters of ingest, for `/metrics` and the pages.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     pub connected: AtomicBool,
+    /// `true` once the broker has acknowledged every subscription of the current connection:
+    /// from then on nothing published to the fleet's topics is missed.
+    pub subscribed: tokio::sync::watch::Sender<bool>,
     /// Connections made (the first included).
     pub connections: AtomicU64,
     pub received: AtomicU64,
@@ -92,6 +95,25 @@ pub struct Stats {
     /// Commands published.
     pub commands: AtomicU64,
     pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            connected: AtomicBool::new(false),
+            subscribed: tokio::sync::watch::Sender::new(false),
+            connections: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            undecodable: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            commit_failures: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 impl Stats {
@@ -310,6 +332,7 @@ fn connect(options: &IngestOptions) -> (Client, EventLoop) {
 /// Why a poll of the event loop ended.
 enum Polled {
     ConnAck,
+    SubAck,
     Publish(Received),
     Other,
     /// The client asked to disconnect: stop.
@@ -321,6 +344,7 @@ async fn poll_once(eventloop: &mut EventLoop) -> Polled {
     match eventloop {
         EventLoop::V311(el) => match el.poll().await {
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => Polled::ConnAck,
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => Polled::SubAck,
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
                 Polled::Publish(Received::V311(p))
             }
@@ -333,6 +357,7 @@ async fn poll_once(eventloop: &mut EventLoop) -> Polled {
             use rumqttc::v5::mqttbytes::v5::Packet;
             match el.poll().await {
                 Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => Polled::ConnAck,
+                Ok(rumqttc::v5::Event::Incoming(Packet::SubAck(_))) => Polled::SubAck,
                 Ok(rumqttc::v5::Event::Incoming(Packet::Publish(p))) => {
                     Polled::Publish(Received::V5(p))
                 }
@@ -357,9 +382,17 @@ async fn poll(
 ) {
     let mut backoff =
         Backoff::with_bounds(Duration::from_millis(500), Duration::from_secs(60), seed);
+    let mut subacks = 0;
     loop {
         match poll_once(&mut eventloop).await {
+            Polled::SubAck => {
+                subacks += 1;
+                if subacks == filters.len() {
+                    stats.subscribed.send_replace(true);
+                }
+            }
             Polled::ConnAck => {
+                subacks = 0;
                 backoff.reset();
                 stats.connected.store(true, Ordering::Relaxed);
                 stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -379,6 +412,7 @@ async fn poll(
             Polled::Other => {}
             Polled::Done => return,
             Polled::Failed(error) => {
+                stats.subscribed.send_replace(false);
                 let was_connected = stats.connected.swap(false, Ordering::Relaxed);
                 let delay = backoff.next_delay();
                 if was_connected {

@@ -1,0 +1,116 @@
+//! The controller (`roomready-controller`'s library) started in the test's process against a
+//! broker, on a loopback port of its own and a database in a temporary directory, with an HTTP
+//! client of its web side, and waits that end when a committed batch makes a condition true
+//! (never a sleep).
+
+use roomready_agent::config::BrokerUrl;
+use roomready_connect::broker::{BrokerSettings, BrokerTls, MqttVersion};
+use roomready_controller::Running;
+use roomready_controller::config::Config;
+use roomready_controller::store::SqliteStore;
+use std::path::PathBuf;
+
+use crate::WAIT;
+use crate::http::Http;
+
+/// A running controller and its files.
+pub struct Console {
+    pub running: Running,
+    pub http: Http,
+    pub config: Config,
+    /// Holds the database (and users file) while the console lives.
+    pub dir: tempfile::TempDir,
+}
+
+/// A configuration for `broker`: MQTT 5, an ephemeral loopback port, the database in `dir`.
+pub fn config(broker: &BrokerUrl, dir: &std::path::Path) -> Config {
+    let mut config = Config::with_defaults(
+        BrokerSettings {
+            url: broker.clone(),
+            tls: BrokerTls::default(),
+            credentials: None,
+            version: MqttVersion::V5,
+        },
+        dir.join("controller.db"),
+    );
+    config.listen = "127.0.0.1:0".parse().expect("loopback address");
+    config
+}
+
+impl Console {
+    /// Starts a controller on `broker` with the defaults, changed by `tweak`.
+    pub async fn start(
+        broker: &BrokerUrl,
+        tweak: impl FnOnce(&mut Config, &std::path::Path),
+    ) -> Console {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = config(broker, dir.path());
+        tweak(&mut config, dir.path());
+        Console::start_with(config, dir).await
+    }
+
+    /// Starts a controller with `config` (its files in `dir`).
+    pub async fn start_with(config: Config, dir: tempfile::TempDir) -> Console {
+        let running = roomready_controller::start(&config)
+            .await
+            .unwrap_or_else(|e| panic!("the controller starts: {e}"));
+        let http = Http::new(&running.url());
+        Console {
+            running,
+            http,
+            config,
+            dir,
+        }
+    }
+
+    pub fn store(&self) -> &SqliteStore {
+        &self.running.store
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.config.database.clone()
+    }
+
+    /// Waits until `check` answers `Some`, checking now and after every committed batch, at
+    /// most [`WAIT`].
+    pub async fn until<T>(
+        &self,
+        what: &str,
+        mut check: impl FnMut(&SqliteStore) -> Option<T>,
+    ) -> T {
+        let mut commits = self.running.subscribe();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(found) = check(self.store()) {
+                return found;
+            }
+            match tokio::time::timeout_at(deadline, commits.recv()).await {
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                    panic!("the controller stopped while waiting for {what}")
+                }
+                Err(_) => panic!("no {what} within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Waits until the broker has acknowledged every subscription: from then on nothing the
+    /// fleet publishes is missed.
+    pub async fn subscribed(&self) {
+        let mut subscribed = self.running.ingest_stats.subscribed.subscribe();
+        tokio::time::timeout(WAIT, subscribed.wait_for(|s| *s))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the controller did not subscribe within {WAIT:?}: {:?}",
+                    self.running.ingest_stats.last_error()
+                )
+            })
+            .expect("the controller runs");
+    }
+
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.running.stop().await;
+        self.dir
+    }
+}

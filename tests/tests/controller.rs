@@ -1,0 +1,684 @@
+//! The controller end to end: a simulated fleet of real agents → a real broker → the controller
+//! → its API, pages, exports and metrics; commands back to the devices; hostile payloads;
+//! logins, CSRF and HTTPS.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use roomready_agent::config::BrokerUrl;
+use roomready_controller::store::{HistoryKind, HistoryQuery, Store};
+use roomready_controller::users::{Role, Users};
+use roomready_protocol::{DeviceId, TopicPrefix, Verdict};
+use roomready_simulator::broker::EmbeddedBroker;
+use roomready_simulator::dashboard::Dashboard;
+use roomready_simulator::device::{DeviceEnv, SimDevice};
+use roomready_simulator::fleet::demo_fleet;
+use roomready_tests::WAIT;
+use roomready_tests::console::Console;
+use roomready_tests::http::{Http, hidden, meta};
+use roomready_tests::peers::{Mosquitto, need_mosquitto};
+use roomready_tests::publish::publish;
+
+fn env(broker: &BrokerUrl) -> DeviceEnv {
+    DeviceEnv {
+        keep_alive: Duration::from_secs(5),
+        ..DeviceEnv::new(broker.clone(), TopicPrefix::default())
+    }
+}
+
+/// Starts `count` demo devices and waits until the controller has every one's state; returns the
+/// devices and the verdicts an independent dashboard saw.
+async fn fleet(
+    broker: &BrokerUrl,
+    console: &Console,
+    count: usize,
+) -> (Vec<SimDevice>, BTreeMap<String, Verdict>) {
+    let mut dashboard = Dashboard::connect(broker, &TopicPrefix::default());
+    dashboard
+        .wait_subscribed(WAIT)
+        .await
+        .expect("the dashboard subscribes");
+    let env = env(broker);
+    let devices: Vec<SimDevice> = demo_fleet(count)
+        .into_iter()
+        .map(|spec| SimDevice::spawn(spec, &env))
+        .collect();
+    let view = dashboard
+        .wait_until(WAIT, |v| {
+            v.devices.values().filter(|d| d.state.is_some()).count() == count
+        })
+        .await
+        .expect("every state reaches the dashboard");
+    let seen: BTreeMap<String, Verdict> = view
+        .devices
+        .iter()
+        .filter_map(|(id, d)| d.state.as_ref().map(|s| (id.to_string(), s.verdict)))
+        .collect();
+    console
+        .until("every device's state in the store", |store| {
+            let summary = store.summary().ok()?;
+            (summary.devices == count as u64 && summary.no_state == 0).then_some(())
+        })
+        .await;
+    (devices, seen)
+}
+
+async fn shutdown(devices: Vec<SimDevice>) {
+    for device in devices {
+        device.shutdown().await.expect("device stops");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_what_the_fleet_reported() {
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let console = Console::start(&broker.url(), |_, _| {}).await;
+    console.subscribed().await;
+    let (devices, seen) = fleet(&broker.url(), &console, 24).await;
+
+    let http = console.http.clone();
+    let expected = seen.clone();
+    http.run(move |http| {
+        let summary = http.get("/api/v1/summary").json();
+        assert_eq!(summary["devices"], 24);
+        for (verdict, count) in summary["by_verdict"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().expect("name").to_owned(),
+                    p[1].as_u64().expect("count"),
+                )
+            })
+        {
+            let want = expected.values().filter(|v| v.as_str() == verdict).count() as u64;
+            assert_eq!(count, want, "{verdict}");
+        }
+        // Filtering by verdict gives exactly the devices with that verdict.
+        for verdict in Verdict::ALL {
+            let page = http
+                .get(&format!(
+                    "/api/v1/devices?verdict={}&per_page=1000",
+                    verdict.as_str()
+                ))
+                .json();
+            let ids: Vec<String> = page["devices"]
+                .as_array()
+                .expect("devices")
+                .iter()
+                .map(|d| d["id"].as_str().expect("id").to_owned())
+                .collect();
+            let want: Vec<String> = expected
+                .iter()
+                .filter(|(_, v)| **v == verdict)
+                .map(|(id, _)| id.clone())
+                .collect();
+            assert_eq!(ids, want, "{verdict}");
+        }
+        // A device's detail is its latest state.
+        let not_ready = expected
+            .iter()
+            .find(|(_, v)| **v == Verdict::NotReady)
+            .map(|(id, _)| id.clone())
+            .expect("the demo fleet has a not_ready device");
+        let detail = http.get(&format!("/api/v1/devices/{not_ready}")).json();
+        assert_eq!(detail["row"]["verdict"], "not_ready");
+        let findings = detail["state"]["findings"].as_array().expect("findings");
+        assert!(!findings.is_empty());
+        assert!(
+            findings
+                .iter()
+                .all(|f| !f["remediation"].as_str().unwrap_or("").is_empty())
+        );
+        assert_eq!(http.get("/api/v1/devices/nobody").status, 404);
+        assert_eq!(http.get("/api/v1/devices?verdict=green").status, 400);
+        // The cutover view groups exactly the not_ready and at_risk devices' findings.
+        let cutover = http.get("/api/v1/cutover").json();
+        assert!(cutover.as_array().is_some_and(|groups| !groups.is_empty()));
+        // Exports list every device; metrics count them.
+        let csv = http.get("/export/fleet.csv");
+        assert_eq!(csv.status, 200);
+        assert_eq!(csv.body.lines().count(), 25, "a header and 24 devices");
+        let json = http.get("/export/fleet.json").json();
+        assert_eq!(json.as_array().map(Vec::len), Some(24));
+        let metrics = http.get("/metrics").body;
+        let total: u64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("roomready_devices{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert_eq!(total, 24, "{metrics}");
+        assert!(metrics.contains("roomready_broker_connected 1"));
+        // The pages render.
+        let fleet = http.get("/");
+        assert_eq!(fleet.status, 200);
+        assert!(fleet.body.contains(&not_ready));
+        assert_eq!(http.get(&format!("/devices/{not_ready}")).status, 200);
+        assert_eq!(http.get("/findings").status, 200);
+        assert_eq!(http.get("/nowhere").status, 404);
+    })
+    .await;
+
+    // History: one verdict entry per device (its first state).
+    let verdicts = console
+        .store()
+        .history(&HistoryQuery {
+            kinds: vec![HistoryKind::Verdict],
+            limit: 1000,
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    assert_eq!(verdicts.len(), 24);
+    shutdown(devices).await;
+    console.stop().await;
+    broker.stop().await.expect("broker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_go_to_the_device_and_their_answers_come_back() {
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let console = Console::start(&broker.url(), |_, _| {}).await;
+    console.subscribed().await;
+    let (devices, _) = fleet(&broker.url(), &console, 3).await;
+    let id = "mtr-0001";
+    let http = console.http.clone();
+    let sent = http
+        .run(move |http| {
+            // A page first: the session cookie and its CSRF token.
+            let page = http.get(&format!("/devices/{id}"));
+            assert_eq!(page.status, 200);
+            let csrf = meta(&page.body, "csrf-token").expect("the page carries a token");
+            let forged = http.post_json(
+                &format!("/api/v1/devices/{id}/commands"),
+                &serde_json::json!({"command": "check_now"}),
+                None,
+            );
+            assert_eq!(forged.status, 403, "no CSRF token: {}", forged.body);
+            let bad = http.post_json(
+                &format!("/api/v1/devices/{id}/commands"),
+                &serde_json::json!({"command": "set_interval", "seconds": 0}),
+                Some(&csrf),
+            );
+            assert_eq!(bad.status, 400, "{}", bad.body);
+            assert!(bad.body.contains("1..=86400"), "{}", bad.body);
+            let unknown = http.post_json(
+                "/api/v1/devices/nobody/commands",
+                &serde_json::json!({"command": "check_now"}),
+                Some(&csrf),
+            );
+            assert_eq!(unknown.status, 404, "{}", unknown.body);
+            let sent = http.post_json(
+                &format!("/api/v1/devices/{id}/commands"),
+                &serde_json::json!({"command": "check_now"}),
+                Some(&csrf),
+            );
+            assert_eq!(sent.status, 202, "{}", sent.body);
+            assert_eq!(sent.json()["by"], "local");
+            // A form post, as the page sends without JavaScript.
+            let form = http.post_form(
+                &format!("/devices/{id}/commands"),
+                &[
+                    ("csrf", &csrf),
+                    ("command", "set_interval"),
+                    ("seconds", "600"),
+                    ("confirm", "yes"),
+                ],
+            );
+            assert_eq!(form.status, 303, "{}", form.body);
+            sent.json()["id"].as_str().expect("an id").to_owned()
+        })
+        .await;
+    let device = DeviceId::new(id).expect("valid");
+    console
+        .until("the device's `accepted` to check_now", |store| {
+            // check_now is answered `accepted`; the check itself follows as events and a state.
+            let record = store.command(&sent).ok()??;
+            (record.status == Some(roomready_protocol::ResponseStatus::Accepted)).then_some(())
+        })
+        .await;
+    // The check it asked for arrived as an event after the command.
+    console
+        .until("a check after the command", |store| {
+            let history = store
+                .history(&HistoryQuery {
+                    device: Some(device.clone()),
+                    limit: 100,
+                    ..HistoryQuery::default()
+                })
+                .ok()?;
+            let command_at = history
+                .iter()
+                .position(|e| e.kind == HistoryKind::Command)?;
+            history[..command_at]
+                .iter()
+                .any(|e| e.kind == HistoryKind::Event && e.data["event"] == "check_completed")
+                .then_some(())
+        })
+        .await;
+    let commands = console.store().commands(&device, 10).expect("commands");
+    assert_eq!(commands.len(), 2);
+    assert!(commands.iter().all(|c| c.by == "local"));
+    shutdown(devices).await;
+    console.stop().await;
+    broker.stop().await.expect("broker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_payloads_are_kept_as_text_and_never_trusted() {
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let console = Console::start(&broker.url(), |_, _| {}).await;
+    console.subscribed().await;
+    let xss = "<script>alert(\"x\")</script>";
+    let state = |device: &str, seq: u64| {
+        serde_json::json!({
+            "schema": "roomready.state/1",
+            "device": device,
+            "seq": seq,
+            "ts": "2026-12-01T10:00:00.000Z",
+            "agent_version": "0.1.0",
+            "facts": {"kind": "teams_rooms_windows", "app_version": xss},
+            "verdict": "not_ready",
+            "findings": [{
+                "code": "TLS12_APP_TOO_OLD",
+                "severity": "critical",
+                "title": xss,
+                "evidence": format!("seen {xss}"),
+                "remediation": "update",
+                "reference": "javascript:alert(1)"
+            }]
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let event = |seq: u64, body: serde_json::Value| {
+        let mut event = serde_json::json!({
+            "schema": "roomready.event/1",
+            "device": "mtr-x",
+            "seq": seq,
+            "ts": "2026-12-01T10:00:00.000Z",
+        });
+        if let (Some(e), Some(b)) = (event.as_object_mut(), body.as_object()) {
+            e.extend(b.clone());
+        }
+        event.to_string().into_bytes()
+    };
+    let topic = |device: &str, channel: &str| format!("roomready/v1/{device}/{channel}");
+    publish(
+        &broker.url(),
+        "hostile",
+        vec![
+            (topic("mtr-x", "state"), state("mtr-x", 1), false),
+            // Another device's name in the payload: refused, not stored under either.
+            (topic("mtr-x", "state"), state("mtr-y", 2), false),
+            (
+                topic("mtr-x", "events"),
+                b"\x1b[31m{not json\xff".to_vec(),
+                false,
+            ),
+            (
+                topic("mtr-x", "status"),
+                br#"{"schema":"roomready.status/9"}"#.to_vec(),
+                false,
+            ),
+            // A duplicate, a gap of two, and the device saying it dropped one record.
+            (topic("mtr-x", "state"), state("mtr-x", 1), false),
+            (
+                topic("mtr-x", "events"),
+                event(
+                    4,
+                    serde_json::json!({"event": "records_dropped", "count": 1, "total": 1}),
+                ),
+                false,
+            ),
+        ],
+    )
+    .await;
+    let detail = console
+        .until("the hostile device's events", |store| {
+            let detail = store.device(&DeviceId::new("mtr-x").ok()?).ok()??;
+            (detail.seq.highest == Some(4)).then_some(detail)
+        })
+        .await;
+    assert_eq!(detail.seq.ranges, "1,4");
+    assert_eq!(
+        (
+            detail.seq.missing,
+            detail.seq.explained,
+            detail.seq.duplicates
+        ),
+        (2, 1, 1)
+    );
+    let failures = console.store().decode_failures().expect("failures");
+    assert_eq!(failures.len(), 3, "{failures:#?}");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.reason.contains("is not the topic's device"))
+    );
+    assert!(
+        console
+            .store()
+            .device(&DeviceId::new("mtr-y").expect("id"))
+            .expect("query")
+            .is_none()
+    );
+
+    let http = console.http.clone();
+    http.run(move |http| {
+        for path in ["/devices/mtr-x", "/", "/findings", "/ingest"] {
+            let page = http.get(path);
+            assert_eq!(page.status, 200, "{path}");
+            assert!(
+                !page.body.contains("<script>alert"),
+                "{path}: raw script in the page"
+            );
+            assert!(
+                !page.body.contains("href=\"javascript:"),
+                "{path}: a javascript: link"
+            );
+        }
+        let device = http.get("/devices/mtr-x").body;
+        assert!(
+            device.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"),
+            "{device}"
+        );
+        assert!(
+            http.get("/ingest")
+                .body
+                .contains("\\u{1b}[31m{not json\\xff")
+        );
+        let api = http.get("/api/v1/devices/mtr-x").json();
+        assert_eq!(
+            api["state"]["findings"][0]["title"],
+            "<script>alert(\"x\")</script>"
+        );
+        let csv = http.get("/export/fleet.csv").body;
+        assert!(csv.contains("mtr-x"), "{csv}");
+    })
+    .await;
+    console.stop().await;
+    broker.stop().await.expect("broker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_the_same_database_keeps_history_and_drops_redeliveries() {
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let console = Console::start(&broker.url(), |_, _| {}).await;
+    console.subscribed().await;
+    let (devices, _) = fleet(&broker.url(), &console, 5).await;
+    let config = console.config.clone();
+    let dir = console.stop().await;
+    let again = Console::start_with(config, dir).await;
+    again.subscribed().await;
+    // The retained states come again on subscribing: all duplicates, no new transitions.
+    again
+        .until("the retained states again, as duplicates", |store| {
+            let detail = store.device(&DeviceId::new("mtr-0001").ok()?).ok()??;
+            (detail.seq.duplicates >= 1).then_some(())
+        })
+        .await;
+    let verdicts = again
+        .store()
+        .history(&HistoryQuery {
+            kinds: vec![HistoryKind::Verdict],
+            limit: 100,
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    assert_eq!(
+        verdicts.len(),
+        5,
+        "one first verdict per device, none added"
+    );
+    assert_eq!(again.store().summary().expect("summary").devices, 5);
+    shutdown(devices).await;
+    again.stop().await;
+    broker.stop().await.expect("broker stops");
+}
+
+fn users_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("users");
+    let mut users = Users::default();
+    users
+        .add("olga", Role::Operator, "operator-pass")
+        .expect("add");
+    users.add("vic", Role::Viewer, "viewer-pass").expect("add");
+    users.save(&path).expect("save");
+    path
+}
+
+/// Logs `http` in as `name` and returns the session's CSRF token.
+fn log_in(http: &Http, name: &str, password: &str) -> String {
+    let form = http.get("/login");
+    assert_eq!(form.status, 200);
+    let csrf = hidden(&form.body, "csrf").expect("the login form carries a token");
+    let done = http.post_form(
+        "/login",
+        &[
+            ("csrf", &csrf),
+            ("name", name),
+            ("password", password),
+            ("next", "/findings"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some("/findings"));
+    let cookie = done.header("set-cookie").expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    meta(&http.get("/").body, "csrf-token").expect("a token")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_roles_csrf_and_the_failure_limit() {
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let console = Console::start(&broker.url(), |config, dir| {
+        config.users_file = Some(users_file(dir));
+    })
+    .await;
+    console.subscribed().await;
+    let (devices, _) = fleet(&broker.url(), &console, 2).await;
+    let http = console.http.clone();
+    http.run(|http| {
+        // Nothing without a login: pages go to the login, the API answers 401.
+        let page = http.get("/devices/mtr-0001");
+        assert_eq!(page.status, 303);
+        assert_eq!(
+            page.header("location"),
+            Some("/login?next=%2Fdevices%2Fmtr-0001")
+        );
+        let api = http.get("/api/v1/summary");
+        assert_eq!(api.status, 401);
+        assert!(
+            api.header("www-authenticate")
+                .is_some_and(|h| h.starts_with("Basic"))
+        );
+        assert_eq!(http.get("/metrics").status, 401);
+        assert_eq!(http.get("/healthz").status, 200);
+
+        // A viewer reads, sees no command buttons, and cannot send one.
+        let viewer = http.fresh();
+        let csrf = log_in(&viewer, "vic", "viewer-pass");
+        let device = viewer.get("/devices/mtr-0001").body;
+        assert!(
+            !device.contains("form class=\"command\""),
+            "a viewer sees no command forms"
+        );
+        let refused = viewer.post_json(
+            "/api/v1/devices/mtr-0001/commands",
+            &serde_json::json!({"command": "check_now"}),
+            Some(&csrf),
+        );
+        assert_eq!(refused.status, 403, "{}", refused.body);
+
+        // An operator can, with the session's token only.
+        let operator = http.fresh();
+        let csrf = log_in(&operator, "olga", "operator-pass");
+        assert!(
+            operator
+                .get("/devices/mtr-0001")
+                .body
+                .contains("form class=\"command\"")
+        );
+        let forged = operator.post_form(
+            "/devices/mtr-0001/commands",
+            &[
+                ("csrf", "not-the-token"),
+                ("command", "check_now"),
+                ("confirm", "yes"),
+            ],
+        );
+        assert_eq!(forged.status, 403);
+        let sent = operator.post_json(
+            "/api/v1/devices/mtr-0001/commands",
+            &serde_json::json!({"command": "check_now"}),
+            Some(&csrf),
+        );
+        assert_eq!(sent.status, 202, "{}", sent.body);
+        assert_eq!(sent.json()["by"], "olga");
+        // Logged out, the session is gone.
+        assert_eq!(
+            operator.post_form("/logout", &[("csrf", &csrf)]).status,
+            303
+        );
+        assert_eq!(operator.get("/api/v1/summary").status, 401);
+
+        // Scripts use HTTP Basic, and need no CSRF token (they send no cookie).
+        let script = http.basic("olga", "operator-pass");
+        assert_eq!(script.get("/api/v1/summary").status, 200);
+        let sent = script.post_json(
+            "/api/v1/devices/mtr-0002/commands",
+            &serde_json::json!({"command": "check_now"}),
+            None,
+        );
+        assert_eq!(sent.status, 202, "{}", sent.body);
+        assert_eq!(
+            http.basic("olga", "wrong").get("/api/v1/summary").status,
+            401
+        );
+
+        // Five failures and the name waits, even with the right password.
+        let guesser = http.fresh();
+        for _ in 0..4 {
+            let form = guesser.get("/login");
+            let csrf = hidden(&form.body, "csrf").expect("token");
+            let refused = guesser.post_form(
+                "/login",
+                &[("csrf", &csrf), ("name", "vic"), ("password", "guess")],
+            );
+            assert_eq!(refused.status, 401);
+        }
+        let limited = http.basic("vic", "viewer-pass").get("/api/v1/summary");
+        assert_eq!(limited.status, 429, "{}", limited.body);
+        assert!(limited.header("retry-after").is_some());
+        // A login form posted without its pre-login cookie is refused.
+        let stale = http.fresh().post_form(
+            "/login",
+            &[
+                ("csrf", "x"),
+                ("name", "olga"),
+                ("password", "operator-pass"),
+            ],
+        );
+        assert_eq!(stale.status, 403);
+    })
+    .await;
+    shutdown(devices).await;
+    console.stop().await;
+    broker.stop().await.expect("broker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_off_loopback_with_secure_cookies() {
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    std::fs::write(dir.path().join("https.pem"), cert.cert.pem()).expect("write");
+    std::fs::write(
+        dir.path().join("https.key"),
+        cert.signing_key.serialize_pem(),
+    )
+    .expect("write");
+    // The config file as an admin writes it: off loopback, HTTPS, users.
+    users_file(dir.path());
+    let url = broker.url();
+    let text = format!(
+        "broker_url = \"{url}\"\nlisten = \"0.0.0.0:0\"\ntls_cert_file = \"https.pem\"\n\
+         tls_key_file = \"https.key\"\nusers_file = \"users\"\n"
+    );
+    std::fs::write(dir.path().join("controller.toml"), &text).expect("write");
+    let config = roomready_controller::config::Config::load(&dir.path().join("controller.toml"))
+        .expect("a valid config");
+    let running = roomready_controller::start(&config).await.expect("starts");
+    let port = running.server.local_addr.port();
+    assert!(running.url().starts_with("https://"));
+    let http = Http::with_roots(
+        &format!("https://127.0.0.1:{port}"),
+        Some(cert.cert.pem().as_bytes()),
+    );
+    http.run(|http| {
+        let form = http.get("/login");
+        assert_eq!(form.status, 200);
+        assert!(
+            form.header("set-cookie")
+                .is_some_and(|c| c.contains("; Secure"))
+        );
+        let csrf = hidden(&form.body, "csrf").expect("token");
+        let done = http.post_form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("name", "vic"),
+                ("password", "viewer-pass"),
+            ],
+        );
+        assert_eq!(done.status, 303);
+        assert!(
+            done.header("set-cookie")
+                .is_some_and(|c| c.contains("; Secure"))
+        );
+        assert_eq!(http.get("/api/v1/summary").status, 200);
+    })
+    .await;
+    // Plain HTTP to the HTTPS port gets no answer.
+    let plain = Http::new(&format!("http://127.0.0.1:{port}"));
+    let refused = tokio::task::spawn_blocking(move || plain.try_get("/healthz").is_err())
+        .await
+        .expect("task");
+    assert!(refused, "plain HTTP is not served on the HTTPS port");
+    running.stop().await;
+    broker.stop().await.expect("broker stops");
+}
+
+/// The controller on MQTT 3.1.1 and on MQTT 5, against Mosquitto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_mosquitto_on_both_mqtt_versions() {
+    if !need_mosquitto("against_mosquitto_on_both_mqtt_versions") {
+        return;
+    }
+    let mosquitto = Mosquitto::start(&[]);
+    let url: BrokerUrl = mosquitto.url().parse().expect("mosquitto URL");
+    for version in [
+        roomready_connect::broker::MqttVersion::V311,
+        roomready_connect::broker::MqttVersion::V5,
+    ] {
+        let console = Console::start(&url, |config, _| {
+            config.broker.version = version;
+            config.client_id = format!("ctl-{version:?}");
+        })
+        .await;
+        console.subscribed().await;
+        let (devices, seen) = fleet(&url, &console, 8).await;
+        let summary = console.store().summary().expect("summary");
+        for (verdict, count) in summary.by_verdict {
+            let want = seen.values().filter(|v| **v == verdict).count() as u64;
+            assert_eq!(count, want, "{version:?} {verdict}");
+        }
+        shutdown(devices).await;
+        console.stop().await;
+    }
+}
