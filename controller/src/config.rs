@@ -24,6 +24,7 @@
 //! login_hours = 12                       # optional; 1..=720, how long a login lasts
 //! retention_transitions_days = 400       # optional; 1..=36500
 //! retention_events_days = 90             # optional; 1..=36500
+//! web_max_body_bytes = 65536             # optional; 1024..=16777216, the largest request body
 //! ```
 //!
 //! Every problem is one [`KeyFileError`] naming the file, line, column, key and reason.

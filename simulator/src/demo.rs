@@ -1,15 +1,22 @@
-//! `roomready-sim demo`: a broker, a fleet of simulated devices and a dashboard, end to end.
+//! `roomready-sim demo`: a broker, a fleet of simulated devices, a dashboard and the controller,
+//! end to end.
 //!
-//! Starts the embedded broker (or uses `--broker`), starts the devices, subscribes like a
-//! dashboard, and waits until every device's state of *this* run has arrived (states retained
-//! on an external broker from an earlier run are older than the start and do not count). Then
-//! it stops the devices cleanly and renders the fleet table.
+//! Starts the embedded broker (or uses `--broker`), the controller (its database in a temporary
+//! directory unless `--database` names one), then the devices; subscribes like a dashboard and
+//! waits until every device's state of *this* run has arrived (states retained on an external
+//! broker from an earlier run are older than the start and do not count), and prints the fleet
+//! table. [`serve`] then keeps the fleet and the controller's dashboard running until it is
+//! told to stop; [`run`] (`--once`) stops the devices cleanly right away, without a controller.
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use roomready_agent::clock::{Clock, SystemClock};
 use roomready_agent::config::BrokerUrl;
+use roomready_connect::broker::{BrokerSettings, BrokerTls, MqttVersion};
 use roomready_protocol::{DeviceId, Presence, Timestamp, TopicPrefix, Verdict};
 use tokio::task::JoinSet;
 
@@ -20,6 +27,8 @@ use crate::fleet::demo_fleet;
 
 /// How long the demo waits for presence after every state arrived.
 const STATUS_GRACE: Duration = Duration::from_secs(2);
+/// How long the controller may take to subscribe before the devices start anyway.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(10);
 
 /// What the demo runs against.
 #[derive(Debug, Clone)]
@@ -30,6 +39,19 @@ pub struct DemoOptions {
     /// How long to wait for all states.
     pub timeout: Duration,
     pub topic_prefix: TopicPrefix,
+}
+
+/// The controller of a [`serve`]d demo.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where the dashboard listens.
+    pub listen: SocketAddr,
+    /// Whether `listen` is only the default: if it is taken, a free port is used instead.
+    pub listen_is_default: bool,
+    /// The controller's database; `None`: a file in a temporary directory, deleted at the end.
+    pub database: Option<PathBuf>,
+    /// How often each device reports on its own (commands make it report at once).
+    pub report_interval: Duration,
 }
 
 /// What the demo saw.
@@ -56,85 +78,235 @@ impl DemoReport {
 pub enum DemoError {
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    #[error("the controller could not start: {0}")]
+    Controller(#[from] roomready_controller::StartError),
+    #[error("the controller's database directory: {0}")]
+    Database(std::io::Error),
 }
 
-/// Runs the demo; an incomplete fleet is reported, not an error.
-pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
-    let started = SystemClock.now();
-    let clock_start = Instant::now();
-    let embedded = match &options.broker {
-        Some(_) => None,
-        None => Some(EmbeddedBroker::start().await?),
-    };
-    let broker = match (&options.broker, &embedded) {
-        (Some(url), _) => url.clone(),
-        (None, Some(b)) => b.url(),
-        (None, None) => unreachable!("an embedded broker was started when none was given"),
-    };
-    let mut dashboard = Dashboard::connect(&broker, &options.topic_prefix);
-    // One report per device is all the demo needs; later ones would only add traffic.
-    let env = DeviceEnv::new(broker.clone(), options.topic_prefix.clone());
-    let fleet = demo_fleet(options.devices);
-    let devices: Vec<SimDevice> = fleet
-        .iter()
-        .map(|spec| SimDevice::spawn(spec.clone(), &env))
-        .collect();
+/// The broker, the devices and the dashboard of one demo run.
+struct World {
+    embedded: Option<EmbeddedBroker>,
+    broker: BrokerUrl,
+    dashboard: Dashboard,
+    fleet: Vec<DeviceSpec>,
+    devices: Vec<SimDevice>,
+    /// The wall-clock start: states older than this are leftovers of an earlier run.
+    started: Timestamp,
+    clock_start: Instant,
+}
 
-    let expected: Vec<_> = fleet.iter().map(|d| d.id.clone()).collect();
-    let view = match dashboard
-        .wait_until(options.timeout, |v| {
-            arrived_since(v, &expected, started) == expected.len()
+impl World {
+    /// Starts the embedded broker unless `options` names one.
+    async fn broker(
+        options: &DemoOptions,
+    ) -> Result<(Option<EmbeddedBroker>, BrokerUrl), DemoError> {
+        Ok(match &options.broker {
+            Some(url) => (None, url.clone()),
+            None => {
+                let broker = EmbeddedBroker::start().await?;
+                let url = broker.url();
+                (Some(broker), url)
+            }
         })
-        .await
-    {
-        Ok(view) => view,
-        Err(timed_out) => timed_out.0,
-    };
-    let elapsed = clock_start.elapsed();
-    // Presence is published before the state, but a retained status and a live state can cross
-    // in the broker: give the statuses of the devices that reported a moment to show up.
-    let view = if arrived_since(&view, &expected, started) == expected.len() {
-        let reported = |v: &FleetView| {
-            expected
-                .iter()
-                .all(|id| v.devices.get(id).is_some_and(|d| d.status.is_some()))
-        };
-        match dashboard.wait_until(STATUS_GRACE, reported).await {
+    }
+
+    /// Subscribes like a dashboard, then starts the devices.
+    fn start(
+        options: &DemoOptions,
+        embedded: Option<EmbeddedBroker>,
+        broker: BrokerUrl,
+        report_interval: Option<Duration>,
+    ) -> World {
+        let started = SystemClock.now();
+        let clock_start = Instant::now();
+        let dashboard = Dashboard::connect(&broker, &options.topic_prefix);
+        let mut env = DeviceEnv::new(broker.clone(), options.topic_prefix.clone());
+        if let Some(interval) = report_interval {
+            env.report_interval = interval;
+        }
+        let fleet = demo_fleet(options.devices);
+        let devices = fleet
+            .iter()
+            .map(|spec| SimDevice::spawn(spec.clone(), &env))
+            .collect();
+        World {
+            embedded,
+            broker,
+            dashboard,
+            fleet,
+            devices,
+            started,
+            clock_start,
+        }
+    }
+
+    /// Waits up to `timeout` for every device's state (and then briefly for its presence).
+    async fn wait(&mut self, timeout: Duration) -> (FleetView, usize, Duration) {
+        let expected: Vec<_> = self.fleet.iter().map(|d| d.id.clone()).collect();
+        let started = self.started;
+        let view = match self
+            .dashboard
+            .wait_until(timeout, |v| {
+                arrived_since(v, &expected, started) == expected.len()
+            })
+            .await
+        {
             Ok(view) => view,
             Err(timed_out) => timed_out.0,
-        }
-    } else {
-        view
-    };
-    let arrived = arrived_since(&view, &expected, started);
+        };
+        let elapsed = self.clock_start.elapsed();
+        // Presence is published before the state, but a retained status and a live state can
+        // cross in the broker: give the statuses of the devices that reported a moment to show.
+        let view = if arrived_since(&view, &expected, started) == expected.len() {
+            let reported = |v: &FleetView| {
+                expected
+                    .iter()
+                    .all(|id| v.devices.get(id).is_some_and(|d| d.status.is_some()))
+            };
+            match self.dashboard.wait_until(STATUS_GRACE, reported).await {
+                Ok(view) => view,
+                Err(timed_out) => timed_out.0,
+            }
+        } else {
+            view
+        };
+        let arrived = arrived_since(&view, &expected, started);
+        (view, arrived, elapsed)
+    }
 
-    let mut stopping = JoinSet::new();
-    for device in devices {
-        stopping.spawn(async move {
-            let id = device.spec().id.clone();
-            (id, device.shutdown().await)
-        });
-    }
-    while let Some(joined) = stopping.join_next().await {
-        match joined {
-            Ok((_, Ok(()))) => {}
-            Ok((id, Err(e))) => tracing::warn!(%id, %e, "device did not stop cleanly"),
-            Err(e) => tracing::warn!(%e, "device stop task failed"),
+    /// Stops the devices cleanly: each publishes its offline status.
+    async fn stop_devices(&mut self) {
+        let mut stopping = JoinSet::new();
+        for device in self.devices.drain(..) {
+            stopping.spawn(async move {
+                let id = device.spec().id.clone();
+                (id, device.shutdown().await)
+            });
+        }
+        while let Some(joined) = stopping.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((id, Err(e))) => tracing::warn!(%id, %e, "device did not stop cleanly"),
+                Err(e) => tracing::warn!(%e, "device stop task failed"),
+            }
         }
     }
-    drop(dashboard);
-    if let Some(broker) = embedded {
-        broker.stop().await?;
+
+    /// Stops the devices that still run, then the broker.
+    async fn stop(mut self) -> Result<(), DemoError> {
+        self.stop_devices().await;
+        drop(self.dashboard);
+        if let Some(broker) = self.embedded {
+            broker.stop().await?;
+        }
+        Ok(())
     }
-    Ok(DemoReport {
-        broker,
+}
+
+/// Runs the demo once (no controller): waits for the states, stops, reports; an incomplete
+/// fleet is reported, not an error.
+pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
+    let (embedded, broker) = World::broker(&options).await?;
+    // One report per device is all this run needs; later ones would only add traffic.
+    let mut world = World::start(&options, embedded, broker, None);
+    let (view, arrived, elapsed) = world.wait(options.timeout).await;
+    let report = DemoReport {
+        broker: world.broker.clone(),
         embedded: options.broker.is_none(),
-        fleet,
+        fleet: world.fleet.clone(),
         view,
         arrived,
         elapsed,
         timeout: options.timeout,
-    })
+    };
+    world.stop().await?;
+    Ok(report)
+}
+
+/// What [`serve`] says as it goes.
+pub trait Narrator {
+    /// The controller's dashboard is up at `url`.
+    fn dashboard(&mut self, url: &str, database: &std::path::Path, kept: bool);
+    /// The fleet's first states arrived (or the wait timed out).
+    fn fleet(&mut self, report: &DemoReport);
+}
+
+/// Runs the demo with the controller and keeps everything running until `shutdown` completes:
+/// the broker, the devices (reporting every `report_interval` and answering commands) and the
+/// dashboard. Then it stops the devices, the controller and the broker cleanly.
+pub async fn serve(
+    options: DemoOptions,
+    serve: ServeOptions,
+    narrator: &mut dyn Narrator,
+    shutdown: impl Future<Output = ()>,
+) -> Result<DemoReport, DemoError> {
+    let (embedded, broker) = World::broker(&options).await?;
+    // The database: the given file, or one in a directory removed when the demo ends.
+    let (database, _temporary) = match &serve.database {
+        Some(path) => (path.clone(), None),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("roomready-demo-")
+                .tempdir()
+                .map_err(DemoError::Database)?;
+            (dir.path().join("controller.db"), Some(dir))
+        }
+    };
+    let mut config = roomready_controller::config::Config::with_defaults(
+        BrokerSettings {
+            url: broker.clone(),
+            tls: BrokerTls::default(),
+            credentials: None,
+            version: MqttVersion::V5,
+        },
+        database.clone(),
+    );
+    config.topic_prefix = options.topic_prefix.clone();
+    config.listen = serve.listen;
+    let controller = match roomready_controller::start(&config).await {
+        Err(roomready_controller::StartError::Web(
+            roomready_controller::web::ServerError::Bind { source, .. },
+        )) if serve.listen_is_default && source.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::info!("{} is taken: the dashboard takes a free port", serve.listen);
+            config.listen = SocketAddr::new(serve.listen.ip(), 0);
+            roomready_controller::start(&config).await
+        }
+        started => started,
+    };
+    let controller = match controller {
+        Ok(controller) => controller,
+        Err(e) => {
+            if let Some(broker) = embedded {
+                let _ = broker.stop().await;
+            }
+            return Err(e.into());
+        }
+    };
+    narrator.dashboard(&controller.url(), &database, serve.database.is_some());
+    // The controller's history starts with the devices' first reports: let it subscribe first
+    // (a broker that does not answer in time only costs the first events, states are retained).
+    let mut subscribed = controller.ingest_stats.subscribed.subscribe();
+    let _ = tokio::time::timeout(SUBSCRIBE_WAIT, subscribed.wait_for(|s| *s)).await;
+
+    let mut world = World::start(&options, embedded, broker, Some(serve.report_interval));
+    let (view, arrived, elapsed) = world.wait(options.timeout).await;
+    let report = DemoReport {
+        broker: world.broker.clone(),
+        embedded: options.broker.is_none(),
+        fleet: world.fleet.clone(),
+        view,
+        arrived,
+        elapsed,
+        timeout: options.timeout,
+    };
+    narrator.fleet(&report);
+    shutdown.await;
+    // Devices first, so the controller records them going offline; the broker last.
+    world.stop_devices().await;
+    controller.stop().await;
+    world.stop().await?;
+    Ok(report)
 }
 
 /// How many of `expected` have a state made at or after `since` (older ones are retained

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::config::BrokerUrl;
 use roomready_protocol::TopicPrefix;
-use roomready_simulator::demo::{self, DemoOptions};
+use roomready_simulator::demo::{self, DemoOptions, DemoReport, Narrator, ServeOptions};
 use roomready_simulator::release::{self, Channel, ReleaseOptions};
 use roomready_simulator::scenario;
 use roomready_simulator::update_server::UpdateServer;
@@ -41,7 +41,7 @@ mod exit {
     after_help = "Exit codes: 0 success, 1 not every state arrived in time (demo), an \
                   expectation failed (run) or the command failed (keygen, release, \
                   serve-updates), 64 usage error, 65 invalid scenario file, 66 unreadable \
-                  scenario file, 69 broker, farm or update server could not start, 70 internal \
+                  scenario file, 69 broker, farm, update server or controller could not start, 70 internal \
                   error, 73 cannot write --junit/--json."
 )]
 struct Cli {
@@ -51,8 +51,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start a broker, a fleet of simulated devices and a dashboard; print the fleet table.
+    /// Start a broker, a fleet of simulated devices and the controller; print the fleet table
+    /// and serve the controller's dashboard until Ctrl-C.
+    ///
+    /// With --once: no controller; print the fleet table once every state arrived and exit.
     Demo {
+        /// Print the fleet table and exit (for scripts): exit code 0 iff every state arrived.
+        #[arg(long)]
+        once: bool,
         /// Number of simulated devices.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         devices: u32,
@@ -65,6 +71,18 @@ enum Command {
         /// Topic prefix of the MQTT contract.
         #[arg(long, default_value = TopicPrefix::DEFAULT, value_parser = parse_prefix)]
         topic_prefix: TopicPrefix,
+        /// Where the dashboard listens [default: 127.0.0.1:8080, or a free port if that is
+        /// taken]. A loopback address: the demo has no logins.
+        #[arg(long, value_name = "ADDR", value_parser = parse_listen, conflicts_with = "once")]
+        listen: Option<SocketAddr>,
+        /// Keep the controller's database in this file [default: a temporary file, deleted at
+        /// the end].
+        #[arg(long, value_name = "FILE", conflicts_with = "once")]
+        database: Option<PathBuf>,
+        /// Seconds between each device's own reports while the demo serves (commands such as
+        /// "Check now" make a device report at once).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400), conflicts_with = "once")]
+        report_interval: u64,
     },
     /// Generate a zipsign ed25519 key pair for signing agent releases.
     ///
@@ -255,6 +273,79 @@ fn run_scenario(
     }
 }
 
+/// Where the demo's dashboard listens unless `--listen` says otherwise.
+const DEMO_PORT: u16 = 8080;
+
+/// `demo`: once (print the table, exit) or serving the dashboard until Ctrl-C or SIGTERM.
+fn run_demo(
+    runtime: &tokio::runtime::Runtime,
+    options: DemoOptions,
+    serve: Option<ServeOptions>,
+) -> ExitCode {
+    let timeout = options.timeout;
+    let result = match serve {
+        None => runtime.block_on(demo::run(options)).map(|report| {
+            print!("{}", demo::render(&report));
+            report
+        }),
+        Some(serve) => {
+            runtime.block_on(demo::serve(options, serve, &mut Printer, wait_for_signal()))
+        }
+    };
+    match result {
+        Ok(report) if report.complete() => ExitCode::from(exit::OK),
+        Ok(report) => {
+            eprintln!(
+                "roomready-sim: demo incomplete: {} of {} device states arrived within {} s",
+                report.arrived,
+                report.fleet.len(),
+                timeout.as_secs()
+            );
+            ExitCode::from(exit::INCOMPLETE)
+        }
+        Err(e) => {
+            eprintln!("roomready-sim: {e}");
+            ExitCode::from(exit::UNAVAILABLE)
+        }
+    }
+}
+
+/// Tells the person at the terminal what the serving demo is doing.
+struct Printer;
+
+impl Narrator for Printer {
+    fn dashboard(&mut self, url: &str, database: &std::path::Path, kept: bool) {
+        println!("dashboard: {url}");
+        if kept {
+            println!("database:  {}", database.display());
+        } else {
+            println!("database:  {} (deleted at the end)", database.display());
+        }
+        println!();
+    }
+
+    fn fleet(&mut self, report: &DemoReport) {
+        print!("{}", demo::render(report));
+        println!("\nserving the dashboard at the address above; Ctrl-C stops the demo");
+    }
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// Prints a failed command's error chain and gives exit code 1.
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
@@ -275,6 +366,19 @@ fn parse_broker(s: &str) -> Result<BrokerUrl, String> {
         return Err("the simulator connects with plain mqtt:// only".into());
     }
     Ok(url)
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|e| format!("{e}: give IP:PORT, e.g. 127.0.0.1:8080"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: the demo's dashboard has no logins; \
+             run roomready-controller with HTTPS and a users file to serve a network"
+        ));
+    }
+    Ok(addr)
 }
 
 fn parse_prefix(s: &str) -> Result<TopicPrefix, String> {
@@ -343,18 +447,16 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::SOFTWARE);
         }
     };
-    let (devices, broker, timeout, topic_prefix) = match command {
-        Command::ServeUpdates { dir, port } => {
-            return report(runtime.block_on(serve_updates(dir, port)));
-        }
+    match command {
+        Command::ServeUpdates { dir, port } => report(runtime.block_on(serve_updates(dir, port))),
         Command::Broker { bind, persist } => {
-            return match runtime.block_on(scenario::broker::serve(bind, persist)) {
+            match runtime.block_on(scenario::broker::serve(bind, persist)) {
                 Ok(()) => ExitCode::from(exit::OK),
                 Err(e) => {
                     eprintln!("roomready-sim: {e}");
                     ExitCode::from(exit::UNAVAILABLE)
                 }
-            };
+            }
         }
         Command::Run {
             scenario,
@@ -362,43 +464,31 @@ fn main() -> ExitCode {
             junit,
             json,
             broker,
-        } => {
-            return run_scenario(&runtime, &scenario, seed, broker, junit, json);
-        }
+        } => run_scenario(&runtime, &scenario, seed, broker, junit, json),
         Command::Demo {
+            once,
             devices,
             broker,
             timeout,
             topic_prefix,
-        } => (devices, broker, timeout, topic_prefix),
-        Command::Keygen { .. } | Command::Release { .. } => {
-            return ExitCode::from(exit::SOFTWARE);
+            listen,
+            database,
+            report_interval,
+        } => {
+            let options = DemoOptions {
+                devices: devices as usize,
+                broker,
+                timeout: Duration::from_secs(timeout),
+                topic_prefix,
+            };
+            let serve = (!once).then(|| ServeOptions {
+                listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEMO_PORT))),
+                listen_is_default: listen.is_none(),
+                database,
+                report_interval: Duration::from_secs(report_interval),
+            });
+            run_demo(&runtime, options, serve)
         }
-    };
-    let options = DemoOptions {
-        devices: devices as usize,
-        broker,
-        timeout: Duration::from_secs(timeout),
-        topic_prefix,
-    };
-    match runtime.block_on(demo::run(options)) {
-        Ok(report) => {
-            print!("{}", demo::render(&report));
-            if report.complete() {
-                ExitCode::from(exit::OK)
-            } else {
-                eprintln!(
-                    "roomready-sim: demo incomplete: {} of {} device states arrived within {} s",
-                    report.arrived,
-                    report.fleet.len(),
-                    timeout
-                );
-                ExitCode::from(exit::INCOMPLETE)
-            }
-        }
-        Err(e) => {
-            eprintln!("roomready-sim: {e}");
-            ExitCode::from(exit::UNAVAILABLE)
-        }
+        Command::Keygen { .. } | Command::Release { .. } => ExitCode::from(exit::SOFTWARE),
     }
 }
