@@ -721,6 +721,63 @@ impl Browser {
             .map(drop)
     }
 
+    /// Resizes the window so that the page's viewport (what [`Browser::screenshot_png`] takes)
+    /// is `width` x `height` CSS pixels: sets the window's size, measures what Chromium's frame
+    /// takes from it, and sets it again that much larger. Returns the viewport's size after.
+    pub fn set_viewport_size(&self, width: u32, height: u32) -> Result<(u32, u32), WebDriverError> {
+        let viewport = |browser: &Browser| -> Result<(i64, i64), WebDriverError> {
+            let command = "execute script (viewport size)";
+            let value = browser.execute("return [window.innerWidth, window.innerHeight];", &[])?;
+            match (value[0].as_i64(), value[1].as_i64()) {
+                (Some(w), Some(h)) => Ok((w, h)),
+                _ => Err(WebDriverError::Protocol {
+                    command: command.into(),
+                    detail: format!("expected two integers, got {value}"),
+                }),
+            }
+        };
+        self.set_window_size(width, height)?;
+        let (inner_width, inner_height) = viewport(self)?;
+        let grow = |outer: u32, inner: i64| {
+            let frame = i64::from(outer) - inner;
+            u32::try_from(i64::from(outer) + frame.max(0)).unwrap_or(outer)
+        };
+        if (inner_width, inner_height) != (i64::from(width), i64::from(height)) {
+            self.set_window_size(grow(width, inner_width), grow(height, inner_height))?;
+        }
+        let (w, h) = viewport(self)?;
+        Ok((
+            u32::try_from(w).unwrap_or_default(),
+            u32::try_from(h).unwrap_or_default(),
+        ))
+    }
+
+    /// Accepts the open alert, confirm or prompt (its OK button), as a user would; the error
+    /// `no such alert` when none is open.
+    pub fn accept_alert(&self) -> Result<(), WebDriverError> {
+        self.post("accept alert", "/alert/accept", json!({}))
+            .map(drop)
+    }
+
+    /// Dismisses the open alert, confirm or prompt (its Cancel button); the error `no such
+    /// alert` when none is open.
+    pub fn dismiss_alert(&self) -> Result<(), WebDriverError> {
+        self.post("dismiss alert", "/alert/dismiss", json!({}))
+            .map(drop)
+    }
+
+    /// Resizes the window to `width` x `height` CSS pixels. That is its outer size: the viewport
+    /// is smaller by Chromium's own frame, which headless Chromium keeps too (for a viewport of
+    /// a given size, [`Browser::set_viewport_size`]).
+    pub fn set_window_size(&self, width: u32, height: u32) -> Result<(), WebDriverError> {
+        self.post(
+            &format!("set window rect {width}x{height}"),
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .map(drop)
+    }
+
     /// The text of the open alert, confirm or prompt; `None` when there is none.
     pub fn alert_text(&self) -> Result<Option<String>, WebDriverError> {
         let command = "get alert text";
