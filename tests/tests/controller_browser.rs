@@ -1,0 +1,982 @@
+//! The controller's dashboard in a real browser: headless Chromium over WebDriver
+//! (`roomready_tests::webdriver`) against a controller started in the test's process, fed by a
+//! simulated fleet (real agents with simulated facts) through the embedded broker.
+//!
+//! What a user sees and does: the fleet totals against the verdicts an independent subscriber
+//! saw; the verdict filter used through its form; a device's findings with their remediation;
+//! an operator's "Check now", confirmed in the dialog, whose answer and check appear on the page
+//! over the live stream without a reload; a viewer without command buttons, and forged posts
+//! from the page refused; markup from a device that stays text, rendered by the server and by the
+//! live updates. The fleet page test takes a screenshot of a mixed fleet at 1280x900, written to
+//! `docs/images/fleet.png` when `ROOMREADY_WRITE_SCREENSHOT=1`.
+//!
+//! Every wait is on a condition (the page's DOM, the controller's store or subscriptions), never
+//! a sleep. Each test skips with a printed reason without chromium / chromedriver, and fails
+//! then under `ROOMREADY_REQUIRE_PEERS=1`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use roomready_agent::config::BrokerUrl;
+use roomready_controller::config::Config;
+use roomready_controller::store::Store;
+use roomready_controller::users::{Role, Users};
+use roomready_protocol::{DeviceId, TopicPrefix, Verdict};
+use roomready_simulator::broker::EmbeddedBroker;
+use roomready_simulator::dashboard::Dashboard;
+use roomready_simulator::device::{DeviceEnv, SimDevice};
+use roomready_simulator::fleet::demo_fleet;
+use roomready_tests::WAIT;
+use roomready_tests::console::Console;
+use roomready_tests::publish::publish;
+use roomready_tests::webdriver::{Browser, WebDriverError};
+use serde_json::{Value, json};
+
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+/// The size of the screenshot of the fleet page.
+const SCREENSHOT_SIZE: (u32, u32) = (1280, 900);
+/// Set to `1` to write the fleet page's screenshot to `docs/images/fleet.png`.
+const WRITE_SCREENSHOT_ENV: &str = "ROOMREADY_WRITE_SCREENSHOT";
+
+const OPERATOR: (&str, &str) = ("olga", "operator-pass");
+const VIEWER: (&str, &str) = ("vic", "viewer-pass");
+
+/// A broker, a controller on it, and a simulated fleet, on a runtime of their own: the test's
+/// thread drives the browser (blocking WebDriver calls) while the runtime's threads serve.
+struct Rig {
+    rt: tokio::runtime::Runtime,
+    broker: Option<EmbeddedBroker>,
+    console: Option<Console>,
+    devices: Vec<SimDevice>,
+    /// Each device's verdict as an independent subscriber (a dashboard) saw it.
+    verdicts: BTreeMap<String, Verdict>,
+}
+
+impl Rig {
+    /// Starts the broker and a controller (its config changed by `tweak`), waits for the
+    /// controller's subscriptions, then starts `count` devices of the demo fleet and waits until
+    /// both the dashboard and the controller's store have every device's state.
+    fn start(count: usize, tweak: impl FnOnce(&mut Config, &Path)) -> Rig {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (broker, console, devices, verdicts) = rt.block_on(async {
+            let broker = EmbeddedBroker::start().await.expect("the broker starts");
+            let console = Console::start(&broker.url(), tweak).await;
+            console.subscribed().await;
+            let (devices, verdicts) = fleet(&broker.url(), &console, count).await;
+            (broker, console, devices, verdicts)
+        });
+        Rig {
+            rt,
+            broker: Some(broker),
+            console: Some(console),
+            devices,
+            verdicts,
+        }
+    }
+
+    fn console(&self) -> &Console {
+        self.console
+            .as_ref()
+            .expect("the console runs until finish")
+    }
+
+    /// The dashboard's URL for `path`.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.console().running.url())
+    }
+
+    fn broker_url(&self) -> BrokerUrl {
+        self.broker.as_ref().expect("the broker runs").url()
+    }
+
+    /// The ids of the devices whose verdict is `verdict`, in order.
+    fn with_verdict(&self, verdict: Verdict) -> Vec<String> {
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| **v == verdict)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Stops the devices, the controller and the broker.
+    fn finish(mut self) {
+        let devices = std::mem::take(&mut self.devices);
+        let console = self.console.take();
+        let broker = self.broker.take();
+        self.rt.block_on(async move {
+            for device in devices {
+                device.shutdown().await.expect("the device stops");
+            }
+            if let Some(console) = console {
+                console.stop().await;
+            }
+            if let Some(broker) = broker {
+                broker.stop().await.expect("the broker stops");
+            }
+        });
+    }
+}
+
+/// Starts `count` demo devices and waits until the controller has every one's state; returns
+/// the devices and the verdicts an independent dashboard saw.
+async fn fleet(
+    broker: &BrokerUrl,
+    console: &Console,
+    count: usize,
+) -> (Vec<SimDevice>, BTreeMap<String, Verdict>) {
+    let mut dashboard = Dashboard::connect(broker, &TopicPrefix::default());
+    dashboard
+        .wait_subscribed(WAIT)
+        .await
+        .expect("the dashboard subscribes");
+    let env = DeviceEnv {
+        keep_alive: Duration::from_secs(5),
+        ..DeviceEnv::new(broker.clone(), TopicPrefix::default())
+    };
+    let devices: Vec<SimDevice> = demo_fleet(count)
+        .into_iter()
+        .map(|spec| SimDevice::spawn(spec, &env))
+        .collect();
+    let view = dashboard
+        .wait_until(WAIT, |v| {
+            v.devices.values().filter(|d| d.state.is_some()).count() == count
+        })
+        .await
+        .expect("every state reaches the dashboard");
+    let verdicts: BTreeMap<String, Verdict> = view
+        .devices
+        .iter()
+        .filter_map(|(id, d)| d.state.as_ref().map(|s| (id.to_string(), s.verdict)))
+        .collect();
+    console
+        .until("every device's state and presence in the store", |store| {
+            let summary = store.summary().ok()?;
+            (summary.devices == count as u64
+                && summary.no_state == 0
+                && summary.online == count as u64)
+                .then_some(())
+        })
+        .await;
+    (devices, verdicts)
+}
+
+/// A users file in `dir` with the operator [`OPERATOR`] and the viewer [`VIEWER`].
+fn users_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("users");
+    let mut users = Users::default();
+    users
+        .add(OPERATOR.0, Role::Operator, OPERATOR.1)
+        .expect("add the operator");
+    users
+        .add(VIEWER.0, Role::Viewer, VIEWER.1)
+        .expect("add the viewer");
+    users.save(&path).expect("save the users file");
+    path
+}
+
+fn with_users(config: &mut Config, dir: &Path) {
+    config.users_file = Some(users_file(dir));
+}
+
+/// Panics with the error and the end of chromedriver's log, which shows what the browser did.
+trait OrLog<T> {
+    fn or_log(self, browser: &Browser, what: &str) -> T;
+}
+
+impl<T> OrLog<T> for Result<T, WebDriverError> {
+    fn or_log(self, browser: &Browser, what: &str) -> T {
+        self.unwrap_or_else(|e| {
+            let log = browser.driver_log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{what}: {e}\nchromedriver's log (end):\n{}",
+                tail.join("\n")
+            )
+        })
+    }
+}
+
+/// The rendered text of the first element matching `css`.
+fn text(browser: &Browser, css: &str) -> String {
+    browser
+        .find(css)
+        .and_then(|e| e.text())
+        .or_log(browser, &format!("the text of {css}"))
+}
+
+/// Waits until the first element matching `css` shows `want`.
+fn wait_text(browser: &Browser, css: &str, want: &str) {
+    browser
+        .wait_until(&format!("{css} to show {want:?}"), WAIT, |b| {
+            Ok(b.find(css)?.text()? == want)
+        })
+        .or_log(browser, &format!("{css} never showed {want:?}"));
+}
+
+/// Waits until the page's script has its live stream open (`#live-state` says `live`): from
+/// then on every committed change reaches the page.
+fn wait_live(browser: &Browser) {
+    wait_text(browser, "#live-state", "live");
+}
+
+/// The device table's rows as (id, verdict, presence), as rendered.
+fn rows(browser: &Browser) -> Vec<(String, String, String)> {
+    let value = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#device-table tbody tr')).map(tr => [\
+               tr.dataset.device,\
+               tr.querySelector('[data-field=verdict]').innerText.trim(),\
+               tr.querySelector('[data-field=presence]').innerText.trim()]);",
+            &[],
+        )
+        .or_log(browser, "reading the device table");
+    serde_json::from_value(value).expect("rows of three strings")
+}
+
+/// Logs in through the login form as a user would: opens `path`, is sent to the login form,
+/// types the name and password, submits, and waits to be back on `path` as `name`.
+fn log_in(browser: &Browser, rig: &Rig, path: &str, (name, password): (&str, &str), role: Role) {
+    browser.goto(&rig.url(path)).or_log(browser, "open a page");
+    browser
+        .wait_until("the login form", WAIT, |b| {
+            Ok(b.current_url()?.contains("/login?next=") && b.find("#login").is_ok())
+        })
+        .or_log(browser, "sent to the login form");
+    let form = browser.find("#login").or_log(browser, "the login form");
+    form.find("input[name=name]")
+        .and_then(|input| input.send_keys(name))
+        .or_log(browser, "type the user name");
+    form.find("input[name=password]")
+        .and_then(|input| input.send_keys(password))
+        .or_log(browser, "type the password");
+    form.find("button[type=submit]")
+        .and_then(|button| button.click())
+        .or_log(browser, "submit the login form");
+    let want = rig.url(path);
+    let who = format!("{name} ({role})");
+    browser
+        .wait_until(&format!("{path} as {who}"), WAIT, |b| {
+            Ok(b.current_url()? == want && b.find("#who")?.text()? == who)
+        })
+        .or_log(browser, "logged in");
+}
+
+/// A POST made by script from the page (as a forged request would be): `fetch` of `path` with
+/// `content_type`, `body` and, when given, the `X-CSRF-Token` header; its status and body.
+fn page_post(
+    browser: &Browser,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    csrf: Option<&str>,
+) -> (u64, String) {
+    let answer = browser
+        .execute(
+            "const [path, type, body, csrf] = arguments;\
+             const headers = { 'Content-Type': type };\
+             if (csrf !== null) headers['X-CSRF-Token'] = csrf;\
+             return fetch(path, { method: 'POST', headers, body, credentials: 'same-origin' })\
+               .then(async r => [r.status, await r.text()]);",
+            &[json!(path), json!(content_type), json!(body), json!(csrf)],
+        )
+        .or_log(browser, &format!("POST {path} from the page"));
+    serde_json::from_value(answer).expect("a status and a body")
+}
+
+/// The page's CSRF token, from its `<meta name="csrf-token">`.
+fn page_csrf(browser: &Browser) -> String {
+    browser
+        .find("meta[name=csrf-token]")
+        .and_then(|m| m.attribute("content"))
+        .or_log(browser, "the page's CSRF token")
+        .unwrap_or_default()
+}
+
+/// The width and height in a PNG's IHDR chunk.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(
+        png.len() > 24 && png.starts_with(PNG_SIGNATURE) && &png[12..16] == b"IHDR",
+        "not a PNG: {:?}",
+        &png[..png.len().min(16)]
+    );
+    let be = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+    (be(16), be(20))
+}
+
+/// Devices shut down in the fleet page test, so the page shows some offline.
+const SHUT_DOWN: usize = 3;
+
+#[test]
+fn the_fleet_page_shows_the_fleets_totals() {
+    let test = "the_fleet_page_shows_the_fleets_totals";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let count = 32;
+    let mut rig = Rig::start(count, |_, _| {});
+    let distinct: BTreeSet<Verdict> = rig.verdicts.values().copied().collect();
+    assert!(
+        distinct.len() >= 3,
+        "the demo fleet should mix verdicts: {:?}",
+        rig.verdicts
+    );
+    // A few rooms are switched off: the page shows them offline.
+    let stopped: Vec<SimDevice> = rig.devices.split_off(count - SHUT_DOWN);
+    let offline: BTreeSet<String> = stopped.iter().map(|d| d.spec().id.to_string()).collect();
+    rig.rt.block_on(async {
+        for device in stopped {
+            device.shutdown().await.expect("the device stops");
+        }
+        rig.console()
+            .until("the stopped devices offline", |store| {
+                let summary = store.summary().ok()?;
+                (summary.offline == SHUT_DOWN as u64).then_some(())
+            })
+            .await;
+    });
+
+    let (width, height) = SCREENSHOT_SIZE;
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "open the fleet page");
+    wait_live(&browser);
+    let viewport = browser
+        .set_viewport_size(width, height)
+        .or_log(&browser, "resize the window");
+    assert_eq!(viewport, SCREENSHOT_SIZE, "the viewport as asked");
+    assert_eq!(
+        browser.title().or_log(&browser, "the title"),
+        "Fleet · roomready"
+    );
+
+    // The totals: every verdict, zeros included, as the devices reported them.
+    assert_eq!(text(&browser, "#total-devices"), count.to_string());
+    for verdict in Verdict::ALL {
+        let want = rig.with_verdict(verdict).len();
+        assert_eq!(
+            text(&browser, &format!("#total-{}", verdict.as_str())),
+            want.to_string(),
+            "the {} total",
+            verdict.as_str()
+        );
+    }
+    assert_eq!(text(&browser, "#total-no_state"), "0");
+    assert_eq!(
+        text(&browser, "#total-online"),
+        (count - SHUT_DOWN).to_string()
+    );
+    assert_eq!(text(&browser, "#total-offline"), SHUT_DOWN.to_string());
+
+    // The table: every device once, with its verdict and presence.
+    assert_eq!(text(&browser, "#shown-total"), count.to_string());
+    let shown = rows(&browser);
+    let ids: Vec<&str> = shown.iter().map(|(id, _, _)| id.as_str()).collect();
+    let want: Vec<&str> = rig.verdicts.keys().map(String::as_str).collect();
+    assert_eq!(ids, want, "the table lists every device, by id");
+    for (id, verdict, presence) in &shown {
+        assert_eq!(verdict, rig.verdicts[id].as_str(), "{id}'s verdict");
+        let want = if offline.contains(id) {
+            "offline"
+        } else {
+            "online"
+        };
+        assert_eq!(presence, want, "{id}'s presence");
+    }
+    // The cutover section names what stands in the way of the not ready devices.
+    if !rig.with_verdict(Verdict::NotReady).is_empty() {
+        assert!(
+            text(&browser, "#cutover").contains("TLS12_APP_TOO_OLD"),
+            "the cutover lists the old app"
+        );
+    }
+
+    // The screenshot: after any live highlight has faded, so it shows the page at rest.
+    browser
+        .wait_until("no row highlighted as just changed", WAIT, |b| {
+            Ok(b.find_all(".changed")?.is_empty())
+        })
+        .or_log(&browser, "the page at rest");
+    let png = browser.screenshot_png().or_log(&browser, "a screenshot");
+    let ratio = browser
+        .execute("return window.devicePixelRatio;", &[])
+        .or_log(&browser, "the pixel ratio");
+    assert_eq!(ratio.as_f64(), Some(1.0), "one pixel per CSS pixel");
+    assert_eq!(png_size(&png), viewport, "the screenshot is the viewport");
+    if std::env::var(WRITE_SCREENSHOT_ENV).is_ok_and(|v| v == "1") {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the tests crate is in the workspace");
+        let dir = root.join("docs/images");
+        let path = dir.join("fleet.png");
+        std::fs::create_dir_all(dir).expect("create docs/images");
+        std::fs::write(&path, &png).expect("write the screenshot");
+        eprintln!(
+            "screenshot: {} ({}x{}, {} bytes)",
+            path.display(),
+            viewport.0,
+            viewport.1,
+            png.len()
+        );
+    }
+    drop(browser);
+    rig.finish();
+}
+
+#[test]
+fn filtering_by_not_ready_shows_exactly_those_devices() {
+    let test = "filtering_by_not_ready_shows_exactly_those_devices";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let count = 24;
+    let rig = Rig::start(count, |_, _| {});
+    let want = rig.with_verdict(Verdict::NotReady);
+    assert!(
+        !want.is_empty() && want.len() < count,
+        "the demo fleet has some but not only not_ready devices: {:?}",
+        rig.verdicts
+    );
+
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "open the fleet page");
+    wait_live(&browser);
+    assert_eq!(rows(&browser).len(), count, "unfiltered, every device");
+    // The filter form, as a user fills it: pick the verdict, press Filter.
+    browser
+        .find("#filters select[name=verdict] option[value=not_ready]")
+        .and_then(|option| option.click())
+        .or_log(&browser, "pick not_ready");
+    browser
+        .find("#filters button[type=submit]")
+        .and_then(|button| button.click())
+        .or_log(&browser, "press Filter");
+    browser
+        .wait_until("the filtered page", WAIT, |b| {
+            Ok(b.current_url()?.contains("verdict=not_ready")
+                && b.find("#shown-total")?.text()? == want.len().to_string())
+        })
+        .or_log(&browser, "the filtered page");
+    let shown = rows(&browser);
+    let ids: Vec<String> = shown.iter().map(|(id, _, _)| id.clone()).collect();
+    assert_eq!(ids, want, "exactly the not_ready devices");
+    assert!(
+        shown.iter().all(|(_, verdict, _)| verdict == "not_ready"),
+        "{shown:?}"
+    );
+    // The form keeps the choice.
+    let chosen = browser
+        .find("#filters select[name=verdict]")
+        .and_then(|select| select.property("value"))
+        .or_log(&browser, "the chosen verdict");
+    assert_eq!(chosen, "not_ready");
+
+    // The totals' cards are links to the same filter: another verdict through its card.
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "back to the fleet");
+    let ready = rig.with_verdict(Verdict::Ready);
+    browser
+        .find("#totals a.card.v-ready")
+        .and_then(|card| card.click())
+        .or_log(&browser, "click the ready card");
+    browser
+        .wait_until("the ready devices", WAIT, |b| {
+            Ok(b.current_url()?.contains("verdict=ready")
+                && b.find("#shown-total")?.text()? == ready.len().to_string())
+        })
+        .or_log(&browser, "the ready page");
+    let ids: Vec<String> = rows(&browser).into_iter().map(|(id, _, _)| id).collect();
+    assert_eq!(ids, ready, "exactly the ready devices");
+    drop(browser);
+    rig.finish();
+}
+
+#[test]
+fn a_device_page_shows_its_findings_with_remediation() {
+    let test = "a_device_page_shows_its_findings_with_remediation";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let rig = Rig::start(8, |_, _| {});
+    let id = rig
+        .with_verdict(Verdict::NotReady)
+        .into_iter()
+        .next()
+        .expect("the demo fleet has a not_ready device");
+    let detail = rig
+        .console()
+        .store()
+        .device(&DeviceId::new(id.as_str()).expect("a device id"))
+        .expect("the store answers")
+        .expect("the device is stored");
+    let stored: BTreeMap<String, (String, String)> = detail
+        .state
+        .as_ref()
+        .expect("the device has a state")
+        .findings
+        .iter()
+        .map(|f| (f.code.clone(), (f.evidence.clone(), f.remediation.clone())))
+        .collect();
+    assert!(!stored.is_empty(), "a not_ready device has findings");
+
+    // From the fleet table to the device, as a user goes.
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "open the fleet page");
+    browser
+        .find(&format!("tr[data-device=\"{id}\"] td.id a"))
+        .and_then(|link| link.click())
+        .or_log(&browser, "click the device");
+    wait_text(&browser, "#device-id", &id);
+    assert_eq!(text(&browser, "#summary [data-field=verdict]"), "not_ready");
+
+    let findings = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#findings tr.finding')).map(tr => [\
+               tr.dataset.code,\
+               tr.querySelector('td.evidence').innerText.trim(),\
+               tr.querySelector('td.remediation').innerText.trim(),\
+               tr.querySelector('td.remediation').getBoundingClientRect().height > 0]);",
+            &[],
+        )
+        .or_log(&browser, "reading the findings");
+    let findings: Vec<(String, String, String, bool)> =
+        serde_json::from_value(findings).expect("rows of findings");
+    let shown: BTreeMap<String, (String, String)> = findings
+        .iter()
+        .map(|(code, evidence, remediation, _)| {
+            (code.clone(), (evidence.clone(), remediation.clone()))
+        })
+        .collect();
+    assert_eq!(
+        shown, stored,
+        "every finding with its evidence and remediation"
+    );
+    for (code, _, remediation, visible) in &findings {
+        assert!(
+            !remediation.is_empty() && *visible,
+            "{code}'s remediation is shown"
+        );
+    }
+    assert!(
+        shown.contains_key("TLS12_APP_TOO_OLD")
+            || shown.contains_key("TLS12_SURFACE_HUB_BUILD_TOO_OLD"),
+        "a not_ready device says which version stands in the way: {shown:?}"
+    );
+    drop(browser);
+    rig.finish();
+}
+
+#[test]
+fn check_now_shows_its_answer_live_without_a_reload() {
+    let test = "check_now_shows_its_answer_live_without_a_reload";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let rig = Rig::start(3, with_users);
+    let id = "mtr-0001";
+    let path = format!("/devices/{id}");
+    log_in(&browser, &rig, &path, OPERATOR, Role::Operator);
+    wait_live(&browser);
+    let last_seen = |b: &Browser| -> Result<Option<String>, WebDriverError> {
+        b.find("#summary [data-field=last_seen] time")?
+            .attribute("datetime")
+    };
+    let seen_before = last_seen(&browser).or_log(&browser, "last seen");
+    assert!(seen_before.is_some(), "the device was seen");
+    let checks = |b: &Browser| -> Result<usize, WebDriverError> {
+        let mut n = 0;
+        for entry in b.find_all("#history-list li[data-kind=event]")? {
+            if entry.text()?.contains("check_completed") {
+                n += 1;
+            }
+        }
+        Ok(n)
+    };
+    let checks_before = checks(&browser).or_log(&browser, "the checks so far");
+    // A mark on this document: a reload would make a new one without it.
+    browser
+        .execute(
+            "window.roomreadyMark = 'before the click'; return null;",
+            &[],
+        )
+        .or_log(&browser, "mark the page");
+
+    let button = "form.command[data-command=check_now] button[type=submit]";
+    assert_eq!(text(&browser, button), "Check now");
+    // First the operator thinks better of it: Cancel sends nothing.
+    browser
+        .find(button)
+        .and_then(|b| b.click())
+        .or_log(&browser, "click Check now");
+    let question = browser
+        .wait_for("the confirmation", WAIT, |b| b.alert_text())
+        .or_log(&browser, "the confirmation");
+    assert_eq!(question, format!("Send check_now to {id}?"));
+    browser.dismiss_alert().or_log(&browser, "Cancel");
+    // Then they mean it.
+    browser
+        .find(button)
+        .and_then(|b| b.click())
+        .or_log(&browser, "click Check now again");
+    browser
+        .wait_for("the confirmation", WAIT, |b| b.alert_text())
+        .or_log(&browser, "the second confirmation");
+    browser.accept_alert().or_log(&browser, "OK");
+    let notice = browser
+        .wait_for("the command's notice", WAIT, |b| {
+            let text = b.find("#command-notice")?.text()?;
+            Ok((!text.is_empty()).then_some(text))
+        })
+        .or_log(&browser, "the notice");
+    let command = notice
+        .strip_prefix("Sent check_now (")
+        .and_then(|rest| rest.split_once(')'))
+        .map(|(command, _)| command.to_owned())
+        .unwrap_or_else(|| panic!("the notice names the command sent: {notice:?}"));
+
+    // The live stream brings the command, its answer, and the check it asked for.
+    let answer = format!("#commands-table tr[data-command=\"{command}\"] [data-field=answer]");
+    let answered = browser
+        .wait_for("the device's answer in the commands table", WAIT, |b| {
+            let text = b.find(&answer)?.text()?;
+            Ok(text.starts_with("accepted").then_some(text))
+        })
+        .or_log(&browser, "the answer");
+    browser
+        .wait_until("the check's event in the history", WAIT, |b| {
+            Ok(checks(b)? > checks_before)
+        })
+        .or_log(&browser, "the check completed");
+    browser
+        .wait_until("a later last seen", WAIT, |b| {
+            Ok(last_seen(b)? != seen_before)
+        })
+        .or_log(&browser, "last seen moved");
+    let commands = browser
+        .find_all("#commands-table tbody tr")
+        .or_log(&browser, "the commands");
+    assert_eq!(commands.len(), 1, "the cancelled click sent nothing");
+    let row = browser
+        .find(&format!("#commands-table tr[data-command=\"{command}\"]"))
+        .and_then(|row| row.text())
+        .or_log(&browser, "the command's row");
+    assert!(row.contains(OPERATOR.0), "sent by the operator: {row:?}");
+
+    // The answer as the page renders it when loaded: the status and the device's message.
+    assert!(answered.starts_with("accepted: "), "{answered:?}");
+
+    // All of it on the same document: no reload, no form post.
+    let mark = browser
+        .execute("return window.roomreadyMark || null;", &[])
+        .or_log(&browser, "the mark");
+    assert_eq!(mark, json!("before the click"), "the page was not reloaded");
+    assert_eq!(
+        browser.current_url().or_log(&browser, "the URL"),
+        rig.url(&path)
+    );
+    // The store agrees.
+    let stored = rig
+        .console()
+        .store()
+        .command(&command)
+        .expect("the store answers")
+        .expect("the command is stored");
+    assert_eq!(stored.by, OPERATOR.0);
+    assert_eq!(
+        rig.console()
+            .store()
+            .commands(&DeviceId::new(id).expect("id"), 10)
+            .expect("commands")
+            .len(),
+        1
+    );
+    drop(browser);
+    rig.finish();
+}
+
+#[test]
+fn a_viewer_sees_no_command_buttons_and_forged_posts_are_refused() {
+    let test = "a_viewer_sees_no_command_buttons_and_forged_posts_are_refused";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let rig = Rig::start(2, with_users);
+    let id = "mtr-0001";
+    let path = format!("/devices/{id}");
+    let api = format!("/api/v1/devices/{id}/commands");
+    let check_now = r#"{"command":"check_now"}"#;
+
+    log_in(&browser, &rig, &path, VIEWER, Role::Viewer);
+    wait_text(&browser, "#device-id", id);
+    assert!(
+        browser
+            .find_all("form.command, #actions")
+            .or_log(&browser, "command forms")
+            .is_empty(),
+        "a viewer gets no command forms"
+    );
+    let buttons = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('button')).map(b => b.innerText.trim());",
+            &[],
+        )
+        .or_log(&browser, "the buttons");
+    assert_eq!(buttons, json!(["Log out"]), "a viewer's only button");
+    // Even with the session's own token, a viewer may not send commands.
+    let csrf = page_csrf(&browser);
+    assert!(!csrf.is_empty(), "the viewer's page carries a token");
+    let (status, body) = page_post(&browser, &api, "application/json", check_now, Some(&csrf));
+    assert_eq!(status, 403, "a viewer's command: {body}");
+    let (status, body) = page_post(&browser, &api, "application/json", check_now, None);
+    assert_eq!(status, 403, "no token: {body}");
+
+    // Log out through the button, log in as the operator.
+    browser
+        .find("form[action=\"/logout\"] button")
+        .and_then(|b| b.click())
+        .or_log(&browser, "Log out");
+    browser
+        .wait_until("the login form after logging out", WAIT, |b| {
+            Ok(b.find("#login").is_ok())
+        })
+        .or_log(&browser, "logged out");
+    log_in(&browser, &rig, &path, OPERATOR, Role::Operator);
+    assert!(
+        !browser
+            .find_all("form.command")
+            .or_log(&browser, "command forms")
+            .is_empty(),
+        "an operator gets the command forms"
+    );
+    let csrf = page_csrf(&browser);
+    // Forged: without the token, with another token, with the viewer's old one in a form.
+    let (status, body) = page_post(&browser, &api, "application/json", check_now, None);
+    assert_eq!(status, 403, "no token: {body}");
+    assert!(body.contains("CSRF"), "{body}");
+    let (status, body) = page_post(
+        &browser,
+        &api,
+        "application/json",
+        check_now,
+        Some("not-the-token"),
+    );
+    assert_eq!(status, 403, "a wrong token: {body}");
+    let (status, body) = page_post(
+        &browser,
+        &format!("/devices/{id}/commands"),
+        "application/x-www-form-urlencoded",
+        "csrf=not-the-token&command=check_now&confirm=yes",
+        None,
+    );
+    assert_eq!(status, 403, "a form with a wrong token: {body}");
+    let (status, body) = page_post(
+        &browser,
+        &format!("/devices/{id}/commands"),
+        "application/x-www-form-urlencoded",
+        "command=check_now&confirm=yes",
+        None,
+    );
+    assert_eq!(status, 403, "a form without a token: {body}");
+    assert_eq!(
+        rig.console()
+            .store()
+            .commands(&DeviceId::new(id).expect("id"), 10)
+            .expect("commands")
+            .len(),
+        0,
+        "nothing forged was sent"
+    );
+    // The same request with the session's token goes through: the refusals were the token's.
+    let (status, body) = page_post(&browser, &api, "application/json", check_now, Some(&csrf));
+    assert_eq!(status, 202, "with the token: {body}");
+    let commands = rig
+        .console()
+        .store()
+        .commands(&DeviceId::new(id).expect("id"), 10)
+        .expect("commands");
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0].by, OPERATOR.0);
+    drop(browser);
+    rig.finish();
+}
+
+/// Markup a device might send; each would set `window.roomreadyXss` if it ran.
+const SCRIPT_PAYLOAD: &str = "<script>window.roomreadyXss = 'script'</script>";
+const IMG_PAYLOAD: &str = "<img src=x onerror=\"window.roomreadyXss = 'img'; alert('xss')\">";
+
+/// A `state` of the device `mtr-x` with `app_version` and the findings `(code, title,
+/// evidence)`, as a hostile device could publish it.
+fn hostile_state(seq: u64, app_version: &str, findings: &[(&str, &str, &str)]) -> Vec<u8> {
+    let findings: Vec<Value> = findings
+        .iter()
+        .map(|(code, title, evidence)| {
+            json!({
+                "code": code,
+                "severity": "critical",
+                "title": title,
+                "evidence": evidence,
+                "remediation": format!("<b>update</b> {IMG_PAYLOAD}"),
+                "reference": "javascript:alert(1)"
+            })
+        })
+        .collect();
+    json!({
+        "schema": "roomready.state/1",
+        "device": "mtr-x",
+        "seq": seq,
+        "ts": format!("2026-12-01T10:00:0{seq}.000Z"),
+        "agent_version": "0.1.0",
+        "facts": {"kind": "teams_rooms_windows", "app_version": app_version},
+        "verdict": "not_ready",
+        "findings": findings,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Asserts that nothing of the payloads became markup or ran: no element a payload would make
+/// in the page's main part, no flag set, no dialog open.
+fn assert_nothing_ran(browser: &Browser, page: &str) {
+    assert_eq!(
+        browser.alert_text().or_log(browser, "any dialog"),
+        None,
+        "{page}: no dialog"
+    );
+    let found = browser
+        .execute(
+            "return [window.roomreadyXss === undefined,\
+                     document.querySelectorAll('main img, main script, main b').length,\
+                     Array.from(document.querySelectorAll('main a[href]'))\
+                       .filter(a => a.href.startsWith('javascript:')).length];",
+            &[],
+        )
+        .or_log(browser, "looking for what a payload would leave");
+    assert_eq!(
+        found,
+        json!([true, 0, 0]),
+        "{page}: no flag, element or link"
+    );
+}
+
+#[test]
+fn markup_from_a_device_shows_as_text_and_never_runs() {
+    let test = "markup_from_a_device_shows_as_text_and_never_runs";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let rig = Rig::start(1, |_, _| {});
+    let topic = "roomready/v1/mtr-x/state".to_owned();
+    let evidence = format!("seen {IMG_PAYLOAD}");
+    rig.rt.block_on(async {
+        publish(
+            &rig.broker_url(),
+            "hostile",
+            vec![(
+                topic.clone(),
+                hostile_state(
+                    1,
+                    IMG_PAYLOAD,
+                    &[("TLS12_APP_TOO_OLD", SCRIPT_PAYLOAD, &evidence)],
+                ),
+                false,
+            )],
+        )
+        .await;
+        rig.console()
+            .until("the hostile device's state", |store| {
+                store.device(&DeviceId::new("mtr-x").ok()?).ok()??.state
+            })
+            .await;
+    });
+
+    // Rendered by the server: the fleet table and the device page.
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "open the fleet page");
+    wait_live(&browser);
+    let row = "#device-table tr[data-device=\"mtr-x\"]";
+    assert_eq!(
+        text(&browser, &format!("{row} [data-field=app_version]")),
+        IMG_PAYLOAD
+    );
+    assert_eq!(
+        text(&browser, &format!("{row} [data-field=top_finding] .title")),
+        SCRIPT_PAYLOAD
+    );
+    assert_nothing_ran(&browser, "the fleet page");
+
+    browser
+        .goto(&rig.url("/devices/mtr-x"))
+        .or_log(&browser, "open the device page");
+    wait_live(&browser);
+    let finding = "#findings tr.finding[data-code=TLS12_APP_TOO_OLD]";
+    assert_eq!(text(&browser, &format!("{finding} .title")), SCRIPT_PAYLOAD);
+    assert_eq!(text(&browser, &format!("{finding} td.evidence")), evidence);
+    assert_eq!(
+        text(&browser, &format!("{finding} td.remediation")),
+        format!("<b>update</b> {IMG_PAYLOAD}")
+    );
+    assert!(
+        text(&browser, "#facts").contains(IMG_PAYLOAD),
+        "the app version as text"
+    );
+    assert_nothing_ran(&browser, "the device page");
+
+    // Written by the page's script from the live stream: a new finding appears in the history.
+    browser
+        .execute(
+            "window.roomreadyMark = 'before the update'; return null;",
+            &[],
+        )
+        .or_log(&browser, "mark the page");
+    rig.rt.block_on(publish(
+        &rig.broker_url(),
+        "hostile",
+        vec![(
+            topic,
+            hostile_state(
+                2,
+                SCRIPT_PAYLOAD,
+                &[
+                    ("TLS12_APP_TOO_OLD", SCRIPT_PAYLOAD, &evidence),
+                    ("OS_BUILD_MISSING", IMG_PAYLOAD, SCRIPT_PAYLOAD),
+                ],
+            ),
+            false,
+        )],
+    ));
+    let appeared = browser
+        .wait_for("the new finding in the history, live", WAIT, |b| {
+            for entry in b.find_all("#history-list li[data-kind=finding_appeared]")? {
+                let text = entry.text()?;
+                if text.contains("OS_BUILD_MISSING") {
+                    return Ok(Some(text));
+                }
+            }
+            Ok(None)
+        })
+        .or_log(&browser, "the live history entry");
+    assert!(
+        appeared.ends_with(&format!("OS_BUILD_MISSING {IMG_PAYLOAD}")),
+        "the title as text: {appeared:?}"
+    );
+    assert_nothing_ran(&browser, "the device page after the live update");
+    let mark = browser
+        .execute("return window.roomreadyMark || null;", &[])
+        .or_log(&browser, "the mark");
+    assert_eq!(
+        mark,
+        json!("before the update"),
+        "the update came without a reload"
+    );
+    drop(browser);
+    rig.finish();
+}
