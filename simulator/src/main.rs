@@ -284,10 +284,9 @@ fn run_demo(
 ) -> ExitCode {
     let timeout = options.timeout;
     let result = match serve {
-        None => runtime.block_on(demo::run(options)).map(|report| {
-            print!("{}", demo::render(&report));
-            report
-        }),
+        None => runtime
+            .block_on(demo::run(options))
+            .inspect(|report| print!("{}", demo::render(report))),
         Some(serve) => {
             runtime.block_on(demo::serve(options, serve, &mut Printer, wait_for_signal()))
         }
