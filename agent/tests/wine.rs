@@ -340,7 +340,7 @@ async fn the_service_runs_under_wine_and_stops_cleanly() {
     let source_text = String::from_utf8_lossy(&source.stdout);
     assert!(
         source_text.contains(r"EventCreate.exe") && source_text.contains("TypesSupported"),
-        "{source_text}"
+        "the event source after install: {source:?}\ninstall: {installed:?}"
     );
 
     let started = run(&["roomready-agent.exe", "service", "start"]);
