@@ -13,6 +13,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod exit;
 pub mod facts;
 pub mod link;
 pub mod probe;

@@ -20,52 +20,19 @@ use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
 use roomready_agent::report::human;
 use roomready_agent::update::UpdateSettings;
 use roomready_agent::update::trial;
-use roomready_agent::{Agent, AgentSettings, report};
+use roomready_agent::{Agent, AgentSettings, exit, report};
 use roomready_protocol::{DeviceId, EventBody, Message, Verdict};
 
 #[cfg(windows)]
 #[path = "service.rs"]
 mod windows_service_impl;
 
-/// Exit codes, after BSD sysexits where one fits.
-mod exit {
-    pub const READY: u8 = 0;
-    pub const AT_RISK: u8 = 1;
-    pub const NOT_READY: u8 = 2;
-    pub const UNKNOWN: u8 = 3;
-    pub const USAGE: u8 = 64;
-    pub const DATA_ERROR: u8 = 65;
-    pub const NO_INPUT: u8 = 66;
-    pub const SOFTWARE: u8 = 70;
-    pub const IO_ERROR: u8 = 74;
-    pub const RESTART: u8 = 75;
-    pub const CONFIG: u8 = 78;
-}
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  check:  0 ready, 1 at_risk, 2 not_ready, 3 unknown
-  run:    0 after a clean shutdown (SIGINT/SIGTERM), 75 restart me (a new
-          version was installed, or the previous one restored)
-  64 usage error, 65 malformed facts file or registry dump,
-  66 facts file or registry dump unreadable,
-  70 internal error, 74 journal cannot be opened (unwritable, or in use
-  by another agent), 78 bad config file
-  self-test: 0 ok, 74 journal cannot be opened, 78 bad config file
-  update: 0 installed, up to date, or (--check) checked;
-    65 invalid manifest or --version not in the feed, 69 feed unreachable,
-    70 the new binary failed its self-test (nothing replaced),
-    73 the binary could not be replaced, 76 artifact refused (unsigned,
-    signed by no pinned key, altered, digest mismatch, over update_max_mib),
-    77 downgrade refused (allow_downgrade = false),
-    78 bad config file or updates not configured";
-
 #[derive(Parser)]
 #[command(
     name = "roomready-agent",
     version,
     about = "Assesses a Teams Rooms / Surface Hub device for TLS 1.2-only Microsoft 365 and reports over MQTT.",
-    after_help = EXIT_CODES
+    after_help = exit::help()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -75,7 +42,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Assess this device once and print the result; the exit code is the verdict.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help())]
     Check {
         /// Facts file (TOML: device_id, kind, app_version, os_build, os_name, [registry]). On
         /// Windows, and over a registry dump, it overrides the facts it states; elsewhere it is
@@ -110,7 +77,7 @@ enum Command {
         color: ColorChoice,
     },
     /// Run the daemon: assess every interval and report over MQTT until SIGINT/SIGTERM.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help())]
     Run {
         /// Config file (TOML: broker_url, device_id, facts_file, ...; see the README).
         #[arg(long, value_name = "FILE")]
@@ -119,7 +86,7 @@ enum Command {
     /// Check that this binary can run with CONFIG: loads the config, opens (creates, locks and
     /// closes) the journal directory, checks the update keys. Run by `update` on a new binary
     /// before it replaces this one.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help())]
     SelfTest {
         /// Config file, as for `run`.
         #[arg(long, value_name = "FILE")]
@@ -133,7 +100,7 @@ enum Command {
         action: ServiceAction,
     },
     /// Install the newest signed release of the update feed (update_feed_url, update_keys).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help())]
     Update {
         /// Config file, as for `run`.
         #[arg(long, value_name = "FILE")]

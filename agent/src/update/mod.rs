@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use semver::Version;
 
 use crate::config::{UpdateChannel, UpdateConfig, UpdateFeed};
+use crate::exit;
 
 pub use http::Oversize;
 
@@ -276,21 +277,23 @@ impl UpdateError {
         }
     }
 
-    /// The exit code the CLI uses for this error (BSD sysexits).
+    /// The exit code the CLI uses for this error ([`crate::exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            UpdateError::NotConfigured => 78,
-            UpdateError::FeedUnreachable { .. } => 69,
-            UpdateError::ManifestInvalid { .. } | UpdateError::NoSuchVersion { .. } => 65,
-            UpdateError::Downgrade { .. } => 77,
+            UpdateError::NotConfigured => exit::CONFIG,
+            UpdateError::FeedUnreachable { .. } => exit::UNAVAILABLE,
+            UpdateError::ManifestInvalid { .. } | UpdateError::NoSuchVersion { .. } => {
+                exit::DATA_ERROR
+            }
+            UpdateError::Downgrade { .. } => exit::DOWNGRADE,
             UpdateError::Oversize { .. }
             | UpdateError::DigestMismatch { .. }
             | UpdateError::Unsigned { .. }
             | UpdateError::WrongKey { .. }
             | UpdateError::Misnamed { .. }
-            | UpdateError::Tampered { .. } => 76,
-            UpdateError::SelfTestFailed { .. } => 70,
-            UpdateError::Install { .. } => 73,
+            | UpdateError::Tampered { .. } => exit::REFUSED,
+            UpdateError::SelfTestFailed { .. } => exit::SOFTWARE,
+            UpdateError::Install { .. } => exit::CANT_CREATE,
         }
     }
 }
