@@ -283,3 +283,69 @@ async fn a_controller_killed_with_sigkill_loses_nothing() {
     drop(mosquitto);
     drop(dir);
 }
+
+/// A backlog far larger than the controller's queues (the received publishes and the
+/// acknowledgements waiting for the event loop) arrives at once when the controller returns to
+/// its session: all of it is committed. Acknowledging by waiting for room in the client's queue
+/// deadlocked here once both queues were full (found by tests/bench/controller.sh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_controllers_queues_is_all_committed() {
+    const TEST: &str = "a_backlog_larger_than_the_controllers_queues_is_all_committed";
+    const DEVICES: usize = 50;
+    const EVENTS: usize = 600;
+    if !need_mosquitto(TEST) {
+        return;
+    }
+    let mosquitto = Mosquitto::start(&[
+        "max_queued_messages 0".into(),
+        "max_inflight_messages 1000".into(),
+    ]);
+    let broker: BrokerUrl = mosquitto.url().parse().expect("mosquitto URL");
+    // The controller's session exists; then it goes away and the backlog is queued for it.
+    let console = roomready_tests::console::Console::start(&broker, |_, _| {}).await;
+    console.subscribed().await;
+    drop(console.stop().await);
+    let mut messages = Vec::with_capacity(DEVICES * EVENTS);
+    for seq in 1..=EVENTS {
+        for device in 0..DEVICES {
+            let payload = format!(
+                "{{\"schema\":\"roomready.event/1\",\"device\":\"mtr-{device:04}\",\"seq\":{seq},\
+                 \"ts\":\"2026-11-23T14:07:25.200Z\",\"event\":\"check_completed\",\
+                 \"verdict\":\"ready\",\"findings\":0}}"
+            );
+            let topic = format!("roomready/v1/mtr-{device:04}/events");
+            messages.push((topic, payload.into_bytes(), false));
+        }
+    }
+    roomready_tests::publish::publish(&broker, "backlog", messages).await;
+
+    let console = roomready_tests::console::Console::start(&broker, |_, _| {}).await;
+    let mut committed = console.running.subscribe();
+    let stats = std::sync::Arc::clone(&console.running.ingest_stats);
+    let all = (DEVICES * EVENTS) as u64;
+    let taken = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let done = stats.taken.load(std::sync::atomic::Ordering::Relaxed)
+                + stats.duplicates.load(std::sync::atomic::Ordering::Relaxed);
+            if done >= all {
+                return done;
+            }
+            match committed.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return done,
+            }
+        }
+    })
+    .await;
+    let received = stats.received.load(std::sync::atomic::Ordering::Relaxed);
+    let taken = taken.unwrap_or_else(|_| {
+        panic!(
+            "the backlog of {all} was not committed within 120 s: {} taken of {received} received",
+            stats.taken.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    });
+    assert_eq!(taken, all, "every queued message once");
+    let summary = console.http.run(|h| h.get("/api/v1/summary").json()).await;
+    assert_eq!(summary["missing"], 0, "{summary}");
+    console.stop().await;
+}

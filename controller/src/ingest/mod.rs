@@ -157,6 +157,24 @@ impl Received {
             Received::V5(p) => &p.payload,
         }
     }
+
+    /// What acknowledging it needs (its packet id and QoS), without the payload and topic: a
+    /// committed message waiting for room in the client's queue costs a few bytes, not its size.
+    fn ack_only(self) -> Received {
+        match self {
+            Received::V311(mut p) => {
+                p.topic = String::new();
+                p.payload = Default::default();
+                Received::V311(p)
+            }
+            Received::V5(mut p) => {
+                p.topic = Default::default();
+                p.payload = Default::default();
+                p.properties = None;
+                Received::V5(p)
+            }
+        }
+    }
 }
 
 impl Client {
@@ -252,7 +270,9 @@ impl Ingest {
 
     /// Disconnects cleanly (the session stays on the broker) and stops.
     pub async fn stop(self) {
-        self.client.disconnect().await;
+        // DISCONNECT waits for room in the client's queue, which the event loop drains: bounded
+        // too, should the connection be stuck.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.disconnect()).await;
         for task in self.tasks {
             // The event loop ends once DISCONNECT is written; bound the wait all the same.
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
@@ -505,7 +525,7 @@ async fn commit_loop(
         backoff.reset();
         // Acknowledged at the top of the loop, in order. Should the connection go, the broker
         // sends what was not acknowledged again and the store drops it then.
-        unacked.extend(received);
+        unacked.extend(received.into_iter().map(Received::ack_only));
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.taken.fetch_add(committed.taken, Ordering::Relaxed);
         stats
