@@ -55,6 +55,14 @@
 //! update_channel = "stable"              # optional; "stable" (default) or "beta"
 //! allow_downgrade = false                # optional; true permits installing an older version
 //! update_max_mib = 64                    # optional; 1..=4096, default 64: largest artifact
+//! update_ca_file = "feed-ca.pem"         # optional; PEM trust anchors for the feed's HTTPS
+//!                                        # (default Mozilla's roots)
+//! update_health_secs = 120               # optional; 10..=3600, default 120: how long a new
+//!                                        # version has to report healthy before it is kept
+//! auto_update = false                    # optional; true: check and install once a day
+//!                                        # (needs a feed and update_keys)
+//! update_window = "01:00-05:00"          # optional; local-time window for auto_update
+//!                                        # (default 01:00-05:00)
 //! ```
 //!
 //! Every file named here is read as a regular file, within its size limit ([`crate::files`]).
@@ -1194,5 +1202,48 @@ mod example_tests {
             crate::assess::assess(&facts).verdict,
             roomready_protocol::Verdict::Ready
         );
+    }
+}
+
+#[cfg(test)]
+mod documented {
+    //! Every key the config takes ([`KNOWN_KEYS`], what `finish` checks against) is shown in
+    //! this module's doc, in the README and in docs/examples/agent.toml.
+
+    use super::KNOWN_KEYS;
+
+    /// Whether `text` has a line `KEY = …` (after `//!`, `#` or spaces) or says `KEY = ` inline.
+    fn shows(text: &str, key: &str) -> bool {
+        text.lines().any(|line| {
+            line.trim_start_matches(['/', '!', '#', ' '])
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+                || line.contains(&format!(" {key} = "))
+        })
+    }
+
+    #[test]
+    fn every_key_is_shown_in_the_module_doc_the_readme_and_the_example() {
+        let source = include_str!("config.rs");
+        let doc: String = source
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let readme = include_str!("../../README.md");
+        let example = include_str!("../../docs/examples/agent.toml");
+        let mut missing = Vec::new();
+        for key in KNOWN_KEYS.split(',').map(str::trim) {
+            for (what, text) in [
+                ("the config module's doc", doc.as_str()),
+                ("README.md", readme),
+                ("docs/examples/agent.toml", example),
+            ] {
+                if !shows(text, key) {
+                    missing.push(format!("{key} in {what}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not shown: {missing:?}");
     }
 }

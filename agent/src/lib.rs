@@ -7,6 +7,8 @@
 //! [`config`] reads the daemon's configuration file.
 //! [`update`] replaces the binary with a signed release from the update feed.
 
+#![forbid(unsafe_code)]
+
 pub mod app_update;
 pub mod assess;
 pub mod clock;

@@ -7,6 +7,8 @@
 //! the JSON API, exports, `/metrics` and commands ([`commands`]) from the same store. [`start`]
 //! runs all of it from a [`config::Config`]; the binary adds the CLI and `user` management.
 
+#![forbid(unsafe_code)]
+
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -13,6 +13,8 @@
 //! has another major version is rejected with [`DecodeError::UnsupportedMajor`]; a new major version
 //! of the contract is published under a new topic version (`{prefix}/v2/...`).
 
+#![forbid(unsafe_code)]
+
 pub mod codes;
 pub mod device;
 pub mod endpoints;
