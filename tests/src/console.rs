@@ -3,11 +3,18 @@
 //! client of its web side, and waits that end when a committed batch makes a condition true
 //! (never a sleep).
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use roomready_agent::config::BrokerUrl;
 use roomready_connect::broker::{BrokerSettings, BrokerTls, MqttVersion};
 use roomready_controller::Running;
 use roomready_controller::config::Config;
-use roomready_controller::store::SqliteStore;
+use roomready_controller::store::{SqliteStore, Store as _};
+use roomready_protocol::{TopicPrefix, Verdict};
+use roomready_simulator::dashboard::Dashboard;
+use roomready_simulator::device::{DeviceEnv, SimDevice};
+use roomready_simulator::fleet::demo_fleet;
 use std::path::PathBuf;
 
 use crate::WAIT;
@@ -107,6 +114,49 @@ impl Console {
                 )
             })
             .expect("the controller runs");
+    }
+
+    /// Starts `count` demo devices on `broker` (keep-alive 5 s) and waits until the controller
+    /// has every one's state and presence; returns the devices and the verdicts an independent
+    /// dashboard saw.
+    pub async fn fleet(
+        &self,
+        broker: &BrokerUrl,
+        count: usize,
+    ) -> (Vec<SimDevice>, BTreeMap<String, Verdict>) {
+        let mut dashboard = Dashboard::connect(broker, &TopicPrefix::default());
+        dashboard
+            .wait_subscribed(WAIT)
+            .await
+            .expect("the dashboard subscribes");
+        let env = DeviceEnv {
+            keep_alive: Duration::from_secs(5),
+            ..DeviceEnv::new(broker.clone(), TopicPrefix::default())
+        };
+        let devices: Vec<SimDevice> = demo_fleet(count)
+            .into_iter()
+            .map(|spec| SimDevice::spawn(spec, &env))
+            .collect();
+        let view = dashboard
+            .wait_until(WAIT, |v| {
+                v.devices.values().filter(|d| d.state.is_some()).count() == count
+            })
+            .await
+            .expect("every state reaches the dashboard");
+        let verdicts = view
+            .devices
+            .iter()
+            .filter_map(|(id, d)| d.state.as_ref().map(|s| (id.to_string(), s.verdict)))
+            .collect();
+        self.until("every device's state and presence in the store", |store| {
+            let summary = store.summary().ok()?;
+            (summary.devices == count as u64
+                && summary.no_state == 0
+                && summary.online == count as u64)
+                .then_some(())
+        })
+        .await;
+        (devices, verdicts)
     }
 
     pub async fn stop(self) -> tempfile::TempDir {

@@ -2,66 +2,16 @@
 //! → its API, pages, exports and metrics; commands back to the devices; hostile payloads;
 //! logins, CSRF and HTTPS.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use roomready_agent::config::BrokerUrl;
 use roomready_controller::store::{HistoryKind, HistoryQuery, Store};
 use roomready_controller::users::{Role, Users};
-use roomready_protocol::{DeviceId, TopicPrefix, Verdict};
+use roomready_protocol::{DeviceId, Verdict};
 use roomready_simulator::broker::EmbeddedBroker;
-use roomready_simulator::dashboard::Dashboard;
-use roomready_simulator::device::{DeviceEnv, SimDevice};
-use roomready_simulator::fleet::demo_fleet;
-use roomready_tests::WAIT;
+use roomready_simulator::device::SimDevice;
 use roomready_tests::console::Console;
 use roomready_tests::http::{Http, hidden, meta};
 use roomready_tests::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::publish::publish;
-
-fn env(broker: &BrokerUrl) -> DeviceEnv {
-    DeviceEnv {
-        keep_alive: Duration::from_secs(5),
-        ..DeviceEnv::new(broker.clone(), TopicPrefix::default())
-    }
-}
-
-/// Starts `count` demo devices and waits until the controller has every one's state; returns the
-/// devices and the verdicts an independent dashboard saw.
-async fn fleet(
-    broker: &BrokerUrl,
-    console: &Console,
-    count: usize,
-) -> (Vec<SimDevice>, BTreeMap<String, Verdict>) {
-    let mut dashboard = Dashboard::connect(broker, &TopicPrefix::default());
-    dashboard
-        .wait_subscribed(WAIT)
-        .await
-        .expect("the dashboard subscribes");
-    let env = env(broker);
-    let devices: Vec<SimDevice> = demo_fleet(count)
-        .into_iter()
-        .map(|spec| SimDevice::spawn(spec, &env))
-        .collect();
-    let view = dashboard
-        .wait_until(WAIT, |v| {
-            v.devices.values().filter(|d| d.state.is_some()).count() == count
-        })
-        .await
-        .expect("every state reaches the dashboard");
-    let seen: BTreeMap<String, Verdict> = view
-        .devices
-        .iter()
-        .filter_map(|(id, d)| d.state.as_ref().map(|s| (id.to_string(), s.verdict)))
-        .collect();
-    console
-        .until("every device's state in the store", |store| {
-            let summary = store.summary().ok()?;
-            (summary.devices == count as u64 && summary.no_state == 0).then_some(())
-        })
-        .await;
-    (devices, seen)
-}
 
 async fn shutdown(devices: Vec<SimDevice>) {
     for device in devices {
@@ -74,7 +24,7 @@ async fn the_api_answers_what_the_fleet_reported() {
     let broker = EmbeddedBroker::start().await.expect("broker");
     let console = Console::start(&broker.url(), |_, _| {}).await;
     console.subscribed().await;
-    let (devices, seen) = fleet(&broker.url(), &console, 24).await;
+    let (devices, seen) = console.fleet(&broker.url(), 24).await;
 
     let http = console.http.clone();
     let expected = seen.clone();
@@ -180,7 +130,7 @@ async fn commands_go_to_the_device_and_their_answers_come_back() {
     let broker = EmbeddedBroker::start().await.expect("broker");
     let console = Console::start(&broker.url(), |_, _| {}).await;
     console.subscribed().await;
-    let (devices, _) = fleet(&broker.url(), &console, 3).await;
+    let (devices, _) = console.fleet(&broker.url(), 3).await;
     let id = "mtr-0001";
     let http = console.http.clone();
     let sent = http
@@ -406,7 +356,7 @@ async fn a_restart_on_the_same_database_keeps_history_and_drops_redeliveries() {
     let broker = EmbeddedBroker::start().await.expect("broker");
     let console = Console::start(&broker.url(), |_, _| {}).await;
     console.subscribed().await;
-    let (devices, _) = fleet(&broker.url(), &console, 5).await;
+    let (devices, _) = console.fleet(&broker.url(), 5).await;
     let config = console.config.clone();
     let dir = console.stop().await;
     let again = Console::start_with(config, dir).await;
@@ -480,7 +430,7 @@ async fn logins_roles_csrf_and_the_failure_limit() {
     })
     .await;
     console.subscribed().await;
-    let (devices, _) = fleet(&broker.url(), &console, 2).await;
+    let (devices, _) = console.fleet(&broker.url(), 2).await;
     let http = console.http.clone();
     http.run(|http| {
         // Nothing without a login: pages go to the login, the API answers 401.
@@ -672,7 +622,7 @@ async fn against_mosquitto_on_both_mqtt_versions() {
         })
         .await;
         console.subscribed().await;
-        let (devices, seen) = fleet(&url, &console, 8).await;
+        let (devices, seen) = console.fleet(&url, 8).await;
         let summary = console.store().summary().expect("summary");
         for (verdict, count) in summary.by_verdict {
             let want = seen.values().filter(|v| **v == verdict).count() as u64;

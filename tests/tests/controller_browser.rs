@@ -16,17 +16,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
 use roomready_controller::config::Config;
 use roomready_controller::store::Store;
 use roomready_controller::users::{Role, Users};
-use roomready_protocol::{DeviceId, TopicPrefix, Verdict};
+use roomready_protocol::{DeviceId, Verdict};
 use roomready_simulator::broker::EmbeddedBroker;
-use roomready_simulator::dashboard::Dashboard;
-use roomready_simulator::device::{DeviceEnv, SimDevice};
-use roomready_simulator::fleet::demo_fleet;
+use roomready_simulator::device::SimDevice;
 use roomready_tests::WAIT;
 use roomready_tests::console::Console;
 use roomready_tests::publish::publish;
@@ -67,7 +64,7 @@ impl Rig {
             let broker = EmbeddedBroker::start().await.expect("the broker starts");
             let console = Console::start(&broker.url(), tweak).await;
             console.subscribed().await;
-            let (devices, verdicts) = fleet(&broker.url(), &console, count).await;
+            let (devices, verdicts) = console.fleet(&broker.url(), count).await;
             (broker, console, devices, verdicts)
         });
         Rig {
@@ -120,49 +117,6 @@ impl Rig {
             }
         });
     }
-}
-
-/// Starts `count` demo devices and waits until the controller has every one's state; returns
-/// the devices and the verdicts an independent dashboard saw.
-async fn fleet(
-    broker: &BrokerUrl,
-    console: &Console,
-    count: usize,
-) -> (Vec<SimDevice>, BTreeMap<String, Verdict>) {
-    let mut dashboard = Dashboard::connect(broker, &TopicPrefix::default());
-    dashboard
-        .wait_subscribed(WAIT)
-        .await
-        .expect("the dashboard subscribes");
-    let env = DeviceEnv {
-        keep_alive: Duration::from_secs(5),
-        ..DeviceEnv::new(broker.clone(), TopicPrefix::default())
-    };
-    let devices: Vec<SimDevice> = demo_fleet(count)
-        .into_iter()
-        .map(|spec| SimDevice::spawn(spec, &env))
-        .collect();
-    let view = dashboard
-        .wait_until(WAIT, |v| {
-            v.devices.values().filter(|d| d.state.is_some()).count() == count
-        })
-        .await
-        .expect("every state reaches the dashboard");
-    let verdicts: BTreeMap<String, Verdict> = view
-        .devices
-        .iter()
-        .filter_map(|(id, d)| d.state.as_ref().map(|s| (id.to_string(), s.verdict)))
-        .collect();
-    console
-        .until("every device's state and presence in the store", |store| {
-            let summary = store.summary().ok()?;
-            (summary.devices == count as u64
-                && summary.no_state == 0
-                && summary.online == count as u64)
-                .then_some(())
-        })
-        .await;
-    (devices, verdicts)
 }
 
 /// A users file in `dir` with the operator [`OPERATOR`] and the viewer [`VIEWER`].
