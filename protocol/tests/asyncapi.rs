@@ -10,10 +10,13 @@ use boon::{Compiler, Schemas};
 use roomready_protocol::json_schema::{self, MessageSchema};
 use roomready_protocol::topics::CONTRACT_VERSION;
 use roomready_protocol::{
-    Channel, Command, CommandResponse, DeviceId, Event, Message, Presence, State, Status,
-    StatusReason, TopicPrefix,
+    Channel, Command, CommandResponse, DeviceId, Message, Presence, Status, StatusReason,
+    TopicPrefix,
 };
 use serde_json::Value;
+
+mod support;
+use support::decode;
 
 fn docs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,21 +58,6 @@ fn address(channel: Channel) -> String {
         "{{prefix}}/{CONTRACT_VERSION}/{{device}}/{}",
         channel.suffix()
     )
-}
-
-/// What the decoder of the message `name` says about `payload`.
-fn decode(name: &str, payload: &[u8]) -> Result<(), String> {
-    fn run<M: Message>(payload: &[u8]) -> Result<(), String> {
-        M::decode(payload).map(drop).map_err(|e| e.to_string())
-    }
-    match name {
-        n if n == Status::NAME => run::<Status>(payload),
-        n if n == State::NAME => run::<State>(payload),
-        n if n == Event::NAME => run::<Event>(payload),
-        n if n == Command::NAME => run::<Command>(payload),
-        n if n == CommandResponse::NAME => run::<CommandResponse>(payload),
-        other => panic!("no decoder for {other}"),
-    }
 }
 
 #[test]

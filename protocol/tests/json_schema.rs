@@ -17,6 +17,9 @@ use roomready_protocol::{
 };
 use serde_json::{Value, json};
 
+mod support;
+use support::decode;
+
 const WRITE_VAR: &str = "ROOMREADY_WRITE_SCHEMAS";
 
 fn workspace_root() -> PathBuf {
@@ -188,21 +191,6 @@ impl Validator {
         self.compiler
             .compile(&location, &mut self.schemas)
             .unwrap_or_else(|e| panic!("{location}: {e:#}"))
-    }
-}
-
-/// What the decoder of the message `name` says about `payload`.
-fn decode(name: &str, payload: &[u8]) -> Result<(), String> {
-    fn run<M: Message>(payload: &[u8]) -> Result<(), String> {
-        M::decode(payload).map(drop).map_err(|e| e.to_string())
-    }
-    match name {
-        n if n == Status::NAME => run::<Status>(payload),
-        n if n == State::NAME => run::<State>(payload),
-        n if n == Event::NAME => run::<Event>(payload),
-        n if n == Command::NAME => run::<Command>(payload),
-        n if n == CommandResponse::NAME => run::<CommandResponse>(payload),
-        other => panic!("no decoder for {other}"),
     }
 }
 
