@@ -37,6 +37,9 @@ die() { printf 'controller.sh: %s\n' "$*" >&2; exit 1; }
 note() { printf 'controller.sh: %s\n' "$*" >&2; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# free_port, hwm
+# shellcheck source=tests/bench/lib.sh
+source "$REPO/tests/bench/lib.sh"
 DEVICES=${DEVICES:-10000}
 EVENTS=${EVENTS:-100000}
 REQUESTS=${REQUESTS:-200}
@@ -79,16 +82,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 20000))
-        if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return; fi
-    done
-    die "no free port found"
-}
-
-hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Polls PID's VmHWM every 100 ms until it exits; FILE holds the highest seen (kB).
 watch_peak() {
     local pid=$1 file=$2 peak=0 h

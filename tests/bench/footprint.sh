@@ -30,6 +30,9 @@ die() { printf 'footprint.sh: %s\n' "$*" >&2; exit 1; }
 note() { printf 'footprint.sh: %s\n' "$*" >&2; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# free_port, hwm
+# shellcheck source=tests/bench/lib.sh
+source "$REPO/tests/bench/lib.sh"
 IDLE_SECS=${IDLE_SECS:-60}
 OUT=${OUT:-$REPO/docs/benchmarks.md}
 [[ $IDLE_SECS =~ ^[0-9]+$ && $IDLE_SECS -gt 0 ]] || die "IDLE_SECS must be a positive whole number"
@@ -53,15 +56,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 20000))
-        if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return; fi
-    done
-    die "no free port found"
-}
 
 # The broker.
 PORT=$(free_port)

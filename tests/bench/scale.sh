@@ -26,6 +26,9 @@ die() { printf 'scale.sh: %s\n' "$*" >&2; exit 1; }
 note() { printf 'scale.sh: %s\n' "$*" >&2; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# free_port, hwm
+# shellcheck source=tests/bench/lib.sh
+source "$REPO/tests/bench/lib.sh"
 SCENARIO=${SCENARIO:-$REPO/simulator/scenarios/scale-10k.toml}
 OUT=${OUT:-$REPO/docs/benchmarks.md}
 MOSQUITTO=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
@@ -52,19 +55,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 20000))
-        if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return; fi
-    done
-    die "no free port found"
-}
-
 # kB of VmHWM (peak RSS) of PID and, summed, of its child processes (the embedded broker runs
 # in a child when a fleet does not fit in one process), polled every 100 ms until PID exits;
 # FILE gets "PID_PEAK CHILDREN_PEAK".
-hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 watch_peak() {
     local pid=$1 file=$2 peak=0 children=0 h sum child
     while kill -0 "$pid" 2>/dev/null; do
