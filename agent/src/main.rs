@@ -257,10 +257,8 @@ fn service(action: ServiceAction) -> u8 {
                 Ok(writer) => {
                     use tracing_subscriber::layer::SubscriberExt as _;
                     use tracing_subscriber::util::SubscriberInitExt as _;
-                    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
                     tracing_subscriber::registry()
-                        .with(filter)
+                        .with(log_filter("info"))
                         .with(
                             tracing_subscriber::fmt::layer()
                                 .with_ansi(false)
@@ -311,13 +309,35 @@ fn service_daemon(config: &Path, stop: tokio::sync::oneshot::Receiver<()>) -> u8
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(roomready_agent::terminal::stderr_colour())
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(log_filter(default))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(roomready_agent::terminal::stderr_colour()),
+        )
         .init();
+}
+
+/// What is logged: `RUST_LOG` as a level or a list of `target=level` (e.g. `debug`, or
+/// `warn,roomready_agent::link=debug`), else `default`. A `RUST_LOG` that does not parse is
+/// said so on stderr and the default used. (A plain target list, not `EnvFilter`'s span and
+/// field directives: those need a regex engine, a megabyte of the agent.)
+fn log_filter(default: &str) -> tracing_subscriber::filter::Targets {
+    let fallback = || {
+        default
+            .parse()
+            .expect("the built-in default log filter parses")
+    };
+    match std::env::var("RUST_LOG") {
+        Ok(text) if !text.trim().is_empty() => text.parse().unwrap_or_else(|e| {
+            eprintln!("roomready-agent: RUST_LOG={text:?} ignored ({e}); logging at {default}");
+            fallback()
+        }),
+        _ => fallback(),
+    }
 }
 
 /// `check`: the same assessment as the daemon, printed once.
