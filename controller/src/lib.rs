@@ -179,3 +179,20 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         pruner,
     })
 }
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM: when a served controller (the binary, the demo)
+/// should stop.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -168,26 +168,11 @@ fn run(config_path: &Path) -> u8 {
             "serving the dashboard"
         );
         eprintln!("roomready-controller: dashboard at {}", running.url());
-        wait_for_signal().await;
+        roomready_controller::shutdown_signal().await;
         tracing::info!("stopping");
         running.stop().await;
         exit::OK
     })
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn users_path(file: &UsersFile) -> anyhow::Result<PathBuf> {

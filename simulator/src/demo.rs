@@ -175,6 +175,20 @@ impl World {
         (view, arrived, elapsed)
     }
 
+    /// Waits for the fleet as [`World::wait`] does and says what arrived.
+    async fn report(&mut self, options: &DemoOptions) -> DemoReport {
+        let (view, arrived, elapsed) = self.wait(options.timeout).await;
+        DemoReport {
+            broker: self.broker.clone(),
+            embedded: self.embedded.is_some(),
+            fleet: self.fleet.clone(),
+            view,
+            arrived,
+            elapsed,
+            timeout: options.timeout,
+        }
+    }
+
     /// Stops the devices cleanly: each publishes its offline status.
     async fn stop_devices(&mut self) {
         let mut stopping = JoinSet::new();
@@ -210,16 +224,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let (embedded, broker) = World::broker(&options).await?;
     // One report per device is all this run needs; later ones would only add traffic.
     let mut world = World::start(&options, embedded, broker, None);
-    let (view, arrived, elapsed) = world.wait(options.timeout).await;
-    let report = DemoReport {
-        broker: world.broker.clone(),
-        embedded: options.broker.is_none(),
-        fleet: world.fleet.clone(),
-        view,
-        arrived,
-        elapsed,
-        timeout: options.timeout,
-    };
+    let report = world.report(&options).await;
     world.stop().await?;
     Ok(report)
 }
@@ -290,16 +295,7 @@ pub async fn serve(
     let _ = tokio::time::timeout(SUBSCRIBE_WAIT, subscribed.wait_for(|s| *s)).await;
 
     let mut world = World::start(&options, embedded, broker, Some(serve.report_interval));
-    let (view, arrived, elapsed) = world.wait(options.timeout).await;
-    let report = DemoReport {
-        broker: world.broker.clone(),
-        embedded: options.broker.is_none(),
-        fleet: world.fleet.clone(),
-        view,
-        arrived,
-        elapsed,
-        timeout: options.timeout,
-    };
+    let report = world.report(&options).await;
     narrator.fleet(&report);
     shutdown.await;
     // Devices first, so the controller records them going offline; the broker last.

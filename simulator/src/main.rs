@@ -287,9 +287,12 @@ fn run_demo(
         None => runtime
             .block_on(demo::run(options))
             .inspect(|report| print!("{}", demo::render(report))),
-        Some(serve) => {
-            runtime.block_on(demo::serve(options, serve, &mut Printer, wait_for_signal()))
-        }
+        Some(serve) => runtime.block_on(demo::serve(
+            options,
+            serve,
+            &mut Printer,
+            roomready_controller::shutdown_signal(),
+        )),
     };
     match result {
         Ok(report) if report.complete() => ExitCode::from(exit::OK),
@@ -327,22 +330,6 @@ impl Narrator for Printer {
         print!("{}", demo::render(report));
         println!("\nserving the dashboard at the address above; Ctrl-C stops the demo");
     }
-}
-
-/// Waits for Ctrl-C or, on Unix, SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Prints a failed command's error chain and gives exit code 1.
