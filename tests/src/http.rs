@@ -214,11 +214,9 @@ impl Http {
 
     /// POST a form of `fields` to `path`.
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
-        let body = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         self.post(path, "application/x-www-form-urlencoded", &[], &body)
     }
 
@@ -235,19 +233,6 @@ impl Http {
             .await
             .expect("the HTTP task ran")
     }
-}
-
-/// Percent-encodes a form value.
-pub fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The `content` of `<meta name="NAME" content="…">` in a page.
