@@ -180,19 +180,28 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     })
 }
 
-/// Completes on Ctrl-C or, on Unix, SIGTERM: when a served controller (the binary, the demo)
-/// should stop.
-pub async fn shutdown_signal() {
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM: when a served controller (the binary, the
+/// demo) should stop. The handlers are installed when this is called, not when it is first
+/// awaited, so a signal that arrives right after the dashboard's address is printed is not
+/// the default action (death without cleaning up). Call it inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use futures_util::future::Either;
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+        if let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            return Either::Left(async move {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            });
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    Either::Right(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -145,6 +145,8 @@ fn run(config_path: &Path) -> u8 {
         }
     };
     runtime.block_on(async {
+        // Listening for Ctrl-C and SIGTERM before the dashboard's address is printed.
+        let stop = roomready_controller::shutdown_signal();
         let running = match roomready_controller::start(&config).await {
             Ok(running) => running,
             Err(e) => {
@@ -168,7 +170,7 @@ fn run(config_path: &Path) -> u8 {
             "serving the dashboard"
         );
         eprintln!("roomready-controller: dashboard at {}", running.url());
-        roomready_controller::shutdown_signal().await;
+        stop.await;
         tracing::info!("stopping");
         running.stop().await;
         exit::OK

@@ -287,12 +287,11 @@ fn run_demo(
         None => runtime
             .block_on(demo::run(options))
             .inspect(|report| print!("{}", demo::render(report))),
-        Some(serve) => runtime.block_on(demo::serve(
-            options,
-            serve,
-            &mut Printer,
-            roomready_controller::shutdown_signal(),
-        )),
+        Some(serve) => runtime.block_on(async {
+            // Listening for Ctrl-C and SIGTERM before anything is printed.
+            let stop = roomready_controller::shutdown_signal();
+            demo::serve(options, serve, &mut Printer, stop).await
+        }),
     };
     match result {
         Ok(report) if report.complete() => ExitCode::from(exit::OK),
