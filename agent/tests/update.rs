@@ -89,8 +89,10 @@ impl Feed {
     }
 }
 
+/// The feed's artifact name (`update::feed`), also for versions no semver parser takes.
 fn asset_name(version: &str) -> String {
-    format!("roomready-agent-{version}-{TARGET}.tar.gz")
+    use roomready_agent::update::feed::{AGENT_BIN, archive_ext};
+    format!("{AGENT_BIN}-{version}-{TARGET}.{}", archive_ext(TARGET))
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -26,6 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+pub use roomready_agent::update::feed::{
+    AGENT_BIN, MANIFEST_FILE, artifact_name, binary_name, is_windows_target,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zipsign_api::{KEYPAIR_LENGTH, PUBLIC_KEY_LENGTH, SigningKey, VerifyingKey};
@@ -34,12 +37,8 @@ use zipsign_api::{KEYPAIR_LENGTH, PUBLIC_KEY_LENGTH, SigningKey, VerifyingKey};
 pub const SIGNING_KEY_FILE: &str = "signing.key";
 /// File name of the base64 verifying key written by [`keygen`].
 pub const VERIFYING_KEY_FILE: &str = "verifying.key.b64";
-/// File name of a channel's manifest.
-pub const MANIFEST_FILE: &str = "manifest.json";
 /// The manifest schema `self_update` 1.3 understands.
 pub const MANIFEST_SCHEMA: u64 = 1;
-/// The agent binary's name inside an artifact (plus `.exe` on Windows targets).
-pub const AGENT_BIN: &str = "roomready-agent";
 
 /// Everything that can go wrong making keys, artifacts and feeds. The underlying error, where
 /// there is one, is the `source()` (not repeated in the message): print with `{:#}` (anyhow) or
@@ -292,30 +291,6 @@ pub fn check_target(target: &str) -> Result<(), ReleaseError> {
         Ok(())
     } else {
         Err(ReleaseError::BadTarget(target.to_string()))
-    }
-}
-
-/// Whether `target` is a Windows target (`*-windows-*`): those get a `.zip` and an `.exe`.
-pub fn is_windows_target(target: &str) -> bool {
-    target.split('-').any(|part| part == "windows")
-}
-
-/// The artifact's published file name, which is also its signature context.
-pub fn artifact_name(version: &semver::Version, target: &str) -> String {
-    let ext = if is_windows_target(target) {
-        "zip"
-    } else {
-        "tar.gz"
-    };
-    format!("{AGENT_BIN}-{version}-{target}.{ext}")
-}
-
-/// The binary's name inside the artifact.
-pub fn binary_name(target: &str) -> String {
-    if is_windows_target(target) {
-        format!("{AGENT_BIN}.exe")
-    } else {
-        AGENT_BIN.to_string()
     }
 }
 

@@ -19,6 +19,7 @@
 //! new one in. Nothing unsigned or unverified is ever executed: the self-test runs after the
 //! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
 
+pub mod feed;
 pub mod http;
 mod signature;
 pub mod trial;
@@ -46,9 +47,6 @@ pub const BIN_NAME: &str = if cfg!(windows) {
 } else {
     "roomready-agent"
 };
-
-/// The artifact extension for this platform.
-const ARCHIVE_EXT: &str = if cfg!(windows) { "zip" } else { "tar.gz" };
 
 /// How long the new binary's self-test may take.
 const SELF_TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -122,7 +120,9 @@ impl UpdateSettings {
     /// `/releases` on the GitHub API.
     pub fn listing_url(&self) -> String {
         match &self.feed {
-            UpdateFeed::Manifest { url } => format!("{url}/{}/manifest.json", self.channel),
+            UpdateFeed::Manifest { url } => {
+                format!("{url}/{}/{}", self.channel, feed::MANIFEST_FILE)
+            }
             UpdateFeed::GitHub {
                 api_url,
                 owner,
@@ -134,7 +134,7 @@ impl UpdateSettings {
 
     /// The artifact file name of `version` for this target.
     pub fn asset_name(&self, version: &Version) -> String {
-        format!("roomready-agent-{version}-{}.{ARCHIVE_EXT}", self.target)
+        feed::artifact_name(version, &self.target)
     }
 
     /// Where the replaced binary is kept: `NAME.prev`, or `NAME.prev.exe` for `NAME.exe`.
@@ -361,7 +361,11 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
         }
     })?;
     // Every artifact name the feed lists for this target, newest release first.
-    let suffix = format!("-{}.{ARCHIVE_EXT}", settings.target);
+    let suffix = format!(
+        "-{}.{}",
+        settings.target,
+        feed::archive_ext(&settings.target)
+    );
     let mut listed_names: Vec<(Option<Version>, String)> = releases
         .iter()
         .flat_map(|r| {
@@ -591,7 +595,7 @@ pub fn install(
         .release_tag(release.version.to_string())
         .asset_matcher(move |assets| assets.iter().find(|a| a.name() == asset).cloned())
         .bin_install_path(&settings.install_path)
-        .bin_path_in_archive(BIN_NAME)
+        .bin_path_in_archive(feed::binary_name(&settings.target))
         .no_confirm(true)
         .show_output(false)
         .show_download_progress(false)
