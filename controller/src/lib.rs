@@ -185,23 +185,36 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 /// awaited, so a signal that arrives right after the dashboard's address is printed is not
 /// the default action (death without cleaning up). Call it inside the runtime.
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    use futures_util::future::Either;
     #[cfg(unix)]
     {
+        use futures_util::future::Either;
         use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut interrupt), Ok(mut terminate)) = (
+        match (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
         ) {
-            return Either::Left(async move {
+            (Ok(mut interrupt), Ok(mut terminate)) => Either::Left(async move {
                 tokio::select! {
                     _ = interrupt.recv() => {}
                     _ = terminate.recv() => {}
                 }
-            });
+            }),
+            _ => Either::Right(async {
+                let _ = tokio::signal::ctrl_c().await;
+            }),
         }
     }
-    Either::Right(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    #[cfg(not(unix))]
+    {
+        // Windows: the console's Ctrl-C, registered here, before the first await.
+        let ctrl_c = tokio::signal::windows::ctrl_c();
+        async move {
+            match ctrl_c {
+                Ok(mut ctrl_c) => {
+                    ctrl_c.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
 }
