@@ -934,3 +934,100 @@ fn markup_from_a_device_shows_as_text_and_never_runs() {
     drop(browser);
     rig.finish();
 }
+
+#[test]
+fn the_findings_and_ingest_pages_show_what_the_store_holds() {
+    let test = "the_findings_and_ingest_pages_show_what_the_store_holds";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let rig = Rig::start(8, |_, _| {});
+    // A payload no decoder takes, with markup in it: kept for the ingest page, shown as text.
+    let garbage = format!("not json {IMG_PAYLOAD}");
+    rig.rt.block_on(async {
+        publish(
+            &rig.broker_url(),
+            "garbage",
+            vec![(
+                "roomready/v1/mtr-g/state".to_owned(),
+                garbage.clone().into_bytes(),
+                false,
+            )],
+        )
+        .await;
+        rig.console()
+            .until("the undecodable payload in the store", |store| {
+                (!store.decode_failures().ok()?.is_empty()).then_some(())
+            })
+            .await;
+    });
+    let store = rig.console().store();
+    let counts: BTreeMap<String, String> = store
+        .findings()
+        .expect("the store's findings")
+        .into_iter()
+        .map(|f| (f.code, f.devices.to_string()))
+        .collect();
+    assert!(!counts.is_empty(), "the demo fleet has findings");
+
+    // The findings page: every code with its device count.
+    browser
+        .goto(&rig.url("/findings"))
+        .or_log(&browser, "open the findings page");
+    let shown = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#findings-table tbody tr'))\
+               .map(tr => [tr.dataset.code, tr.querySelector('td.num').innerText.trim()]);",
+            &[],
+        )
+        .or_log(&browser, "reading the findings table");
+    let shown: BTreeMap<String, String> = serde_json::from_value::<Vec<(String, String)>>(shown)
+        .expect("rows of findings")
+        .into_iter()
+        .collect();
+    assert_eq!(shown, counts, "every finding code with its device count");
+
+    // One finding's page, reached by its link: exactly the devices that have it.
+    let code = counts.keys().next().expect("a finding").clone();
+    browser
+        .find(&format!("#findings-table tr[data-code=\"{code}\"] td a"))
+        .and_then(|link| link.click())
+        .or_log(&browser, "click the finding");
+    browser
+        .wait_until("the finding's page", WAIT, |b| {
+            Ok(b.find("h1")?.text()?.contains(&code))
+        })
+        .or_log(&browser, "the finding's page never opened");
+    let devices = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('tr[data-device]')).map(tr => tr.dataset.device);",
+            &[],
+        )
+        .or_log(&browser, "reading the finding's devices");
+    let devices: BTreeSet<String> = serde_json::from_value(devices).expect("device ids");
+    let expected: BTreeSet<String> = store
+        .devices_with_finding(&code, 10_000)
+        .expect("the store's devices with the finding")
+        .into_iter()
+        .map(|d| d.id.to_string())
+        .collect();
+    assert_eq!(devices, expected, "the devices with {code}");
+
+    // The ingest page: the undecodable payload, its topic, as text.
+    browser
+        .goto(&rig.url("/ingest"))
+        .or_log(&browser, "open the ingest page");
+    let payload = text(&browser, "code.payload");
+    assert!(payload.contains(IMG_PAYLOAD), "{payload:?}");
+    assert!(
+        browser
+            .find("main")
+            .and_then(|m| m.text())
+            .or_log(&browser, "the ingest page's text")
+            .contains("roomready/v1/mtr-g/state"),
+        "the topic is shown"
+    );
+    assert_nothing_ran(&browser, "ingest");
+    drop(browser);
+    rig.finish();
+}
