@@ -27,6 +27,9 @@ use crate::fleet::demo_fleet;
 
 /// How long the demo waits for presence after every state arrived.
 const STATUS_GRACE: Duration = Duration::from_secs(2);
+/// Where the demo's dashboard listens unless told otherwise.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 /// How long the controller may take to subscribe before the devices start anyway.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(10);
 
@@ -44,10 +47,8 @@ pub struct DemoOptions {
 /// The controller of a [`serve`]d demo.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Where the dashboard listens.
-    pub listen: SocketAddr,
-    /// Whether `listen` is only the default: if it is taken, a free port is used instead.
-    pub listen_is_default: bool,
+    /// Where the dashboard listens; `None`: [`DEFAULT_LISTEN`], or a free port if that is taken.
+    pub listen: Option<SocketAddr>,
     /// The controller's database; `None`: a file in a temporary directory, deleted at the end.
     pub database: Option<PathBuf>,
     /// How often each device reports on its own (commands make it report at once).
@@ -268,13 +269,13 @@ pub async fn serve(
         database.clone(),
     );
     config.topic_prefix = options.topic_prefix.clone();
-    config.listen = serve.listen;
+    config.listen = serve.listen.unwrap_or(DEFAULT_LISTEN);
     let controller = match roomready_controller::start(&config).await {
         Err(roomready_controller::StartError::Web(
             roomready_controller::web::ServerError::Bind { source, .. },
-        )) if serve.listen_is_default && source.kind() == std::io::ErrorKind::AddrInUse => {
-            tracing::info!("{} is taken: the dashboard takes a free port", serve.listen);
-            config.listen = SocketAddr::new(serve.listen.ip(), 0);
+        )) if serve.listen.is_none() && source.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::info!("{DEFAULT_LISTEN} is taken: the dashboard takes a free port");
+            config.listen = SocketAddr::new(DEFAULT_LISTEN.ip(), 0);
             roomready_controller::start(&config).await
         }
         started => started,

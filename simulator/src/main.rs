@@ -273,9 +273,6 @@ fn run_scenario(
     }
 }
 
-/// Where the demo's dashboard listens unless `--listen` says otherwise.
-const DEMO_PORT: u16 = 8080;
-
 /// `demo`: once (print the table, exit) or serving the dashboard until Ctrl-C or SIGTERM.
 fn run_demo(
     runtime: &tokio::runtime::Runtime,
@@ -467,8 +464,7 @@ fn main() -> ExitCode {
                 topic_prefix,
             };
             let serve = (!once).then(|| ServeOptions {
-                listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEMO_PORT))),
-                listen_is_default: listen.is_none(),
+                listen,
                 database,
                 report_interval: Duration::from_secs(report_interval),
             });
