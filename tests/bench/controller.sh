@@ -239,9 +239,9 @@ print("\nThe first run of this benchmark found a deadlock: the controller stoppe
       "after about 17,000 of the 110,000 messages (and then hung on SIGTERM). Its committer waited for "
       "room in rumqttc's request queue to queue each PUBACK, a queue only the event loop drains, while "
       "the poller, which drives the event loop, waited for room in the committer's queue. The "
-      "committer now queues acknowledgements without waiting and keeps those that do not fit, in "
-      "order and already committed, until there is room (`controller/src/ingest/mod.rs`, "
-      "`commit_loop`); acknowledgements still follow the commit.")
+      "committer now hands each committed message's packet id to a task of its own that sends the "
+      "acknowledgements in order (`controller/src/ingest/mod.rs`, `ack_loop`), so waiting for room "
+      "never stops the committer; acknowledgements still follow the commit.")
 PY
 cat "$REPORT"
 "$REPO/tests/bench/splice.sh" controller "$REPORT" "$OUT"

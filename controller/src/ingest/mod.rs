@@ -40,8 +40,6 @@ const PACKET_HEADROOM: usize = 64 * 1024;
 /// is set high and the broker's own (`message_size_limit`) should be lower (docs/controller.md).
 const MQTT311_MAX_PACKET: usize = 16 * 1024 * 1024 + PACKET_HEADROOM;
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
-/// How soon the committer tries again to queue acknowledgements the client had no room for.
-const ACK_RETRY: Duration = Duration::from_millis(5);
 
 /// How to connect and what to subscribe to.
 #[derive(Debug, Clone)]
@@ -197,12 +195,11 @@ impl Client {
         }
     }
 
-    /// Queues the PUBACK of `received` without waiting: `Err` when the client's request queue
-    /// is full (or the event loop has ended).
-    fn try_ack(&self, received: &Received) -> Result<(), String> {
+    /// Queues the PUBACK of `received`, waiting for room in the client's request queue.
+    async fn ack(&self, received: &Received) -> Result<(), String> {
         match (self, received) {
-            (Client::V311(c), Received::V311(p)) => c.try_ack(p).map_err(|e| e.to_string()),
-            (Client::V5(c), Received::V5(p)) => c.try_ack(p).map_err(|e| e.to_string()),
+            (Client::V311(c), Received::V311(p)) => c.ack(p).await.map_err(|e| e.to_string()),
+            (Client::V5(c), Received::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
             _ => Ok(()),
         }
     }
@@ -451,14 +448,23 @@ async fn poll(
     }
 }
 
-/// Takes publishes in batches: decode, commit, then acknowledge.
+/// Sends the PUBACKs of committed messages, in order, until the committer ends.
 ///
-/// The acknowledgements go through the client's request queue, which only the event loop
-/// drains, and the event loop is only polled while the poller has room to hand publishes over.
-/// So the committer never waits for room in that queue: what does not fit waits in `unacked`
-/// (in order, already committed) while the committer goes on taking publishes, which lets the
-/// poller drive the event loop again and send the queued ones. Waiting there instead deadlocks
-/// once both queues are full: seen at 10,000 devices with Mosquitto, `tests/bench/controller.sh`.
+/// A task of its own because an acknowledgement waits for room in the client's request queue,
+/// which only the event loop drains, and the event loop is only polled while the poller has
+/// room to hand publishes to the committer. A committer that waited there itself deadlocked
+/// once both queues were full (seen at 10,000 devices with Mosquitto, `tests/bench/controller.sh`;
+/// `controller_kill.rs` holds it). Each waiting acknowledgement keeps only its packet id.
+async fn ack_loop(mut committed: mpsc::UnboundedReceiver<Received>, client: Client) {
+    while let Some(received) = committed.recv().await {
+        if let Err(e) = client.ack(&received).await {
+            // The connection is gone: the broker sends it again, the store drops it then.
+            tracing::debug!("cannot acknowledge: {e}");
+        }
+    }
+}
+
+/// Takes publishes in batches: decode, commit, then hand them to [`ack_loop`].
 async fn commit_loop(
     mut rx: mpsc::Receiver<Received>,
     client: Client,
@@ -469,24 +475,10 @@ async fn commit_loop(
     stats: Arc<Stats>,
 ) {
     let mut backoff = Backoff::with_bounds(Duration::from_millis(100), Duration::from_secs(10), 7);
-    let mut unacked: std::collections::VecDeque<Received> = std::collections::VecDeque::new();
-    loop {
-        while let Some(next) = unacked.front() {
-            if client.try_ack(next).is_err() {
-                break;
-            }
-            unacked.pop_front();
-        }
-        let first = if unacked.is_empty() {
-            rx.recv().await
-        } else {
-            match tokio::time::timeout(ACK_RETRY, rx.recv()).await {
-                Ok(first) => first,
-                Err(_) => continue,
-            }
-        };
-        // The poller has ended (disconnect): what is not acknowledged is delivered again.
-        let Some(first) = first else { return };
+    let (acks, committed_rx) = mpsc::unbounded_channel();
+    tokio::spawn(ack_loop(committed_rx, client));
+    // Until the poller ends (disconnect): what is not acknowledged is delivered again.
+    while let Some(first) = rx.recv().await {
         let mut received = vec![first];
         while received.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -523,9 +515,10 @@ async fn commit_loop(
             }
         };
         backoff.reset();
-        // Acknowledged at the top of the loop, in order. Should the connection go, the broker
-        // sends what was not acknowledged again and the store drops it then.
-        unacked.extend(received.into_iter().map(Received::ack_only));
+        for r in received {
+            // The ack task ends only after this sender is dropped.
+            let _ = acks.send(r.ack_only());
+        }
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.taken.fetch_add(committed.taken, Ordering::Relaxed);
         stats
