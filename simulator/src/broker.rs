@@ -9,9 +9,10 @@
 //! every broker here binds loopback, keeps everything in memory and publishes no `$SYS` topics.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use mqtt5::broker::config::{StorageBackend, StorageConfig};
-use mqtt5::broker::{BrokerConfig, BrokerShutdownHandle, MqttBroker};
+use mqtt5::broker::{BrokerConfig, BrokerShutdownHandle, DynamicStorage, MqttBroker};
 use roomready_agent::config::BrokerUrl;
 use tokio::task::JoinHandle;
 
@@ -38,6 +39,8 @@ pub enum BrokerError {
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     shutdown: BrokerShutdownHandle,
+    /// The broker's storage, flushed once it has stopped (see [`EmbeddedBroker::stop`]).
+    storage: Option<Arc<DynamicStorage>>,
     task: JoinHandle<Result<(), mqtt5::MqttError>>,
 }
 
@@ -91,11 +94,13 @@ impl EmbeddedBroker {
             .map_err(|source| BrokerError::Start { addr, source })?;
         let addr = broker.local_addr().ok_or(BrokerError::NoAddress)?;
         let shutdown = broker.shutdown_handle();
+        let storage = broker.storage();
         let task = tokio::spawn(async move { broker.run().await });
         tracing::info!(%addr, "embedded MQTT broker started");
         Ok(EmbeddedBroker {
             addr,
             shutdown,
+            storage,
             task,
         })
     }
@@ -113,7 +118,8 @@ impl EmbeddedBroker {
         }
     }
 
-    /// Stops the broker and waits until it has closed its connections and its port.
+    /// Stops the broker and waits until it has closed its connections and its port and, with
+    /// persistence, until every session, queued and in-flight message is on disk.
     pub async fn stop(mut self) -> Result<(), BrokerError> {
         // The broker subscribes to its shutdown signal when its task first runs, and a signal
         // sent before that is lost (a broadcast with no receiver yet): repeat it until the task
@@ -127,6 +133,14 @@ impl EmbeddedBroker {
                 }
                 () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
             }
+        }
+        // The broker flushes its write-behind storage when the stop signal arrives, while its
+        // connections are still closing; what they store after that (messages routed during the
+        // drain, a closing session's in-flight messages) sits in memory until the next write-out.
+        // A broker in a child process exits right after this and would lose it: flush again now
+        // that nothing writes any more.
+        if let Some(storage) = &self.storage {
+            storage.shutdown().await.map_err(BrokerError::Run)?;
         }
         tracing::info!(addr = %self.addr, "embedded MQTT broker stopped");
         Ok(())

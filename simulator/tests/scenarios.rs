@@ -1,7 +1,8 @@
 //! Scenarios end to end: the example files run and pass; every expectation type also fails
 //! when it should (with the observed value in the report); parse errors are located; the same
 //! seed gives the same fleet and the same result; and an external broker (Mosquitto) runs a
-//! scenario with its broker fault reported as skipped.
+//! scenario with its broker fault reported as skipped. A broker in a child process stopped
+//! mid-delivery keeps every message of a session across its restart.
 
 use std::path::{Path, PathBuf};
 
@@ -541,4 +542,105 @@ fn the_cli_exits_0_1_65_66_and_writes_junit_and_json() {
 
     let missing = run(&[dir.path().join("none.toml").as_os_str()]);
     assert_eq!(missing.status.code(), Some(66));
+}
+
+/// A persistent broker in a child process, stopped the moment a burst has been acknowledged,
+/// keeps every message of a subscriber's session, in flight or queued: the child exits only once
+/// what its connections stored while closing is on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_broker_stopped_mid_delivery_keeps_every_message_of_a_session() {
+    use roomready_simulator::scenario::broker::{ManagedBroker, Placement};
+    use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+    use std::time::Duration;
+
+    const BURST: usize = 200;
+    const WAIT: Duration = Duration::from_secs(20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut broker = ManagedBroker::start(
+        Placement::Child(PathBuf::from(SIM)),
+        Some(dir.path().join("broker")),
+    )
+    .await
+    .expect("the child broker starts");
+    let addr = broker.addr();
+    let options = |id: &str, clean: bool| {
+        let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        o.set_clean_session(clean);
+        o.set_keep_alive(Duration::from_secs(30));
+        o
+    };
+    async fn until(events: &mut EventLoop, what: &str, mut done: impl FnMut(&Packet) -> bool) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(p)) if done(&p) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("{what}: {e}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what} within {WAIT:?}"));
+    }
+
+    // The keeper's session: subscribed and connected, but it never acknowledges, so at the
+    // stop the broker holds the burst in flight to it and queued behind that.
+    let mut keeper_options = options("keeper", false);
+    keeper_options.set_manual_acks(true);
+    let (keeper, mut keeper_events) = AsyncClient::new(keeper_options, 16);
+    keeper
+        .subscribe("burst/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    until(&mut keeper_events, "the keeper's SUBACK", |p| {
+        matches!(p, Packet::SubAck(_))
+    })
+    .await;
+    let keeper_task = tokio::spawn(async move {
+        // Reads (and never acknowledges) until the broker goes away.
+        while keeper_events.poll().await.is_ok() {}
+    });
+
+    let (sender, mut events) = AsyncClient::new(options("sender", true), BURST + 16);
+    for i in 0..BURST {
+        sender
+            .publish(format!("burst/{i}"), QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .expect("queue a publish");
+    }
+    let mut acked = 0;
+    until(&mut events, "every PUBACK", |p| {
+        acked += usize::from(matches!(p, Packet::PubAck(_)));
+        acked == BURST
+    })
+    .await;
+
+    broker.stop().await;
+    keeper_task.await.expect("the keeper's reader ends");
+    broker
+        .start_again()
+        .await
+        .expect("the child broker starts again");
+    assert_eq!(broker.addr(), addr);
+
+    let (_keeper, mut events) = AsyncClient::new(options("keeper", false), 16);
+    let mut got = std::collections::BTreeSet::new();
+    let waited = tokio::time::timeout(WAIT, async {
+        while got.len() < BURST {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    got.insert(String::from_utf8_lossy(&p.payload).into_owned());
+                }
+                Ok(_) => {}
+                Err(e) => panic!("keeper after the restart: {e}"),
+            }
+        }
+    })
+    .await;
+    broker.stop().await;
+    assert!(
+        waited.is_ok(),
+        "{} of {BURST} messages of the keeper's session came back after the restart",
+        got.len()
+    );
 }
