@@ -424,7 +424,7 @@ fn cli_check_prints_the_available_version_and_refuses_a_downgrade() {
     let install = Install::new(&feed);
     let config = install.dir.path().join("agent.toml");
     let script = sign(&tar_gz(SCRIPT), &key(1), "9.9.9");
-    let target = self_update::get_target();
+    let target = roomready_agent::update::feed::this_target();
     let dir = feed.root.path().join("stable");
     std::fs::create_dir_all(&dir).expect("dir");
     let mut entries = Vec::new();

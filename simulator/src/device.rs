@@ -192,7 +192,7 @@ impl DeviceEnv {
 /// `agent.toml`, `commands.json`, the trial files, `sim-version`).
 ///
 /// Releases for simulated devices are made with [`crate::release`] for this host's target
-/// (`self_update::get_target()`), and their "binary" must pass `self-test --config agent.toml`:
+/// ([`roomready_agent::update::feed::this_target`]), and their "binary" must pass `self-test --config agent.toml`:
 /// a script such as `#!/bin/sh` / `exit 0` does (Unix only), and so does the real agent binary.
 #[derive(Debug, Clone)]
 pub struct SimUpdate {
@@ -391,7 +391,7 @@ impl Install {
                 max_bytes: self.update.max_bytes,
                 current_version: version,
                 requested: None,
-                target: self_update::get_target().to_owned(),
+                target: roomready_agent::update::feed::this_target().to_owned(),
                 install_path: self.binary.clone(),
                 config_path: self.config.clone(),
                 timeout: SimUpdate::HTTP_TIMEOUT,

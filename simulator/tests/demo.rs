@@ -5,7 +5,7 @@ use std::io::BufRead as _;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use roomready_tests::http::Http;
+use roomready_testkit::http::Http;
 
 const SIM: &str = env!("CARGO_BIN_EXE_roomready-sim");
 

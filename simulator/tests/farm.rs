@@ -4,8 +4,7 @@
 //! errors; garbage on the wire or in the ClientHello parser never stops the farm.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use roomready_agent::assess::{ENDPOINT_RULES, Outcome};
@@ -19,7 +18,8 @@ use roomready_simulator::farm::client_hello::{self, Parsed};
 use roomready_simulator::farm::{
     Behaviour, CertificateKind, EndpointFarm, EndpointSpec, FarmError, SpecError, WRONG_NAME,
 };
-use roomready_tests::peers::{free_port, need_program, wait_for_port};
+use roomready_testkit::openssl::OpensslServer;
+use roomready_testkit::peers::need_program;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -929,61 +929,6 @@ async fn garbage_on_the_wire_never_stops_the_farm() {
     assert_eq!(report.versions[3].outcome, ProbeOutcome::Accepted);
 }
 
-/// A running `openssl s_server` with the farm endpoint's own certificate; killed on drop.
-struct OpensslServer {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl OpensslServer {
-    fn start(cert_pem: &str, key_pem: &str, args: &[String]) -> OpensslServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let cert = dir.path().join("cert.pem");
-        let key = dir.path().join("key.pem");
-        std::fs::write(&cert, cert_pem).expect("write cert");
-        std::fs::write(&key, key_pem).expect("write key");
-        for _ in 0..3 {
-            let port = free_port();
-            let mut child = Command::new("openssl")
-                .arg("s_server")
-                .arg("-accept")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("-cert")
-                .arg(&cert)
-                .arg("-key")
-                .arg(&key)
-                .arg("-quiet")
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn openssl s_server");
-            let up = wait_for_port(port, Duration::from_secs(5), || {
-                matches!(child.try_wait(), Ok(None))
-            });
-            if up {
-                return OpensslServer {
-                    child,
-                    addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-                    _dir: dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("openssl s_server {args:?} did not start");
-    }
-}
-
-impl Drop for OpensslServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `openssl s_server` arguments equivalent to `spec` (versions; suites as OpenSSL names).
 fn openssl_args(spec: &EndpointSpec, tls12: Option<&str>, tls13: Option<&str>) -> Vec<String> {
     let mut args = Vec::new();
@@ -1020,12 +965,13 @@ async fn compare_with_openssl(spec: EndpointSpec, tls12: Option<&str>, tls13: Op
     let farm = EndpointFarm::start([spec.clone()]).await.expect("farm");
     let leaf = farm.leaf(&spec.name).expect("leaf");
     let args = openssl_args(&spec, tls12, tls13);
-    let server = OpensslServer::start(&leaf.cert_pem, &leaf.key_pem, &args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = OpensslServer::start_pem(&leaf.cert_pem, &leaf.key_pem, &args);
     let endpoint = endpoint_of(&spec);
     let from_farm = probe_first(&farm, TIMEOUT).await;
     let mut settings = farm.probe_settings(TIMEOUT).expect("settings");
     settings.resolve = std::sync::Arc::new(
-        [((spec.name.clone(), spec.port), server.addr)]
+        [((spec.name.clone(), spec.port), server.addr())]
             .into_iter()
             .collect(),
     );
@@ -1048,7 +994,7 @@ async fn compare_with_openssl(spec: EndpointSpec, tls12: Option<&str>, tls13: Op
     for version in [0x0301u16, 0x0302, 0x0303] {
         let sni = Some(spec.name.as_str());
         let farm_reply = hello::probe_version(farm_addr, sni, version, TIMEOUT).await;
-        let openssl_reply = hello::probe_version(server.addr, sni, version, TIMEOUT).await;
+        let openssl_reply = hello::probe_version(server.addr(), sni, version, TIMEOUT).await;
         assert_eq!(
             answer(&farm_reply),
             answer(&openssl_reply),

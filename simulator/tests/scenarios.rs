@@ -10,7 +10,7 @@ use roomready_agent::config::BrokerUrl;
 use roomready_simulator::scenario::fleet;
 use roomready_simulator::scenario::run::{BrokerProcess, Outcome, RunOptions, Status, run};
 use roomready_simulator::scenario::{self, Scenario, report};
-use roomready_tests::peers::{Mosquitto, need_mosquitto};
+use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")

@@ -18,7 +18,7 @@ use roomready_simulator::fleet::demo_fleet;
 use std::path::PathBuf;
 
 use crate::WAIT;
-use crate::http::Http;
+use roomready_testkit::http::Http;
 
 /// A running controller and its files.
 pub struct Console {

@@ -1,4 +1,7 @@
-//! Shared helpers for roomready's end-to-end tests (the tests themselves are under `tests/`).
+//! Shared helpers for roomready's end-to-end tests (the tests themselves are under `tests/`):
+//! device specs and facts, a controller on a test config ([`console`]), a per-device MQTT
+//! observer ([`controller`]) and raw publishing ([`publish`]). Peers, PKIs, proxies and the
+//! browser come from `roomready-testkit`.
 
 use std::time::Duration;
 
@@ -43,8 +46,64 @@ pub fn rooms_facts(app_version: &str) -> FixedFacts {
 
 pub mod console;
 pub mod controller;
-pub mod http;
-pub mod peers;
-pub mod proxy;
 pub mod publish;
-pub mod webdriver;
+
+/// The `roomready-agent` binary for tests that run it as a process (signals, SIGKILL, restarts
+/// into an update): the one `cargo test --workspace` builds next to this test binary.
+///
+/// A test crate cannot name another package's binary (`CARGO_BIN_EXE_*` is only set for the
+/// package's own), so it is looked up in the target directory; a missing binary, or one older
+/// than a source file of the agent or the crates it is built from, is a failure that says what
+/// to build, never a silently stale run.
+pub fn agent_exe() -> &'static std::path::Path {
+    static AGENT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        let test = std::env::current_exe().expect("the test binary's path");
+        // target/<profile>/deps/<test>-<hash> → target/<profile>
+        let profile = test
+            .parent()
+            .and_then(std::path::Path::parent)
+            .expect("the test binary is in <profile>/deps/");
+        let exe = profile.join(format!("roomready-agent{}", std::env::consts::EXE_SUFFIX));
+        let build = "run `cargo test --workspace`, or `cargo build -p roomready-agent` first";
+        let built = std::fs::metadata(&exe)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the agent binary {} is missing ({e}): {build}",
+                    exe.display()
+                )
+            });
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for crate_dir in ["agent", "protocol", "connect"] {
+            if let Some((path, modified)) = newest_file(&root.join(crate_dir).join("src")) {
+                assert!(
+                    modified <= built,
+                    "the agent binary {} is older than {}: {build}",
+                    exe.display(),
+                    path.display()
+                );
+            }
+        }
+        exe
+    })
+}
+
+/// The most recently modified file under `dir`, and when.
+fn newest_file(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::time::SystemTime)> {
+    let mut newest: Option<(std::path::PathBuf, std::time::SystemTime)> = None;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if let Ok(modified) = meta.modified()
+                && newest.as_ref().is_none_or(|(_, m)| modified > *m)
+            {
+                newest = Some((entry.path(), modified));
+            }
+        }
+    }
+    newest
+}

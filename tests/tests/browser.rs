@@ -1,4 +1,4 @@
-//! Smoke test of the WebDriver client (`roomready_tests::webdriver`) in headless Chromium, against
+//! Smoke test of the WebDriver client (`roomready_testkit::webdriver`) in headless Chromium, against
 //! a tiny HTTP server in the test: the title, finding elements, a click whose JavaScript asks the
 //! server and changes the page, escaped markup that must stay text, a form post, cookies (one
 //! `HttpOnly` from the server) and a screenshot.
@@ -13,8 +13,8 @@ use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use roomready_testkit::webdriver::{Browser, Cookie, WebDriverError};
 use roomready_tests::WAIT;
-use roomready_tests::webdriver::{Browser, Cookie, WebDriverError};
 use serde_json::json;
 
 /// The page under test. `window.alert` is replaced before the body is parsed, so markup that

@@ -11,9 +11,9 @@ use roomready_agent::link::MqttVersion;
 use roomready_agent::{Agent, AgentSettings};
 use roomready_protocol::{DeviceId, ResponseStatus};
 use roomready_simulator::broker::EmbeddedBroker;
+use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::WAIT;
 use roomready_tests::controller::{Controller, Seen};
-use roomready_tests::peers::{Mosquitto, need_mosquitto};
 use tokio::sync::oneshot;
 
 fn facts() -> FixedFacts {

@@ -8,9 +8,9 @@ use roomready_controller::users::{Role, Users};
 use roomready_protocol::{DeviceId, Verdict};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_simulator::device::SimDevice;
+use roomready_testkit::http::{Http, hidden, meta};
+use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::console::Console;
-use roomready_tests::http::{Http, hidden, meta};
-use roomready_tests::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::publish::publish;
 
 async fn shutdown(devices: Vec<SimDevice>) {

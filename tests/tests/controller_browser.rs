@@ -1,5 +1,5 @@
 //! The controller's dashboard in a real browser: headless Chromium over WebDriver
-//! (`roomready_tests::webdriver`) against a controller started in the test's process, fed by a
+//! (`roomready_testkit::webdriver`) against a controller started in the test's process, fed by a
 //! simulated fleet (real agents with simulated facts) through the embedded broker.
 //!
 //! What a user sees and does: the fleet totals against the verdicts an independent subscriber
@@ -24,10 +24,10 @@ use roomready_controller::users::{Role, Users};
 use roomready_protocol::{DeviceId, Verdict};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_simulator::device::SimDevice;
+use roomready_testkit::webdriver::{Browser, WebDriverError};
 use roomready_tests::WAIT;
 use roomready_tests::console::Console;
 use roomready_tests::publish::publish;
-use roomready_tests::webdriver::{Browser, WebDriverError};
 use serde_json::{Value, json};
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";

@@ -21,9 +21,9 @@ use roomready_protocol::TopicPrefix;
 use roomready_simulator::dashboard::{Dashboard, DashboardOptions};
 use roomready_simulator::device::{DeviceEnv, SimDevice};
 use roomready_simulator::fleet::demo_fleet;
+use roomready_testkit::http::Http;
+use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::WAIT;
-use roomready_tests::http::Http;
-use roomready_tests::peers::{Mosquitto, need_mosquitto};
 
 const DEVICES: usize = 1000;
 /// Messages delivered and not yet committed when a kill counts as landing mid-flight.

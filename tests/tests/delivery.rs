@@ -13,9 +13,9 @@ use roomready_agent::link::Reconnect;
 use roomready_agent::{Agent, AgentSettings};
 use roomready_protocol::DeviceId;
 use roomready_simulator::broker::EmbeddedBroker;
+use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::WAIT;
 use roomready_tests::controller::Controller;
-use roomready_tests::peers::{Mosquitto, need_mosquitto};
 
 /// A broker the test can stop and start again with its sessions kept.
 enum Broker {

@@ -16,9 +16,9 @@ use roomready_agent::link::Reconnect;
 use roomready_agent::{Agent, AgentSettings};
 use roomready_protocol::{DeviceId, ResponseStatus};
 use roomready_simulator::broker::EmbeddedBroker;
+use roomready_testkit::proxy::FreezableProxy;
 use roomready_tests::WAIT;
 use roomready_tests::controller::Controller;
-use roomready_tests::proxy::FreezableProxy;
 use tokio::sync::oneshot;
 
 fn facts() -> FixedFacts {

@@ -15,6 +15,12 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// The agent binary's name inside an artifact (plus `.exe` on Windows targets).
 pub const AGENT_BIN: &str = "roomready-agent";
 
+/// The target this agent was built for (e.g. `x86_64-unknown-linux-gnu`): the one it asks the
+/// feed for, and the one a test publishes for.
+pub fn this_target() -> &'static str {
+    self_update::get_target()
+}
+
 /// Whether `target` is a Windows target (`*-windows-*`): those get a `.zip` and an `.exe`.
 pub fn is_windows_target(target: &str) -> bool {
     target.split('-').any(|part| part == "windows")

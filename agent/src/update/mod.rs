@@ -108,7 +108,7 @@ impl UpdateSettings {
             max_bytes: config.max_bytes,
             current_version: current_version(),
             requested: None,
-            target: self_update::get_target().to_owned(),
+            target: feed::this_target().to_owned(),
             install_path,
             config_path: config_path.to_owned(),
             timeout: Duration::from_secs(300),

@@ -546,7 +546,7 @@ async fn start_updates(
         key: keys.signing_key,
         bin,
         version: version.to_string(),
-        target: self_update::get_target().into(),
+        target: roomready_agent::update::feed::this_target().into(),
         channel: Channel::Stable,
         feed: feed.clone(),
     })

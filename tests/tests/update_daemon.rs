@@ -19,10 +19,10 @@ use roomready_protocol::{DeviceId, EventBody, ResponseStatus, UpdateStage};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_simulator::release::{Channel, ReleaseOptions, keygen, release};
 use roomready_simulator::update_server::UpdateServer;
+use roomready_tests::agent_exe;
 use roomready_tests::controller::{Controller, Seen};
 use tokio::task::JoinHandle;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_roomready-agent");
 /// Long enough for a debug build to restart, connect and deliver a state on a busy machine.
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -40,7 +40,7 @@ fn setup(broker: &EmbeddedBroker, device: &str) -> Setup {
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin dir");
     let installed = bin.join("roomready-agent");
-    std::fs::copy(AGENT, &installed).expect("install a copy of the agent");
+    std::fs::copy(agent_exe(), &installed).expect("install a copy of the agent");
     let keys = keygen(&dir.path().join("keys")).expect("keygen");
     let feed = dir.path().join("feed");
     std::fs::create_dir_all(&feed).expect("feed dir");
@@ -96,7 +96,7 @@ impl Setup {
             key: self.key.clone(),
             bin: bin.to_owned(),
             version: version.into(),
-            target: self_update::get_target().into(),
+            target: roomready_agent::update::feed::this_target().into(),
             channel: Channel::Stable,
             feed: self.feed.clone(),
         })
@@ -201,7 +201,7 @@ fn update_cmd(id: &str, version: &str) -> String {
 async fn update_restarts_into_the_new_version_which_confirms_itself() {
     let broker = EmbeddedBroker::start().await.expect("broker starts");
     let s = setup(&broker, "mtr-upd");
-    s.release("9.9.9", Path::new(AGENT));
+    s.release("9.9.9", agent_exe());
     let server = UpdateServer::start(s.feed.clone())
         .await
         .expect("update server");
@@ -255,8 +255,9 @@ async fn a_new_version_that_cannot_report_is_rolled_back() {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nif [ \"$1\" = run ]; then exec {AGENT} run --config {}; fi\nexec {AGENT} \"$@\"\n",
-            bad_config.display()
+            "#!/bin/sh\nif [ \"$1\" = run ]; then exec {agent} run --config {}; fi\nexec {agent} \"$@\"\n",
+            bad_config.display(),
+            agent = agent_exe().display()
         ),
     )
     .expect("wrapper");
@@ -322,7 +323,7 @@ async fn an_update_signed_by_another_key_is_refused_and_reported() {
         key: rogue.signing_key,
         bin: script,
         version: "9.9.11".into(),
-        target: self_update::get_target().into(),
+        target: roomready_agent::update::feed::this_target().into(),
         channel: Channel::Stable,
         feed: s.feed.clone(),
     })
@@ -386,7 +387,7 @@ fn tz_strings() {
 async fn auto_update_updates_inside_the_window_without_a_command() {
     let broker = EmbeddedBroker::start().await.expect("broker starts");
     let s = setup(&broker, "mtr-auto");
-    s.release("9.9.10", Path::new(AGENT));
+    s.release("9.9.10", agent_exe());
     let server = UpdateServer::start(s.feed.clone())
         .await
         .expect("update server");

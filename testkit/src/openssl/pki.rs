@@ -1,6 +1,6 @@
 //! Certificates made by the `openssl` command line, the way an admin makes them: a CA and server
 //! certificates with RSA or EC keys of any size, SHA-1 signatures, past validity, other names,
-//! or no CA at all. rcgen (see [`super::TestCert`]) cannot make RSA keys or SHA-1 signatures
+//! or no CA at all. rcgen (see [`crate::pki::TestCert`]) cannot make RSA keys or SHA-1 signatures
 //! with ring.
 
 use std::path::{Path, PathBuf};
@@ -68,6 +68,12 @@ const CLIENT_EXT: &str = "basicConstraints=CA:FALSE\n\
 const CA_CONFIG: &str = "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\n\
     new_certs_dir = .\ncertificate = ca.pem\nprivate_key = ca.key\nserial = serial\n\
     default_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n";
+
+impl Default for OpensslPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl OpensslPki {
     /// A new CA (RSA-2048, SHA-256, valid ten years from yesterday).

@@ -14,10 +14,7 @@ use std::time::Instant;
 
 use roomready_simulator::release::{Channel, ReleaseOptions, keygen, release};
 use roomready_simulator::update_server::{Fault, UpdateServer};
-
-const AGENT: &str = env!("CARGO_BIN_EXE_roomready-agent");
-
-mod support;
+use roomready_tests::agent_exe;
 
 /// A "new version": a script that passes the self-test and reports itself.
 const NEW: &str =
@@ -47,7 +44,7 @@ async fn world_with(tls: Option<(&str, &str)>) -> (World, UpdateServer) {
     std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let keys = keygen(&dir.path().join("keys")).expect("keygen");
     let feed = dir.path().join("feed");
-    let target = self_update::get_target();
+    let target = roomready_agent::update::feed::this_target();
     release(&ReleaseOptions {
         key: keys.signing_key.clone(),
         bin: new,
@@ -89,7 +86,7 @@ impl World {
     /// The "old version" installed: the real agent, so that `update` runs its real code; it is
     /// started from this path, so that is the binary replaced.
     fn install_old(&self) {
-        std::fs::copy(AGENT, &self.installed).expect("install the old version");
+        std::fs::copy(agent_exe(), &self.installed).expect("install the old version");
         let _ = std::fs::remove_file(self.installed.with_file_name("roomready-agent.prev"));
     }
 
@@ -194,7 +191,7 @@ async fn sigkill_at_any_moment_leaves_a_whole_runnable_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_feed_is_trusted_only_through_its_ca() {
-    let cert = support::TestCert::new();
+    let cert = roomready_testkit::pki::TestCert::new();
     let chain = std::fs::read_to_string(&cert.cert_pem).expect("cert");
     let key = std::fs::read_to_string(&cert.key_pem).expect("key");
     let (w, server) = world_with(Some((&chain, &key))).await;

@@ -53,7 +53,7 @@ impl World {
             key: keys.signing_key.clone(),
             bin,
             version: NEW.into(),
-            target: self_update::get_target().into(),
+            target: roomready_agent::update::feed::this_target().into(),
             channel: Channel::Stable,
             feed: feed.clone(),
         })

@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use roomready_protocol::{DeviceId, ResponseStatus};
 use roomready_simulator::broker::EmbeddedBroker;
-use roomready_tests::WAIT;
 use roomready_tests::controller::{Controller, Seen};
+use roomready_tests::{WAIT, agent_exe};
 use tokio::process::{Child, Command};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_roomready-agent");
-
 fn start_agent(config: &Path) -> Child {
-    Command::new(AGENT)
+    Command::new(agent_exe())
         .args(["run", "--config", config.to_str().expect("utf-8 path")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
