@@ -1,6 +1,6 @@
 //! The `roomready-agent` binary as an operator uses it: `check` exit codes and output, config
 //! errors. (`run` against a broker, observed by a dashboard, is a cross-crate test:
-//! tests/tests/agent_run.rs.)
+//! tests/tests/integration/agent_run.rs.)
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};

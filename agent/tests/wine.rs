@@ -4,7 +4,7 @@
 //! (`cfg(windows)` facts), and its `check --json` findings reflect exactly what was written.
 //!
 //! (The agent as a Windows service under wine, reporting to a broker, is a cross-crate test:
-//! tests/tests/wine_service.rs.) Needs wine (Debian: wine64), the mingw-w64 C compiler and the
+//! tests/tests/integration/wine_service.rs.) Needs wine (Debian: wine64), the mingw-w64 C compiler and the
 //! Rust target; skips with a reason when one is missing, unless `ROOMREADY_REQUIRE_PEERS=1`.
 #![cfg(unix)]
 

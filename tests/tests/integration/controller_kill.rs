@@ -72,7 +72,12 @@ impl Drop for ChildController {
 
 fn start_controller(config: &Path) -> ChildController {
     let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["controller_child", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "controller_kill::controller_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("ROOMREADY_CHILD_CONFIG", config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
