@@ -74,7 +74,6 @@ use std::ffi::OsString;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use roomready_protocol::{DeviceId, TopicPrefix};
@@ -224,54 +223,12 @@ impl fmt::Display for UpdateFeed {
     }
 }
 
-/// `update_channel`: which manifest of the feed is read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum UpdateChannel {
-    #[default]
-    Stable,
-    Beta,
-}
-
-impl UpdateChannel {
-    /// The channel's directory name in the feed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpdateChannel::Stable => "stable",
-            UpdateChannel::Beta => "beta",
-        }
-    }
-}
-
-impl fmt::Display for UpdateChannel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for UpdateChannel {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "stable" => Ok(UpdateChannel::Stable),
-            "beta" => Ok(UpdateChannel::Beta),
-            other => Err(format!("expected \"stable\" or \"beta\", found {other:?}")),
-        }
-    }
-}
+/// `update_channel`: the feed's channel, the publisher's own type.
+pub use roomready_feed::Channel as UpdateChannel;
 
 /// Decodes one `update_keys` entry: standard base64 of a 32-byte ed25519 verifying key.
 pub fn decode_update_key(text: &str) -> Result<[u8; 32], String> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|e| format!("{text:?} is not standard base64: {e}"))?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-        format!(
-            "{text:?} decodes to {} bytes; an ed25519 verifying key is 32 bytes",
-            bytes.len()
-        )
-    })
+    roomready_feed::keys::decode_verifying_key(text).map_err(|e| e.to_string())
 }
 
 /// Where and how the agent keeps undelivered messages and answered command ids.

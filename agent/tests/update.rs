@@ -3,15 +3,13 @@
 //! agent binary as the "installed" one (the test binary itself is never replaced).
 #![cfg(unix)]
 
-use std::io::{Cursor, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use base64::Engine as _;
 use roomready_agent::config::UpdateFeed;
 use roomready_agent::update::{self, Release, UpdateError, UpdateSettings};
 use semver::Version;
-use sha2::Digest as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use zipsign_api::SigningKey;
 
@@ -91,43 +89,29 @@ impl Feed {
 
 /// The feed's artifact name (`update::feed`), also for versions no semver parser takes.
 fn asset_name(version: &str) -> String {
-    use roomready_agent::update::feed::{AGENT_BIN, archive_ext};
+    use roomready_feed::{AGENT_BIN, archive_ext};
     format!("{AGENT_BIN}-{version}-{TARGET}.{}", archive_ext(TARGET))
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    let hex: String = sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", roomready_feed::pack::sha256_hex(bytes))
 }
 
-/// A `.tar.gz` holding `binary` as `roomready-agent` (mode 755).
+/// A `.tar.gz` holding `binary` as `roomready-agent` (mode 755), as the publisher packs it.
 fn tar_gz(binary: &[u8]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let mut header = tar::Header::new_gnu();
-    header.set_size(binary.len() as u64);
-    header.set_mode(0o755);
-    header.set_cksum();
-    tar.append_data(&mut header, "roomready-agent", binary)
-        .expect("tar");
-    tar.into_inner().expect("tar").finish().expect("gzip")
+    use roomready_feed::pack::{Compression, tar_gz_one};
+    tar_gz_one(
+        &roomready_feed::binary_name(TARGET),
+        binary,
+        Compression::Fastest,
+    )
+    .expect("tar")
 }
 
-/// `archive` signed by `key` for the file name of `version` (zipsign's context).
+/// `archive` signed by `key` for the file name of `version` (zipsign's context), as the
+/// publisher signs it; `version` need not be semver.
 fn sign(archive: &[u8], key: &SigningKey, version: &str) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    let context = asset_name(version);
-    zipsign_api::sign::copy_and_sign_tar(
-        &mut Cursor::new(archive),
-        &mut out,
-        std::slice::from_ref(key),
-        Some(context.as_bytes()),
-    )
-    .expect("sign");
-    out.into_inner()
+    roomready_feed::pack::sign_archive(archive, key, &asset_name(version), false).expect("sign")
 }
 
 /// The agent binary packed (once: it is large in a debug build).
@@ -152,8 +136,7 @@ impl Install {
         std::fs::write(&bin, &old).expect("install");
         std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
-        let pinned =
-            base64::engine::general_purpose::STANDARD.encode(key(1).verifying_key().to_bytes());
+        let pinned = roomready_feed::keys::verifying_key_b64(&key(1).verifying_key());
         let config = dir.path().join("agent.toml");
         std::fs::write(
             &config,
@@ -424,7 +407,7 @@ fn cli_check_prints_the_available_version_and_refuses_a_downgrade() {
     let install = Install::new(&feed);
     let config = install.dir.path().join("agent.toml");
     let script = sign(&tar_gz(SCRIPT), &key(1), "9.9.9");
-    let target = roomready_agent::update::feed::this_target();
+    let target = roomready_feed::this_target();
     let dir = feed.root.path().join("stable");
     std::fs::create_dir_all(&dir).expect("dir");
     let mut entries = Vec::new();

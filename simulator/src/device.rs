@@ -23,18 +23,17 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use roomready_agent::app_update::{AppUpdate, AppUpdateError, AppUpdater};
-use roomready_agent::clock::{Clock, SystemClock};
-use roomready_agent::command::ledger::{Answer, Ledger, LedgerError};
+use roomready_agent::clock::SystemClock;
 use roomready_agent::config::{BrokerUrl, UpdateChannel, UpdateFeed};
-use roomready_agent::daemon::{MEMORY_SPOOL_RECORDS, Stopped, Storage, Updater};
+use roomready_agent::daemon::{MEMORY_SPOOL_RECORDS, Stopped, Updater};
 use roomready_agent::facts::registry::{MapRegistry, read_tls_settings};
 use roomready_agent::facts::{Fact, Facts, FactsError, FactsSource, Source};
 use roomready_agent::link::outbox::{Kind, MemorySpool, Routing, Spool, SpoolError};
 use roomready_agent::probe::{Endpoint, ProbeSettings, Probes};
-use roomready_agent::update::trial::{self, RolledBack, Start, Trial, TrialError};
+use roomready_agent::start::{self, StartError};
 use roomready_agent::update::{BIN_NAME, UpdateSettings};
 use roomready_agent::{Agent, AgentError, AgentSettings};
-use roomready_protocol::{DeviceId, DeviceKind, EventBody, TopicPrefix};
+use roomready_protocol::{DeviceId, DeviceKind, TopicPrefix};
 use semver::Version;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -191,16 +190,16 @@ impl DeviceEnv {
 /// its installation (`{dir}/{device_id}/`: `roomready-agent`, `roomready-agent.prev`,
 /// `agent.toml`, `commands.json`, the trial files, `sim-version`).
 ///
-/// Releases for simulated devices are made with [`crate::release`] for this host's target
-/// ([`roomready_agent::update::feed::this_target`]), and their "binary" must pass `self-test --config agent.toml`:
+/// Releases for simulated devices are made with [`roomready_feed::publish`] for this host's target
+/// ([`roomready_feed::this_target`]), and their "binary" must pass `self-test --config agent.toml`:
 /// a script such as `#!/bin/sh` / `exit 0` does (Unix only), and so does the real agent binary.
 #[derive(Debug, Clone)]
 pub struct SimUpdate {
-    /// Where releases are published: a manifest feed (`roomready-sim release` served by
+    /// Where releases are published: a manifest feed (`roomready-release release` served by
     /// [`crate::update_server::UpdateServer`]) or a GitHub release API.
     pub feed: UpdateFeed,
     pub channel: UpdateChannel,
-    /// Pinned ed25519 verifying keys ([`crate::release::decode_verifying_key`]).
+    /// Pinned ed25519 verifying keys ([`roomready_feed::keys::decode_verifying_key`]).
     pub keys: Vec<[u8; 32]>,
     /// The base directory; each device gets `{dir}/{device_id}/` (created when it spawns).
     pub dir: PathBuf,
@@ -266,11 +265,10 @@ struct Install {
 }
 
 /// What one start of a device with an installation finds.
-struct Boot {
-    trial: Option<Trial>,
+/// A start of the simulated binary: the agent's own boot, and the version that runs.
+struct Booted {
+    boot: start::Boot,
     version: Version,
-    notices: Vec<EventBody>,
-    answers: Vec<Answer>,
 }
 
 impl Install {
@@ -322,27 +320,18 @@ impl Install {
         })
     }
 
-    /// What `roomready-agent run` does first: counts this start against a pending trial (a
-    /// trial out of starts is rolled back, and this start is then the restored version's), and
-    /// takes the outcome of a rollback for this start to report.
-    fn boot(&self) -> Result<Boot, SimDeviceError> {
-        let trial = match trial::begin(&self.dir)? {
-            Start::Normal => None,
-            Start::Trial(trial) => Some(trial),
-            Start::RolledBack(outcome) => {
-                tracing::warn!(device = %self.device, reason = outcome.reason, "update rolled back at start");
-                None
-            }
-        };
+    /// What `roomready-agent run` does first ([`start::boot`]), and the version that runs: the
+    /// restored one after a rollback, the new one on trial, else the one recorded last.
+    fn boot(&self) -> Result<Booted, SimDeviceError> {
+        let boot = start::boot(&self.dir)?;
         let mut version = self.recorded_version()?;
-        let mut notices = Vec::new();
-        let mut answers = Vec::new();
-        if let Some(outcome) = RolledBack::take(&self.dir)? {
-            version = self.parse_version(&outcome.from)?;
-            notices.push(outcome.event());
-            answers.extend(outcome.answer());
+        if boot.restart.is_some() {
+            return Ok(Booted { boot, version });
         }
-        if let Some(trial) = &trial {
+        if let Some(outcome) = &boot.rolled_back {
+            version = self.parse_version(&outcome.from)?;
+        }
+        if let Some(trial) = &boot.trial {
             version = self.parse_version(&trial.to)?;
         }
         let path = self.dir.join(VERSION_FILE);
@@ -350,12 +339,7 @@ impl Install {
             path,
             reason: e.to_string(),
         })?;
-        Ok(Boot {
-            trial,
-            version,
-            notices,
-            answers,
-        })
+        Ok(Booted { boot, version })
     }
 
     /// The version recorded by the last start; the library's for a new installation.
@@ -391,7 +375,7 @@ impl Install {
                 max_bytes: self.update.max_bytes,
                 current_version: version,
                 requested: None,
-                target: roomready_agent::update::feed::this_target().to_owned(),
+                target: roomready_feed::this_target().to_owned(),
                 install_path: self.binary.clone(),
                 config_path: self.config.clone(),
                 timeout: SimUpdate::HTTP_TIMEOUT,
@@ -654,11 +638,16 @@ async fn supervise(
     };
     let spool = SharedSpool::new(MEMORY_SPOOL_RECORDS);
     loop {
-        let boot = install.boot()?;
-        life.set_version(&boot.version);
-        if boot.trial.is_some() && install.update.crash_on_start.contains(&boot.version) {
+        let Booted { boot, version } = install.boot()?;
+        if let Some(reason) = &boot.restart {
+            // The service manager starts the restored binary; its boot reports the rollback.
+            tracing::warn!(device = %install.device, reason, "update rolled back at start");
+            continue;
+        }
+        life.set_version(&version);
+        if boot.trial.is_some() && install.update.crash_on_start.contains(&version) {
             // A bad release dies before it does anything; the service manager starts it again.
-            tracing::warn!(device = %install.device, version = %boot.version, "simulated crash at start");
+            tracing::warn!(device = %install.device, %version, "simulated crash at start");
             if !matches!(stop.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
                 return Ok(Stopped::Shutdown);
             }
@@ -666,19 +655,16 @@ async fn supervise(
             tokio::task::yield_now().await;
             continue;
         }
-        let (ledger, warning) = Ledger::open(&install.dir, SystemClock.now())?;
-        if let Some(warning) = warning {
-            tracing::warn!(device = %install.device, warning, "command ledger reset");
-        }
+        let storage = start::storage(
+            Box::new(spool.clone()),
+            Vec::new(),
+            &install.dir,
+            &boot,
+            &SystemClock,
+        )?;
         let mut settings = base.clone();
         settings.trial = boot.trial;
-        settings.updater = Some(install.updater(boot.version));
-        let storage = Storage::Opened {
-            spool: Box::new(spool.clone()),
-            ledger,
-            notices: boot.notices,
-            answers: boot.answers,
-        };
+        settings.updater = Some(install.updater(version));
         let agent = Agent::with_storage(settings, facts.clone(), SystemClock, storage);
         // Borrowed, so the next start still hears the stop; it completes at most once, after
         // which the loop ends.
@@ -707,17 +693,16 @@ pub enum SimDeviceError {
     /// The device's installation directory could not be prepared or read.
     #[error("simulated device installation {}: {reason}", path.display())]
     Install { path: PathBuf, reason: String },
-    /// The update trial files could not be read or written.
+    /// The update trial files, the state directory or the command ledger (the agent's start
+    /// path) could not be read or written.
     #[error(transparent)]
-    Trial(#[from] TrialError),
-    /// The command ledger could not be opened.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Start(#[from] StartError),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use roomready_agent::update::trial::{self, Trial};
 
     fn install(dir: &Path) -> Install {
         let update = SimUpdate::manifest("http://127.0.0.1:8080/", vec![[7u8; 32]], dir);
@@ -767,16 +752,16 @@ mod tests {
     fn boots_follow_the_trial_files_and_remember_the_version() {
         let dir = tempfile::tempdir().expect("tempdir");
         let i = install(dir.path());
-        let boot = i.boot().expect("boot");
+        let Booted { boot, version } = i.boot().expect("boot");
         assert_eq!(boot.trial, None);
-        assert_eq!(boot.version, roomready_agent::update::current_version());
+        assert_eq!(version, roomready_agent::update::current_version());
 
         // An update installed 2.0.0 over a binary that spawning again keeps.
         std::fs::write(&i.binary, "new").expect("new binary");
         std::fs::write(i.binary.with_file_name("roomready-agent.prev"), "old").expect("prev");
         let trial = Trial {
             request_id: Some("u-1".into()),
-            from: boot.version.to_string(),
+            from: version.to_string(),
             to: "2.0.0".into(),
             binary: i.binary.clone(),
             prev: i.binary.with_file_name("roomready-agent.prev"),
@@ -785,23 +770,27 @@ mod tests {
         trial.write(&i.dir).expect("trial");
         let i = install(dir.path());
         assert_eq!(std::fs::read(&i.binary).expect("binary"), b"new");
-        let boot = i.boot().expect("boot");
+        let Booted { boot, version } = i.boot().expect("boot");
         assert_eq!(boot.trial.map(|t| t.attempts), Some(1));
-        assert_eq!(boot.version, Version::new(2, 0, 0));
+        assert_eq!(version, Version::new(2, 0, 0));
         trial::Trial::finish(&i.dir).expect("confirmed");
         assert_eq!(i.boot().expect("boot").version, Version::new(2, 0, 0));
 
         // A rollback: the restored version runs and owes the request an answer.
         trial.write(&i.dir).expect("trial");
-        let back = i.boot().expect("boot").trial.expect("on trial");
+        let back = i.boot().expect("boot").boot.trial.expect("on trial");
         trial::roll_back(&i.dir, &back, "not healthy".into()).expect("rolled back");
-        let boot = i.boot().expect("boot");
+        let Booted { boot, version } = i.boot().expect("boot");
         assert_eq!(boot.trial, None);
-        assert_eq!(boot.version, roomready_agent::update::current_version());
-        assert_eq!(boot.notices.len(), 1);
-        assert_eq!(boot.answers.first().map(|a| a.id.as_str()), Some("u-1"));
+        assert_eq!(version, roomready_agent::update::current_version());
+        let (notices, answers) = boot.report();
+        assert_eq!(notices.len(), 1);
+        assert_eq!(answers.first().map(|a| a.id.as_str()), Some("u-1"));
         assert_eq!(std::fs::read(&i.binary).expect("binary"), b"old");
-        assert!(i.boot().expect("boot").answers.is_empty(), "reported once");
+        assert!(
+            i.boot().expect("boot").boot.report().1.is_empty(),
+            "reported once"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::release::{Manifest, ReleaseError};
+use roomready_feed::FeedError;
+use roomready_feed::manifest::Manifest;
 
 /// The API prefix, as on GitHub Enterprise Server.
 pub const API_PREFIX: &str = "/api/v3";
@@ -65,7 +66,7 @@ pub fn route(path: &str) -> Option<ApiRequest> {
 }
 
 /// The feed under `root` as GitHub's release list, its URLs under `base` (`http://HOST:PORT`).
-pub fn releases(root: &Path, base: &str, owner: &str, repo: &str) -> Result<Value, ReleaseError> {
+pub fn releases(root: &Path, base: &str, owner: &str, repo: &str) -> Result<Value, FeedError> {
     let mut seen = std::collections::BTreeSet::new();
     let mut listed: Vec<(Option<semver::Version>, Value)> = Vec::new();
     let mut id = 0u64;
@@ -133,7 +134,7 @@ pub fn releases(root: &Path, base: &str, owner: &str, repo: &str) -> Result<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::release::ManifestAsset;
+    use roomready_feed::manifest::ManifestAsset;
 
     #[test]
     fn routes() {

@@ -17,6 +17,5 @@ pub mod device;
 pub mod farm;
 pub mod fleet;
 pub mod github_api;
-pub mod release;
 pub mod scenario;
 pub mod update_server;

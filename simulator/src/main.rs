@@ -1,5 +1,6 @@
 //! `roomready-sim`: runs the simulated world. `demo` is the walking skeleton end to end;
-//! `keygen`, `release` and `serve-updates` make and serve signed agent releases (issue 5).
+//! `serve-updates` serves a feed; `keygen` and `release` are `roomready-release`'s own commands
+//! (roomready-feed's `cli`), kept here for the simulator's users.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,9 +10,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::config::BrokerUrl;
+use roomready_feed::MANIFEST_FILE;
+use roomready_feed::cli::{self, KeygenArgs, ReleaseArgs};
 use roomready_protocol::TopicPrefix;
 use roomready_simulator::demo::{self, DemoOptions, DemoReport, Narrator, ServeOptions};
-use roomready_simulator::release::{self, Channel, ReleaseOptions};
 use roomready_simulator::scenario;
 use roomready_simulator::update_server::UpdateServer;
 
@@ -84,41 +86,12 @@ enum Command {
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400), conflicts_with = "once")]
         report_interval: u64,
     },
-    /// Generate a zipsign ed25519 key pair for signing agent releases.
-    ///
-    /// Writes DIR/signing.key (64 key-pair bytes, mode 0600: keep it secret) and
-    /// DIR/verifying.key.b64 (the public key, base64, one line: put it in the agent's
-    /// `update_keys`). Refuses to overwrite either file.
-    Keygen {
-        /// Directory for the two key files (created if missing).
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-    },
-    /// Package, sign and publish an agent binary into an update feed.
-    ///
-    /// Writes FEED/CHANNEL/roomready-agent-VERSION-TARGET.tar.gz (.zip for *-windows-* targets),
-    /// signed with zipsign (the file name is the signature context), and adds or replaces that
-    /// version and asset in FEED/CHANNEL/manifest.json, keeping the other releases.
-    Release {
-        /// The signing key from `keygen`.
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
-        /// The agent binary to ship (named roomready-agent[.exe] inside the archive).
-        #[arg(long, value_name = "PATH")]
-        bin: PathBuf,
-        /// Bare semver version of the binary, e.g. 0.2.0 or 0.3.0-beta.1 (no leading v).
-        #[arg(long, value_name = "VERSION")]
-        version: String,
-        /// Target triple the binary is built for, e.g. x86_64-unknown-linux-gnu.
-        #[arg(long, value_name = "TRIPLE")]
-        target: String,
-        /// Update channel.
-        #[arg(long, value_parser = ["stable", "beta"])]
-        channel: String,
-        /// Feed directory (the one `serve-updates --dir` serves).
-        #[arg(long, value_name = "FEED_DIR")]
-        out: PathBuf,
-    },
+    /// Generate a zipsign ed25519 key pair for signing agent releases (as `roomready-release
+    /// keygen`).
+    Keygen(KeygenArgs),
+    /// Package, sign and publish an agent binary into an update feed (as `roomready-release
+    /// release`).
+    Release(ReleaseArgs),
     /// Run a scenario file: a fleet, faults on a timeline, and expectations.
     ///
     /// Prints a table of the expectations (expected, observed, pass/fail) and of the timeline's
@@ -164,42 +137,14 @@ enum Command {
     },
 }
 
-fn keygen(out: &std::path::Path) -> anyhow::Result<()> {
-    let files = release::keygen(out)?;
-    println!("signing key (secret):   {}", files.signing_key.display());
-    println!("verifying key (public): {}", files.verifying_key.display());
-    println!();
-    println!("agent configuration:");
-    println!("update_keys = [\"{}\"]", files.verifying_key_b64);
-    Ok(())
-}
-
-fn make_release(options: ReleaseOptions) -> anyhow::Result<()> {
-    let (artifact, published) = release::release(&options)?;
-    println!("artifact: {}", published.artifact.display());
-    println!("sha256:   {}", artifact.sha256);
-    println!("manifest: {}", published.manifest.display());
-    Ok(())
-}
-
 async fn serve_updates(dir: PathBuf, port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let server = UpdateServer::start_on(&dir, addr)
         .await
         .with_context(|| format!("cannot serve {} on {addr}", dir.display()))?;
     println!("{}", server.url());
-    for channel in [Channel::Stable, Channel::Beta] {
-        if dir
-            .join(channel.as_str())
-            .join(release::MANIFEST_FILE)
-            .is_file()
-        {
-            println!(
-                "{channel}: {}{channel}/{}",
-                server.url(),
-                release::MANIFEST_FILE
-            );
-        }
+    for (channel, _) in roomready_feed::cli::manifests(&dir) {
+        println!("{channel}: {}{channel}/{MANIFEST_FILE}", server.url());
     }
     println!(
         "GitHub API (update_github_api_url, any OWNER/REPO): {}",
@@ -381,27 +326,11 @@ fn main() -> ExitCode {
         }
     };
     let command = match cli.command {
-        Command::Keygen { out } => return report(keygen(&out)),
-        Command::Release {
-            key,
-            bin,
-            version,
-            target,
-            channel,
-            out,
-        } => {
-            let channel = match channel.parse::<Channel>() {
-                Ok(channel) => channel,
-                Err(_) => return report(Err(release::ReleaseError::BadChannel(channel).into())),
-            };
-            return report(make_release(ReleaseOptions {
-                key,
-                bin,
-                version,
-                target,
-                channel,
-                feed: out,
-            }));
+        Command::Keygen(args) => {
+            return report(cli::run_keygen(&args, &mut std::io::stdout()).map_err(Into::into));
+        }
+        Command::Release(args) => {
+            return report(cli::run_release(&args, &mut std::io::stdout()).map_err(Into::into));
         }
         other => other,
     };
@@ -470,6 +399,6 @@ fn main() -> ExitCode {
             });
             run_demo(&runtime, options, serve)
         }
-        Command::Keygen { .. } | Command::Release { .. } => ExitCode::from(exit::SOFTWARE),
+        Command::Keygen(_) | Command::Release(_) => ExitCode::from(exit::SOFTWARE),
     }
 }

@@ -1,5 +1,5 @@
 //! A tiny local HTTP/1.1 server for the agent's update feed: serves the files of a directory (the
-//! feed `roomready-sim release` writes) to `GET` requests on loopback, counts requests per path,
+//! feed `roomready-release release` writes) to `GET` requests on loopback, counts requests per path,
 //! and injects faults for tests (a response cut short, an error status, a corrupt artifact: one
 //! request's with [`Fault::Corrupt`], or every artifact's while
 //! [`UpdateServer::corrupt_artifacts`] is on). It also answers the

@@ -1,5 +1,5 @@
 //! The agent's GitHub feed (`update_github_repo`, `update_github_api_url`) against the update
-//! server's GitHub release API: releases made by `roomready_simulator::release` are listed as
+//! server's GitHub release API: releases made by `roomready_feed` are listed as
 //! GitHub releases and installed by the agent's own `update::check` and `update::install`, with
 //! channels mapped to semver pre-releases, a private repository's token, and the same refusals
 //! as the manifest feed.
@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use roomready_agent::config::Config;
 use roomready_agent::update::{self, UpdateError, UpdateSettings};
-use roomready_simulator::release::{self, Channel, ReleaseOptions, keygen};
+use roomready_feed::Channel;
+use roomready_feed::keys::{KeyFiles, keygen};
+use roomready_feed::publish::{ReleaseOptions, release};
 use roomready_simulator::update_server::UpdateServer;
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -22,7 +24,7 @@ fn script(version: &str) -> Vec<u8> {
 struct World {
     dir: tempfile::TempDir,
     feed: PathBuf,
-    keys: release::KeyFiles,
+    keys: KeyFiles,
     install: PathBuf,
 }
 
@@ -45,7 +47,7 @@ impl World {
     fn release_with(&self, key: &std::path::Path, version: &str, channel: Channel) {
         let bin = self.dir.path().join(format!("bin-{version}"));
         fs::write(&bin, script(version)).expect("bin");
-        release::release(&ReleaseOptions {
+        release(&ReleaseOptions {
             key: key.to_path_buf(),
             bin,
             version: version.into(),

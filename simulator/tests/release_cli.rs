@@ -1,4 +1,5 @@
-//! `roomready-sim keygen`, `release` and `serve-updates`, as an operator runs them.
+//! `roomready-sim keygen`, `release` (roomready-release's commands, kept here) and
+//! `serve-updates`, as an operator runs them.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -56,31 +57,15 @@ fn keygen_release_and_serve_a_feed() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let name = "roomready-agent-0.2.0-aarch64-unknown-linux-gnu.tar.gz";
     assert!(dir.path().join("feed/beta").join(name).is_file());
-    for (version, key, bin, message) in [
-        ("v0.2.0", "keys/signing.key", "agent", "not a bare semver"),
-        (
-            "0.2.0",
-            "keys/none.key",
-            "agent",
-            "cannot read the signing key",
-        ),
-        (
-            "0.2.0",
-            "keys/verifying.key.b64",
-            "agent",
-            "not a zipsign signing key",
-        ),
-        (
-            "0.2.0",
-            "keys/signing.key",
-            "missing",
-            "cannot read the binary",
-        ),
-    ] {
-        let out = release(version, key, bin);
-        assert_eq!(out.status.code(), Some(1), "{version} {key} {bin}");
-        assert!(text(&out.stderr).contains(message), "{}", text(&out.stderr));
-    }
+    // What is wrong with a release is roomready-release's to report (feed/tests/cli.rs); here the
+    // same command through roomready-sim fails the same way.
+    let out = release("v0.2.0", "keys/signing.key", "agent");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a bare semver"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // serve-updates prints its URL first and serves the feed.
     let mut child = Command::new(SIM)

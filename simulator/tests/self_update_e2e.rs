@@ -1,14 +1,16 @@
 //! The publisher side against the updater the agent uses: releases made by
-//! `roomready_simulator::release` are served by `UpdateServer` and installed by `self_update`
+//! `roomready_feed` are served by `UpdateServer` and installed by `self_update`
 //! 1.3's own `manifest` backend with `verifying_keys` (zipsign signature, file name as context)
 //! and `checksums` (the manifest's `sha256:` digest) — the agent's code path, minus the agent.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use roomready_simulator::release::{
-    self, Channel, Manifest, ReleaseOptions, decode_verifying_key, keygen,
-};
+use roomready_feed::Channel;
+use roomready_feed::keys::{KeyFiles, decode_verifying_key, keygen};
+use roomready_feed::manifest::Manifest;
+use roomready_feed::pack::{Artifact, sha256_hex};
+use roomready_feed::publish::{ReleaseOptions, release};
 use roomready_simulator::update_server::{Fault, UpdateServer};
 
 /// Host target, so the installed binary's name has no `.exe` on unix hosts.
@@ -18,7 +20,7 @@ struct World {
     _dir: tempfile::TempDir,
     root: PathBuf,
     feed: PathBuf,
-    keys: release::KeyFiles,
+    keys: KeyFiles,
     install: PathBuf,
 }
 
@@ -41,10 +43,10 @@ fn world() -> World {
 }
 
 impl World {
-    fn release(&self, version: &str, target: &str, contents: &[u8]) -> release::Artifact {
+    fn release(&self, version: &str, target: &str, contents: &[u8]) -> Artifact {
         let bin = self.root.join(format!("bin-{version}-{target}"));
         fs::write(&bin, contents).unwrap();
-        let (artifact, _) = release::release(&ReleaseOptions {
+        let (artifact, _) = release(&ReleaseOptions {
             key: self.keys.signing_key.clone(),
             bin,
             version: version.into(),
@@ -184,7 +186,7 @@ async fn self_update_refuses_another_key_a_tampered_artifact_and_a_cut_download(
     // ...and with the digest "fixed" too, the signature does.
     let manifest_path = w.feed.join("stable/manifest.json");
     let mut manifest = Manifest::load(&manifest_path).unwrap();
-    manifest.releases[0].assets[0].digest = Some(format!("sha256:{}", release::sha256_hex(&bytes)));
+    manifest.releases[0].assets[0].digest = Some(format!("sha256:{}", sha256_hex(&bytes)));
     fs::write(&manifest_path, manifest.to_json()).unwrap();
     let e = update(server.url(), w.install.clone(), w.pinned_key())
         .await

@@ -19,7 +19,6 @@
 //! new one in. Nothing unsigned or unverified is ever executed: the self-test runs after the
 //! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
 
-pub mod feed;
 pub mod http;
 mod signature;
 pub mod trial;
@@ -32,6 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use semver::Version;
+
+use roomready_feed as feed;
 
 use crate::config::{UpdateChannel, UpdateConfig, UpdateFeed};
 use crate::exit;

@@ -28,12 +28,14 @@ use tokio::time::Instant;
 use crate::dashboard::{Dashboard, DashboardOptions, FleetView};
 use crate::device::{DeviceEnv, SimDevice, SimUpdate};
 use crate::farm::{EndpointFarm, FarmError};
-use crate::release::{self, Channel, ReleaseOptions};
 use crate::scenario::broker::{ManagedBroker, ManagedBrokerError, Placement, fits_in_process};
 use crate::scenario::expect::{self, UPDATE_ID_PREFIX};
 use crate::scenario::fleet;
 use crate::scenario::model::{Action, Scenario, Step};
 use crate::update_server::UpdateServer;
+use roomready_feed::Channel;
+use roomready_feed::keys::{decode_verifying_key, keygen};
+use roomready_feed::publish::{ReleaseOptions, release};
 
 /// How often the expectations are judged.
 const JUDGE_EVERY: Duration = Duration::from_millis(100);
@@ -533,8 +535,8 @@ async fn start_updates(
     version: &semver::Version,
 ) -> Result<(UpdateServer, [u8; 32]), RunError> {
     let failed = |e: &dyn std::fmt::Display| RunError::Update(e.to_string());
-    let keys = release::keygen(&dir.join("keys")).map_err(|e| failed(&e))?;
-    let key = release::decode_verifying_key(&keys.verifying_key_b64).map_err(|e| failed(&e))?;
+    let keys = keygen(&dir.join("keys")).map_err(|e| failed(&e))?;
+    let key = decode_verifying_key(&keys.verifying_key_b64).map_err(|e| failed(&e))?;
     let feed = dir.join("feed");
     std::fs::create_dir_all(&feed)?;
     let bin = dir.join("release-binary");
@@ -542,11 +544,11 @@ async fn start_updates(
         &bin,
         format!("#!/bin/sh\n# roomready-agent {version} (simulated)\nexit 0\n"),
     )?;
-    release::release(&ReleaseOptions {
+    release(&ReleaseOptions {
         key: keys.signing_key,
         bin,
         version: version.to_string(),
-        target: roomready_agent::update::feed::this_target().into(),
+        target: roomready_feed::this_target().into(),
         channel: Channel::Stable,
         feed: feed.clone(),
     })

@@ -12,13 +12,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use roomready_agent::update::trial::TRIAL_FILE;
+use roomready_feed::Channel;
+use roomready_feed::keys::{decode_verifying_key, keygen};
+use roomready_feed::publish::{ReleaseOptions, release};
 use roomready_protocol::{
     DeviceId, DeviceKind, EventBody, Presence, ResponseStatus, StatusReason, TopicPrefix,
     UpdateStage,
 };
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_simulator::device::{DeviceEnv, DeviceSpec, SimDevice, SimUpdate, SimValue};
-use roomready_simulator::release::{self, Channel, ReleaseOptions, keygen};
 use roomready_simulator::update_server::UpdateServer;
 use roomready_tests::controller::{Controller, Seen};
 
@@ -49,17 +51,17 @@ impl World {
         std::fs::create_dir_all(&feed).expect("feed dir");
         let bin = dir.path().join("new-agent");
         std::fs::write(&bin, script(NEW)).expect("release binary");
-        release::release(&ReleaseOptions {
+        release(&ReleaseOptions {
             key: keys.signing_key.clone(),
             bin,
             version: NEW.into(),
-            target: roomready_agent::update::feed::this_target().into(),
+            target: roomready_feed::this_target().into(),
             channel: Channel::Stable,
             feed: feed.clone(),
         })
         .expect("release");
         World {
-            key: release::decode_verifying_key(&keys.verifying_key_b64).expect("verifying key"),
+            key: decode_verifying_key(&keys.verifying_key_b64).expect("verifying key"),
             broker: EmbeddedBroker::start().await.expect("broker"),
             server: UpdateServer::start(feed).await.expect("update server"),
             dir,

@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use roomready_feed::Channel;
+use roomready_feed::keys::keygen;
+use roomready_feed::publish::{ReleaseOptions, release};
 use roomready_protocol::{DeviceId, EventBody, ResponseStatus, UpdateStage};
 use roomready_simulator::broker::EmbeddedBroker;
-use roomready_simulator::release::{Channel, ReleaseOptions, keygen, release};
 use roomready_simulator::update_server::UpdateServer;
 use roomready_tests::agent_exe;
 use roomready_tests::controller::{Controller, Seen};
@@ -96,7 +98,7 @@ impl Setup {
             key: self.key.clone(),
             bin: bin.to_owned(),
             version: version.into(),
-            target: roomready_agent::update::feed::this_target().into(),
+            target: roomready_feed::this_target().into(),
             channel: Channel::Stable,
             feed: self.feed.clone(),
         })
@@ -323,7 +325,7 @@ async fn an_update_signed_by_another_key_is_refused_and_reported() {
         key: rogue.signing_key,
         bin: script,
         version: "9.9.11".into(),
-        target: roomready_agent::update::feed::this_target().into(),
+        target: roomready_feed::this_target().into(),
         channel: Channel::Stable,
         feed: s.feed.clone(),
     })

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
 
-use roomready_simulator::release::{Channel, ReleaseOptions, keygen, release};
+use roomready_feed::Channel;
+use roomready_feed::keys::keygen;
+use roomready_feed::publish::{ReleaseOptions, release};
 use roomready_simulator::update_server::{Fault, UpdateServer};
 use roomready_tests::agent_exe;
 
@@ -44,7 +46,7 @@ async fn world_with(tls: Option<(&str, &str)>) -> (World, UpdateServer) {
     std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let keys = keygen(&dir.path().join("keys")).expect("keygen");
     let feed = dir.path().join("feed");
-    let target = roomready_agent::update::feed::this_target();
+    let target = roomready_feed::this_target();
     release(&ReleaseOptions {
         key: keys.signing_key.clone(),
         bin: new,

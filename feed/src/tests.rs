@@ -1,7 +1,16 @@
-//! Tests of the release tools: keys, names, packing and signing, manifests and feeds.
+//! Tests of the feed: keys, names, packing and signing, manifests and publishing.
 
-use super::*;
-use std::io::Read;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Cursor, Read};
+
+use zipsign_api::{SigningKey, VerifyingKey};
+
+use crate::keys::{decode_verifying_key, keygen, read_signing_key};
+use crate::manifest::{Manifest, ManifestAsset};
+use crate::pack::{package_and_sign, package_bytes_and_sign, sha256_hex};
+use crate::publish::{ReleaseOptions, release, rfc3339_utc};
+use crate::*;
 
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
@@ -35,7 +44,7 @@ fn names_follow_the_contract() {
     assert_eq!(binary_name("aarch64-apple-darwin"), "roomready-agent");
     for bad in ["v0.2.0", "0.2", "", " 0.2.0", "0.2.0 ", "latest"] {
         assert!(
-            matches!(parse_version(bad), Err(ReleaseError::BadVersion { .. })),
+            matches!(parse_version(bad), Err(FeedError::BadVersion { .. })),
             "{bad:?}"
         );
     }
@@ -162,11 +171,11 @@ fn keygen_writes_a_key_pair_that_signs_and_refuses_to_overwrite() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let before = fs::read(&files.signing_key).unwrap();
-    assert!(matches!(keygen(&keys), Err(ReleaseError::KeyExists { .. })));
+    assert!(matches!(keygen(&keys), Err(FeedError::KeyExists { .. })));
     assert_eq!(fs::read(&files.signing_key).unwrap(), before);
     // Only one of the two there: still refused, nothing written.
     fs::remove_file(&files.signing_key).unwrap();
-    assert!(matches!(keygen(&keys), Err(ReleaseError::KeyExists { .. })));
+    assert!(matches!(keygen(&keys), Err(FeedError::KeyExists { .. })));
     assert!(!files.signing_key.exists());
     // Two runs give two different keys.
     let other = keygen(&dir.path().join("other")).unwrap();
@@ -179,7 +188,7 @@ fn bad_keys_and_binaries_are_clear_errors() {
     let missing = dir.path().join("nope.key");
     assert!(matches!(
         read_signing_key(&missing),
-        Err(ReleaseError::ReadKey { .. })
+        Err(FeedError::ReadKey { .. })
     ));
     let short = dir.path().join("short.key");
     fs::write(&short, [0u8; 32]).unwrap();
@@ -192,17 +201,17 @@ fn bad_keys_and_binaries_are_clear_errors() {
     fs::write(&mismatched, pair).unwrap();
     assert!(matches!(
         read_signing_key(&mismatched),
-        Err(ReleaseError::BadKey { .. })
+        Err(FeedError::BadKey { .. })
     ));
     let e = package_and_sign(&key(1), &dir.path().join("no-bin"), "0.2.0", LINUX).unwrap_err();
-    assert!(matches!(e, ReleaseError::ReadBinary { .. }), "{e}");
+    assert!(matches!(e, FeedError::ReadBinary { .. }), "{e}");
     assert!(matches!(
         package_and_sign(&key(1), dir.path(), "0.2.0", LINUX),
-        Err(ReleaseError::ReadBinary { .. })
+        Err(FeedError::ReadBinary { .. })
     ));
     assert!(matches!(
         decode_verifying_key("not base64!"),
-        Err(ReleaseError::BadVerifyingKey(_))
+        Err(FeedError::BadVerifyingKey { .. })
     ));
     assert!("nightly".parse::<Channel>().is_err());
     assert_eq!("beta".parse::<Channel>().unwrap(), Channel::Beta);
@@ -337,12 +346,12 @@ fn publish_writes_artifact_and_merges_the_channel_manifest() {
     }
     // Bad inputs fail before anything is written.
     let e = release(&options("v0.4.0", LINUX, Channel::Stable)).unwrap_err();
-    assert!(matches!(e, ReleaseError::BadVersion { .. }), "{e}");
+    assert!(matches!(e, FeedError::BadVersion { .. }), "{e}");
     let mut missing_key = options("0.4.0", LINUX, Channel::Stable);
     missing_key.key = dir.path().join("missing.key");
     assert!(matches!(
         release(&missing_key),
-        Err(ReleaseError::ReadKey { .. })
+        Err(FeedError::ReadKey { .. })
     ));
     assert_eq!(
         Manifest::load(&feed.join("stable/manifest.json"))
