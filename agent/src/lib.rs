@@ -5,7 +5,8 @@
 //! Pipeline: [`facts`] (what the device is) → [`assess`] (pure rules → verdict and findings) →
 //! [`report`] (a protocol `State`) → [`link`] (MQTT). [`daemon`] ties them together on a timer;
 //! [`config`] reads the daemon's configuration file.
-//! [`update`] replaces the binary with a signed release from the update feed.
+//! [`update`] replaces the binary with a signed release from the update feed. [`start`] is what
+//! every start does before the daemon runs.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod facts;
 pub mod link;
 pub mod probe;
 pub mod report;
+pub mod start;
 pub mod terminal;
 pub mod update;
 

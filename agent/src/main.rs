@@ -8,20 +8,16 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roomready_agent::clock::{Clock, SystemClock};
-use roomready_agent::command::ledger::Ledger;
 use roomready_agent::config::Config;
-use roomready_agent::config::JournalConfig;
-use roomready_agent::daemon::{Stopped, Storage, Updater};
+use roomready_agent::daemon::Stopped;
 use roomready_agent::facts::registry::{RegDump, RegDumpError};
 use roomready_agent::facts::{AnyFacts, AppSource, FactsFile, FactsSource, HostFacts};
 use roomready_agent::link::journal::Journal;
-use roomready_agent::link::tls;
 use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
 use roomready_agent::report::human;
-use roomready_agent::update::UpdateSettings;
-use roomready_agent::update::trial;
-use roomready_agent::{Agent, AgentSettings, exit, report};
-use roomready_protocol::{DeviceId, EventBody, Message, Verdict};
+use roomready_agent::start::{self, Started};
+use roomready_agent::{exit, report};
+use roomready_protocol::{DeviceId, Message, Verdict};
 
 #[cfg(windows)]
 #[path = "service.rs"]
@@ -490,100 +486,19 @@ async fn run(
             return Ok(exit::CONFIG);
         }
     };
-    let roots = match modern::load_roots(config.ca_file.as_deref()) {
-        Ok(roots) => roots,
-        Err(e) => {
+    let agent = match start::from_config(&config, config_path, utc_offset) {
+        Ok(Started::Ready(agent)) => agent,
+        Ok(Started::Restart(reason)) => {
             eprintln!(
-                "roomready-agent: bad config: {}: key \"ca_file\": {e}",
-                config_path.display()
-            );
-            return Ok(exit::CONFIG);
-        }
-    };
-    let Some(facts) = AnyFacts::local(config.facts_file.as_deref()) else {
-        // Config::load requires facts_file wherever AnyFacts::local needs it.
-        eprintln!(
-            "roomready-agent: bad config: {}: key \"facts_file\": missing",
-            config_path.display()
-        );
-        return Ok(exit::CONFIG);
-    };
-    let broker_tls = if config.broker.tls {
-        match tls::client_config(&config.broker_tls) {
-            Ok(tls) => Some(tls),
-            Err(e) => {
-                eprintln!(
-                    "roomready-agent: bad config: {}: key \"{}\": {e}",
-                    config_path.display(),
-                    e.key()
-                );
-                return Ok(exit::CONFIG);
-            }
-        }
-    } else {
-        None
-    };
-    // First, before anything that could crash: is this start a new version's trial?
-    let state_dir = config.journal.dir.clone();
-    if let Err(e) = roomready_agent::files::create_dir(&state_dir) {
-        eprintln!(
-            "roomready-agent: cannot create {}: {e}",
-            state_dir.display()
-        );
-        return Ok(exit::IO_ERROR);
-    }
-    let trial = match trial::begin(&state_dir) {
-        Ok(trial::Start::Normal) => None,
-        Ok(trial::Start::Trial(trial)) => Some(trial),
-        Ok(trial::Start::RolledBack(outcome)) => {
-            eprintln!(
-                "roomready-agent: {}; the previous version is restored: restarting into it",
-                outcome.reason
+                "roomready-agent: {reason}; the previous version is restored: restarting into it"
             );
             return Ok(exit::RESTART);
         }
         Err(e) => {
-            eprintln!("roomready-agent: update trial: {e}");
-            return Ok(exit::IO_ERROR);
+            eprintln!("roomready-agent: {e}");
+            return Ok(e.exit_code());
         }
     };
-    let mut storage = match open_storage(&config.journal) {
-        Ok(storage) => storage,
-        Err(message) => {
-            eprintln!("roomready-agent: {message}");
-            return Ok(exit::IO_ERROR);
-        }
-    };
-    // A rollback before this start left its outcome for this (previous) version to report.
-    match trial::RolledBack::take(&state_dir) {
-        Ok(Some(outcome)) => {
-            if let Storage::Opened {
-                notices, answers, ..
-            } = &mut storage
-            {
-                notices.push(outcome.event());
-                answers.extend(outcome.answer());
-            }
-        }
-        Ok(None) => {}
-        Err(e) => tracing::error!(%e, "cannot read the last update's outcome"),
-    }
-    let mut settings = AgentSettings::from_config(&config, roots, broker_tls);
-    settings.trial = trial;
-    if config.update.feed.is_some() {
-        match UpdateSettings::from_config(&config.update, config_path) {
-            Ok(update) => {
-                settings.updater = Some(Updater {
-                    settings: update,
-                    state_dir,
-                    health_timeout: config.update.health_timeout,
-                    auto: config.update.auto.map(|window| (window, utc_offset)),
-                });
-            }
-            Err(e) => tracing::warn!(%e, "self-update unavailable"),
-        }
-    }
-    let agent = Agent::with_storage(settings, facts, SystemClock, storage);
     let stopped = match stop {
         Some(stop) => agent
             .run(async {
@@ -759,36 +674,6 @@ impl ProgressBar {
 
 /// Opens the journal and the command ledger in `journal.dir`; what recovery found becomes an
 /// event for the controller.
-fn open_storage(journal: &JournalConfig) -> Result<Storage, String> {
-    let (spool, recovery) = Journal::open(journal.options()).map_err(|e| e.to_string())?;
-    let mut notices = Vec::new();
-    if let Some(cut) = recovery.truncated {
-        tracing::warn!(%cut, "journal tail was torn or corrupt and has been cut off");
-        notices.push(EventBody::JournalRecovered {
-            offset: cut.offset,
-            discarded_bytes: cut.discarded_bytes,
-            reason: cut.reason,
-        });
-    }
-    tracing::info!(
-        dir = %journal.dir.display(),
-        pending = recovery.records,
-        last_seq = spool.last_seq(),
-        "journal opened"
-    );
-    let (ledger, warning) =
-        Ledger::open(&journal.dir, SystemClock.now()).map_err(|e| e.to_string())?;
-    if let Some(warning) = warning {
-        tracing::warn!(warning, "command ledger reset");
-    }
-    Ok(Storage::Opened {
-        spool: Box::new(spool),
-        ledger,
-        notices,
-        answers: Vec::new(),
-    })
-}
-
 /// The local time's offset from UTC in seconds now (0, with a warning, when it cannot be read):
 /// the maintenance window is local time. Daylight-saving changes apply from the next start.
 fn local_utc_offset() -> i32 {
