@@ -8,7 +8,10 @@
 //!
 //! Its session is clean by default; [`DashboardOptions::persistent`] keeps it on the broker (a
 //! fixed client id, `clean_session = false`), so what devices publish while the dashboard is
-//! reconnecting (after a broker restart) is queued for it instead of lost.
+//! reconnecting (after a broker restart) is queued for it instead of lost. With
+//! [`DashboardOptions::history`] it also keeps every state and status, not only the latest: the
+//! tests' per-device observer (`roomready_tests::controller`) is this dashboard with history, so
+//! there is one MQTT observer.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +29,9 @@ use tokio::task::JoinHandle;
 /// Decode errors kept in the view (the most recent ones).
 const MAX_DECODE_ERRORS: usize = 16;
 
+/// How long the dashboard waits before connecting again after an error.
+const RETRY: Duration = Duration::from_millis(100);
+
 /// The latest of everything seen per device.
 #[derive(Debug, Clone, Default)]
 pub struct FleetView {
@@ -40,6 +46,10 @@ pub struct FleetView {
     pub last_error: Option<String>,
     /// Messages received on the devices' topics (duplicates and undecodable ones included).
     pub messages: u64,
+    /// CONNACKs received: connections made (the first, then one per reconnect).
+    pub connections: u64,
+    /// PUBACKs received: commands the broker took from the dashboard.
+    pub pubacks: u64,
 }
 
 /// What the dashboard knows of one device.
@@ -55,6 +65,11 @@ pub struct DeviceView {
     pub seqs: std::collections::BTreeSet<u64>,
     /// When the first state arrived.
     pub first_state_at: Option<std::time::Instant>,
+    /// With [`DashboardOptions::history`]: every state and every status, in arrival order.
+    pub states: Vec<State>,
+    pub statuses: Vec<Status>,
+    /// Payloads on this device's topics that did not decode.
+    pub undecodable: usize,
 }
 
 impl DeviceView {
@@ -84,11 +99,16 @@ impl FleetView {
     }
 }
 
-/// How a [`Dashboard`] connects.
+/// How a [`Dashboard`] connects and what it keeps.
 #[derive(Debug, Clone, Default)]
 pub struct DashboardOptions {
     /// Keep the session on the broker (`clean_session = false`, a fixed client id).
     pub persistent: bool,
+    /// The MQTT client id; default: `roomready-dashboard-{pid}-{n}`, unique in this process.
+    pub client_id: Option<String>,
+    /// Keep every state and status per device, not only the latest (memory grows with every
+    /// report: for tests, not for fleets).
+    pub history: bool,
 }
 
 /// A connected (or connecting) dashboard subscriber.
@@ -122,11 +142,13 @@ impl Dashboard {
         options: &DashboardOptions,
     ) -> Dashboard {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let client_id = format!(
-            "roomready-dashboard-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let client_id = options.client_id.clone().unwrap_or_else(|| {
+            format!(
+                "roomready-dashboard-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            )
+        });
         let mut mqtt = MqttOptions::new(client_id, broker.host.clone(), broker.port);
         mqtt.set_keep_alive(Duration::from_secs(30));
         mqtt.set_clean_session(!options.persistent);
@@ -134,7 +156,13 @@ impl Dashboard {
         // Room for a burst of commands to a whole fleet.
         let (client, eventloop) = AsyncClient::new(mqtt, 1024);
         let (tx, view) = watch::channel(FleetView::default());
-        let task = tokio::spawn(drive(eventloop, client.clone(), prefix.clone(), tx));
+        let task = tokio::spawn(drive(
+            eventloop,
+            client.clone(),
+            prefix.clone(),
+            options.history,
+            tx,
+        ));
         Dashboard {
             view,
             task,
@@ -146,9 +174,20 @@ impl Dashboard {
     /// Sends `payload` (a command's JSON) to `device`'s `cmd` topic, QoS 1. Fails only when
     /// the dashboard's task has ended.
     pub async fn command(&self, device: &DeviceId, payload: Vec<u8>) -> Result<(), String> {
+        self.publish_command(device, payload, false).await
+    }
+
+    /// [`Dashboard::command`], retained on the broker when `retain` (an empty payload clears a
+    /// retained command); [`FleetView::pubacks`] counts the broker's acknowledgements.
+    pub async fn publish_command(
+        &self,
+        device: &DeviceId,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), String> {
         let topics = Topics::new(&self.prefix, device);
         self.client
-            .publish(topics.cmd(), QoS::AtLeastOnce, false, payload)
+            .publish(topics.cmd(), QoS::AtLeastOnce, retain, payload)
             .await
             .map_err(|e| format!("cannot send a command to {device}: {e}"))
     }
@@ -190,6 +229,7 @@ async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
     prefix: TopicPrefix,
+    history: bool,
     view: watch::Sender<FleetView>,
 ) {
     let filters = [
@@ -214,14 +254,18 @@ async fn drive(
                 }
                 view.send_modify(|v| {
                     v.connected = true;
+                    v.connections += 1;
                     v.last_error = None;
                 });
+            }
+            Ok(rumqttc::Event::Incoming(Packet::PubAck(_))) => {
+                view.send_modify(|v| v.pubacks += 1);
             }
             Ok(rumqttc::Event::Incoming(Packet::Publish(publish))) => {
                 let Some((device, channel)) = prefix.parse(&publish.topic) else {
                     continue;
                 };
-                view.send_modify(|v| apply(v, device, channel, &publish.payload));
+                view.send_modify(|v| apply(v, device, channel, &publish.payload, history));
             }
             Ok(_) => {}
             Err(e) => {
@@ -230,15 +274,16 @@ async fn drive(
                     v.subscribed = false;
                     v.last_error = Some(e.to_string());
                 });
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(RETRY).await;
             }
         }
     }
 }
 
 /// Records one payload; an empty retained payload clears the device's entry for that channel.
-fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8]) {
+fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8], history: bool) {
     view.messages += 1;
+    let id = device.clone();
     let cleared = payload.is_empty();
     let error = match channel {
         Channel::State if cleared => {
@@ -258,6 +303,9 @@ fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8
                 let d = view.devices.entry(device).or_default();
                 d.seqs.insert(state.seq);
                 d.first_state_at.get_or_insert_with(std::time::Instant::now);
+                if history {
+                    d.states.push(state.clone());
+                }
                 d.state = Some(state);
                 None
             }
@@ -265,7 +313,11 @@ fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8
         },
         Channel::Status => match Status::decode(payload) {
             Ok(status) => {
-                view.devices.entry(device).or_default().status = Some(status);
+                let d = view.devices.entry(device).or_default();
+                if history {
+                    d.statuses.push(status.clone());
+                }
+                d.status = Some(status);
                 None
             }
             Err(e) => Some(format!("{device} status: {e}")),
@@ -292,6 +344,7 @@ fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8
         Channel::Cmd => None,
     };
     if let Some(error) = error {
+        view.devices.entry(id).or_default().undecodable += 1;
         if view.decode_errors.len() == MAX_DECODE_ERRORS {
             view.decode_errors.remove(0);
         }

@@ -1,18 +1,15 @@
-//! A test controller: one MQTT client (rumqttc, as a real dashboard might use) that subscribes to
-//! one device's `state`, `events`, `cmd/res` and `status`, sends commands, and lets a test await what it
-//! has seen through a `watch` channel instead of sleeping.
+//! A test controller: the simulator's dashboard subscriber (the one MQTT observer) with its
+//! history on, seen through one device: every state, event, response and status that device
+//! published, in arrival order. It sends commands, and lets a test await what it has seen instead
+//! of sleeping.
 
 use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
-use roomready_protocol::{
-    CommandResponse, DeviceId, Event, Message, State, Status, TopicPrefix, Topics,
-};
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use roomready_protocol::{CommandResponse, DeviceId, Event, State, Status, TopicPrefix};
+use roomready_simulator::dashboard::{Dashboard, DashboardOptions, FleetView};
 
-/// Everything the controller has received, in arrival order.
+/// Everything the controller has received from its device, in arrival order.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
     pub states: Vec<State>,
@@ -23,15 +20,33 @@ pub struct Seen {
     pub statuses: Vec<Status>,
     /// Payloads on the device's topics that did not decode.
     pub undecodable: usize,
-    /// SUBACKs received (one per topic, four per connection: the subscriptions are made on every
-    /// connect).
-    pub subscriptions: usize,
-    pub connections: usize,
+    /// Whether the broker has acknowledged the subscriptions of the current connection.
+    pub subscribed: bool,
+    /// Connections made (one per reconnect after the first).
+    pub connections: u64,
     /// PUBACKs received: the broker took a command the controller sent.
-    pub pubacks: usize,
+    pub pubacks: u64,
 }
 
 impl Seen {
+    /// What `view` holds of `device`.
+    fn of(view: &FleetView, device: &DeviceId) -> Seen {
+        let mut seen = Seen {
+            subscribed: view.subscribed,
+            connections: view.connections,
+            pubacks: view.pubacks,
+            ..Seen::default()
+        };
+        if let Some(d) = view.devices.get(device) {
+            seen.states.clone_from(&d.states);
+            seen.events.clone_from(&d.events);
+            seen.responses.clone_from(&d.responses);
+            seen.statuses.clone_from(&d.statuses);
+            seen.undecodable = d.undecodable;
+        }
+        seen
+    }
+
     /// Every `seq` seen in states, events and responses, with repeats.
     pub fn seqs(&self) -> Vec<u64> {
         let mut seqs: Vec<u64> = self
@@ -107,16 +122,8 @@ impl Seen {
 
 /// A connected test controller for one device.
 pub struct Controller {
-    client: AsyncClient,
-    topics: Topics,
-    seen: watch::Receiver<Seen>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    dashboard: Dashboard,
+    device: DeviceId,
 }
 
 impl Controller {
@@ -128,73 +135,25 @@ impl Controller {
         client_id: &str,
         persistent: bool,
     ) -> Self {
-        let topics = Topics::new(&TopicPrefix::default(), device);
-        let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
-        options.set_keep_alive(Duration::from_secs(5));
-        options.set_clean_session(!persistent);
-        options.set_max_packet_size(32 * 1024 * 1024, 32 * 1024 * 1024);
-        let (client, mut eventloop) = AsyncClient::new(options, 1024);
-        let (tx, seen) = watch::channel(Seen::default());
-        let sub_client = client.clone();
-        let sub_topics = topics.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                        tx.send_modify(|s| s.connections += 1);
-                        for topic in [
-                            sub_topics.state(),
-                            sub_topics.events(),
-                            sub_topics.cmd_res(),
-                            sub_topics.status(),
-                        ] {
-                            let _ = sub_client.try_subscribe(topic, QoS::AtLeastOnce);
-                        }
-                    }
-                    Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
-                        tx.send_modify(|s| s.subscriptions += 1);
-                    }
-                    Ok(MqttEvent::Incoming(Packet::PubAck(_))) => {
-                        tx.send_modify(|s| s.pubacks += 1);
-                    }
-                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                        let payload = &p.payload[..];
-                        tx.send_modify(|s| {
-                            let ok = if p.topic == sub_topics.state() {
-                                State::decode(payload).map(|m| s.states.push(m)).is_ok()
-                            } else if p.topic == sub_topics.events() {
-                                Event::decode(payload).map(|m| s.events.push(m)).is_ok()
-                            } else if p.topic == sub_topics.cmd_res() {
-                                CommandResponse::decode(payload)
-                                    .map(|m| s.responses.push(m))
-                                    .is_ok()
-                            } else if p.topic == sub_topics.status() {
-                                Status::decode(payload).map(|m| s.statuses.push(m)).is_ok()
-                            } else {
-                                true
-                            };
-                            if !ok {
-                                s.undecodable += 1;
-                            }
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
+        let dashboard = Dashboard::connect_with(
+            broker,
+            &TopicPrefix::default(),
+            &DashboardOptions {
+                persistent,
+                client_id: Some(client_id.to_owned()),
+                history: true,
+            },
+        );
         Controller {
-            client,
-            topics,
-            seen,
-            task,
+            dashboard,
+            device: device.clone(),
         }
     }
 
     /// Sends a command payload (QoS 1) to the device's `cmd` topic.
     pub async fn command(&self, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(self.topics.cmd(), QoS::AtLeastOnce, false, payload.into())
+        self.dashboard
+            .command(&self.device, payload.into())
             .await
             .expect("the controller's request queue is open");
     }
@@ -203,8 +162,8 @@ impl Controller {
     /// clears it) and waits until the broker has it.
     pub async fn retain_command(&mut self, payload: impl Into<Vec<u8>>, timeout: Duration) {
         let before = self.seen().pubacks;
-        self.client
-            .publish(self.topics.cmd(), QoS::AtLeastOnce, true, payload.into())
+        self.dashboard
+            .publish_command(&self.device, payload.into(), true)
             .await
             .expect("the controller's request queue is open");
         self.wait_until(timeout, |s| s.pubacks > before)
@@ -214,7 +173,7 @@ impl Controller {
 
     /// What has been seen so far.
     pub fn seen(&self) -> Seen {
-        self.seen.borrow().clone()
+        Seen::of(&self.dashboard.snapshot(), &self.device)
     }
 
     /// Waits until `done` holds for what has been seen; `Err` with the last view on timeout.
@@ -223,13 +182,14 @@ impl Controller {
         timeout: Duration,
         mut done: impl FnMut(&Seen) -> bool,
     ) -> Result<Seen, Box<Seen>> {
-        let result = {
-            let wait = self.seen.wait_for(|s| done(s));
-            match tokio::time::timeout(timeout, wait).await {
-                Ok(Ok(seen)) => Some(seen.clone()),
-                _ => None,
-            }
-        };
-        result.ok_or_else(|| Box::new(self.seen()))
+        let device = self.device.clone();
+        match self
+            .dashboard
+            .wait_until(timeout, |view| done(&Seen::of(view, &device)))
+            .await
+        {
+            Ok(view) => Ok(Seen::of(&view, &device)),
+            Err(timed_out) => Err(Box::new(Seen::of(&timed_out.0, &device))),
+        }
     }
 }

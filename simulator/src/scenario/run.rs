@@ -267,6 +267,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
         &prefix,
         &DashboardOptions {
             persistent: outages,
+            ..DashboardOptions::default()
         },
     );
     dashboard

@@ -189,7 +189,10 @@ async fn a_controller_killed_with_sigkill_loses_nothing() {
     let mut witness = Dashboard::connect_with(
         &broker,
         &TopicPrefix::default(),
-        &DashboardOptions { persistent: true },
+        &DashboardOptions {
+            persistent: true,
+            ..DashboardOptions::default()
+        },
     );
     witness
         .wait_subscribed(WAIT)

@@ -179,7 +179,7 @@ impl Outage {
             true,
         );
         controller
-            .wait_until(WAIT, |s| s.subscriptions >= 4)
+            .wait_until(WAIT, |s| s.subscribed)
             .await
             .unwrap_or_else(|s| panic!("controller not subscribed: {s:?}"));
         let url = broker.url();

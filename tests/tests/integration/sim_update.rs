@@ -91,7 +91,7 @@ impl World {
             Controller::connect(&self.broker.url(), &device, &format!("ctl-{id}"), false);
         // Subscribed before the device starts, so its first events are seen too.
         controller
-            .wait_until(WAIT, |seen| seen.subscriptions >= 4)
+            .wait_until(WAIT, |seen| seen.subscribed)
             .await
             .unwrap_or_else(|seen| panic!("{id}: controller not subscribed: {seen:?}"));
         let sim = SimDevice::try_spawn(spec(device), env).expect("device spawns");
