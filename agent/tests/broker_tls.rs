@@ -242,11 +242,16 @@ async fn missing_client_certificate_is_refused() {
     let tls = agent_tls(&pki.ca, None, None);
     let mut link = start_link(&broker, Some(tls), None);
     let error = first_error(&mut link, &broker).await;
-    assert!(
-        error.starts_with("TLS: the broker requires a client certificate (set client_cert_file and client_key_file)"),
-        "{error}"
+    // Mosquitto sends `certificate_required` and closes; when the agent's CONNECT is still unread
+    // there the close is a reset that can overtake the alert: either way the fix is named.
+    let alert = error.starts_with(
+        "TLS: the broker requires a client certificate (set client_cert_file and client_key_file)",
+    ) && error.contains("CertificateRequired");
+    let reset = error.starts_with(
+        "TLS: the broker ended the connection right after the handshake, before CONNACK: it may \
+         require a client certificate (set client_cert_file and client_key_file)",
     );
-    assert!(error.contains("CertificateRequired"), "{error}");
+    assert!(alert || reset, "{error}");
 }
 
 #[tokio::test]

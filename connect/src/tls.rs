@@ -296,6 +296,22 @@ pub fn explain_io(error: &io::Error) -> String {
     }
 }
 
+/// What a TLS connection that ended between the handshake and CONNACK means, `error` being how
+/// it ended (already explained). A broker that requires a client certificate verifies it after
+/// the TLS 1.3 handshake has finished on the client's side, then sends `certificate_required`
+/// and closes; when the client's CONNECT is still unread there, the close is a reset and the
+/// alert may never be read. Without a client certificate that is the likely reason, so it is
+/// named; with one, or after a TLS alert, `error` is left as it is.
+pub fn ended_before_connack(error: String, presented_client_cert: bool) -> String {
+    if presented_client_cert || error.starts_with("TLS: ") {
+        return error;
+    }
+    format!(
+        "TLS: the broker ended the connection right after the handshake, before CONNACK: it \
+         may require a client certificate (set client_cert_file and client_key_file) [{error}]"
+    )
+}
+
 /// What a CONNACK refusal means.
 pub fn refused(code: rumqttc::ConnectReturnCode) -> &'static str {
     use rumqttc::ConnectReturnCode as Code;
@@ -562,5 +578,23 @@ mod tests {
         let shown = format!("{credentials:?} {credentials:#?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("***"), "{shown}");
+    }
+
+    #[test]
+    fn an_anonymous_connection_ended_before_connack_names_the_client_certificate() {
+        let reset = "Connection reset by peer (os error 104)".to_owned();
+        let named = ended_before_connack(reset.clone(), false);
+        assert!(
+            named.starts_with("TLS: the broker ended the connection right after the handshake")
+        );
+        assert!(
+            named.contains("set client_cert_file and client_key_file"),
+            "{named}"
+        );
+        assert!(named.ends_with(&format!("[{reset}]")), "{named}");
+        // With a certificate presented, or an alert already explained: as it was.
+        assert_eq!(ended_before_connack(reset.clone(), true), reset);
+        let alert = "TLS: the broker requires a client certificate".to_owned();
+        assert_eq!(ended_before_connack(alert.clone(), false), alert);
     }
 }

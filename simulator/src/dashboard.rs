@@ -29,6 +29,9 @@ use tokio::task::JoinHandle;
 /// Decode errors kept in the view (the most recent ones).
 const MAX_DECODE_ERRORS: usize = 16;
 
+/// The largest packet the dashboard sends.
+const MAX_OUTGOING: usize = 32 * 1024 * 1024;
+
 /// How long the dashboard waits before connecting again after an error.
 const RETRY: Duration = Duration::from_millis(100);
 
@@ -152,7 +155,9 @@ impl Dashboard {
         let mut mqtt = MqttOptions::new(client_id, broker.host.clone(), broker.port);
         mqtt.set_keep_alive(Duration::from_secs(30));
         mqtt.set_clean_session(!options.persistent);
-        mqtt.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        // What devices send is bounded as the agent bounds it; what the dashboard sends (commands,
+        // also oversized ones a test sends on purpose) is the broker's to refuse.
+        mqtt.set_max_packet_size(MAX_PACKET, MAX_OUTGOING);
         // Room for a burst of commands to a whole fleet.
         let (client, eventloop) = AsyncClient::new(mqtt, 1024);
         let (tx, view) = watch::channel(FleetView::default());

@@ -412,8 +412,21 @@ async fn connect(settings: &Settings) -> Result<Connection, String> {
         true,
     ));
     connect.login.clone_from(&settings.login);
+    // A TLS connection without a client certificate that ends before CONNACK: see
+    // `tls::ended_before_connack`.
+    let anonymous_tls = settings
+        .tls
+        .as_ref()
+        .is_some_and(|config| !config.client_auth_cert_resolver.has_certs());
+    let ended = |error: String| {
+        if anonymous_tls {
+            tls::ended_before_connack(error, false)
+        } else {
+            error
+        }
+    };
     let failed = |stop: Stop| match stop {
-        Stop::Failed(error) => error,
+        Stop::Failed(error) => ended(error),
         Stop::Done => "stopped".into(),
     };
     connection
@@ -443,9 +456,11 @@ async fn connect(settings: &Settings) -> Result<Connection, String> {
             .stream
             .read(&mut chunk)
             .await
-            .map_err(|e| tls::explain_io(&e))?;
+            .map_err(|e| ended(tls::explain_io(&e)))?;
         if n == 0 {
-            return Err("the broker closed the connection before CONNACK".into());
+            return Err(ended(
+                "the broker closed the connection before CONNACK".into(),
+            ));
         }
         connection.read.extend_from_slice(&chunk[..n]);
     }
