@@ -71,7 +71,7 @@ mod parsing {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, resolve, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, allow_insecure, mqtt_version, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, allow_insecure, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, mqtt_version, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, resolve, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -512,10 +512,11 @@ mod example_tests {
 }
 
 mod documented {
-    //! Every key the config takes ([`KNOWN_KEYS`], what `finish` checks against) is shown in
-    //! this module's doc, in the README and in docs/examples/agent.toml.
+    //! Every key the config takes (its [`SECTIONS`], what `finish` checks against) is shown in
+    //! the doc of the module that owns its section, in the README and in
+    //! docs/examples/agent.toml.
 
-    use super::super::KNOWN_KEYS;
+    use super::super::{OWN_KEYS, SECTIONS};
 
     /// Whether `text` has a line `KEY = …` (after `//!`, `#` or spaces) or says `KEY = ` inline.
     fn shows(text: &str, key: &str) -> bool {
@@ -527,25 +528,51 @@ mod documented {
         })
     }
 
-    #[test]
-    fn every_key_is_shown_in_the_module_doc_the_readme_and_the_example() {
-        let source = include_str!("../config.rs");
-        let doc: String = source
+    /// A source file's `//!` doc.
+    fn module_doc(source: &str) -> String {
+        source
             .lines()
             .take_while(|l| l.starts_with("//!"))
             .map(|l| format!("{l}\n"))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn every_key_is_shown_in_its_owners_doc_the_readme_and_the_example() {
+        let config_doc = module_doc(include_str!("../config.rs"));
+        let update_doc = module_doc(include_str!("../update/settings.rs"));
         let readme = include_str!("../../../README.md");
         let example = include_str!("../../../docs/examples/agent.toml");
+        // The broker's keys are roomready-connect's; the agent's config doc shows them.
+        let owners: [(&[&str], &str, &str); 3] = [
+            (
+                &roomready_connect::broker::KEYS,
+                "the config module's doc",
+                &config_doc,
+            ),
+            (OWN_KEYS, "the config module's doc", &config_doc),
+            (
+                crate::update::settings::KEYS,
+                "the update::settings module's doc",
+                &update_doc,
+            ),
+        ];
+        assert_eq!(
+            owners.len(),
+            SECTIONS.len(),
+            "a section without an owner here"
+        );
         let mut missing = Vec::new();
-        for key in KNOWN_KEYS.split(',').map(str::trim) {
-            for (what, text) in [
-                ("the config module's doc", doc.as_str()),
-                ("README.md", readme),
-                ("docs/examples/agent.toml", example),
-            ] {
-                if !shows(text, key) {
-                    missing.push(format!("{key} in {what}"));
+        for (keys, owner, doc) in owners {
+            for key in keys {
+                for (what, text) in [
+                    (owner, doc),
+                    ("README.md", readme),
+                    ("docs/examples/agent.toml", example),
+                ] {
+                    if !shows(text, key) {
+                        missing.push(format!("{key} in {what}"));
+                    }
                 }
             }
         }

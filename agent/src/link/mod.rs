@@ -42,7 +42,7 @@ pub use session::{MqttVersion, Reply, SESSION_EXPIRY};
 
 use session::{Client, Polled, Session, SessionKind};
 
-use crate::config::{BrokerUrl, Credentials};
+use roomready_connect::broker::{BrokerUrl, Credentials};
 
 /// When to try again after a failed or lost connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use rumqttc::v5::mqttbytes::v5::{LastWill as LastWill5, PublishProperties};
 
 use super::v311;
 use super::{LinkError, LinkOptions, MAX_PACKET, REQUEST_CAPACITY, tls, valid_topic_name};
+use roomready_connect::broker::Credentials;
 
 pub use roomready_connect::broker::MqttVersion;
 
@@ -159,7 +160,7 @@ pub(super) struct V5(rumqttc::v5::EventLoop);
 
 /// Builds the client and event loop of `options.version`, with its last will.
 pub(super) fn connect(options: &LinkOptions, will: Vec<u8>) -> (Client, SessionKind) {
-    let password = |c: &crate::config::Credentials| {
+    let password = |c: &Credentials| {
         c.password
             .as_ref()
             .map_or(String::new(), |p| p.expose().to_owned())

@@ -20,6 +20,7 @@
 //! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
 
 pub mod http;
+pub mod settings;
 mod signature;
 pub mod trial;
 pub mod window;
@@ -34,8 +35,8 @@ use semver::Version;
 
 use roomready_feed as feed;
 
-use crate::config::{UpdateChannel, UpdateConfig, UpdateFeed};
 use crate::exit;
+use settings::{UpdateChannel, UpdateConfig, UpdateFeed};
 
 pub use http::Oversize;
 
@@ -196,7 +197,7 @@ impl std::fmt::Debug for AuthHeader {
 fn url_host(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split('/').next().unwrap_or_default();
-    crate::config::authority_host(authority)
+    settings::authority_host(authority)
         .unwrap_or(authority)
         .to_ascii_lowercase()
 }
