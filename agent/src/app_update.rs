@@ -4,6 +4,7 @@
 //! timeout, and report how it went. [`AppUpdater`] is the seam: a command on a device
 //! ([`CommandUpdater`]), a simulated update in the simulator.
 
+pub mod settings;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;

@@ -8,24 +8,8 @@
 //!                                        # except on Windows, where it overrides native facts
 //! report_interval_secs = 900             # optional; 1..=86400, default 900
 //! topic_prefix = "roomready"             # optional; default "roomready"
-//! endpoints = ["microsoft365", "onprem_sfb=pool.contoso.com@6.0.9319.548"]
-//!                                        # optional; probed each check. [ROLE=]HOST[:PORT][@VERSION],
-//!                                        # "microsoft365" = its three hosts (the default); [] = none
-//! resolve = ["pool.contoso.com:5061:10.0.0.5"]
-//!                                        # optional; HOST:PORT:ADDRESS, probe that endpoint at
-//!                                        # ADDRESS (SNI and certificate name stay HOST)
-//! ca_file = "ca.pem"                     # optional; trust anchors for endpoint certificates
-//! probe_timeout_secs = 5                 # optional; 1..=120, default 5
-//! journal_dir = "journal"                # optional; undelivered messages, command ids, seq
-//!                                        # (default: "journal" beside this file)
-//! journal_max_mib = 64                   # optional; 1..=65536, default 64
-//! journal_fsync = "always"               # optional; "always" (default) or "never"
-//! command_max_bytes = 65536              # optional; 1024..=16777216, default 65536
 //! mqtt_version = 5                       # optional; 4 = MQTT 3.1.1 (default, 3 accepted too)
 //!                                        # or 5 (a 24 h session, response topics)
-//! app_update_command = ["powershell.exe", "-File", "C:\\roomready\\update-app.ps1"]
-//!                                        # optional; run (no shell) on the update_app command
-//! app_update_timeout_secs = 1800         # optional; 1..=86400, default 1800
 //!
 //! # The broker connection. The broker_* and client_* keys need mqtts://.
 //! broker_ca_file = "broker-ca.pem"       # optional; PEM trust anchors for the broker's
@@ -41,8 +25,12 @@
 //!                                        # loopback (127.0.0.0/8 in any form, ::1,
 //!                                        # ::ffff:127.x.x.x, localhost; see crate::loopback)
 //!
-//! # Signed self-update: the update_* keys and allow_downgrade, defined and documented in
-//! # crate::update::settings.
+//! # The sections the features own, each defined and documented in its settings module:
+//! # Probing: endpoints, resolve, ca_file, probe_timeout_secs (crate::probe::settings).
+//! # The journal: journal_dir, journal_max_mib, journal_fsync (crate::link::journal::settings).
+//! # Commands: command_max_bytes (crate::command::settings).
+//! # The app update: app_update_command, app_update_timeout_secs (crate::app_update::settings).
+//! # Signed self-update: the update_* keys and allow_downgrade (crate::update::settings).
 //! ```
 //!
 //! Every file named here is read as a regular file, within its size limit ([`crate::files`]).
@@ -57,7 +45,9 @@ use std::time::Duration;
 use roomready_protocol::{DeviceId, TopicPrefix};
 
 use crate::keyfile::{KeyFile, KeyFileError};
-/// The self-update's section, defined in [`crate::update::settings`].
+/// The sections the features own, re-exported where they were.
+pub use crate::link::journal::settings::{DEFAULT_JOURNAL_MAX_MIB, JournalConfig};
+pub use crate::probe::settings::DEFAULT_PROBE_TIMEOUT;
 pub use crate::update::settings::{
     DEFAULT_UPDATE_HEALTH, DEFAULT_UPDATE_MAX_MIB, GITHUB_API_URL, UpdateChannel, UpdateConfig,
     UpdateFeed, authority_host, decode_update_key, feed_url, github_repo,
@@ -67,32 +57,26 @@ pub use roomready_connect::broker::{
     beside,
 };
 
-/// The keys of the sections this module reads itself: the device's identity and reporting,
-/// probing, the journal, commands and the app update.
+/// The keys this module reads itself: the device's identity and reporting.
 const OWN_KEYS: &[&str] = &[
     "device_id",
     "facts_file",
     "report_interval_secs",
     "topic_prefix",
-    "endpoints",
-    "resolve",
-    "ca_file",
-    "probe_timeout_secs",
-    "journal_dir",
-    "journal_max_mib",
-    "journal_fsync",
-    "command_max_bytes",
-    "app_update_command",
-    "app_update_timeout_secs",
 ];
 
 /// Every key this version understands, section by section: the broker connection's
-/// (`roomready_connect::broker::KEYS`, shared with the controller), this module's own, and the
-/// self-update's ([`crate::update::settings::KEYS`]). Unknown keys are errors that list them;
+/// (`roomready_connect::broker::KEYS`, shared with the controller), this module's own, then
+/// those of the features that own their sections: probing, the journal, commands, the app update
+/// and the self-update (each `settings::KEYS`). Unknown keys are errors that list them;
 /// the docs are tested against them.
 pub const SECTIONS: &[&[&str]] = &[
     &roomready_connect::broker::KEYS,
     OWN_KEYS,
+    crate::probe::settings::KEYS,
+    crate::link::journal::settings::KEYS,
+    crate::command::settings::KEYS,
+    crate::app_update::settings::KEYS,
     crate::update::settings::KEYS,
 ];
 
@@ -105,12 +89,6 @@ fn known_keys() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// The journal's default size bound.
-pub const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
-
-/// Default bound on each probe connection.
-pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default time between two assessments.
 pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(900);
@@ -147,34 +125,6 @@ pub struct Config {
     pub command_max_bytes: usize,
     /// Where and how the agent updates itself.
     pub update: UpdateConfig,
-}
-
-/// Where and how the agent keeps undelivered messages and answered command ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalConfig {
-    /// `journal_dir`; default: `journal` beside the config file.
-    pub dir: PathBuf,
-    /// `journal_max_mib` in bytes (default 64 MiB).
-    pub max_bytes: u64,
-    /// `journal_fsync = "always"` (default): every record is on disk before it is sent;
-    /// `"never"` leaves it to the OS (faster, loses the newest records on power loss).
-    pub fsync: bool,
-}
-
-impl JournalConfig {
-    /// The journal's open options.
-    pub fn options(&self) -> crate::link::journal::JournalOptions {
-        use crate::link::journal::{Fsync, JournalOptions};
-        JournalOptions {
-            dir: self.dir.clone(),
-            max_bytes: self.max_bytes,
-            fsync: if self.fsync {
-                Fsync::Always
-            } else {
-                Fsync::Never
-            },
-        }
-    }
 }
 
 impl Config {
@@ -234,92 +184,17 @@ impl Config {
                 .map_err(|e| file.error("topic_prefix", p.span(), e.to_string()))?,
             None => TopicPrefix::default(),
         };
-        // Without the key the Microsoft 365 endpoints are probed; `[]` probes none.
-        let endpoints = match file.string_array("endpoints")? {
-            None => crate::probe::microsoft365_endpoints(),
-            Some(items) => {
-                let mut endpoints = Vec::new();
-                for item in items {
-                    match crate::probe::parse_entry(item.get_ref()) {
-                        Ok(parsed) => endpoints.extend(parsed),
-                        Err(reason) => return Err(file.error("endpoints", item.span(), reason)),
-                    }
-                }
-                crate::probe::dedup(endpoints)
-            }
-        };
-        let mut resolve = crate::probe::ResolveOverrides::new();
-        for item in file.string_array("resolve")?.unwrap_or_default() {
-            crate::probe::endpoint::add_resolve(&mut resolve, item.get_ref(), &endpoints)
-                .map_err(|reason| file.error("resolve", item.span(), reason))?;
-        }
-        let ca_file = file
-            .string("ca_file")?
-            .map(|p| beside(path, p.into_inner()));
-        let probe_timeout = file
-            .integer("probe_timeout_secs", 1..=120)?
-            .map_or(DEFAULT_PROBE_TIMEOUT, |s| {
-                Duration::from_secs(s.into_inner())
-            });
-        let dir = file.string("journal_dir")?.map_or_else(
-            || beside(path, "journal".into()),
-            |p| beside(path, p.into_inner()),
-        );
-        let max_bytes = file
-            .integer("journal_max_mib", 1..=65_536)?
-            .map_or(DEFAULT_JOURNAL_MAX_MIB, |m| m.into_inner())
-            * 1024
-            * 1024;
-        let fsync = match file.string("journal_fsync")? {
-            None => true,
-            Some(v) if v.get_ref() == "always" => true,
-            Some(v) if v.get_ref() == "never" => false,
-            Some(v) => {
-                let reason = format!("expected \"always\" or \"never\", found {:?}", v.get_ref());
-                return Err(file.error("journal_fsync", v.span(), reason));
-            }
-        };
-        let command_max_bytes = file
-            .integer("command_max_bytes", 1024..=16 * 1024 * 1024)?
-            .map_or(crate::command::DEFAULT_MAX_BYTES, |b| {
-                usize::try_from(b.into_inner()).unwrap_or(usize::MAX)
-            });
-        let app_update_argv = match file.string_array("app_update_command")? {
-            None => None,
-            Some(items) => {
-                let argv: Vec<String> = items.iter().map(|i| i.get_ref().clone()).collect();
-                if argv.first().is_none_or(|program| program.is_empty()) {
-                    let span = items.first().map(|i| i.span());
-                    let reason = "must name a program first: [\"PROGRAM\", \"ARG\", ...]";
-                    return Err(match span {
-                        Some(span) => file.error("app_update_command", span, reason),
-                        None => file
-                            .missing("app_update_command", "a program to run (the list is empty)"),
-                    });
-                }
-                Some(argv)
-            }
-        };
-        let app_update_timeout = file
-            .integer("app_update_timeout_secs", 1..=86_400)?
-            .map_or(crate::app_update::DEFAULT_TIMEOUT, |s| {
-                Duration::from_secs(s.into_inner())
-            });
-        let app_update = app_update_argv.map(|argv| crate::app_update::CommandUpdater {
-            argv,
-            timeout: app_update_timeout,
-        });
+        let probe = crate::probe::settings::read(&mut file, path)?;
+        let journal = crate::link::journal::settings::read(&mut file, path)?;
+        let command_max_bytes = crate::command::settings::read(&mut file)?;
+        let app_update = crate::app_update::settings::read(&mut file)?;
         let update = crate::update::settings::read(&mut file, path.parent())?;
         file.finish(&known_keys())?;
         Ok(Config {
             app_update,
             update,
             mqtt_version,
-            journal: JournalConfig {
-                dir,
-                max_bytes,
-                fsync,
-            },
+            journal,
             command_max_bytes,
             broker,
             broker_tls,
@@ -328,10 +203,10 @@ impl Config {
             facts_file,
             report_interval,
             topic_prefix,
-            endpoints,
-            resolve,
-            ca_file,
-            probe_timeout,
+            endpoints: probe.endpoints,
+            resolve: probe.resolve,
+            ca_file: probe.ca_file,
+            probe_timeout: probe.timeout,
         })
     }
 }

@@ -25,6 +25,7 @@
 //! the two the same.
 
 pub mod ledger;
+pub mod settings;
 
 use roomready_protocol::{Command, CommandAction, DecodeError, Message};
 

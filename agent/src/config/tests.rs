@@ -540,20 +540,44 @@ mod documented {
     #[test]
     fn every_key_is_shown_in_its_owners_doc_the_readme_and_the_example() {
         let config_doc = module_doc(include_str!("../config.rs"));
+        let probe_doc = module_doc(include_str!("../probe/settings.rs"));
+        let journal_doc = module_doc(include_str!("../link/journal/settings.rs"));
+        let command_doc = module_doc(include_str!("../command/settings.rs"));
+        let app_update_doc = module_doc(include_str!("../app_update/settings.rs"));
         let update_doc = module_doc(include_str!("../update/settings.rs"));
         let readme = include_str!("../../../README.md");
         let example = include_str!("../../../docs/examples/agent.toml");
         // The broker's keys are roomready-connect's; the agent's config doc shows them.
-        let owners: [(&[&str], &str, &str); 3] = [
+        let owners: [(&[&str], &str, &str); 7] = [
             (
                 &roomready_connect::broker::KEYS,
-                "the config module's doc",
+                "config's doc",
                 &config_doc,
             ),
-            (OWN_KEYS, "the config module's doc", &config_doc),
+            (OWN_KEYS, "config's doc", &config_doc),
+            (
+                crate::probe::settings::KEYS,
+                "probe::settings' doc",
+                &probe_doc,
+            ),
+            (
+                crate::link::journal::settings::KEYS,
+                "link::journal::settings' doc",
+                &journal_doc,
+            ),
+            (
+                crate::command::settings::KEYS,
+                "command::settings' doc",
+                &command_doc,
+            ),
+            (
+                crate::app_update::settings::KEYS,
+                "app_update::settings' doc",
+                &app_update_doc,
+            ),
             (
                 crate::update::settings::KEYS,
-                "the update::settings module's doc",
+                "update::settings' doc",
                 &update_doc,
             ),
         ];

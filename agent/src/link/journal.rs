@@ -99,6 +99,8 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod settings;
+
 #[cfg(test)]
 mod tests;
 

@@ -26,6 +26,7 @@ pub mod endpoint;
 pub mod flight;
 pub mod hello;
 pub mod modern;
+pub mod settings;
 pub mod suites;
 pub mod verify;
 pub mod x509;
