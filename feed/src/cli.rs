@@ -20,6 +20,20 @@ pub mod exit {
     pub const USAGE: u8 = 64;
 }
 
+/// Parses the command line of a binary offering these commands: a usage error is printed and
+/// ends the process with [`exit::USAGE`], `--help` and `--version` with [`exit::OK`].
+pub fn parse_args<C: clap::Parser>() -> Result<C, std::process::ExitCode> {
+    C::try_parse().map_err(|e| {
+        let code = if e.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::OK
+        };
+        let _ = e.print();
+        std::process::ExitCode::from(code)
+    })
+}
+
 /// `keygen`: generate a zipsign ed25519 key pair for signing agent releases.
 ///
 /// Writes DIR/signing.key (64 key-pair bytes, mode 0600: keep it secret) and

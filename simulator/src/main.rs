@@ -23,7 +23,7 @@ mod exit {
     /// The demo ran but not every device's state arrived in time; a scenario expectation did
     /// not hold; or keygen, release or serve-updates failed.
     pub const INCOMPLETE: u8 = 1;
-    pub const USAGE: u8 = 64;
+    // 64: a usage error (roomready_feed::cli::parse_args, shared with roomready-release).
     /// `run`: the scenario file is invalid.
     pub const DATA: u8 = 65;
     /// `run`: the scenario file cannot be read.
@@ -313,17 +313,10 @@ fn parse_prefix(s: &str) -> Result<TopicPrefix, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // The same usage codes as roomready-release (64, and 0 for --help).
+    let cli: Cli = match cli::parse_args() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     let command = match cli.command {
         Command::Keygen(args) => {
