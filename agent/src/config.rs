@@ -33,7 +33,9 @@
 //! # Signed self-update: the update_* keys and allow_downgrade (crate::update::settings).
 //! ```
 //!
-//! Every file named here is read as a regular file, within its size limit ([`crate::files`]).
+//! Every file named here is read as a regular file, within its size limit ([`crate::files`]),
+//! and [`Config::load`] reads them all (trust anchors, the broker's TLS files, the feed's CA,
+//! password and token files): a bad one is a config error naming its key, before anything runs.
 //!
 //! Every problem is reported as one [`KeyFileError`] naming the file, the line and column, the
 //! key and the reason; the binary turns it into exit code 78 (`EX_CONFIG`).
@@ -132,7 +134,34 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, KeyFileError> {
         let text = crate::files::read_text(path, crate::files::CONFIG)
             .map_err(|e| KeyFileError::unreadable(path, "config file", &e))?;
-        Config::parse(path, &text)
+        let config = Config::parse(path, &text)?;
+        config.check_files(path)?;
+        Ok(config)
+    }
+
+    /// Loads the files the config names that are otherwise read only when they are used (the
+    /// endpoints' trust anchors, the broker's TLS files, the feed's CA), so that a bad one is a
+    /// config error when the config is loaded, for `run`, `self-test` and `update` alike. (The
+    /// password and token files are read while parsing.)
+    fn check_files(&self, path: &Path) -> Result<(), KeyFileError> {
+        let error = |key: &str, reason: String| KeyFileError {
+            file: path.to_owned(),
+            position: None,
+            key: Some(key.to_owned()),
+            reason,
+            io: None,
+        };
+        crate::probe::modern::load_roots(self.ca_file.as_deref())
+            .map_err(|e| error("ca_file", e.to_string()))?;
+        if self.broker.tls {
+            roomready_connect::tls::client_config(&self.broker_tls)
+                .map_err(|e| error(e.key(), e.to_string()))?;
+        }
+        if let Some(ca) = &self.update.ca_file {
+            crate::update::http::Roots::load(ca)
+                .map_err(|reason| error("update_ca_file", reason))?;
+        }
+        Ok(())
     }
 
     /// Validates config `text` read from `path` (used to resolve relative paths), reading

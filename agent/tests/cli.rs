@@ -455,3 +455,46 @@ fn check_probes_endpoints() {
         stderr(&out)
     );
 }
+
+#[test]
+fn every_command_refuses_a_config_whose_files_do_not_load() {
+    // Each file the config names is loaded with the config: `run`, `self-test` and `update`
+    // refuse alike, naming the key, before anything runs.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "f.toml", "kind = \"teams_rooms_windows\"\n");
+    write(dir.path(), "not-a-ca.pem", "not PEM at all\n");
+    let base =
+        "broker_url = \"mqtt://127.0.0.1:1883\"\ndevice_id = \"mtr-1\"\nfacts_file = \"f.toml\"\n";
+    let key_b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    for (key, extra) in [
+        ("ca_file", "ca_file = \"missing-ca.pem\"\n".to_owned()),
+        ("ca_file", "ca_file = \"not-a-ca.pem\"\n".to_owned()),
+        (
+            "update_ca_file",
+            format!(
+                "update_feed_url = \"https://updates.example\"\nupdate_keys = [\"{key_b64}\"]\n\
+                 update_ca_file = \"missing-ca.pem\"\n"
+            ),
+        ),
+    ] {
+        let config = write(dir.path(), "agent.toml", &format!("{base}{extra}"));
+        let config = config.to_str().expect("utf-8");
+        for command in [
+            vec!["run", "--config", config],
+            vec!["self-test", "--config", config],
+            vec!["update", "--config", config, "--check"],
+        ] {
+            let out = agent(&command);
+            let message = stderr(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(78),
+                "{command:?} {extra}: {message}"
+            );
+            assert!(
+                message.contains(&format!("agent.toml: key \"{key}\": ")),
+                "{command:?} {extra}: {message}"
+            );
+        }
+    }
+}
