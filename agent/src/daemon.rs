@@ -11,6 +11,7 @@
 //! retained `offline` and disconnects cleanly; if it dies instead, the broker publishes the last
 //! will, also `offline`.
 
+mod app_update;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ use crate::report;
 use crate::update::trial::{self, Trial};
 use crate::update::window::{Window, next_check_in};
 use crate::update::{Installed, UpdateError, UpdateSettings};
+use app_update::AppUpdateState;
 
 /// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -241,10 +243,8 @@ struct Running<'a, C> {
     interval_changed: bool,
     /// A check was asked for (by the timer or `check_now`) and not yet started.
     check_wanted: bool,
-    /// What `update_app` runs, if configured.
-    app_update: Option<AppUpdate>,
-    /// The `update_app` request being run (its id and MQTT 5 reply), if any.
-    app_update_running: Option<(String, Option<Reply>)>,
+    /// The `update_app` lifecycle: not configured, idle, or running one request.
+    app_update: AppUpdateState,
     /// Where a finished app update reports back to the loop.
     app_update_done: mpsc::Sender<Result<String, AppUpdateError>>,
     updater: Option<Updater>,
@@ -361,8 +361,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             interval,
             interval_changed: false,
             check_wanted: false,
-            app_update: settings.app_update.clone(),
-            app_update_running: None,
+            app_update: AppUpdateState::new(settings.app_update.clone()),
             app_update_done,
             updater: settings.updater.clone(),
             update_running: None,
@@ -969,19 +968,10 @@ impl<C: Clock> Running<'_, C> {
             reason: Some(reason.to_owned()),
             message: Some(message.to_owned()),
         };
-        let Some(updater) = self.app_update.clone() else {
-            return reject(
-                "not_configured",
-                "no app_update_command is configured on this device",
-            );
+        let updater = match self.app_update.start(id, reply) {
+            Ok(updater) => updater,
+            Err(refused) => return reject(refused.reason, &refused.message),
         };
-        if let Some((running, _)) = &self.app_update_running {
-            return reject(
-                "busy",
-                &format!("the app update requested by {running} is still running"),
-            );
-        }
-        self.app_update_running = Some((id.to_owned(), reply.cloned()));
         let done = self.app_update_done.clone();
         tokio::spawn(async move {
             let outcome = updater.0.update().await;
@@ -1002,7 +992,7 @@ impl<C: Clock> Running<'_, C> {
     /// The app update ended: the final answer to its request, an event, and a check so the new
     /// app version shows in the state.
     fn on_app_updated(&mut self, outcome: Result<String, AppUpdateError>) {
-        let Some((id, reply)) = self.app_update_running.take() else {
+        let Some((id, reply)) = self.app_update.finish() else {
             return;
         };
         let (answer, event) = match outcome {
