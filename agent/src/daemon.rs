@@ -12,6 +12,7 @@
 //! will, also `offline`.
 
 mod app_update;
+mod self_update;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ use crate::update::trial::{self, Trial};
 use crate::update::window::{Window, next_check_in};
 use crate::update::{Installed, UpdateError, UpdateSettings};
 use app_update::AppUpdateState;
+use self_update::SelfUpdate;
 
 /// How long a clean shutdown waits for the `offline` status and DISCONNECT to be flushed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -184,6 +186,14 @@ pub struct Updater {
     pub auto: Option<(Window, i32)>,
 }
 
+/// Why a command that starts a lifecycle (an update, an app update) was refused: the
+/// answer's `reason` code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refused {
+    reason: &'static str,
+    message: String,
+}
+
 /// How the daemon ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -247,16 +257,10 @@ struct Running<'a, C> {
     app_update: AppUpdateState,
     /// Where a finished app update reports back to the loop.
     app_update_done: mpsc::Sender<Result<String, AppUpdateError>>,
-    updater: Option<Updater>,
-    /// The update being run: the request id (none for the scheduled check), its MQTT 5 reply
-    /// and the version aimed at.
-    update_running: Option<(Option<String>, Option<Reply>, String)>,
+    /// The self-update's lifecycle: idle, running, on trial or restarting.
+    self_update: SelfUpdate,
     /// Where the update task reports back to the loop.
     update_msgs: mpsc::Sender<UpdateMsg>,
-    /// This start is a new version's trial, until it confirms itself or rolls back.
-    trial: Option<Trial>,
-    /// Set when the loop must end for a restart into another binary.
-    restart: bool,
     /// The version reported and updated from (see [`Updater`]).
     version: String,
 }
@@ -363,17 +367,14 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             check_wanted: false,
             app_update: AppUpdateState::new(settings.app_update.clone()),
             app_update_done,
-            updater: settings.updater.clone(),
-            update_running: None,
+            self_update: SelfUpdate::new(settings.updater.clone(), settings.trial.clone()),
             update_msgs,
-            trial: settings.trial.clone(),
-            restart: false,
             version: settings.updater.as_ref().map_or_else(
                 || report::AGENT_VERSION.to_owned(),
                 |u| u.settings.current_version.to_string(),
             ),
         };
-        if let Some(trial) = &run.trial {
+        if let Some(trial) = run.self_update.trial() {
             tracing::info!(
                 from = trial.from,
                 to = trial.to,
@@ -449,14 +450,16 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                 }
                 Some(outcome) = app_updated.recv() => run.on_app_updated(outcome),
                 Some(message) = update_msgs_rx.recv() => run.on_update(message),
-                () = &mut trial_deadline, if run.trial.is_some() => run.trial_expired(health_deadline),
+                () = &mut trial_deadline, if run.self_update.trial().is_some() => {
+                    run.trial_expired(health_deadline);
+                }
                 () = &mut auto_timer, if auto.is_some() => {
                     run.auto_update();
                     auto_checks += 1;
                     auto_timer.as_mut().reset(Instant::now() + auto_wait(true, auto_checks + 1));
                 }
             }
-            if run.restart {
+            if run.self_update.restarting() {
                 break Ok(Stopped::Restart);
             }
         };
@@ -564,7 +567,7 @@ impl<C: Clock> Running<'_, C> {
             tracing::error!(%error, id, "cannot mark a record delivered; it will be sent again");
         }
         // A new version on trial proves itself with its first delivered state.
-        if self.trial.is_some()
+        if self.self_update.trial().is_some()
             && self
                 .latest_state
                 .as_ref()
@@ -576,11 +579,11 @@ impl<C: Clock> Running<'_, C> {
 
     /// The new version is connected and reporting: it stays.
     fn confirm_trial(&mut self) {
-        let Some(trial) = self.trial.take() else {
+        let Some(trial) = self.self_update.end_trial() else {
             return;
         };
         tracing::info!(version = trial.to, "new version confirmed healthy");
-        if let Some(updater) = &self.updater
+        if let Some(updater) = self.self_update.updater()
             && let Err(error) = Trial::finish(&updater.state_dir)
         {
             tracing::error!(%error, "cannot end the update trial");
@@ -608,10 +611,10 @@ impl<C: Clock> Running<'_, C> {
     /// The new version did not prove itself in time: restore the previous one and restart into
     /// it; it reports the rollback.
     fn trial_expired(&mut self, timeout: Duration) {
-        let Some(trial) = self.trial.take() else {
+        let Some(trial) = self.self_update.end_trial() else {
             return;
         };
-        let Some(updater) = &self.updater else {
+        let Some(updater) = self.self_update.updater() else {
             return;
         };
         let reason = format!(
@@ -621,7 +624,7 @@ impl<C: Clock> Running<'_, C> {
         );
         tracing::warn!(reason, "rolling back the update");
         match trial::roll_back(&updater.state_dir, &trial, reason) {
-            Ok(_) => self.restart = true,
+            Ok(_) => self.self_update.restart(),
             Err(error) => tracing::error!(%error, "rollback failed; staying on the new version"),
         }
     }
@@ -795,22 +798,11 @@ impl<C: Clock> Running<'_, C> {
         version: Option<&str>,
         channel: Option<&str>,
     ) -> Result<String, (&'static str, String)> {
-        let Some(updater) = &self.updater else {
-            return Err((
-                "not_configured",
-                "no update feed is configured on this device (update_feed_url or update_github_repo, and update_keys)".into(),
-            ));
-        };
-        if let Some((running, _, _)) = &self.update_running {
-            let by = running.as_deref().unwrap_or("the scheduled check");
-            return Err((
-                "busy",
-                format!("the update requested by {by} is still running"),
-            ));
-        }
-        if self.trial.is_some() {
-            return Err(("busy", "the last update is still being confirmed".into()));
-        }
+        let target = version.unwrap_or("latest").to_owned();
+        let updater = self
+            .self_update
+            .start(id, reply, target.clone())
+            .map_err(|refused| (refused.reason, refused.message))?;
         let mut settings = updater.settings.clone();
         settings.requested = version
             .filter(|v| *v != "latest")
@@ -818,8 +810,6 @@ impl<C: Clock> Running<'_, C> {
         if let Some(channel) = channel.and_then(|c| c.parse().ok()) {
             settings.channel = channel;
         }
-        let target = version.unwrap_or("latest").to_owned();
-        self.update_running = Some((id, reply, target.clone()));
         let tx = self.update_msgs.clone();
         tokio::task::spawn_blocking(move || {
             let stage = |stage, percent| {
@@ -860,7 +850,7 @@ impl<C: Clock> Running<'_, C> {
 
     /// A step or the end of a self-update.
     fn on_update(&mut self, message: UpdateMsg) {
-        let version = self.update_running.as_ref().map(|(_, _, v)| v.clone());
+        let version = self.self_update.target();
         match message {
             UpdateMsg::Stage(stage, percent) => self.event(EventBody::UpdateProgress {
                 stage,
@@ -869,7 +859,7 @@ impl<C: Clock> Running<'_, C> {
                 reason: None,
             }),
             UpdateMsg::Done(outcome) => {
-                let Some((id, reply, _)) = self.update_running.take() else {
+                let Some((id, reply)) = self.self_update.finish() else {
                     return;
                 };
                 let id = id.unwrap_or_default();
@@ -923,7 +913,7 @@ impl<C: Clock> Running<'_, C> {
 
     /// The new binary is in place: mark the next start as its trial and restart into it.
     fn begin_trial(&mut self, id: Option<&String>, installed: &Installed) -> Result<(), String> {
-        let Some(updater) = &self.updater else {
+        let Some(updater) = self.self_update.updater() else {
             return Err("no updater".into());
         };
         let trial = Trial {
@@ -955,7 +945,7 @@ impl<C: Clock> Running<'_, C> {
             percent: None,
             reason: None,
         });
-        self.restart = true;
+        self.self_update.restart();
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! request. The daemon's loop routes commands and outcomes to it; the transitions, and what a
 //! request is refused for, are decided here.
 
+use super::Refused;
 use crate::app_update::AppUpdate;
 use crate::link::Reply;
 
@@ -18,13 +19,6 @@ pub(super) enum AppUpdateState {
         id: String,
         reply: Option<Reply>,
     },
-}
-
-/// Why a request to update the app was refused: the answer's `reason` and message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Refused {
-    pub reason: &'static str,
-    pub message: String,
 }
 
 impl AppUpdateState {
