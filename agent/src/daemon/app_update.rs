@@ -1,8 +1,9 @@
 //! The `update_app` command's lifecycle as a state type: not configured, idle, or running one
 //! request. The daemon's loop routes commands and outcomes to it; the transitions, and what a
-//! request is refused for, are decided here.
+//! request is refused for, are decided here, with the daemon's side of it (an `impl Running`
+//! block: the task that runs the update, the events and the final answer).
 
-use super::Refused;
+use super::*;
 use crate::app_update::AppUpdate;
 use crate::link::Reply;
 
@@ -62,6 +63,81 @@ impl AppUpdateState {
                 None
             }
         }
+    }
+}
+
+/// The app update as the running daemon drives it: a request starts it in its own task, its
+/// outcome comes back as the final answer.
+impl<C: Clock> Running<'_, C> {
+    /// Starts the configured app update in its own task: `accepted` now, the outcome later
+    /// ([`Running::on_app_updated`]).
+    pub(super) fn start_app_update(&mut self, id: &str, reply: Option<&Reply>) -> Answer {
+        let reject = |reason: &str, message: &str| Answer {
+            id: id.to_owned(),
+            status: ResponseStatus::Rejected,
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+        };
+        let updater = match self.app_update.start(id, reply) {
+            Ok(updater) => updater,
+            Err(refused) => return reject(refused.reason, &refused.message),
+        };
+        let done = self.app_update_done.clone();
+        tokio::spawn(async move {
+            let outcome = updater.0.update().await;
+            let _ = done.send(outcome).await;
+        });
+        self.event(EventBody::AppUpdate {
+            stage: AppUpdateStage::Started,
+            reason: None,
+        });
+        Answer {
+            id: id.to_owned(),
+            status: ResponseStatus::Accepted,
+            reason: None,
+            message: Some("the app update runs now; its outcome follows".into()),
+        }
+    }
+
+    /// The app update ended: the final answer to its request, an event, and a check so the new
+    /// app version shows in the state.
+    pub(super) fn on_app_updated(&mut self, outcome: Result<String, AppUpdateError>) {
+        let Some((id, reply)) = self.app_update.finish() else {
+            return;
+        };
+        let (answer, event) = match outcome {
+            Ok(message) => (
+                Answer {
+                    id,
+                    status: ResponseStatus::Succeeded,
+                    reason: None,
+                    message: Some(message),
+                },
+                EventBody::AppUpdate {
+                    stage: AppUpdateStage::Succeeded,
+                    reason: None,
+                },
+            ),
+            Err(error) => (
+                Answer {
+                    id,
+                    status: ResponseStatus::Failed,
+                    reason: Some(error.reason().to_owned()),
+                    message: Some(error.to_string()),
+                },
+                EventBody::AppUpdate {
+                    stage: AppUpdateStage::Failed,
+                    reason: Some(error.to_string()),
+                },
+            ),
+        };
+        tracing::info!(device = %self.device, id = answer.id, status = ?answer.status, "app update ended");
+        if let Err(error) = self.ledger.record(answer.clone(), self.clock.now()) {
+            tracing::error!(%error, "cannot record a command answer");
+        }
+        self.respond(answer, reply.as_ref());
+        self.event(event);
+        self.check_wanted = true;
     }
 }
 
