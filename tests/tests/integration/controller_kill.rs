@@ -51,6 +51,11 @@ fn controller_child() {
         let running = roomready_controller::start(&config)
             .await
             .expect("the child controller starts");
+        // Ready once its subscriptions are acknowledged: what the fleet publishes before that
+        // never reaches the session (a fresh one), and the test would count it as lost. The
+        // parent bounds the wait.
+        let mut subscribed = running.ingest_stats.subscribed.subscribe();
+        let _ = subscribed.wait_for(|s| *s).await;
         println!("{READY}{}", running.url());
         std::future::pending::<()>().await;
     });
