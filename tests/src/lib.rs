@@ -75,7 +75,7 @@ pub fn agent_exe() -> &'static std::path::Path {
                 )
             });
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for crate_dir in ["agent", "protocol", "connect"] {
+        for crate_dir in ["agent", "protocol", "connect", "feed"] {
             if let Some((path, modified)) = newest_file(&root.join(crate_dir).join("src")) {
                 assert!(
                     modified <= built,
