@@ -42,25 +42,20 @@ impl TestCert {
     fn with_validity(not_before: SystemTime, not_after: SystemTime) -> TestCert {
         let (ca, ca_pem_text) = test_ca("roomready test CA");
 
-        let leaf_key = KeyPair::generate().expect("generate leaf key");
-        let mut leaf =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .expect("leaf params");
-        leaf.distinguished_name
-            .push(DnType::CommonName, "localhost");
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf.use_authority_key_identifier_extension = true;
-        leaf.not_before = not_before.into();
-        leaf.not_after = not_after.into();
-        let leaf_cert = leaf.signed_by(&leaf_key, &*ca).expect("sign leaf");
+        let (leaf_pem, key_pem_text) = issue_leaf(
+            &ca,
+            &["localhost", "127.0.0.1"],
+            "localhost",
+            ExtendedKeyUsagePurpose::ServerAuth,
+            (not_before, not_after),
+        );
 
         let dir = tempfile::tempdir().expect("temp dir");
         let cert_pem = dir.path().join("cert.pem");
         let key_pem = dir.path().join("key.pem");
         let ca_pem = dir.path().join("ca.pem");
-        std::fs::write(&cert_pem, leaf_cert.pem()).expect("write cert");
-        std::fs::write(&key_pem, leaf_key.serialize_pem()).expect("write key");
+        std::fs::write(&cert_pem, leaf_pem).expect("write cert");
+        std::fs::write(&key_pem, key_pem_text).expect("write key");
         std::fs::write(&ca_pem, ca_pem_text).expect("write CA");
         TestCert {
             cert_pem,
@@ -113,20 +108,9 @@ impl TestPki {
         };
         let (ca, ca_pem) = test_ca("roomready broker test CA");
         let (_, other_pem) = test_ca("unrelated test CA");
+        let now = SystemTime::now();
         let leaf = |names: &[&str], cn: &str, usage: ExtendedKeyUsagePurpose| {
-            let key = KeyPair::generate().expect("generate key");
-            let mut params =
-                CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-                    .expect("leaf params");
-            params.distinguished_name.push(DnType::CommonName, cn);
-            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-            params.extended_key_usages = vec![usage];
-            params.use_authority_key_identifier_extension = true;
-            let now = SystemTime::now();
-            params.not_before = (now - DAY).into();
-            params.not_after = (now + 365 * DAY).into();
-            let cert = params.signed_by(&key, &*ca).expect("sign leaf");
-            (cert.pem(), key.serialize_pem())
+            issue_leaf(&ca, names, cn, usage, (now - DAY, now + 365 * DAY))
         };
         let (server_cert, server_key) = leaf(
             &["localhost", "127.0.0.1"],
@@ -157,6 +141,29 @@ impl TestPki {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A leaf for `names` (CN `cn`, extended key usage `usage`, valid `validity`) signed by `ca`:
+/// its certificate and its key, as PEM.
+fn issue_leaf(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    names: &[&str],
+    cn: &str,
+    usage: ExtendedKeyUsagePurpose,
+    (not_before, not_after): (SystemTime, SystemTime),
+) -> (String, String) {
+    let key = KeyPair::generate().expect("generate leaf key");
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .expect("leaf params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![usage];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = not_before.into();
+    params.not_after = not_after.into();
+    let cert = params.signed_by(&key, &**ca).expect("sign leaf");
+    (cert.pem(), key.serialize_pem())
 }
 
 /// A self-signed CA named `name`, valid for two years either side of now, and its certificate as PEM.
