@@ -194,6 +194,18 @@ struct Refused {
     message: String,
 }
 
+impl Refused {
+    /// The `rejected` answer to request `id`.
+    fn answer(self, id: &str) -> Answer {
+        Answer {
+            id: id.to_owned(),
+            status: ResponseStatus::Rejected,
+            reason: Some(self.reason.to_owned()),
+            message: Some(self.message),
+        }
+    }
+}
+
 /// How the daemon ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {

@@ -72,15 +72,9 @@ impl<C: Clock> Running<'_, C> {
     /// Starts the configured app update in its own task: `accepted` now, the outcome later
     /// ([`Running::on_app_updated`]).
     pub(super) fn start_app_update(&mut self, id: &str, reply: Option<&Reply>) -> Answer {
-        let reject = |reason: &str, message: &str| Answer {
-            id: id.to_owned(),
-            status: ResponseStatus::Rejected,
-            reason: Some(reason.to_owned()),
-            message: Some(message.to_owned()),
-        };
         let updater = match self.app_update.start(id, reply) {
             Ok(updater) => updater,
-            Err(refused) => return reject(refused.reason, &refused.message),
+            Err(refused) => return refused.answer(id),
         };
         let done = self.app_update_done.clone();
         tokio::spawn(async move {

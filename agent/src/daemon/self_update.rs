@@ -213,12 +213,7 @@ impl<C: Clock> Running<'_, C> {
                     "updating to {target}; progress follows in update_progress events"
                 )),
             },
-            Err((reason, message)) => Answer {
-                id: id.to_owned(),
-                status: ResponseStatus::Rejected,
-                reason: Some(reason.to_owned()),
-                message: Some(message),
-            },
+            Err(refused) => refused.answer(id),
         }
     }
 
@@ -227,13 +222,14 @@ impl<C: Clock> Running<'_, C> {
     pub(super) fn auto_update(&mut self) {
         match self.launch_update(None, None, None, None) {
             Ok(_) => tracing::info!(device = %self.device, "scheduled update check"),
-            Err((_, why)) => {
+            Err(refused) => {
+                let why = refused.message;
                 tracing::info!(device = %self.device, why, "scheduled update check skipped")
             }
         }
     }
 
-    /// Starts a self-update in its own (blocking) task; `Err` with a reason code and message when
+    /// Starts a self-update in its own (blocking) task; `Err` with why ([`Refused`]) when
     /// it cannot start now. Returns the version aimed at (`latest` or the requested one).
     pub(super) fn launch_update(
         &mut self,
@@ -241,12 +237,9 @@ impl<C: Clock> Running<'_, C> {
         reply: Option<Reply>,
         version: Option<&str>,
         channel: Option<&str>,
-    ) -> Result<String, (&'static str, String)> {
+    ) -> Result<String, Refused> {
         let target = version.unwrap_or("latest").to_owned();
-        let updater = self
-            .self_update
-            .start(id, reply, target.clone())
-            .map_err(|refused| (refused.reason, refused.message))?;
+        let updater = self.self_update.start(id, reply, target.clone())?;
         let mut settings = updater.settings.clone();
         settings.requested = version
             .filter(|v| *v != "latest")
