@@ -71,6 +71,10 @@ pub struct DeviceView {
     /// With [`DashboardOptions::history`]: every state and every status, in arrival order.
     pub states: Vec<State>,
     pub statuses: Vec<Status>,
+    /// With [`DashboardOptions::history`]: the `seq` of every state the broker delivered from its
+    /// retained store (at subscription). When the agent's publish crosses the subscription, the
+    /// same state arrives twice, live and retained; MQTT allows that, it is not a duplicate send.
+    pub retained: Vec<u64>,
     /// Payloads on this device's topics that did not decode.
     pub undecodable: usize,
 }
@@ -270,7 +274,16 @@ async fn drive(
                 let Some((device, channel)) = prefix.parse(&publish.topic) else {
                     continue;
                 };
-                view.send_modify(|v| apply(v, device, channel, &publish.payload, history));
+                view.send_modify(|v| {
+                    apply(
+                        v,
+                        device,
+                        channel,
+                        &publish.payload,
+                        publish.retain,
+                        history,
+                    )
+                });
             }
             Ok(_) => {}
             Err(e) => {
@@ -286,7 +299,14 @@ async fn drive(
 }
 
 /// Records one payload; an empty retained payload clears the device's entry for that channel.
-fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8], history: bool) {
+fn apply(
+    view: &mut FleetView,
+    device: DeviceId,
+    channel: Channel,
+    payload: &[u8],
+    retained: bool,
+    history: bool,
+) {
     view.messages += 1;
     let id = device.clone();
     let cleared = payload.is_empty();
@@ -309,6 +329,9 @@ fn apply(view: &mut FleetView, device: DeviceId, channel: Channel, payload: &[u8
                 d.seqs.insert(state.seq);
                 d.first_state_at.get_or_insert_with(std::time::Instant::now);
                 if history {
+                    if retained {
+                        d.retained.push(state.seq);
+                    }
                     d.states.push(state.clone());
                 }
                 d.state = Some(state);

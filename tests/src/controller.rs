@@ -18,6 +18,9 @@ pub struct Seen {
     /// Presence messages (`online`, `offline`, last wills): their `seq` is the highest the agent
     /// had issued when it made them, not a number of their own, so [`Seen::seqs`] leaves them out.
     pub statuses: Vec<Status>,
+    /// The `seq` of each state delivered from the broker's retained store (see
+    /// `DeviceView::retained`): at most a second copy of one delivered live.
+    pub retained: Vec<u64>,
     /// Payloads on the device's topics that did not decode.
     pub undecodable: usize,
     /// Whether the broker has acknowledged the subscriptions of the current connection.
@@ -42,6 +45,7 @@ impl Seen {
             seen.events.clone_from(&d.events);
             seen.responses.clone_from(&d.responses);
             seen.statuses.clone_from(&d.statuses);
+            seen.retained.clone_from(&d.retained);
             seen.undecodable = d.undecodable;
         }
         seen
@@ -58,6 +62,27 @@ impl Seen {
             .collect();
         seqs.sort_unstable();
         seqs
+    }
+
+    /// [`Seen::seqs`] as the agent sent them: one copy of each retained delivery taken out, so
+    /// a repeat left in is a message delivered twice live (a resend, or a second run).
+    pub fn sent_seqs(&self) -> Vec<u64> {
+        let mut seqs = self.seqs();
+        for retained in &self.retained {
+            if let Some(at) = seqs.iter().position(|s| s == retained) {
+                seqs.remove(at);
+            }
+        }
+        seqs
+    }
+
+    /// How many different states arrived (by `seq`): a state delivered both live and retained
+    /// counts once.
+    pub fn checks(&self) -> usize {
+        let mut seqs: Vec<u64> = self.states.iter().map(|s| s.seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.len()
     }
 
     /// The highest `n` such that every seq in 1..=n was seen.

@@ -365,7 +365,7 @@ async fn a_release_that_crashes_at_start_is_rolled_back_and_reported() {
     assert_eq!(sim.version(), roomready_agent::update::CURRENT_VERSION);
     assert!(!dir.join(TRIAL_FILE).exists(), "the trial is over");
     let seen = controller
-        .wait_until(WAIT, |seen| seen.states.len() >= 2)
+        .wait_until(WAIT, |seen| seen.checks() >= 2)
         .await
         .unwrap_or_else(|seen| panic!("no state after the rollback: {:?}", seen.states));
     assert!(
