@@ -12,6 +12,8 @@
 //! The format is documented in simulator/README.md; examples are in simulator/scenarios/.
 
 pub mod broker;
+#[cfg(test)]
+mod documented;
 pub mod expect;
 pub mod fleet;
 pub mod model;

@@ -1,6 +1,11 @@
 //! The scenario file: its TOML shape (serde, unknown keys refused) and the checks serde cannot
 //! make (names that must exist, counts that must add up), each error located by file, line and
 //! column with the shape that was expected. The format is documented in simulator/README.md.
+//!
+//! Why serde here and `roomready_connect::keyfile` for the agent's files: those are flat key
+//! files whose keys each feature owns; this is one nested document (arrays of tables) owned by
+//! the simulator. The structs below are its one definition; `documented.rs` holds the README
+//! and the error shapes to them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -405,7 +410,7 @@ fn located(path: &Path, text: &str, span: Option<Range<usize>>, message: String)
 }
 
 /// The shapes of the file's tables, for a message about one of them.
-const SHAPES: [(&str, &str); 6] = [
+pub(super) const SHAPES: [(&str, &str); 6] = [
     (
         "group",
         "[[group]] name = \"rooms\", count = 10, kind = \"teams_rooms_windows\", app_version = \
@@ -414,8 +419,8 @@ const SHAPES: [(&str, &str); 6] = [
     ),
     (
         "endpoint",
-        "[[endpoint]] name = \"teams.microsoft.com\", role = \"microsoft365\" | \"onprem_sfb\" | \
-         \"adfs\" | \"custom\", versions = [\"tls1.2\", \"tls1.3\"], suites = [..], certificate = \
+        "[[endpoint]] name = \"teams.microsoft.com\", port = 443, role = \"microsoft365\" | \
+         \"onprem_sfb\" | \"adfs\" | \"custom\", sfb_version = \"6.0.9319.516\" (onprem_sfb), versions = [\"tls1.2\", \"tls1.3\"], suites = [..], certificate = \
          \"valid\" | \"expired\" | \"wrong_name\", behaviour = \"normal\" | \"refuses\" | \
          \"silent\" | { slow = { ms = 250 } }",
     ),
