@@ -4,7 +4,7 @@
 //! timeout, and report how it went. [`AppUpdater`] is the seam: a command on a device
 //! ([`CommandUpdater`]), a simulated update in the simulator.
 
-pub mod settings;
+pub(crate) mod settings;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The default bound on an app update run.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// Why an app update did not succeed; the `reason` codes travel in the command response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -47,13 +47,9 @@ use std::time::Duration;
 use roomready_protocol::{DeviceId, TopicPrefix};
 
 use crate::keyfile::{KeyFile, KeyFileError};
-/// The sections the features own, re-exported where they were.
-pub use crate::link::journal::settings::{DEFAULT_JOURNAL_MAX_MIB, JournalConfig};
-pub use crate::probe::settings::DEFAULT_PROBE_TIMEOUT;
-pub use crate::update::settings::{
-    DEFAULT_UPDATE_HEALTH, DEFAULT_UPDATE_MAX_MIB, GITHUB_API_URL, UpdateChannel, UpdateConfig,
-    UpdateFeed, authority_host, decode_update_key, feed_url, github_repo,
-};
+/// The sections the features own, as [`Config`]'s fields hold them.
+pub use crate::link::journal::settings::JournalConfig;
+pub use crate::update::settings::{UpdateChannel, UpdateConfig, UpdateFeed, feed_url};
 pub use roomready_connect::broker::{
     BrokerSettings, BrokerTls, BrokerUrl, BrokerUrlError, ClientCertFiles, Credentials, Password,
     beside,
@@ -72,7 +68,7 @@ const OWN_KEYS: &[&str] = &[
 /// those of the features that own their sections: probing, the journal, commands, the app update
 /// and the self-update (each `settings::KEYS`). Unknown keys are errors that list them;
 /// the docs are tested against them.
-pub const SECTIONS: &[&[&str]] = &[
+pub(crate) const SECTIONS: &[&[&str]] = &[
     &roomready_connect::broker::KEYS,
     OWN_KEYS,
     crate::probe::settings::KEYS,
@@ -93,7 +89,7 @@ fn known_keys() -> String {
 }
 
 /// Default time between two assessments.
-pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(900);
+pub(crate) const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(900);
 
 /// The validated configuration of one agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +167,7 @@ impl Config {
     }
 
     /// As [`Config::parse`], with `env` looking up environment variables.
-    pub fn parse_with_env(
+    pub(crate) fn parse_with_env(
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<OsString>,

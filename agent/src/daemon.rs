@@ -110,7 +110,7 @@ pub struct AgentSettings {
 }
 
 impl AgentSettings {
-    pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
+    pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
     /// The settings of `config`; `roots` are the trust anchors for probed endpoints, `broker_tls`
     /// the TLS configuration for an `mqtts://` broker.

@@ -1,23 +1,14 @@
 //! `roomready-agent`: the one-shot `check`, the `run` daemon, `self-test` and the signed
 //! `update`, a thin shell over the library.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use roomready_agent::clock::{Clock, SystemClock};
-use roomready_agent::config::Config;
-use roomready_agent::daemon::Stopped;
-use roomready_agent::facts::registry::{RegDump, RegDumpError};
-use roomready_agent::facts::{AnyFacts, AppSource, FactsFile, FactsSource, HostFacts};
-use roomready_agent::link::journal::Journal;
-use roomready_agent::probe::{self, Endpoint, ProbeSettings, modern, probe_all};
-use roomready_agent::report::human;
-use roomready_agent::start::{self, Started};
-use roomready_agent::{exit, report};
-use roomready_protocol::{DeviceId, Message, Verdict};
+use roomready_agent::cli::{self, Output, Probes};
+use roomready_agent::config::UpdateChannel;
+use roomready_agent::exit;
+use roomready_agent::probe::{self, Endpoint};
 
 #[cfg(windows)]
 #[path = "service.rs"]
@@ -165,7 +156,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Service { action } => service(action),
-        Command::SelfTest { config } => self_test(&config),
+        Command::SelfTest { config } => cli::self_test(&config),
         Command::Update {
             config,
             check,
@@ -173,7 +164,11 @@ fn main() -> ExitCode {
             channel,
         } => {
             init_logging("warn");
-            update(&config, check, version, channel)
+            let channel = channel.map(|c| match c {
+                ChannelArg::Stable => UpdateChannel::Stable,
+                ChannelArg::Beta => UpdateChannel::Beta,
+            });
+            cli::update(&config, check, version, channel)
         }
         Command::Check {
             facts,
@@ -207,7 +202,7 @@ fn main() -> ExitCode {
                     colour: color.enabled(),
                 }
             };
-            runtime.block_on(check(
+            runtime.block_on(cli::check(
                 facts.as_deref(),
                 registry_dump.as_deref(),
                 &probes,
@@ -216,10 +211,18 @@ fn main() -> ExitCode {
         }
         Command::Run { config } => {
             init_logging("info");
-            match runtime.block_on(run(&config, utc_offset, None)) {
+            // Signal handlers register with the runtime's reactor.
+            let shutdown = match runtime.block_on(async { shutdown_signal() }) {
+                Ok(shutdown) => shutdown,
+                Err(e) => {
+                    eprintln!("roomready-agent: cannot install the signal handlers: {e}");
+                    return ExitCode::from(exit::SOFTWARE);
+                }
+            };
+            match runtime.block_on(cli::run(&config, utc_offset, shutdown)) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("roomready-agent: {e:#}");
+                    eprintln!("roomready-agent: agent stopped: {e}");
                     exit::SOFTWARE
                 }
             }
@@ -283,7 +286,7 @@ fn service(action: ServiceAction) -> u8 {
 
 /// The daemon as the service runs it, on its own runtime, until the service manager's stop.
 #[cfg(windows)]
-fn service_daemon(config: &Path, stop: tokio::sync::oneshot::Receiver<()>) -> u8 {
+fn service_daemon(config: &std::path::Path, stop: tokio::sync::oneshot::Receiver<()>) -> u8 {
     let utc_offset = local_utc_offset();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -295,10 +298,14 @@ fn service_daemon(config: &Path, stop: tokio::sync::oneshot::Receiver<()>) -> u8
             return exit::SOFTWARE;
         }
     };
-    match runtime.block_on(run(config, utc_offset, Some(stop))) {
+    let stopped = async {
+        let _ = stop.await;
+        tracing::info!("stop requested by the service manager");
+    };
+    match runtime.block_on(cli::run(config, utc_offset, stopped)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("agent stopped: {e}");
             exit::SOFTWARE
         }
     }
@@ -336,22 +343,6 @@ fn log_filter(default: &str) -> tracing_subscriber::filter::Targets {
     }
 }
 
-/// `check`: the same assessment as the daemon, printed once.
-/// The endpoints `check` probes and how.
-struct Probes {
-    endpoints: Vec<Endpoint>,
-    resolve: probe::ResolveOverrides,
-    timeout: std::time::Duration,
-    ca_file: Option<PathBuf>,
-}
-
-/// How `check` prints its result.
-#[derive(Debug, Clone, Copy)]
-enum Output {
-    Json,
-    Human { colour: bool },
-}
-
 /// One `--endpoint` value: one endpoint, or Microsoft 365's three.
 #[derive(Debug, Clone)]
 struct EndpointEntry(Vec<Endpoint>);
@@ -365,94 +356,6 @@ fn parse_resolve(text: &str) -> Result<String, String> {
     probe::endpoint::parse_resolve(text).map(|_| text.to_owned())
 }
 
-/// Where `check` reads facts: a dump (under the facts file), the host (on Windows), or the
-/// facts file alone; `Err` with the exit code after printing why.
-fn check_source(facts: Option<&Path>, registry_dump: Option<&Path>) -> Result<AnyFacts, u8> {
-    let Some(dump_path) = registry_dump else {
-        return AnyFacts::local(facts).ok_or_else(|| {
-            eprintln!(
-                "roomready-agent: no facts source: pass --facts FILE and/or --registry-dump FILE \
-                 (facts are read natively only on Windows)"
-            );
-            exit::USAGE
-        });
-    };
-    let dump = RegDump::load(dump_path).map_err(|e| {
-        eprintln!("roomready-agent: {e}");
-        match e {
-            RegDumpError::Read { .. } => exit::NO_INPUT,
-            RegDumpError::Syntax { .. } => exit::DATA_ERROR,
-        }
-    })?;
-    Ok(AnyFacts::Host(HostFacts::new(
-        Arc::new(dump),
-        format!("registry dump {}", dump_path.display()),
-        AppSource::Unavailable(
-            "not read: the facts come from a registry dump; state app_version in the facts \
-             file (--facts)"
-                .into(),
-        ),
-        facts.map(FactsFile::new),
-    )))
-}
-
-async fn check(
-    facts_path: Option<&Path>,
-    registry_dump: Option<&Path>,
-    probes: &Probes,
-    output: Output,
-) -> u8 {
-    let source = match check_source(facts_path, registry_dump) {
-        Ok(source) => source,
-        Err(code) => return code,
-    };
-    let facts = match source.collect().await {
-        Ok(facts) => facts,
-        Err(roomready_agent::facts::FactsError::File(e)) => {
-            eprintln!("roomready-agent: {e}");
-            return if e.io.is_some() {
-                exit::NO_INPUT
-            } else {
-                exit::DATA_ERROR
-            };
-        }
-    };
-    let device = facts
-        .device_id
-        .clone()
-        .unwrap_or_else(|| DeviceId::new("local").expect("\"local\" is a valid device id"));
-    let roots = match modern::load_roots(probes.ca_file.as_deref()) {
-        Ok(roots) => roots,
-        Err(e) => {
-            eprintln!("roomready-agent: {e}");
-            return match e {
-                modern::RootsError::Read { .. } => exit::NO_INPUT,
-                modern::RootsError::Invalid(_) => exit::DATA_ERROR,
-            };
-        }
-    };
-    let settings = ProbeSettings {
-        roots,
-        timeout: probes.timeout,
-        resolve: Arc::new(probes.resolve.clone()),
-    };
-    let endpoints = probe_all(&probes.endpoints, &settings, SystemClock.now()).await;
-    let rows = human::fact_rows(&facts);
-    let (wire, assessment) = report::evaluate(&Ok(facts), &endpoints);
-    // `check` publishes nothing, so its state takes no number from the device's sequence.
-    let state = report::state(device, 0, SystemClock.now(), wire, assessment, endpoints);
-    match output {
-        Output::Json => println!("{}", String::from_utf8_lossy(&state.encode())),
-        Output::Human { colour } => print!("{}", human::render(&state, &rows, colour)),
-    }
-    match state.verdict {
-        Verdict::Ready => exit::READY,
-        Verdict::AtRisk => exit::AT_RISK,
-        Verdict::NotReady => exit::NOT_READY,
-        Verdict::Unknown => exit::UNKNOWN,
-    }
-}
-
 /// Whether `check` colours its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ColorChoice {
@@ -464,216 +367,14 @@ enum ColorChoice {
 
 impl ColorChoice {
     fn enabled(self) -> bool {
-        use std::io::IsTerminal as _;
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => roomready_agent::terminal::colour(std::io::stdout().is_terminal()),
+            ColorChoice::Auto => roomready_agent::terminal::stdout_colour(),
         }
     }
 }
 
-/// `run`: the daemon until SIGINT/SIGTERM, or until `stop` fires (the Windows service's stop).
-async fn run(
-    config_path: &Path,
-    utc_offset: i32,
-    stop: Option<tokio::sync::oneshot::Receiver<()>>,
-) -> anyhow::Result<u8> {
-    let config = match Config::load(config_path) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("roomready-agent: bad config: {e}");
-            return Ok(exit::CONFIG);
-        }
-    };
-    let agent = match start::from_config(&config, config_path, utc_offset) {
-        Ok(Started::Ready(agent)) => agent,
-        Ok(Started::Restart(reason)) => {
-            eprintln!(
-                "roomready-agent: {reason}; the previous version is restored: restarting into it"
-            );
-            return Ok(exit::RESTART);
-        }
-        Err(e) => {
-            eprintln!("roomready-agent: {e}");
-            return Ok(e.exit_code());
-        }
-    };
-    let stopped = match stop {
-        Some(stop) => agent
-            .run(async {
-                let _ = stop.await;
-                tracing::info!("stop requested by the service manager");
-            })
-            .await
-            .context("agent stopped")?,
-        None => {
-            let shutdown = shutdown_signal().context("installing signal handlers")?;
-            agent.run(shutdown).await.context("agent stopped")?
-        }
-    };
-    match stopped {
-        Stopped::Shutdown => Ok(0),
-        Stopped::Restart => {
-            eprintln!(
-                "roomready-agent: restarting into another version (exit {}: the service manager starts it again)",
-                exit::RESTART
-            );
-            Ok(exit::RESTART)
-        }
-    }
-}
-
-/// `self-test`: the config loads, the journal opens, the update keys parse.
-fn self_test(config_path: &Path) -> u8 {
-    let config = match Config::load(config_path) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("roomready-agent: bad config: {e}");
-            return exit::CONFIG;
-        }
-    };
-    // Config::load has decoded every key; a feed needs at least one.
-    if config.update.feed.is_some() && config.update.keys.is_empty() {
-        eprintln!(
-            "roomready-agent: bad config: {}: key \"update_keys\": missing",
-            config_path.display()
-        );
-        return exit::CONFIG;
-    }
-    match Journal::open(config.journal.options()) {
-        // Dropping it releases the lock.
-        Ok((journal, _recovery)) => drop(journal),
-        // The running agent holds it: that is the daemon updating itself, and it opened fine.
-        Err(roomready_agent::link::journal::JournalError::Locked { .. }) => {}
-        Err(e) => {
-            eprintln!("roomready-agent: self-test: {e}");
-            return exit::IO_ERROR;
-        }
-    }
-    println!(
-        "self-test ok: roomready-agent {}, config {}, journal {}, {} update key(s)",
-        env!("CARGO_PKG_VERSION"),
-        config_path.display(),
-        config.journal.dir.display(),
-        config.update.keys.len()
-    );
-    exit::READY
-}
-
-/// `update`: check the feed, then (without `--check`) install.
-fn update(
-    config_path: &Path,
-    check_only: bool,
-    version: Option<semver::Version>,
-    channel: Option<ChannelArg>,
-) -> u8 {
-    use roomready_agent::config::UpdateChannel;
-    use roomready_agent::update::{self, UpdateSettings};
-    let config = match Config::load(config_path) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("roomready-agent: bad config: {e}");
-            return exit::CONFIG;
-        }
-    };
-    let mut settings = match UpdateSettings::from_config(&config.update, config_path) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("roomready-agent: {e}");
-            return e.exit_code();
-        }
-    };
-    if let Some(channel) = channel {
-        settings.channel = match channel {
-            ChannelArg::Stable => UpdateChannel::Stable,
-            ChannelArg::Beta => UpdateChannel::Beta,
-        };
-    }
-    settings.requested = version;
-    let release = match update::check(&settings) {
-        Ok(Some(release)) => release,
-        Ok(None) => {
-            println!(
-                "up to date: {} ({} channel)",
-                settings.current_version, settings.channel
-            );
-            return exit::READY;
-        }
-        Err(e) => {
-            eprintln!("roomready-agent: {e}");
-            return e.exit_code();
-        }
-    };
-    if check_only {
-        println!(
-            "{} available ({} channel; running {})",
-            release.version, settings.channel, settings.current_version
-        );
-        return exit::READY;
-    }
-    let bar = ProgressBar::new(release.asset.clone());
-    match update::install(&settings, &release, move |done, total| {
-        bar.draw(done, total)
-    }) {
-        Ok(installed) => {
-            eprintln!();
-            println!(
-                "installed {} over {} (previous binary kept as {})",
-                installed.version,
-                settings.current_version,
-                installed.prev.display()
-            );
-            exit::READY
-        }
-        Err(e) => {
-            eprintln!("roomready-agent: update refused: {e}");
-            e.exit_code()
-        }
-    }
-}
-
-/// A one-line download progress bar on standard error, drawn only when it is a terminal.
-struct ProgressBar {
-    label: String,
-    enabled: bool,
-}
-
-impl ProgressBar {
-    fn new(label: String) -> Self {
-        use std::io::IsTerminal as _;
-        ProgressBar {
-            label,
-            enabled: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn draw(&self, done: u64, total: Option<u64>) {
-        if !self.enabled {
-            return;
-        }
-        const WIDTH: u64 = 30;
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let line = match total {
-            Some(total) if total > 0 => {
-                let filled = (done.min(total) * WIDTH / total) as usize;
-                format!(
-                    "\r{} [{}{}] {:.1}/{:.1} MiB",
-                    self.label,
-                    "#".repeat(filled),
-                    " ".repeat(WIDTH as usize - filled),
-                    mib(done),
-                    mib(total)
-                )
-            }
-            _ => format!("\r{} {:.1} MiB", self.label, mib(done)),
-        };
-        eprint!("{line}");
-    }
-}
-
-/// Opens the journal and the command ledger in `journal.dir`; what recovery found becomes an
-/// event for the controller.
 /// The local time's offset from UTC in seconds now (0, with a warning, when it cannot be read):
 /// the maintenance window is local time. Daylight-saving changes apply from the next start.
 fn local_utc_offset() -> i32 {

@@ -137,7 +137,7 @@ pub fn storage(
 }
 
 /// The journal on disk as a spool, with a notice when its torn tail was cut off.
-pub fn open_journal(
+pub(crate) fn open_journal(
     journal: &JournalConfig,
 ) -> Result<(Box<dyn Spool>, Vec<EventBody>), StartError> {
     let (spool, recovery) =

@@ -15,7 +15,7 @@ use crate::keyfile::{KeyFile, KeyFileError};
 use super::CommandUpdater;
 
 /// The keys of this section.
-pub const KEYS: &[&str] = &["app_update_command", "app_update_timeout_secs"];
+pub(crate) const KEYS: &[&str] = &["app_update_command", "app_update_timeout_secs"];
 
 /// Reads the keys of [`KEYS`]: the updater, or `None` without `app_update_command`.
 pub(crate) fn read(file: &mut KeyFile<'_>) -> Result<Option<CommandUpdater>, KeyFileError> {

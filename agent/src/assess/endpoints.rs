@@ -11,7 +11,7 @@ use super::Outcome;
 use crate::probe::endpoint::is_ip_address;
 
 /// A certificate this close to expiry is a risk.
-pub const CERT_EXPIRY_WARNING_DAYS: i64 = 14;
+pub(super) const CERT_EXPIRY_WARNING_DAYS: i64 = 14;
 
 /// Alert `protocol_version`: the server refuses the version itself.
 const ALERT_PROTOCOL_VERSION: u8 = 70;
@@ -30,9 +30,9 @@ pub static ENDPOINT_RULES: &[fn(&EndpointReport) -> Outcome] = &[
 ];
 
 /// Skype for Business Server 2015 CU9 (May 2019).
-pub const SFB2015_CU9: AppVersion = AppVersion::new(6, 0, 9319, 548);
+pub(super) const SFB2015_CU9: AppVersion = AppVersion::new(6, 0, 9319, 548);
 /// Skype for Business Server 2019 CU1 (June 2019), as given in the reference facts.
-pub const SFB2019_CU1: AppVersion = AppVersion::new(17, 0, 2046, 123);
+pub(super) const SFB2019_CU1: AppVersion = AppVersion::new(17, 0, 2046, 123);
 
 /// An on-premises Skype for Business pool needs 2015 CU9 / 2019 CU1 before TLS 1.0/1.1 goes.
 fn sfb_cumulative_update(e: &EndpointReport) -> Outcome {

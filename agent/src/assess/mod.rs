@@ -14,7 +14,7 @@ use roomready_protocol::{DeviceKind, EndpointReport, Finding, Severity, Verdict,
 use crate::facts::Facts;
 
 pub use endpoints::ENDPOINT_RULES;
-pub use rules::RULES;
+pub(crate) use rules::RULES;
 
 /// The result of assessing one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub enum Outcome {
 }
 
 /// One readiness rule.
-pub struct Rule {
+pub(crate) struct Rule {
     /// A short stable name, for logs and tests.
     pub name: &'static str,
     /// The device kinds it applies to.
@@ -52,12 +52,16 @@ pub fn assess(facts: &Facts) -> Assessment {
 }
 
 /// Assesses `facts` with the device rules and each probed endpoint with [`ENDPOINT_RULES`].
-pub fn assess_device(facts: &Facts, endpoints: &[EndpointReport]) -> Assessment {
+pub(crate) fn assess_device(facts: &Facts, endpoints: &[EndpointReport]) -> Assessment {
     assess_with(RULES, facts, endpoints)
 }
 
 /// Assesses with the device rules `rules` (a parameter so tests can exercise the combining).
-pub fn assess_with(rules: &[Rule], facts: &Facts, endpoints: &[EndpointReport]) -> Assessment {
+pub(crate) fn assess_with(
+    rules: &[Rule],
+    facts: &Facts,
+    endpoints: &[EndpointReport],
+) -> Assessment {
     let kind = facts.kind();
     let mut verdict = Verdict::Ready;
     let mut findings = Vec::new();
@@ -65,7 +69,11 @@ pub fn assess_with(rules: &[Rule], facts: &Facts, endpoints: &[EndpointReport]) 
     let device_outcomes = rules
         .iter()
         .filter(|r| r.applies_to.contains(&kind))
-        .map(|rule| (rule.check)(facts));
+        .map(|rule| {
+            let outcome = (rule.check)(facts);
+            tracing::trace!(rule = rule.name, ?outcome, "rule applied");
+            outcome
+        });
     let endpoint_outcomes = endpoints
         .iter()
         .flat_map(|e| ENDPOINT_RULES.iter().map(move |rule| rule(e)));
@@ -132,7 +140,7 @@ fn nothing_applied(facts: &Facts) -> Finding {
 }
 
 /// The assessment when no facts could be collected at all: `unknown`, with the reason.
-pub fn facts_unavailable(reason: &str) -> Assessment {
+pub(crate) fn facts_unavailable(reason: &str) -> Assessment {
     Assessment {
         verdict: Verdict::Unknown,
         findings: vec![Finding {

@@ -13,17 +13,17 @@ use crate::facts::tls::{
 use crate::facts::{Fact, Facts};
 
 /// Teams Rooms release notes: 4.0.64.0 (2018-12-14) is the first version with TLS 1.2.
-pub const REF_ROOMS_RELEASE_NOTE: &str =
+pub(crate) const REF_ROOMS_RELEASE_NOTE: &str =
     "https://learn.microsoft.com/microsoftteams/room-systems/srs2-release-note";
 /// Surface Hub update history: KB4499162 (15063.1835) and KB4503289 (15063.1897).
-pub const REF_SURFACE_HUB_UPDATES: &str =
+pub(crate) const REF_SURFACE_HUB_UPDATES: &str =
     "https://learn.microsoft.com/surface-hub/surface-hub-update-history";
 /// Preparing for TLS 1.2 in Office 365 and Office 365 GCC.
-pub const REF_TLS12_M365: &str =
+pub(crate) const REF_TLS12_M365: &str =
     "https://learn.microsoft.com/microsoft-365/compliance/prepare-tls-1.2-in-office-365";
 
 /// Every rule, in the order their findings are listed.
-pub static RULES: &[Rule] = &[
+pub(crate) static RULES: &[Rule] = &[
     Rule {
         name: "teams_rooms_app_tls12",
         applies_to: &[DeviceKind::TeamsRoomsWindows],
@@ -269,11 +269,12 @@ const WINDOWS: &[DeviceKind] = &[DeviceKind::TeamsRoomsWindows, DeviceKind::Surf
 const TLS12_DEFAULT_BUILD: u32 = 9600;
 
 /// KB3140245: the WinHTTP default secure protocols.
-pub const REF_WINHTTP: &str = "https://support.microsoft.com/help/3140245";
+pub(crate) const REF_WINHTTP: &str = "https://support.microsoft.com/help/3140245";
 /// TLS best practices with the .NET Framework (SchUseStrongCrypto, SystemDefaultTlsVersions).
-pub const REF_DOTNET: &str = "https://learn.microsoft.com/dotnet/framework/network-programming/tls";
+pub(crate) const REF_DOTNET: &str =
+    "https://learn.microsoft.com/dotnet/framework/network-programming/tls";
 /// TLS registry settings for SCHANNEL.
-pub const REF_SCHANNEL: &str =
+pub(crate) const REF_SCHANNEL: &str =
     "https://learn.microsoft.com/windows-server/security/tls/tls-registry-settings";
 
 /// The registry settings, or the outcome that says why they cannot be judged.

@@ -24,13 +24,13 @@ use roomready_protocol::{ResponseStatus, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Most command ids remembered at once.
-pub const CAPACITY: usize = 1024;
+pub(crate) const CAPACITY: usize = 1024;
 /// How long a command id is remembered after it ran: a day, the MQTT 5 session expiry, and an
 /// hour for clocks and retries.
-pub const REMEMBER_FOR: std::time::Duration =
+pub(crate) const REMEMBER_FOR: std::time::Duration =
     std::time::Duration::from_secs(crate::link::SESSION_EXPIRY.as_secs() + 3600);
 /// The file's name in the journal directory.
-pub const FILE_NAME: &str = "commands.json";
+pub(crate) const FILE_NAME: &str = "commands.json";
 
 /// The answer given to one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,24 +176,24 @@ impl Ledger {
     }
 
     /// The interval set by `set_interval`, if any.
-    pub fn interval_secs(&self) -> Option<u64> {
+    pub(crate) fn interval_secs(&self) -> Option<u64> {
         self.stored.interval_secs
     }
 
     /// Remembers the interval (persisted with the next [`Ledger::record`] or now).
-    pub fn set_interval_secs(&mut self, seconds: u64) -> Result<(), LedgerError> {
+    pub(crate) fn set_interval_secs(&mut self, seconds: u64) -> Result<(), LedgerError> {
         self.stored.interval_secs = Some(seconds);
         self.save()
     }
 
     /// Records the journal's bound dropped, ever.
-    pub fn dropped_total(&self) -> u64 {
+    pub(crate) fn dropped_total(&self) -> u64 {
         self.stored.dropped_total
     }
 
     /// Adds `count` records dropped by the journal's bound; returns the new total (kept across
     /// restarts).
-    pub fn add_dropped(&mut self, count: u64) -> Result<u64, LedgerError> {
+    pub(crate) fn add_dropped(&mut self, count: u64) -> Result<u64, LedgerError> {
         self.stored.dropped_total = self.stored.dropped_total.saturating_add(count);
         self.save().map(|()| self.stored.dropped_total)
     }

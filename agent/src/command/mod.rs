@@ -21,11 +21,11 @@
 //! | arguments of the wrong type or out of range | `invalid_argument` |
 //! | `update` with a `version` that is neither `latest` nor semver, or another `channel` | `invalid_argument` |
 //!
-//! [`REASONS`] lists the reasons in that order; docs/protocol.md lists them too, and a test keeps
+//! `REASONS` (in the tests) lists the reasons in that order; docs/protocol.md lists them too, and a test keeps
 //! the two the same.
 
 pub mod ledger;
-pub mod settings;
+pub(crate) mod settings;
 
 use roomready_protocol::{Command, CommandAction, DecodeError, Message};
 
@@ -37,9 +37,10 @@ pub const MAX_ID_BYTES: usize = roomready_protocol::Command::MAX_ID_BYTES;
 pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> =
     roomready_protocol::CommandAction::INTERVAL_SECS;
 /// The commands this version knows.
-pub const KNOWN: [&str; 5] = ["ping", "check_now", "set_interval", "update", "update_app"];
+pub(crate) const KNOWN: [&str; 5] = ["ping", "check_now", "set_interval", "update", "update_app"];
 /// The rejection reasons of [`decide`], in the order they are checked.
-pub const REASONS: [&str; 8] = [
+#[cfg(test)]
+pub(crate) const REASONS: [&str; 8] = [
     "retained_command",
     "payload_too_large",
     "invalid_utf8",

@@ -8,7 +8,7 @@
 use crate::keyfile::{KeyFile, KeyFileError};
 
 /// The keys of this section.
-pub const KEYS: &[&str] = &["command_max_bytes"];
+pub(crate) const KEYS: &[&str] = &["command_max_bytes"];
 
 /// Reads `command_max_bytes` (default [`super::DEFAULT_MAX_BYTES`]).
 pub(crate) fn read(file: &mut KeyFile<'_>) -> Result<usize, KeyFileError> {

@@ -94,7 +94,7 @@ mod parsing {
                 .map(|e| (e.host, e.port, e.role))
                 .collect()
         };
-        let m365: Vec<_> = crate::probe::MICROSOFT365_HOSTS
+        let m365: Vec<_> = crate::probe::endpoint::MICROSOFT365_HOSTS
             .iter()
             .map(|h| ((*h).to_owned(), 443, EndpointRole::Microsoft365))
             .collect();
@@ -279,6 +279,7 @@ mod parsing {
 
 mod update_tests {
     use super::super::*;
+    use crate::update::settings::{DEFAULT_UPDATE_HEALTH, GITHUB_API_URL};
 
     const BASE: &str =
         "broker_url = \"mqtts://broker.example\"\ndevice_id = \"mtr-1\"\nfacts_file = \"f.toml\"\n";

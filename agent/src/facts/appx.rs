@@ -10,24 +10,20 @@ use roomready_protocol::AppVersion;
 
 use super::{Fact, Source};
 
-/// The package of the Teams Rooms app.
-pub const PACKAGE: &str = "Microsoft.SkypeRoomSystem";
-
-/// The local account the app runs as.
-pub const USER: &str = "Skype";
-
 /// What an empty output means.
-pub const NOT_INSTALLED: &str = "Microsoft.SkypeRoomSystem is not installed for user Skype";
+pub(crate) const NOT_INSTALLED: &str = "Microsoft.SkypeRoomSystem is not installed for user Skype";
 
 /// The source of the facts read by running the command.
-pub const SOURCE: &str = "Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem";
+pub(crate) const SOURCE: &str = "Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem";
 
 /// The PowerShell command line: the bare version, one line per installed package.
-pub const POWERSHELL_COMMAND: &str = "Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem \
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) const POWERSHELL_COMMAND: &str = "Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem \
                                       | Select-Object -ExpandProperty Version";
 
 /// How long PowerShell may take by default: its first start on a busy device takes seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads the version out of what PowerShell printed for
 /// `Get-AppxPackage -User Skype -Name Microsoft.SkypeRoomSystem`: either the default list
@@ -37,7 +33,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Empty output means the package is not installed ([`NOT_INSTALLED`]). When several packages
 /// are listed the highest version is returned. Output that holds neither form, or a version
 /// that is not `major.minor.build.revision`, is an error saying what was found.
-pub fn parse_appx_version(output: &str) -> Result<String, String> {
+pub(crate) fn parse_appx_version(output: &str) -> Result<String, String> {
     let output = output.strip_prefix('\u{feff}').unwrap_or(output);
     let lines: Vec<&str> = output
         .lines()
@@ -139,7 +135,8 @@ pub struct AppxQuery {
 impl AppxQuery {
     /// `powershell.exe -NoProfile -NonInteractive -Command "Get-AppxPackage ... | Select-Object
     /// -ExpandProperty Version"`.
-    pub fn powershell(timeout: Duration) -> Self {
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) fn powershell(timeout: Duration) -> Self {
         AppxQuery {
             program: PathBuf::from("powershell.exe"),
             args: [

@@ -28,7 +28,7 @@ use super::{Fact, Facts, FactsError, FactsSource, Source};
 use crate::keyfile::{KeyFile, KeyFileError};
 
 /// Why a facts file alone gives no registry facts.
-pub const NO_REGISTRY: &str = "no registry source: run on Windows, pass --registry-dump, or add a \
+pub(super) const NO_REGISTRY: &str = "no registry source: run on Windows, pass --registry-dump, or add a \
                                [registry] table to the facts file";
 const KNOWN_KEYS: &str = "device_id, kind, app_version, os_build, os_name, [registry]";
 const KINDS: [DeviceKind; 4] = [
@@ -65,7 +65,7 @@ fn registry_table(path: &Path, entries: &[(String, u32)]) -> Result<MapRegistry,
 /// What a facts file states, key by key: a key the file leaves out is `None`, so that the
 /// facts file can lie over native facts and override only what it states.
 #[derive(Debug, Clone, Default)]
-pub struct FactsOverrides {
+pub(crate) struct FactsOverrides {
     pub device_id: Option<DeviceId>,
     pub kind: Option<Fact<DeviceKind>>,
     pub app_version: Option<Fact<String>>,
@@ -91,7 +91,7 @@ impl FactsFile {
     }
 
     /// Parses what facts `text`, read from `path`, states.
-    pub fn parse_overrides(path: &Path, text: &str) -> Result<FactsOverrides, KeyFileError> {
+    pub(crate) fn parse_overrides(path: &Path, text: &str) -> Result<FactsOverrides, KeyFileError> {
         let mut file = KeyFile::parse(path, text)?;
         let source = |key: &str| Source::new(format!("facts file {}, key {key}", path.display()));
 
@@ -178,7 +178,7 @@ impl FactsFile {
     }
 
     /// Reads what the file states now (blocking).
-    pub fn read_overrides(&self) -> Result<FactsOverrides, KeyFileError> {
+    pub(crate) fn read_overrides(&self) -> Result<FactsOverrides, KeyFileError> {
         Self::parse_overrides(&self.path, &self.read_text()?)
     }
 

@@ -28,7 +28,7 @@ use crate::keyfile::KeyFileError;
 use super::tls::TlsSettings;
 
 /// The `EditionID` of Windows 10 Team, the Surface Hub's edition.
-pub const SURFACE_HUB_EDITION: &str = "PPIPro";
+pub(crate) const SURFACE_HUB_EDITION: &str = "PPIPro";
 
 /// Where the app version comes from when the facts file does not state it.
 #[derive(Debug, Clone)]
@@ -161,7 +161,7 @@ async fn blocking<T: Send + 'static>(
 
 /// `CurrentBuild.UBR` (e.g. `15063.1835`) from [`CURRENT_VERSION`]. A missing `UBR` makes the
 /// build *unreadable*: without the revision no build rule can be decided.
-pub fn os_build(registry: &dyn Registry) -> Fact<String> {
+pub(crate) fn os_build(registry: &dyn Registry) -> Fact<String> {
     let (build, source) = match registry.string(CURRENT_VERSION, "CurrentBuild") {
         Fact::Known { value, source } => (value, source),
         Fact::Absent { source } => return Fact::Absent { source },
@@ -185,7 +185,7 @@ pub fn os_build(registry: &dyn Registry) -> Fact<String> {
 /// The device kind from the edition and the app: Windows 10 Team is a Surface Hub; another
 /// Windows with the Teams Rooms app installed is Teams Rooms on Windows; otherwise the kind is
 /// *absent* (or *unreadable* when what decides it could not be read).
-pub fn device_kind(edition: &Fact<String>, app_version: &Fact<String>) -> Fact<DeviceKind> {
+pub(crate) fn device_kind(edition: &Fact<String>, app_version: &Fact<String>) -> Fact<DeviceKind> {
     match edition {
         Fact::Known { value, source } if value.trim().eq_ignore_ascii_case(SURFACE_HUB_EDITION) => {
             return Fact::Known {

@@ -8,19 +8,19 @@
 //! PowerShell, under an optional facts file), a facts file alone ([`FactsFile`]) or fixed values
 //! ([`FixedFacts`]).
 
-pub mod appx;
+pub(crate) mod appx;
 mod file;
-pub mod host;
+pub(crate) mod host;
 pub mod registry;
-pub mod tls;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::future::Future;
 
 use roomready_protocol::{DeviceFacts, DeviceId, DeviceKind};
 
-pub use file::{FactsFile, FactsOverrides};
-pub use host::{AppSource, HostFacts};
+pub use file::FactsFile;
+pub(crate) use host::{AppSource, HostFacts};
 
 use crate::keyfile::KeyFileError;
 
@@ -92,7 +92,7 @@ impl Facts {
     }
 
     /// The summary of these facts that travels in a `State`.
-    pub fn to_wire(&self) -> DeviceFacts {
+    pub(crate) fn to_wire(&self) -> DeviceFacts {
         DeviceFacts {
             kind: self.kind(),
             app_version: self.app_version.known().cloned(),

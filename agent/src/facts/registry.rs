@@ -144,7 +144,7 @@ fn unknown_hive<T>(source: Source, path: &str) -> Fact<T> {
 
 /// A value as the dump shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DumpValue {
+pub(crate) struct DumpValue {
     /// The name as written (`(Default)` for the default value).
     pub name: String,
     /// The type as written, e.g. `REG_DWORD`.
@@ -166,7 +166,7 @@ struct DumpKey {
 
 /// Why a registry dump could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegDumpError {
+pub(crate) enum RegDumpError {
     /// The file could not be read.
     #[error("cannot read registry dump {file}: {reason}")]
     Read { file: String, reason: String },
@@ -182,7 +182,7 @@ pub enum RegDumpError {
 
 /// A saved `reg query <KEY> /s` output (see the module documentation for what is accepted).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegDump {
+pub(crate) struct RegDump {
     source: String,
     /// Lowercased canonical key path → key.
     keys: HashMap<String, DumpKey>,
@@ -190,7 +190,7 @@ pub struct RegDump {
 
 impl RegDump {
     /// Reads and parses the dump at `path`.
-    pub fn load(path: &Path) -> Result<RegDump, RegDumpError> {
+    pub(crate) fn load(path: &Path) -> Result<RegDump, RegDumpError> {
         let file = path.display().to_string();
         let bytes = crate::files::read(path, crate::files::REGISTRY_DUMP).map_err(|e| {
             RegDumpError::Read {
@@ -203,13 +203,13 @@ impl RegDump {
 
     /// Decodes `bytes` (UTF-8 or UTF-16LE, see the module documentation) and parses them;
     /// `source` names the dump in errors and fact sources.
-    pub fn from_bytes(source: &str, bytes: &[u8]) -> Result<RegDump, RegDumpError> {
+    pub(crate) fn from_bytes(source: &str, bytes: &[u8]) -> Result<RegDump, RegDumpError> {
         RegDump::parse(source, &decode(bytes))
     }
 
     /// Parses dump `text`; `source` names the dump (usually its file) in errors and fact
     /// sources.
-    pub fn parse(source: &str, text: &str) -> Result<RegDump, RegDumpError> {
+    pub(crate) fn parse(source: &str, text: &str) -> Result<RegDump, RegDumpError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let error = |line: usize, reason: String| RegDumpError::Syntax {
             file: source.to_owned(),
@@ -301,19 +301,16 @@ impl RegDump {
         })
     }
 
-    /// What the dump is called in errors and sources (usually its file).
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     /// Whether key `path` is in the dump.
-    pub fn has_key(&self, path: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_key(&self, path: &str) -> bool {
         KeyPath::parse(path).is_some_and(|key| self.keys.contains_key(&key.lookup))
     }
 
     /// Value `name` of key `path` as written in the dump (`""` or `(Default)` for the default
     /// value).
-    pub fn value(&self, path: &str, name: &str) -> Option<&DumpValue> {
+    #[cfg(test)]
+    pub(crate) fn value(&self, path: &str, name: &str) -> Option<&DumpValue> {
         let key = KeyPath::parse(path)?;
         self.keys.get(&key.lookup)?.values.get(&value_name(name))
     }
@@ -546,7 +543,7 @@ impl Registry for MapRegistry {
 /// Two registries, one over the other: a value the `top` one holds (known or unreadable) is
 /// taken from it, an absent one from `base`. The facts file's `[registry]` table lies over the
 /// native registry or a dump this way, value by value.
-pub struct LayeredRegistry<T, B> {
+pub(crate) struct LayeredRegistry<T, B> {
     pub top: T,
     pub base: B,
 }
@@ -581,7 +578,7 @@ impl<R: Registry + ?Sized> Registry for std::sync::Arc<R> {
 /// which is where 32-bit programs' values are).
 #[cfg(windows)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NativeRegistry;
+pub(crate) struct NativeRegistry;
 
 #[cfg(windows)]
 impl NativeRegistry {

@@ -10,33 +10,31 @@ use roomready_protocol::TlsVersion;
 use super::Fact;
 
 /// `HKLM\...\SCHANNEL\Protocols`; a version's switches are under `{this}\TLS 1.2\Client` etc.
-pub const SCHANNEL_PROTOCOLS: &str =
+pub(crate) const SCHANNEL_PROTOCOLS: &str =
     r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols";
 /// WinHTTP's `DefaultSecureProtocols` lives under this key (KB3140245).
-pub const WINHTTP: &str =
+pub(crate) const WINHTTP: &str =
     r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Internet Settings\WinHttp";
 /// The same for 32-bit programs on 64-bit Windows.
-pub const WINHTTP_WOW64: &str =
+pub(crate) const WINHTTP_WOW64: &str =
     r"HKLM\SOFTWARE\Wow6432Node\Microsoft\Windows\CurrentVersion\Internet Settings\WinHttp";
 /// .NET Framework settings root, 64-bit view.
-pub const DOTNET: &str = r"HKLM\SOFTWARE\Microsoft\.NETFramework";
+pub(crate) const DOTNET: &str = r"HKLM\SOFTWARE\Microsoft\.NETFramework";
 /// .NET Framework settings root, 32-bit view.
-pub const DOTNET_WOW64: &str = r"HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework";
+pub(crate) const DOTNET_WOW64: &str = r"HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework";
 /// `Release` of the installed .NET Framework 4.x.
-pub const DOTNET4_RELEASE_KEY: &str = r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full";
+pub(crate) const DOTNET4_RELEASE_KEY: &str =
+    r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full";
 
-/// WinHTTP `DefaultSecureProtocols` bits.
-pub mod winhttp_bits {
-    pub const SSL2: u32 = 0x8;
-    pub const SSL3: u32 = 0x20;
-    pub const TLS10: u32 = 0x80;
-    pub const TLS11: u32 = 0x200;
-    pub const TLS12: u32 = 0x800;
+/// WinHTTP `DefaultSecureProtocols` bits (SSL 2 0x8, SSL 3 0x20, TLS 1.0 0x80, TLS 1.1 0x200;
+/// only TLS 1.2's is read).
+pub(crate) mod winhttp_bits {
+    pub(crate) const TLS12: u32 = 0x800;
 }
 
 /// The lowest .NET Framework 4.x `Release` value of 4.6.2 (394802 on Windows 10 1607; 394806 on
 /// other systems): from 4.6.2 on, .NET uses the OS's TLS 1.2 without extra switches.
-pub const DOTNET_462_RELEASE: u32 = 394_802;
+pub(crate) const DOTNET_462_RELEASE: u32 = 394_802;
 
 /// Which side of SCHANNEL a switch controls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

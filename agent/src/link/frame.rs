@@ -13,13 +13,13 @@ use rumqttc::mqttbytes::v4::Packet;
 
 /// How much of an oversized payload is kept: enough to read the request `id` of a command that
 /// puts it first, as controllers do.
-pub const HEAD_BYTES: usize = 16 * 1024;
+pub(super) const HEAD_BYTES: usize = 16 * 1024;
 /// PUBLISH packet type (upper nibble of the first byte).
 const PUBLISH: u8 = 3;
 
 /// A PUBLISH too large to take whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Oversized {
+pub(super) struct Oversized {
     pub topic: String,
     pub qos: QoS,
     pub retain: bool,
@@ -33,14 +33,14 @@ pub struct Oversized {
 
 /// What came off the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub(super) enum Frame {
     Packet(Packet),
     Oversized(Oversized),
 }
 
 /// Why the stream cannot be framed: the connection must end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
+pub(super) enum FrameError {
     #[error("malformed MQTT packet from the broker: {0}")]
     Malformed(String),
     #[error("the broker sent a {kind} packet of {len} bytes, over the {max}-byte limit")]
@@ -57,7 +57,7 @@ struct Skipping {
 
 /// Splits the bytes from the broker into frames.
 #[derive(Debug)]
-pub struct Framer {
+pub(super) struct Framer {
     /// Largest packet (remaining length) decoded whole.
     max: usize,
     skipping: Option<Skipping>,
@@ -85,7 +85,7 @@ fn fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, FrameError> {
 
 impl Framer {
     /// Frames packets of at most `max` bytes (remaining length) whole.
-    pub fn new(max: usize) -> Framer {
+    pub(super) fn new(max: usize) -> Framer {
         Framer {
             max,
             skipping: None,
@@ -93,7 +93,7 @@ impl Framer {
     }
 
     /// The next complete frame, taking its bytes out of `buf`; `None` when more bytes are needed.
-    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    pub(super) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         if let Some(skipping) = &mut self.skipping {
             let n = skipping.left.min(buf.len());
             buf.advance(n);

@@ -100,7 +100,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod records;
-pub mod settings;
+pub(crate) mod settings;
 
 use records::{
     Body, Scan, Topics, crc32c, crc32c_append, header_record, parse_body, parse_frame, scan, seal,
@@ -112,10 +112,10 @@ mod tests;
 /// The default bound of the journal file: 64 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// The smallest accepted bound.
-pub const MIN_MAX_BYTES: u64 = 1024;
+pub(crate) const MIN_MAX_BYTES: u64 = 1024;
 
 /// The journal file inside the journal's directory.
-pub const FILE_NAME: &str = "journal.log";
+pub(crate) const FILE_NAME: &str = "journal.log";
 /// Where compaction writes the next journal file before renaming it over [`FILE_NAME`].
 const TMP_NAME: &str = "journal.log.tmp";
 /// The lock that keeps a second process out of the directory.
@@ -619,11 +619,6 @@ impl Journal {
             .map(|slot| &slot.entry)
     }
 
-    /// How many records are pending.
-    pub fn pending_count(&self) -> usize {
-        self.pending
-    }
-
     /// Reads the payload of pending record `id` back from disk, checking its checksum.
     pub fn payload(&self, id: u64) -> Result<Vec<u8>, JournalError> {
         let entry = self
@@ -677,7 +672,8 @@ impl Journal {
 
     /// The size of `journal.log` in bytes: at most the bound, unless a bound lowered between
     /// runs is smaller than the newest state.
-    pub fn disk_bytes(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn disk_bytes(&self) -> u64 {
         self.file_len
     }
 

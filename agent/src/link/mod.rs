@@ -25,7 +25,7 @@
 mod frame;
 pub mod journal;
 pub mod outbox;
-pub mod session;
+pub(crate) mod session;
 /// TLS to the broker and the reasons a connection failed (crate `roomready-connect`).
 pub use roomready_connect::tls;
 mod v311;
@@ -38,7 +38,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use roomready_connect::backoff::Backoff;
-pub use session::{MqttVersion, Reply, SESSION_EXPIRY};
+pub(crate) use session::SESSION_EXPIRY;
+pub use session::{MqttVersion, Reply};
 
 use session::{Client, Polled, Session, SessionKind};
 
@@ -69,7 +70,7 @@ impl Default for Reconnect {
 pub const MAX_PACKET: usize = 256 * 1024;
 /// What an incoming packet may hold beside a command's payload: the topic, the packet id and
 /// (MQTT 5) properties such as a response topic and correlation data.
-pub const INCOMING_HEADROOM: usize = 16 * 1024;
+pub(crate) const INCOMING_HEADROOM: usize = 16 * 1024;
 
 /// The largest packet the agent takes from the broker when commands may be `command_max_bytes`
 /// long: one more byte of payload is answered `payload_too_large` (MQTT 3.1.1, its head kept)
@@ -79,7 +80,7 @@ pub fn max_incoming_packet(command_max_bytes: usize) -> usize {
 }
 
 /// Whether `topic` can be published to: 1..=65535 bytes, no wildcard, no NUL.
-pub fn valid_topic_name(topic: &str) -> bool {
+pub(crate) fn valid_topic_name(topic: &str) -> bool {
     !topic.is_empty() && topic.len() <= usize::from(u16::MAX) && !topic.contains(['+', '#', '\0'])
 }
 /// Publishes awaiting their PUBACK before no more are sent, under either MQTT version
@@ -90,7 +91,7 @@ const MAX_IN_FLIGHT: u16 = 100;
 /// How long to wait, after sending DISCONNECT, for the broker to close the connection.
 const DISCONNECT_LINGER: Duration = Duration::from_secs(2);
 /// Requests that may wait for the driver (publishes, subscriptions, the disconnect).
-pub const REQUEST_CAPACITY: usize = 64;
+pub(crate) const REQUEST_CAPACITY: usize = 64;
 /// Link events waiting for the caller; the driver waits (and stops reading the network) when
 /// the caller falls this far behind.
 const EVENT_CAPACITY: usize = 256;
@@ -233,7 +234,7 @@ impl Link {
     }
 
     /// Queues a QoS 1 publish whose PUBACK is reported as [`LinkEvent::Delivered`]`(tag)`.
-    pub fn publish_tracked(
+    pub(crate) fn publish_tracked(
         &self,
         tag: u64,
         topic: &str,
@@ -259,7 +260,7 @@ impl Link {
 
     /// Queues an untracked QoS 1 publish of `payload` to an MQTT 5 request's response topic,
     /// with its correlation data. Fails on MQTT 3.1.1, which has no response topics.
-    pub fn publish_reply(&self, reply: &Reply, payload: Vec<u8>) -> Result<(), LinkError> {
+    pub(crate) fn publish_reply(&self, reply: &Reply, payload: Vec<u8>) -> Result<(), LinkError> {
         let mut tracker = lock(&self.tracker);
         self.client.try_publish_reply(reply, payload)?;
         tracker.queued.push_back(None);
@@ -278,7 +279,7 @@ impl Link {
     }
 
     /// Replaces the last will used from the next (re)connect on.
-    pub fn set_will(&self, payload: Vec<u8>) {
+    pub(crate) fn set_will(&self, payload: Vec<u8>) {
         self.will.send_replace(payload);
     }
 

@@ -11,7 +11,7 @@ use super::journal::Journal;
 pub use super::journal::Kind;
 
 /// Tracked publishes in flight at once: below the link's request queue, so a burst always fits.
-pub const WINDOW: usize = 32;
+pub(crate) const WINDOW: usize = 32;
 
 /// A record's routing, without its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub trait Spool: Send {
 }
 
 /// Sends a spool's records over the link, in order, at most [`WINDOW`] in flight.
-pub struct Outbox {
+pub(crate) struct Outbox {
     spool: Box<dyn Spool>,
     /// Records to send on this connection, oldest first.
     to_send: VecDeque<u64>,
@@ -60,7 +60,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(spool: Box<dyn Spool>) -> Self {
+    pub(crate) fn new(spool: Box<dyn Spool>) -> Self {
         Outbox {
             spool,
             to_send: VecDeque::new(),
@@ -69,22 +69,22 @@ impl Outbox {
         }
     }
 
-    pub fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.spool.last_seq()
     }
 
     /// Records dropped by the spool's bound since the last call.
-    pub fn take_dropped(&mut self) -> u64 {
+    pub(crate) fn take_dropped(&mut self) -> u64 {
         self.spool.take_dropped()
     }
 
     /// Whether record `id` still waits for delivery.
-    pub fn is_pending(&self, id: u64) -> bool {
+    pub(crate) fn is_pending(&self, id: u64) -> bool {
         self.spool.routing(id).is_some()
     }
 
     /// Stores a message and sends it when the window allows. Returns its record id.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         link: &Link,
         kind: Kind,
@@ -102,7 +102,7 @@ impl Outbox {
     }
 
     /// A new connection: send every undelivered record again, oldest first.
-    pub fn on_connected(&mut self, link: &Link) {
+    pub(crate) fn on_connected(&mut self, link: &Link) {
         self.connected = true;
         self.in_flight.clear();
         self.to_send = self.spool.pending_ids().into();
@@ -110,14 +110,14 @@ impl Outbox {
     }
 
     /// The connection is gone, and with it whatever was in flight.
-    pub fn on_disconnected(&mut self) {
+    pub(crate) fn on_disconnected(&mut self) {
         self.connected = false;
         self.in_flight.clear();
         self.to_send.clear();
     }
 
     /// The broker acknowledged record `id`.
-    pub fn on_delivered(&mut self, link: &Link, id: u64) -> Result<(), SpoolError> {
+    pub(crate) fn on_delivered(&mut self, link: &Link, id: u64) -> Result<(), SpoolError> {
         self.in_flight.remove(&id);
         let acked = self.spool.ack(id);
         self.pump(link);

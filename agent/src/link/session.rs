@@ -22,7 +22,7 @@ pub use roomready_connect::broker::MqttVersion;
 
 /// How long an MQTT 5 broker keeps the agent's session (its subscription and the QoS 1 commands
 /// queued for it) after the connection is lost.
-pub const SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
 /// Where a request wants its answer (MQTT 5 response topic and correlation data).
 #[derive(Debug, Clone, PartialEq, Eq)]

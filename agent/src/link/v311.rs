@@ -32,7 +32,7 @@ use super::session::Polled;
 use super::{LinkError, MAX_IN_FLIGHT, tls, valid_topic_name};
 
 /// Bound on one connection attempt: TCP, TLS and CONNACK (rumqttc's default).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A request from the link's client handle.
 #[derive(Debug)]

@@ -110,23 +110,23 @@ fn host_port(text: &str) -> Result<(&str, Option<u16>), String> {
 }
 
 /// Whether `host` is an IP address (probed without SNI) rather than a name.
-pub fn is_ip_address(host: &str) -> bool {
+pub(crate) fn is_ip_address(host: &str) -> bool {
     host.parse::<IpAddr>().is_ok()
 }
 
 /// The Microsoft 365 endpoints probed by default (role `microsoft365`, port 443): Teams,
 /// Exchange Online and Entra ID sign-in, the services a Teams Rooms device talks to.
-pub const MICROSOFT365_HOSTS: [&str; 3] = [
+pub(crate) const MICROSOFT365_HOSTS: [&str; 3] = [
     "teams.microsoft.com",
     "outlook.office365.com",
     "login.microsoftonline.com",
 ];
 
 /// The entry that stands for [`MICROSOFT365_HOSTS`] in an endpoint list.
-pub const MICROSOFT365: &str = "microsoft365";
+pub(crate) const MICROSOFT365: &str = "microsoft365";
 
 /// [`MICROSOFT365_HOSTS`] as endpoints.
-pub fn microsoft365_endpoints() -> Vec<Endpoint> {
+pub(crate) fn microsoft365_endpoints() -> Vec<Endpoint> {
     MICROSOFT365_HOSTS
         .iter()
         .map(|host| Endpoint {
@@ -204,7 +204,7 @@ pub fn parse_resolve(text: &str) -> Result<((String, u16), SocketAddr), String> 
 /// Adds one `HOST:PORT:ADDRESS` entry (see [`parse_resolve`]) to `overrides`. It must name the
 /// host and port of one of `endpoints`, or it would silently do nothing, and a host and port
 /// get one address.
-pub fn add_resolve(
+pub(crate) fn add_resolve(
     overrides: &mut ResolveOverrides,
     entry: &str,
     endpoints: &[Endpoint],

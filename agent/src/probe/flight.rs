@@ -23,7 +23,7 @@ const RECORD_HEADER: usize = 5;
 /// Largest record length accepted: 2^14 plaintext plus the 2048 bytes TLS 1.2 allows for expansion.
 const MAX_RECORD_LEN: usize = 16384 + 2048;
 /// Bound on the bytes of one flight (all records together): a long certificate chain fits.
-pub const MAX_FLIGHT_BYTES: usize = 128 * 1024;
+pub(crate) const MAX_FLIGHT_BYTES: usize = 128 * 1024;
 /// Most certificates kept of one chain; webpki would refuse a longer path anyway.
 const MAX_CHAIN: usize = 16;
 /// How many leading bytes a [`Reply::NotTls`] keeps.
@@ -67,7 +67,7 @@ pub struct Flight {
 
 impl Flight {
     /// Why no usable chain came with this flight (`None` when one did).
-    pub fn missing_chain(&self, suite_name: &str) -> Option<String> {
+    pub(crate) fn missing_chain(&self, suite_name: &str) -> Option<String> {
         match &self.chain {
             Some(Chain::Certificates(certs)) if !certs.is_empty() => None,
             Some(Chain::Certificates(_)) => {
@@ -102,7 +102,7 @@ pub enum Reply {
 
 impl Reply {
     /// Whether more bytes could change the answer.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         match self {
             Reply::Hello(flight) => flight.complete,
             Reply::Alert { .. } | Reply::NotTls { .. } => true,

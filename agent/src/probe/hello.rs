@@ -218,7 +218,7 @@ fn put_u16_list_extension(out: &mut Vec<u8>, ext_type: u16, values: &[u16]) {
 
 /// Builds a ClientHello record: record version 0x0301, client_version = `version` (0x0301, 0x0302
 /// or 0x0303), 32-byte `random`, empty session id, the given `suites` (at most the first 1024),
-/// compression [null], extensions: SNI (only if `sni` is a DNS name, not an IP literal),
+/// compression `[null]`, extensions: SNI (only if `sni` is a DNS name, not an IP literal),
 /// supported_groups, ec_point_formats (uncompressed), an empty renegotiation_info; for 0x0303 and
 /// above additionally signature_algorithms, which TLS 1.2 servers require. Never
 /// supported_versions, so a TLS 1.3 server cannot choose TLS 1.3. A hello whose handshake

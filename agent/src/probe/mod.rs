@@ -26,10 +26,10 @@ pub mod endpoint;
 pub mod flight;
 pub mod hello;
 pub mod modern;
-pub mod settings;
+pub(crate) mod settings;
 pub mod suites;
 pub mod verify;
-pub mod x509;
+pub(crate) mod x509;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,10 +42,7 @@ use roomready_protocol::{
 };
 use rustls::RootCertStore;
 
-pub use endpoint::{
-    Endpoint, MICROSOFT365, MICROSOFT365_HOSTS, ResolveOverrides, dedup, microsoft365_endpoints,
-    parse_entry,
-};
+pub use endpoint::{Endpoint, ResolveOverrides, dedup, parse_entry};
 use flight::{Flight, Reply};
 use hello::HelloOutcome;
 use modern::ModernOutcome;

@@ -227,7 +227,7 @@ impl AsyncWrite for Recorder {
 
 /// Why the trust anchors could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RootsError {
+pub(crate) enum RootsError {
     /// The CA file could not be read.
     #[error("cannot read CA file {path}: {reason}")]
     Read { path: String, reason: String },
@@ -237,7 +237,9 @@ pub enum RootsError {
 }
 
 /// The trust anchors of the CA file at `ca_file`, or Mozilla's when there is none.
-pub fn load_roots(ca_file: Option<&std::path::Path>) -> Result<Arc<RootCertStore>, RootsError> {
+pub(crate) fn load_roots(
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<RootCertStore>, RootsError> {
     let pem = match ca_file {
         None => None,
         Some(path) => {

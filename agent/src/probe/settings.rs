@@ -21,14 +21,14 @@ use crate::keyfile::{KeyFile, KeyFileError};
 use crate::probe::{Endpoint, ResolveOverrides};
 
 /// The keys of this section.
-pub const KEYS: &[&str] = &["endpoints", "resolve", "ca_file", "probe_timeout_secs"];
+pub(crate) const KEYS: &[&str] = &["endpoints", "resolve", "ca_file", "probe_timeout_secs"];
 
 /// Default bound on each probe connection.
-pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The probing section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeConfig {
+pub(crate) struct ProbeConfig {
     /// `endpoints` (default: Microsoft 365's).
     pub endpoints: Vec<Endpoint>,
     /// `resolve`: addresses to probe instead of DNS.
@@ -43,7 +43,7 @@ pub struct ProbeConfig {
 pub(crate) fn read(file: &mut KeyFile<'_>, path: &Path) -> Result<ProbeConfig, KeyFileError> {
     // Without the key the Microsoft 365 endpoints are probed; `[]` probes none.
     let endpoints = match file.string_array("endpoints")? {
-        None => crate::probe::microsoft365_endpoints(),
+        None => crate::probe::endpoint::microsoft365_endpoints(),
         Some(items) => {
             let mut endpoints = Vec::new();
             for item in items {

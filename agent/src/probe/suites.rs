@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use roomready_protocol::suites::{MICROSOFT_TLS12_SUITES, suite_name, tls12_and_older_suites};
 
 /// Most suites in one hello (testssl.sh splits at 128: some servers cannot take more).
-pub const SUITES_PER_HELLO: usize = 128;
+pub(crate) const SUITES_PER_HELLO: usize = 128;
 
 /// The tiers of AES / ChaCha20 suites with RSA key exchange.
 const RSA_AEAD: u8 = 25;
@@ -77,7 +77,7 @@ fn strength(code: u16) -> u8 {
 
 /// Every TLS 1.0-1.2 suite, in the order offered to `version` (wire number): strongest first
 /// for TLS 1.2, RSA key exchange first below it.
-pub fn offer_order(version: u16) -> &'static [u16] {
+pub(crate) fn offer_order(version: u16) -> &'static [u16] {
     static MODERN: OnceLock<Vec<u16>> = OnceLock::new();
     static LEGACY: OnceLock<Vec<u16>> = OnceLock::new();
     let legacy = version < 0x0303;

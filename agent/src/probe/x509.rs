@@ -125,7 +125,7 @@ fn expect(input: &[u8], want: u8) -> Option<(&[u8], &[u8])> {
 
 /// A certificate's public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PublicKey {
+pub(crate) enum PublicKey {
     Rsa {
         bits: u32,
     },
@@ -143,7 +143,7 @@ pub enum PublicKey {
 
 impl PublicKey {
     /// Why a TLS client would refuse this key, if it would: RSA and DSA keys need 2048 bits.
-    pub fn weakness(self) -> Option<String> {
+    pub(crate) fn weakness(self) -> Option<String> {
         match self {
             PublicKey::Rsa { bits } if bits < 2048 => Some(format!(
                 "RSA key of {bits} bits is too weak (at least 2048 bits are needed)"
@@ -158,7 +158,7 @@ impl PublicKey {
 
 /// What the verdict needs of one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Certificate<'a> {
+pub(crate) struct Certificate<'a> {
     pub not_before: Option<Timestamp>,
     pub not_after: Option<Timestamp>,
     /// The issuer and subject names, raw DER (equal for a self-issued certificate).
@@ -173,7 +173,7 @@ pub struct Certificate<'a> {
 
 impl<'a> Certificate<'a> {
     /// Reads `der`; `None` if it is not a well-formed X.509 certificate.
-    pub fn parse(der: &'a [u8]) -> Option<Certificate<'a>> {
+    pub(crate) fn parse(der: &'a [u8]) -> Option<Certificate<'a>> {
         let (cert, _) = expect(der, SEQUENCE)?;
         let (tbs, after_tbs) = expect(cert, SEQUENCE)?;
         let (sig_alg, _) = expect(after_tbs, SEQUENCE)?;
@@ -205,17 +205,17 @@ impl<'a> Certificate<'a> {
     }
 
     /// Whether issuer and subject are the same name (a self-signed certificate, or a root).
-    pub fn self_issued(&self) -> bool {
+    pub(crate) fn self_issued(&self) -> bool {
         self.issuer == self.subject
     }
 
     /// The issuer's common name, for a person (bounded, printable).
-    pub fn issuer_name(&self) -> Option<String> {
+    pub(crate) fn issuer_name(&self) -> Option<String> {
         common_name(self.issuer)
     }
 
     /// The names the certificate is for: its SAN, else its subject's common name.
-    pub fn shown_names(&self) -> Vec<String> {
+    pub(crate) fn shown_names(&self) -> Vec<String> {
         if self.names.is_empty() {
             common_name(self.subject).into_iter().collect()
         } else {
@@ -226,7 +226,7 @@ impl<'a> Certificate<'a> {
 
 /// The name and brokenness of a signature algorithm given as OID contents or as a whole
 /// AlgorithmIdentifier (webpki reports the latter).
-pub fn signature_algorithm(id: &[u8]) -> Option<(&'static str, bool)> {
+pub(crate) fn signature_algorithm(id: &[u8]) -> Option<(&'static str, bool)> {
     let oid = match element(id) {
         Some((OID, oid, _)) => oid,
         Some((SEQUENCE, body, _)) => expect(body, OID)?.0,
@@ -408,12 +408,13 @@ fn subject_alt_names(mut rest: &[u8]) -> Vec<String> {
 }
 
 /// `notAfter` of a DER certificate, or `None` if it is not a well-formed X.509 certificate.
-pub fn not_after(der: &[u8]) -> Option<Timestamp> {
+#[cfg(test)]
+pub(crate) fn not_after(der: &[u8]) -> Option<Timestamp> {
     Certificate::parse(der)?.not_after
 }
 
 /// Whole days from `now` until `not_after` (negative once expired).
-pub fn days_left(not_after: Timestamp, now: Timestamp) -> i64 {
+pub(crate) fn days_left(not_after: Timestamp, now: Timestamp) -> i64 {
     let diff = i128::from(not_after.unix_ms()) - i128::from(now.unix_ms());
     i64::try_from(diff.div_euclid(86_400_000)).unwrap_or(i64::MIN)
 }

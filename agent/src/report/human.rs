@@ -23,7 +23,7 @@ pub struct FactRow {
 }
 
 /// The facts group of `facts`, in a fixed order.
-pub fn fact_rows(facts: &Facts) -> Vec<FactRow> {
+pub(crate) fn fact_rows(facts: &Facts) -> Vec<FactRow> {
     fn row<T>(label: &'static str, fact: &Fact<T>, show: impl Fn(&T) -> String) -> FactRow {
         let (value, reason) = match fact {
             Fact::Known { value, .. } => (show(value), None),

@@ -9,11 +9,11 @@ use crate::assess::{self, Assessment};
 use crate::facts::{Facts, FactsError};
 
 /// This agent's version, reported in every state.
-pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Assesses collected facts; when collecting failed, the verdict is `unknown` with the reason.
 /// Returns the facts summary for the wire with the assessment.
-pub fn evaluate(
+pub(crate) fn evaluate(
     facts: &Result<Facts, FactsError>,
     endpoints: &[EndpointReport],
 ) -> (DeviceFacts, Assessment) {

@@ -24,7 +24,7 @@ pub struct Oversize {
 
 /// A ureq agent that speaks TLS with rustls on the ring provider: set explicitly, so neither
 /// rustls's process-wide default nor the set of compiled-in providers matters.
-pub fn agent(timeout: Duration, roots: Option<&Roots>) -> ureq::Agent {
+pub(crate) fn agent(timeout: Duration, roots: Option<&Roots>) -> ureq::Agent {
     use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
     let roots = match roots {
         Some(roots) => RootCerts::Specific(Arc::clone(&roots.0)),
@@ -80,7 +80,7 @@ impl Roots {
 }
 
 /// The [`HttpClient`] handed to self_update: ureq with a body size limit and an artifact copy.
-pub struct LimitedClient {
+pub(crate) struct LimitedClient {
     inner: UreqClient,
     max_bytes: u64,
     /// The artifact's URL and where its bytes are copied.
@@ -89,7 +89,11 @@ pub struct LimitedClient {
 }
 
 impl LimitedClient {
-    pub fn new(agent: ureq::Agent, max_bytes: u64, artifact: Option<(String, PathBuf)>) -> Self {
+    pub(crate) fn new(
+        agent: ureq::Agent,
+        max_bytes: u64,
+        artifact: Option<(String, PathBuf)>,
+    ) -> Self {
         LimitedClient {
             inner: UreqClient::from(agent),
             max_bytes,
@@ -99,7 +103,7 @@ impl LimitedClient {
     }
 
     /// The oversize download that failed this update, if that is what happened.
-    pub fn oversize(&self) -> Option<Oversize> {
+    pub(crate) fn oversize(&self) -> Option<Oversize> {
         self.oversize.lock().ok().and_then(|o| o.clone())
     }
 }

@@ -19,11 +19,11 @@
 //! new one in. Nothing unsigned or unverified is ever executed: the self-test runs after the
 //! signature and digest checks. Every refusal is its own [`UpdateError`] variant.
 
-pub mod http;
-pub mod settings;
+pub(crate) mod http;
+pub(crate) mod settings;
 mod signature;
 pub mod trial;
-pub mod window;
+pub(crate) mod window;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -120,7 +120,7 @@ impl UpdateSettings {
 
     /// Where the releases are listed: `{feed}/{channel}/manifest.json`, or the repository's
     /// `/releases` on the GitHub API.
-    pub fn listing_url(&self) -> String {
+    pub(crate) fn listing_url(&self) -> String {
         match &self.feed {
             UpdateFeed::Manifest { url } => {
                 format!("{url}/{}/{}", self.channel, feed::MANIFEST_FILE)
@@ -140,7 +140,7 @@ impl UpdateSettings {
     }
 
     /// Where the replaced binary is kept: `NAME.prev`, or `NAME.prev.exe` for `NAME.exe`.
-    pub fn prev_path(&self) -> PathBuf {
+    pub(crate) fn prev_path(&self) -> PathBuf {
         prev_path(&self.install_path)
     }
 }
@@ -151,7 +151,7 @@ pub fn current_version() -> Version {
 }
 
 /// `NAME.prev` beside `path`, or `NAME.prev.exe` for `NAME.exe`.
-pub fn prev_path(path: &Path) -> PathBuf {
+pub(crate) fn prev_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -454,7 +454,7 @@ pub fn check(settings: &UpdateSettings) -> Result<Option<Release>, UpdateError> 
 }
 
 /// The most bytes a manifest may have (self_update's own cap for a release listing).
-pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The releases of the manifest at `url`, each stated version checked first: self_update passes
 /// over a version that is not semver, which would turn a broken manifest into "up to date".

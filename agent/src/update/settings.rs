@@ -40,7 +40,7 @@ use crate::update::window::Window;
 use roomready_connect::broker::Password;
 
 /// The keys of this section, in the order the docs list them.
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "update_feed_url",
     "update_github_repo",
     "update_github_api_url",
@@ -56,10 +56,10 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// How long a new version has to prove itself after an update's restart.
-pub const DEFAULT_UPDATE_HEALTH: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_UPDATE_HEALTH: Duration = Duration::from_secs(120);
 
 /// The default bound on a downloaded update artifact.
-pub const DEFAULT_UPDATE_MAX_MIB: u64 = 64;
+pub(crate) const DEFAULT_UPDATE_MAX_MIB: u64 = 64;
 
 /// The `update_*` keys: where signed releases are published and which keys sign them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub enum UpdateFeed {
 }
 
 /// GitHub's public API.
-pub const GITHUB_API_URL: &str = "https://api.github.com";
+pub(crate) const GITHUB_API_URL: &str = "https://api.github.com";
 
 impl fmt::Display for UpdateFeed {
     /// The feed as an operator names it: its URL, or `github:OWNER/REPO` (with the API URL when
@@ -143,7 +143,7 @@ impl fmt::Display for UpdateFeed {
 pub use roomready_feed::Channel as UpdateChannel;
 
 /// Decodes one `update_keys` entry: standard base64 of a 32-byte ed25519 verifying key.
-pub fn decode_update_key(text: &str) -> Result<[u8; 32], String> {
+pub(crate) fn decode_update_key(text: &str) -> Result<[u8; 32], String> {
     roomready_feed::keys::decode_verifying_key(text).map_err(|e| e.to_string())
 }
 
@@ -320,7 +320,7 @@ fn update_feed(
 }
 
 /// Checks an `update_github_repo`: `OWNER/NAME`, as GitHub spells repository names.
-pub fn github_repo(text: &str) -> Result<(String, String), String> {
+pub(crate) fn github_repo(text: &str) -> Result<(String, String), String> {
     let expected = || format!("expected OWNER/NAME, found {text:?}");
     let (owner, name) = text.split_once('/').ok_or_else(expected)?;
     let valid = |part: &str| {
@@ -339,7 +339,7 @@ pub fn github_repo(text: &str) -> Result<(String, String), String> {
 
 /// The host of a URL's `authority` (`HOST[:PORT]`, or `[V6][:PORT]` without the brackets);
 /// `None` for an unclosed `[`.
-pub fn authority_host(authority: &str) -> Option<&str> {
+pub(crate) fn authority_host(authority: &str) -> Option<&str> {
     match authority.strip_prefix('[') {
         Some(v6) => v6.split_once(']').map(|(host, _)| host),
         None => Some(authority.rsplit_once(':').map_or(authority, |(h, _)| h)),

@@ -12,11 +12,11 @@ use std::path::Path;
 use zipsign_api::VerifyingKey;
 
 /// At most this many other file names are tried (each try re-hashes the artifact).
-pub const MAX_OTHER_NAMES: usize = 32;
+pub(super) const MAX_OTHER_NAMES: usize = 32;
 
 /// What a signature that matched no pinned key for its own name means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mismatch {
+pub(super) enum Mismatch {
     /// A pinned key signed it, for the file name given.
     SignedAs(String),
     /// The archive is damaged: it was altered after signing.
@@ -27,7 +27,7 @@ pub enum Mismatch {
 
 /// Diagnoses the artifact at `path` (named by its extension: `.zip` or `.tar.gz`) whose
 /// signature did not verify, trying `other_names` (at most [`MAX_OTHER_NAMES`]) as contexts.
-pub fn diagnose(path: &Path, keys: &[[u8; 32]], other_names: &[String]) -> Mismatch {
+pub(super) fn diagnose(path: &Path, keys: &[[u8; 32]], other_names: &[String]) -> Mismatch {
     let keys: Vec<VerifyingKey> = keys
         .iter()
         .filter_map(|k| VerifyingKey::from_bytes(k).ok())

@@ -22,7 +22,7 @@ use crate::command::ledger::Answer;
 /// The trial marker's file name.
 pub const TRIAL_FILE: &str = "update-trial.json";
 /// The rollback outcome's file name.
-pub const RESULT_FILE: &str = "update-result.json";
+pub(crate) const RESULT_FILE: &str = "update-result.json";
 /// Starts allowed to a new version before it is rolled back.
 pub const MAX_ATTEMPTS: u32 = 3;
 

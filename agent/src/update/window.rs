@@ -75,7 +75,7 @@ impl FromStr for Window {
 /// Milliseconds from `now_ms` (UTC, Unix) to the next check: a moment `random` (any u64) picks
 /// uniformly within the rest of today's window when `now` is inside it and no check ran in it
 /// yet (`checked_in_window == false`), else within the next window.
-pub fn next_check_in(
+pub(crate) fn next_check_in(
     now_ms: u64,
     utc_offset_secs: i32,
     window: Window,

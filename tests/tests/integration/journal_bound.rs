@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use roomready_agent::Storage;
 use roomready_agent::clock::SystemClock;
 use roomready_agent::command::ledger::Ledger;
-use roomready_agent::daemon::Storage;
 use roomready_agent::facts::{Facts, FactsError, FactsSource};
 use roomready_agent::link::Reconnect;
 use roomready_agent::link::journal::{Fsync, Journal, JournalOptions};
@@ -156,7 +156,7 @@ struct Outage {
     permits: Arc<Semaphore>,
     asked: watch::Receiver<u64>,
     stop: oneshot::Sender<()>,
-    agent: JoinHandle<Result<roomready_agent::daemon::Stopped, AgentError>>,
+    agent: JoinHandle<Result<roomready_agent::Stopped, AgentError>>,
 }
 
 impl Outage {

@@ -26,7 +26,7 @@ fn facts() -> FixedFacts {
 
 struct RunningAgent {
     stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<roomready_agent::daemon::Stopped, roomready_agent::AgentError>>,
+    task: JoinHandle<Result<roomready_agent::Stopped, roomready_agent::AgentError>>,
 }
 
 impl RunningAgent {

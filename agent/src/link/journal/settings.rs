@@ -16,10 +16,10 @@ use roomready_connect::broker::beside;
 use crate::keyfile::{KeyFile, KeyFileError};
 
 /// The keys of this section.
-pub const KEYS: &[&str] = &["journal_dir", "journal_max_mib", "journal_fsync"];
+pub(crate) const KEYS: &[&str] = &["journal_dir", "journal_max_mib", "journal_fsync"];
 
 /// The journal's default size bound.
-pub const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
+pub(crate) const DEFAULT_JOURNAL_MAX_MIB: u64 = 64;
 
 /// Where and how the agent keeps undelivered messages and answered command ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
