@@ -2,6 +2,8 @@
 //! `keygen` makes the signing key pair; `release` packs, signs and publishes an agent binary
 //! into a feed directory that any static web server can serve.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -2,6 +2,8 @@
 //! `serve-updates` serves a feed; `keygen` and `release` are `roomready-release`'s own commands
 //! (roomready-feed's `cli`), kept here for the simulator's users.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
