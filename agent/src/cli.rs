@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use roomready_protocol::{DeviceId, Message, Verdict};
+use roomready_protocol::{DeviceId, Message, Placement, Verdict};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, UpdateChannel};
@@ -87,7 +87,17 @@ pub async fn check(
     let rows = human::fact_rows(&facts);
     let (wire, assessment) = report::evaluate(&Ok(facts), &endpoints);
     // `check` publishes nothing, so its state takes no number from the device's sequence.
-    let state = report::state(device, 0, SystemClock.now(), wire, assessment, endpoints);
+    let now = SystemClock.now();
+    // `check` reads no config: where the device is belongs to the daemon's state.
+    let state = report::state(
+        device,
+        0,
+        now,
+        wire,
+        assessment,
+        endpoints,
+        Placement::default(),
+    );
     match output {
         Output::Json => println!("{}", String::from_utf8_lossy(&state.encode())),
         Output::Human { colour } => print!("{}", human::render(&state, &rows, colour)),

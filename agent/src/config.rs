@@ -31,6 +31,7 @@
 //! # Commands: command_max_bytes (crate::command::settings).
 //! # The app update: app_update_command, app_update_timeout_secs (crate::app_update::settings).
 //! # Signed self-update: the update_* keys and allow_downgrade (crate::update::settings).
+//! # Where the device is: site, room, ring, tags (crate::report::placement).
 //! ```
 //!
 //! Every file named here is read as a regular file, within its size limit ([`crate::files`]),
@@ -76,6 +77,7 @@ pub(crate) const SECTIONS: &[&[&str]] = &[
     crate::command::settings::KEYS,
     crate::app_update::settings::KEYS,
     crate::update::settings::KEYS,
+    crate::report::placement::KEYS,
 ];
 
 /// [`SECTIONS`] as one list, for "unknown key" messages.
@@ -123,6 +125,8 @@ pub struct Config {
     pub command_max_bytes: usize,
     /// Where and how the agent updates itself.
     pub update: UpdateConfig,
+    /// Where the device is: `site`, `room`, `ring`, `tags`.
+    pub placement: roomready_protocol::Placement,
 }
 
 impl Config {
@@ -214,10 +218,12 @@ impl Config {
         let command_max_bytes = crate::command::settings::read(&mut file)?;
         let app_update = crate::app_update::settings::read(&mut file)?;
         let update = crate::update::settings::read(&mut file, path.parent())?;
+        let placement = crate::report::placement::read(&mut file)?;
         file.finish(&known_keys())?;
         Ok(Config {
             app_update,
             update,
+            placement,
             mqtt_version,
             journal,
             command_max_bytes,

@@ -23,8 +23,8 @@ use rustls::RootCertStore;
 
 use roomready_protocol::{
     AppUpdateStage, CommandAction, CommandResponse, DeviceId, EndpointReport, Event, EventBody,
-    Message, Presence, ResponseStatus, Status, StatusReason, TopicPrefix, Topics, UpdateStage,
-    Verdict,
+    Message, Placement, Presence, ResponseStatus, Status, StatusReason, TopicPrefix, Topics,
+    UpdateStage, Verdict,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -107,6 +107,8 @@ pub struct AgentSettings {
     pub broker_tls: Option<Arc<rustls::ClientConfig>>,
     /// MQTT user name and password.
     pub credentials: Option<Credentials>,
+    /// Where the device is (site, room, ring, tags), carried in every state.
+    pub placement: Placement,
 }
 
 impl AgentSettings {
@@ -145,6 +147,7 @@ impl AgentSettings {
             trial: None,
             broker_tls,
             credentials: config.credentials.clone(),
+            placement: config.placement.clone(),
         }
     }
 
@@ -165,6 +168,7 @@ impl AgentSettings {
             trial: None,
             broker_tls: None,
             credentials: None,
+            placement: Placement::default(),
         }
     }
 }
@@ -246,6 +250,7 @@ struct CheckResult {
 /// The daemon's mutable state while it runs.
 struct Running<'a, C> {
     device: &'a DeviceId,
+    placement: &'a Placement,
     topics: Topics,
     clock: &'a C,
     link: Link,
@@ -371,6 +376,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             seq,
             outbox,
             ledger,
+            placement: &settings.placement,
             command_max_bytes: settings.command_max_bytes,
             latest_state: None,
             last_verdict: None,
@@ -744,6 +750,7 @@ impl<C: Clock> Running<'_, C> {
             wire_facts,
             assessment,
             endpoints,
+            self.placement.clone(),
         );
         state.agent_version.clone_from(&self.version);
         let state = state.encode();

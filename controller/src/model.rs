@@ -299,6 +299,7 @@ mod tests {
             verdict,
             findings,
             endpoints: Vec::new(),
+            placement: Default::default(),
         })
     }
 

@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::device::DeviceId;
 use crate::messages::{Command, CommandResponse, Event, State, Status};
+use crate::placement::{Ring, Room, Site, Tag, Tags};
 use crate::schema::Message;
 use crate::time::Timestamp;
 
@@ -36,7 +37,7 @@ pub struct MessageSchema {
     pub name: &'static str,
     /// [`Message::MAJOR`]: the schema accepts every minor version of it.
     pub major: u32,
-    /// [`Message::schema`]: the tag this crate writes, e.g. `roomready.state/1.1`.
+    /// [`Message::schema`]: the tag this crate writes, e.g. `roomready.state/1.2`.
     pub tag: String,
     /// The file name in [`SCHEMA_DIR`], e.g. `state.schema.json`.
     pub file_name: String,
@@ -167,6 +168,103 @@ impl JsonSchema for DeviceId {
             "maxLength": DeviceId::MAX_LEN,
             "pattern": "^[A-Za-z0-9._-]+$",
             "examples": ["mtr-0007"],
+        })
+    }
+}
+
+/// A `JsonSchema` impl for a validated type of [`crate::placement`].
+macro_rules! placement_schema {
+    ($ty:ident, $schema:expr) => {
+        impl JsonSchema for $ty {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($ty).into()
+            }
+
+            fn schema_id() -> Cow<'static, str> {
+                concat!(module_path!(), "::", stringify!($ty)).into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                $schema
+            }
+        }
+    };
+}
+
+placement_schema!(
+    Site,
+    json_schema!({
+        "description": format!(
+            "A site: 1..={} characters of {}.",
+            Site::MAX_LEN,
+            Site::ALLOWED
+        ),
+        "type": "string",
+        "minLength": 1,
+        "maxLength": Site::MAX_LEN,
+        "pattern": "^[A-Za-z0-9._-]+$",
+        "examples": ["oslo-hq"],
+    })
+);
+
+placement_schema!(
+    Room,
+    json_schema!({
+        "description": format!(
+            "A room: 1..={} characters, no control characters (Unicode Cc), not starting or \
+             ending with a space.",
+            Room::MAX_LEN
+        ),
+        "type": "string",
+        "minLength": 1,
+        "maxLength": Room::MAX_LEN,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f ](?:[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u001f\\u007f-\\u009f ])?$",
+        "examples": ["Fjord 4.12"],
+    })
+);
+
+placement_schema!(
+    Ring,
+    json_schema!({
+        "description": "A rollout ring: 0 (the pilot ring, updated first) and up.",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": Ring::MAX,
+    })
+);
+
+placement_schema!(
+    Tag,
+    json_schema!({
+        "description": format!(
+            "A tag: 1..={} characters of {}.",
+            Tag::MAX_LEN,
+            Tag::ALLOWED
+        ),
+        "type": "string",
+        "minLength": 1,
+        "maxLength": Tag::MAX_LEN,
+        "pattern": "^[a-z0-9._:-]+$",
+        "examples": ["board"],
+    })
+);
+
+impl JsonSchema for Tags {
+    fn schema_name() -> Cow<'static, str> {
+        "Tags".into()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        concat!(module_path!(), "::Tags").into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Distinct tags.",
+            "type": "array",
+            "items": generator.subschema_for::<Tag>(),
+            "maxItems": Tags::MAX,
+            "uniqueItems": true,
         })
     }
 }

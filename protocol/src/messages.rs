@@ -3,7 +3,7 @@
 //! | type | topic | schema |
 //! |---|---|---|
 //! | [`Status`] | `{prefix}/v1/{device}/status` (retained) | `roomready.status/1` |
-//! | [`State`] | `{prefix}/v1/{device}/state` (retained) | `roomready.state/1.1` |
+//! | [`State`] | `{prefix}/v1/{device}/state` (retained) | `roomready.state/1.2` |
 //! | [`Event`] | `{prefix}/v1/{device}/events` | `roomready.event/1` |
 //! | [`Command`] | `{prefix}/v1/{device}/cmd` | `roomready.command/1` |
 //! | [`CommandResponse`] | `{prefix}/v1/{device}/cmd/res` | `roomready.command_response/1` |
@@ -18,6 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::device::{DeviceId, DeviceKind};
+use crate::placement::Placement;
 use crate::schema::Message;
 use crate::time::Timestamp;
 
@@ -164,6 +165,9 @@ pub struct State {
     /// What each probed endpoint accepted (absent when no endpoint was probed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<crate::endpoints::EndpointReport>,
+    /// Where the device is, as configured on the agent (1.2; absent when nothing is).
+    #[serde(default, skip_serializing_if = "Placement::is_empty")]
+    pub placement: Placement,
 }
 
 impl Message for State {
@@ -171,7 +175,8 @@ impl Message for State {
     const MAJOR: u32 = 1;
     /// 1.1: endpoint reports gained the certificate's version, `certificate_unavailable`,
     /// `client_certificate_required` and `tls12_suites`.
-    const MINOR: u32 = 1;
+    /// 1.2: `placement` (site, room, ring, tags).
+    const MINOR: u32 = 2;
 }
 
 /// Presence of the agent on the broker.

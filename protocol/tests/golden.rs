@@ -8,9 +8,9 @@ use std::path::Path;
 use roomready_protocol::{
     AppUpdateStage, CertificateCheck, CipherSuite, Command, CommandAction, CommandResponse,
     DecodeError, DeviceFacts, DeviceId, DeviceKind, EndpointReport, EndpointRole, Event, EventBody,
-    Finding, Message, Presence, ProbeOutcome, ResponseStatus, Severity, State, Status,
-    StatusReason, SuiteProbe, Timestamp, Tls12Suites, TlsVersion, UpdateStage, Verdict,
-    VersionProbe, codes,
+    Finding, Message, Placement, Presence, ProbeOutcome, ResponseStatus, Ring, Room, Severity,
+    Site, State, Status, StatusReason, SuiteProbe, Tag, Tags, Timestamp, Tls12Suites, TlsVersion,
+    UpdateStage, Verdict, VersionProbe, codes,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -77,12 +77,70 @@ fn example_state() -> State {
                 .into(),
         }],
         endpoints: vec![],
+        placement: Placement::default(),
     }
 }
 
 #[test]
 fn state() {
     golden("state.json", example_state());
+}
+
+/// State 1.2: where the device is.
+#[test]
+fn state_with_a_placement() {
+    let tags = ["board", "floor-4"].map(|t| Tag::new(t).expect("valid tag"));
+    golden(
+        "state_placement.json",
+        State {
+            device: id("mtr-0012"),
+            seq: 7,
+            placement: Placement {
+                site: Some(Site::new("oslo-hq").expect("valid site")),
+                room: Some(Room::new("Fjord 4.12").expect("valid room")),
+                ring: Some(Ring::new(1).expect("valid ring")),
+                tags: Tags::new(tags.to_vec()).expect("valid tags"),
+            },
+            ..example_state()
+        },
+    );
+}
+
+#[test]
+fn a_state_of_1_1_decodes_without_a_placement_and_a_bad_placement_is_refused() {
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&fixture("state_placement.json")).expect("JSON");
+    old["schema"] = "roomready.state/1.1".into();
+    old.as_object_mut().expect("object").remove("placement");
+    let state = State::decode(&serde_json::to_vec(&old).expect("JSON")).expect("1.1 decodes");
+    assert!(state.placement.is_empty());
+
+    for (field, value, reason) in [
+        (
+            "site",
+            serde_json::json!("<b>hq</b>"),
+            "character '<' at byte 0",
+        ),
+        ("ring", serde_json::json!(12), "ring 12 is out of range"),
+        (
+            "tags",
+            serde_json::json!(["a", "a"]),
+            "tag \"a\" is given twice",
+        ),
+        ("room", serde_json::json!(""), "room is empty"),
+    ] {
+        let mut bad: serde_json::Value =
+            serde_json::from_slice(&fixture("state_placement.json")).expect("JSON");
+        bad["placement"][field] = value;
+        let error = State::decode(&serde_json::to_vec(&bad).expect("JSON"))
+            .expect_err(field)
+            .to_string();
+        assert!(error.contains(reason), "{field}: {error}");
+        assert!(
+            error.contains("column"),
+            "{field}: the error says where: {error}"
+        );
+    }
 }
 
 /// A state with one probed endpoint, every field of state 1.1 in it.
@@ -173,6 +231,7 @@ fn endpoint_state() -> State {
                     .into(),
         }],
         endpoints: vec![report],
+        placement: Placement::default(),
         ..example_state()
     }
 }

@@ -445,6 +445,7 @@ mod tests {
             verdict: Verdict::Ready,
             findings: vec![],
             endpoints: vec![],
+            placement: Default::default(),
         }
     }
 

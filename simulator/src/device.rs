@@ -33,7 +33,7 @@ use roomready_agent::start::{self, StartError};
 use roomready_agent::update::{BIN_NAME, UpdateSettings};
 use roomready_agent::{Agent, AgentError, AgentSettings};
 use roomready_agent::{MEMORY_SPOOL_RECORDS, Stopped, Updater};
-use roomready_protocol::{DeviceId, DeviceKind, TopicPrefix};
+use roomready_protocol::{DeviceId, DeviceKind, Placement, TopicPrefix};
 use semver::Version;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -76,6 +76,8 @@ pub struct DeviceSpec {
     /// The endpoints the device probes on every check, with [`DeviceEnv::probe_settings`];
     /// empty: none.
     pub endpoints: Vec<Endpoint>,
+    /// Where the device is (its agent's `site`, `room`, `ring`, `tags`).
+    pub placement: Placement,
 }
 
 impl DeviceSpec {
@@ -539,6 +541,7 @@ impl SimDevice {
         let mut settings = AgentSettings::new(spec.id.clone(), env.broker.clone());
         settings.topic_prefix = env.topic_prefix.clone();
         settings.report_interval = env.report_interval;
+        settings.placement = spec.placement.clone();
         settings.keep_alive = env.keep_alive;
         if let Some(probe_settings) = &env.probe_settings
             && !spec.endpoints.is_empty()

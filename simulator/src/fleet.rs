@@ -1,7 +1,7 @@
 //! Deterministic fleets: the same count always gives the same devices, so a demo or a test run
 //! can be compared with the last one.
 
-use roomready_protocol::{DeviceId, DeviceKind};
+use roomready_protocol::{DeviceId, DeviceKind, Placement, Ring, Room, Site, Tag, Tags};
 
 use crate::device::{DeviceSpec, SimValue};
 
@@ -22,8 +22,38 @@ const HUB_BUILDS: [&str; 4] = ["15063.1745", "15063.1835", "15063.1897", "19045.
 /// The OS build of the simulated Teams Rooms on Windows devices.
 const ROOMS_OS_BUILD: &str = "19045.4894";
 
+/// The sites the demo fleet is spread over, in blocks of [`SITE_BLOCK`] devices.
+const SITES: [&str; 3] = ["oslo-hq", "bergen", "london-soho"];
+const SITE_BLOCK: usize = 8;
+
+/// Where demo device `n` is: a site by block, a room of its own, ring 0 (pilot) for one device
+/// in ten, ring 1 for every third of the rest, ring 2 for the others; Surface Hubs tagged
+/// `board`, every fifth device `vip`.
+fn demo_placement(n: usize, hub: bool) -> Placement {
+    let site = SITES[(n - 1) / SITE_BLOCK % SITES.len()];
+    let ring = if n % 10 == 1 {
+        0
+    } else if n % 3 == 0 {
+        1
+    } else {
+        2
+    };
+    let tags = [hub.then_some("board"), (n % 5 == 0).then_some("vip")]
+        .into_iter()
+        .flatten()
+        .map(|t| Tag::new(t).expect("a valid literal tag"))
+        .collect();
+    Placement {
+        site: Some(Site::new(site).expect("a valid literal site")),
+        room: Some(Room::new(format!("Room {n}")).expect("a valid room name")),
+        ring: Some(Ring::new(ring).expect("0..=2 is a ring")),
+        tags: Tags::new(tags).expect("at most two distinct tags"),
+    }
+}
+
 /// `count` devices: every fourth a Surface Hub (`hub-NNNN`), the rest Teams Rooms on Windows
-/// (`mtr-NNNN`), numbered from 1, versions cycling through the lists above.
+/// (`mtr-NNNN`), numbered from 1, versions cycling through the lists above, placed by
+/// [`demo_placement`].
 pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
     let mut rooms = 0usize;
     let mut hubs = 0usize;
@@ -38,6 +68,7 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                     os_build: SimValue::Known(HUB_BUILDS[(hubs - 1) % HUB_BUILDS.len()].to_owned()),
                     registry: Vec::new(),
                     endpoints: Vec::new(),
+                    placement: demo_placement(n, true),
                 }
             } else {
                 rooms += 1;
@@ -48,6 +79,7 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                     os_build: SimValue::Known(ROOMS_OS_BUILD.to_owned()),
                     registry: Vec::new(),
                     endpoints: Vec::new(),
+                    placement: demo_placement(n, false),
                 }
             }
         })

@@ -348,6 +348,19 @@ fn parse_errors_name_file_line_column_and_shape() {
             format!("name = \"x\"\n{GROUP}{EXPECT}").replace("count = 2", "count = 0"),
             "bad.toml:4:9: count: expected at least 1 device",
         ),
+        // Where a group is, by the protocol's rules.
+        (
+            format!("name = \"x\"\n{GROUP}site = \"Oslo HQ\"\n{EXPECT}"),
+            "bad.toml:6:8: site \"Oslo HQ\": character ' ' at byte 4 is not allowed",
+        ),
+        (
+            format!("name = \"x\"\n{GROUP}ring = 12\n{EXPECT}"),
+            "bad.toml:6:8: ring 12 is out of range (0 = pilot ..= 9)",
+        ),
+        (
+            format!("name = \"x\"\n{GROUP}tags = [\"ok\", \"Vip\"]\n{EXPECT}"),
+            "bad.toml:6:15: tag \"Vip\": character 'V' at byte 0 is not allowed",
+        ),
         // An endpoint that does not exist.
         (
             format!("name = \"x\"\n{GROUP}endpoints = [\"nowhere.example\"]\n{EXPECT}"),

@@ -3,6 +3,8 @@
 //! observer ([`controller`]) and raw publishing ([`publish`]). Peers, PKIs, proxies and the
 //! browser come from `roomready-testkit`.
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};
@@ -21,6 +23,7 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
         os_build: build.into(),
         registry: Vec::new(),
         endpoints: Vec::new(),
+        placement: Default::default(),
     }
 }
 

@@ -47,6 +47,57 @@ mod parsing {
     }
 
     #[test]
+    fn placement_is_read_and_checked_where_it_is_written() {
+        let text = format!(
+            "{GOOD}site = \"oslo-hq\"\nroom = \"Fjord 4.12\"\nring = 1\ntags = [\"board\", \"floor-4\"]\n"
+        );
+        let placement = parse(&text).expect("valid").placement;
+        assert_eq!(placement.site.as_ref().map(|s| s.as_str()), Some("oslo-hq"));
+        assert_eq!(
+            placement.room.as_ref().map(|r| r.as_str()),
+            Some("Fjord 4.12")
+        );
+        assert_eq!(placement.ring.map(|r| r.get()), Some(1));
+        assert!(placement.tags.contains("floor-4"));
+        assert!(parse(GOOD).expect("valid").placement.is_empty());
+
+        let cases = [
+            (
+                "site = \"Oslo HQ\"",
+                ":4:8: key \"site\": site \"Oslo HQ\": character ' ' at byte 4 is not allowed (allowed: A-Z a-z 0-9 . _ -)",
+            ),
+            ("room = \"\"", ":4:8: key \"room\": room is empty"),
+            (
+                "ring = 10",
+                ":4:8: key \"ring\": must be an integer in 0..=9, found an integer 10",
+            ),
+            (
+                "tags = [\"ok\", \"VIP\"]",
+                ":4:15: key \"tags\": tag \"VIP\": character 'V' at byte 0 is not allowed (allowed: a-z 0-9 . _ - :)",
+            ),
+            (
+                "tags = [\"a\", \"a\"]",
+                ":4:14: key \"tags\": tag \"a\" is given twice",
+            ),
+            (
+                "tags = \"board\"",
+                ":4:8: key \"tags\": expected an array of strings",
+            ),
+        ];
+        for (line, expected) in cases {
+            let error = parse(&format!("{GOOD}{line}\n"))
+                .expect_err(line)
+                .to_string();
+            assert!(error.contains(expected), "{line}: {error}");
+        }
+        let seventeen: Vec<String> = (0..17).map(|i| format!("\"t{i}\"")).collect();
+        let error = parse(&format!("{GOOD}tags = [{}]\n", seventeen.join(", ")))
+            .expect_err("17 tags")
+            .to_string();
+        assert!(error.contains("17 tags; at most 16 are allowed"), "{error}");
+    }
+
+    #[test]
     fn errors_name_file_line_key_and_reason() {
         let cases = [
             (
@@ -71,7 +122,7 @@ mod parsing {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, allow_insecure, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, mqtt_version, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, resolve, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, allow_insecure, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, mqtt_version, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, resolve, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file, site, room, ring, tags",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -546,10 +597,11 @@ mod documented {
         let command_doc = module_doc(include_str!("../command/settings.rs"));
         let app_update_doc = module_doc(include_str!("../app_update/settings.rs"));
         let update_doc = module_doc(include_str!("../update/settings.rs"));
+        let placement_doc = module_doc(include_str!("../report/placement.rs"));
         let readme = include_str!("../../../README.md");
         let example = include_str!("../../../docs/examples/agent.toml");
         // The broker's keys are roomready-connect's; the agent's config doc shows them.
-        let owners: [(&[&str], &str, &str); 7] = [
+        let owners: [(&[&str], &str, &str); 8] = [
             (
                 &roomready_connect::broker::KEYS,
                 "config's doc",
@@ -580,6 +632,11 @@ mod documented {
                 crate::update::settings::KEYS,
                 "update::settings' doc",
                 &update_doc,
+            ),
+            (
+                crate::report::placement::KEYS,
+                "report::placement's doc",
+                &placement_doc,
             ),
         ];
         assert_eq!(

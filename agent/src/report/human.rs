@@ -421,6 +421,7 @@ mod tests {
                     None,
                 )
             }],
+            placement: Default::default(),
         }
     }
 

@@ -1,9 +1,13 @@
 //! Turning facts and an assessment into the `State` that is published, and the assessment step
-//! that the daemon and the one-shot `check` share.
+//! that the daemon and the one-shot `check` share; [`placement`] is where the device is, from
+//! the config, carried in every state.
 
 pub mod human;
+pub(crate) mod placement;
 
-use roomready_protocol::{DeviceFacts, DeviceId, DeviceKind, EndpointReport, State, Timestamp};
+use roomready_protocol::{
+    DeviceFacts, DeviceId, DeviceKind, EndpointReport, Placement, State, Timestamp,
+};
 
 use crate::assess::{self, Assessment};
 use crate::facts::{Facts, FactsError};
@@ -38,6 +42,7 @@ pub fn state(
     facts: DeviceFacts,
     assessment: Assessment,
     endpoints: Vec<EndpointReport>,
+    placement: Placement,
 ) -> State {
     State {
         device,
@@ -48,5 +53,6 @@ pub fn state(
         verdict: assessment.verdict,
         findings: assessment.findings,
         endpoints,
+        placement,
     }
 }

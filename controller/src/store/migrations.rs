@@ -78,6 +78,22 @@ pub const MIGRATIONS: &[&str] = &[
         payload_len INTEGER NOT NULL
     );
     ",
+    // 2: where each device is (state 1.2's placement): site, room, ring and tags, one row per
+    // tag for filtering and totals.
+    "
+    ALTER TABLE devices ADD COLUMN site TEXT;
+    ALTER TABLE devices ADD COLUMN room TEXT;
+    ALTER TABLE devices ADD COLUMN ring INTEGER;
+    ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+    CREATE INDEX devices_site ON devices (site, id);
+    CREATE INDEX devices_ring ON devices (ring, id);
+    CREATE TABLE device_tags (
+        tag TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        PRIMARY KEY (tag, device_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX device_tags_device ON device_tags (device_id);
+    ",
 ];
 
 /// The schema version this build writes.

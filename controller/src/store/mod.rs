@@ -161,6 +161,12 @@ pub struct DeviceQuery {
     /// Text in the id, app version, OS build or top finding (case-insensitive).
     pub text: Option<String>,
     pub online: Option<bool>,
+    /// Devices at this site.
+    pub site: Option<String>,
+    /// Devices in this rollout ring.
+    pub ring: Option<u8>,
+    /// Devices with this tag.
+    pub tag: Option<String>,
     pub sort: SortKey,
     pub descending: bool,
     /// 1-based.
@@ -176,6 +182,9 @@ impl Default for DeviceQuery {
             finding: None,
             text: None,
             online: None,
+            site: None,
+            ring: None,
+            tag: None,
             sort: SortKey::Id,
             descending: false,
             page: 1,
@@ -210,6 +219,11 @@ pub struct DeviceRow {
     pub last_seen: Timestamp,
     /// When the latest state was made on the device.
     pub state_ts: Option<Timestamp>,
+    /// Where the device is, from its latest state (state 1.2).
+    pub site: Option<String>,
+    pub room: Option<String>,
+    pub ring: Option<u8>,
+    pub tags: Vec<String>,
 }
 
 /// A finding named by code, with its severity and title.
@@ -248,6 +262,35 @@ pub struct FleetSummary {
     pub missing: u64,
     /// Of those, how many the devices reported dropping (`records_dropped`).
     pub missing_explained: u64,
+}
+
+/// The devices of one site, ring or tag, and how they stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GroupTotal {
+    /// The site, the ring's number, or the tag.
+    pub name: String,
+    pub devices: u64,
+    pub not_ready: u64,
+    pub at_risk: u64,
+    pub online: u64,
+}
+
+/// The fleet by where its devices are: the largest [`Groups::MAX`] sites and tags (by devices,
+/// then name) and every ring in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Groups {
+    pub sites: Vec<GroupTotal>,
+    pub rings: Vec<GroupTotal>,
+    pub tags: Vec<GroupTotal>,
+    /// Devices whose state names no site.
+    pub without_site: u64,
+    /// Devices whose state names no ring.
+    pub without_ring: u64,
+}
+
+impl Groups {
+    /// The most sites (and tags) listed.
+    pub const MAX: u64 = 200;
 }
 
 /// What is known of one device's sequence numbers.
@@ -445,6 +488,8 @@ pub trait Store: Send + Sync + 'static {
     fn record_command(&self, command: &CommandRecord) -> Result<HistoryEntry, StoreError>;
 
     fn summary(&self) -> Result<FleetSummary, StoreError>;
+    /// The fleet by site, ring and tag.
+    fn groups(&self) -> Result<Groups, StoreError>;
     fn devices(&self, query: &DeviceQuery) -> Result<DevicePage, StoreError>;
     fn device(&self, id: &DeviceId) -> Result<Option<DeviceDetail>, StoreError>;
     fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;

@@ -1,7 +1,10 @@
 //! The SQLite store against real database files: commits, duplicates across a reopen, the
 //! queries behind every page, commands and their answers, retention, and the files it refuses.
 
-use roomready_protocol::{CommandAction, DeviceFacts, Event, EventBody, Finding, StatusReason};
+use roomready_protocol::{
+    CommandAction, DeviceFacts, Event, EventBody, Finding, Placement, Ring, Room, Site,
+    StatusReason, Tag, Tags,
+};
 
 use super::*;
 
@@ -46,6 +49,7 @@ fn state(device: &str, seq: u64, verdict: Verdict, findings: Vec<Finding>) -> It
         verdict,
         findings,
         endpoints: Vec::new(),
+        placement: Default::default(),
     }))
 }
 
@@ -445,4 +449,109 @@ fn files_that_are_not_its_database_are_refused_and_left_alone() {
             .expect("set version");
     }
     refused("newer roomready-controller (schema 99");
+}
+
+fn placed(device: &str, seq: u64, verdict: Verdict, site: &str, ring: u64, tags: &[&str]) -> Item {
+    let Item::Message {
+        message: Decoded::State(mut state),
+        ..
+    } = state(device, seq, verdict, Vec::new())
+    else {
+        unreachable!("state() makes a state")
+    };
+    state.placement = Placement {
+        site: Some(Site::new(site).expect("site")),
+        room: Some(Room::new(format!("Room {device}")).expect("room")),
+        ring: Some(Ring::new(ring).expect("ring")),
+        tags: Tags::new(tags.iter().map(|t| Tag::new(*t).expect("tag")).collect()).expect("tags"),
+    };
+    message(Decoded::State(state))
+}
+
+#[test]
+fn devices_are_filtered_and_totalled_by_site_ring_and_tag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    commit(
+        &store,
+        vec![
+            placed("a", 1, Verdict::Ready, "oslo", 0, &["board"]),
+            placed("b", 1, Verdict::NotReady, "oslo", 1, &["board", "vip"]),
+            placed("c", 1, Verdict::AtRisk, "bergen", 1, &[]),
+            state("d", 1, Verdict::Ready, Vec::new()),
+        ],
+    );
+    let ids = |query: DeviceQuery| -> Vec<String> {
+        let page = store.devices(&query).expect("devices");
+        page.devices.iter().map(|d| d.id.to_string()).collect()
+    };
+    let site = |s: &str| DeviceQuery {
+        site: Some(s.into()),
+        ..DeviceQuery::default()
+    };
+    assert_eq!(ids(site("oslo")), ["a", "b"]);
+    assert_eq!(
+        ids(DeviceQuery {
+            ring: Some(1),
+            ..DeviceQuery::default()
+        }),
+        ["b", "c"]
+    );
+    assert_eq!(
+        ids(DeviceQuery {
+            tag: Some("vip".into()),
+            ..DeviceQuery::default()
+        }),
+        ["b"]
+    );
+    assert_eq!(
+        ids(DeviceQuery {
+            text: Some("room c".into()),
+            ..DeviceQuery::default()
+        }),
+        ["c"],
+        "the text filter reads rooms"
+    );
+    let b = &store.devices(&site("oslo")).expect("devices").devices[1];
+    assert_eq!(
+        (b.site.as_deref(), b.room.as_deref(), b.ring, b.tags.clone()),
+        (
+            Some("oslo"),
+            Some("Room b"),
+            Some(1),
+            vec!["board".to_owned(), "vip".to_owned()]
+        )
+    );
+
+    let groups = store.groups().expect("groups");
+    let row = |rows: &[GroupTotal], name: &str| {
+        rows.iter()
+            .find(|g| g.name == name)
+            .map(|g| (g.devices, g.not_ready, g.at_risk))
+    };
+    assert_eq!(groups.sites[0].name, "oslo", "largest first");
+    assert_eq!(row(&groups.sites, "oslo"), Some((2, 1, 0)));
+    assert_eq!(row(&groups.sites, "bergen"), Some((1, 0, 1)));
+    assert_eq!(
+        groups
+            .rings
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect::<Vec<_>>(),
+        ["0", "1"],
+        "rings in order"
+    );
+    assert_eq!(row(&groups.rings, "1"), Some((2, 1, 1)));
+    assert_eq!(row(&groups.tags, "board"), Some((2, 1, 0)));
+    assert_eq!((groups.without_site, groups.without_ring), (1, 1));
+
+    // A later state that moves the device replaces where it was, tags included.
+    commit(
+        &store,
+        vec![placed("b", 2, Verdict::Ready, "bergen", 2, &["spare"])],
+    );
+    let groups = store.groups().expect("groups");
+    assert_eq!(row(&groups.sites, "oslo"), Some((1, 0, 0)));
+    assert_eq!(row(&groups.tags, "vip"), None);
+    assert_eq!(row(&groups.tags, "spare"), Some((1, 0, 0)));
 }

@@ -25,7 +25,9 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use roomready_protocol::{CommandAction, DeviceId, DeviceKind, Timestamp, Verdict};
+use roomready_protocol::{
+    CommandAction, DeviceId, DeviceKind, Ring, Site, Tag, Timestamp, Verdict,
+};
 use serde::Deserialize;
 
 use super::{App, Caller, WebError, blocking, live};
@@ -35,6 +37,7 @@ use crate::store::{DeviceQuery, FindingCount, HistoryKind, HistoryQuery, SortKey
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/api/v1/summary", get(summary))
+        .route("/api/v1/groups", get(groups))
         .route("/api/v1/devices", get(devices))
         .route("/api/v1/devices/{id}", get(device))
         .route("/api/v1/devices/{id}/history", get(device_history))
@@ -59,6 +62,9 @@ pub struct DeviceParams {
     pub finding: Option<String>,
     pub q: Option<String>,
     pub online: Option<String>,
+    pub site: Option<String>,
+    pub ring: Option<String>,
+    pub tag: Option<String>,
     pub sort: Option<String>,
     pub order: Option<String>,
     pub page: Option<String>,
@@ -143,6 +149,29 @@ impl DeviceParams {
             Some("no" | "false" | "offline") => Some(false),
             Some(other) => return Err(format!("online must be yes or no, not {other:?}")),
         };
+        // Checked by the protocol's own rules: a value no device can have is a mistake to name.
+        let site = non_empty(&self.site)
+            .map(|s| {
+                Site::new(s)
+                    .map(|s| s.to_string())
+                    .map_err(|e| e.to_string())
+            })
+            .transpose()?;
+        let ring = non_empty(&self.ring)
+            .map(|r| {
+                r.parse::<u64>()
+                    .map_err(|_| format!("ring must be a whole number, not {r:?}"))
+                    .and_then(|n| Ring::new(n).map_err(|e| e.to_string()))
+                    .map(Ring::get)
+            })
+            .transpose()?;
+        let tag = non_empty(&self.tag)
+            .map(|t| {
+                Tag::new(t)
+                    .map(|t| t.to_string())
+                    .map_err(|e| e.to_string())
+            })
+            .transpose()?;
         let sort = match non_empty(&self.sort) {
             None => SortKey::Id,
             Some(s) => SortKey::parse(s).ok_or_else(|| {
@@ -161,6 +190,9 @@ impl DeviceParams {
             finding,
             text,
             online,
+            site,
+            ring,
+            tag,
             sort,
             descending,
             page: number("page", &self.page, 1, 1_000_000)?,
@@ -181,6 +213,12 @@ pub fn device_id(text: &str) -> Result<DeviceId, WebError> {
 async fn summary(State(app): State<App>) -> Result<Response, WebError> {
     let store = app.store.clone();
     Ok(Json(blocking(move || store.summary()).await?).into_response())
+}
+
+/// The fleet by site, ring and tag.
+async fn groups(State(app): State<App>) -> Result<Response, WebError> {
+    let store = app.store.clone();
+    Ok(Json(blocking(move || store.groups()).await?).into_response())
 }
 
 async fn devices(
@@ -414,6 +452,9 @@ mod tests {
             finding: Some("TLS12_APP_TOO_OLD".into()),
             q: Some(" mtr ".into()),
             online: Some("no".into()),
+            site: Some("oslo-hq".into()),
+            ring: Some("0".into()),
+            tag: Some("board".into()),
             sort: Some("verdict".into()),
             order: Some("desc".into()),
             page: Some("3".into()),
@@ -421,6 +462,10 @@ mod tests {
         }
         .query()
         .expect("valid");
+        assert_eq!(
+            (ok.site.as_deref(), ok.ring, ok.tag.as_deref()),
+            (Some("oslo-hq"), Some(0), Some("board"))
+        );
         assert_eq!(ok.verdict, Some(Verdict::NotReady));
         assert_eq!(ok.text.as_deref(), Some("mtr"));
         assert_eq!((ok.page, ok.per_page, ok.descending), (3, 50, true));
@@ -431,6 +476,34 @@ mod tests {
                     ..DeviceParams::default()
                 },
                 "verdict must be",
+            ),
+            (
+                DeviceParams {
+                    site: Some("<b>".into()),
+                    ..DeviceParams::default()
+                },
+                "site \"<b>\": character '<'",
+            ),
+            (
+                DeviceParams {
+                    ring: Some("10".into()),
+                    ..DeviceParams::default()
+                },
+                "ring 10 is out of range",
+            ),
+            (
+                DeviceParams {
+                    ring: Some("one".into()),
+                    ..DeviceParams::default()
+                },
+                "ring must be a whole number",
+            ),
+            (
+                DeviceParams {
+                    tag: Some("VIP".into()),
+                    ..DeviceParams::default()
+                },
+                "tag \"VIP\"",
             ),
             (
                 DeviceParams {

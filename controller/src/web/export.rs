@@ -108,7 +108,8 @@ fn download(content_type: &'static str, name: &'static str, body: Body) -> Respo
         .into_response()
 }
 
-const FLEET_COLUMNS: [&str; 13] = [
+/// Columns are only ever added at the end, so a sheet built on the old ones keeps working.
+const FLEET_COLUMNS: [&str; 17] = [
     "id",
     "kind",
     "app_version",
@@ -122,6 +123,10 @@ const FLEET_COLUMNS: [&str; 13] = [
     "presence",
     "last_seen",
     "state_ts",
+    "site",
+    "room",
+    "ring",
+    "tags",
 ];
 
 async fn fleet_csv(State(app): State<App>) -> Result<Response, WebError> {
@@ -144,6 +149,10 @@ async fn fleet_csv(State(app): State<App>) -> Result<Response, WebError> {
             text(d.presence.map(|p| p.as_str())),
             d.last_seen.to_string(),
             d.state_ts.map(|t| t.to_string()).unwrap_or_default(),
+            text(d.site.as_deref()),
+            text(d.room.as_deref()),
+            d.ring.map(|r| r.to_string()).unwrap_or_default(),
+            d.tags.join(" "),
         ]));
     }
     Ok(download(

@@ -1,6 +1,8 @@
-//! `/metrics` in the Prometheus text format (0.0.4): the fleet by verdict, kind and presence,
-//! missing sequence numbers, and ingest's counters. Every label value is one of a fixed set of
-//! names (verdicts, kinds, results): nothing a device sends appears here.
+//! `/metrics` in the Prometheus text format (0.0.4): the fleet by verdict, kind and presence, by
+//! site and by ring, missing sequence numbers, and ingest's counters. Label values are a fixed
+//! set of names (verdicts, kinds, results), ring numbers (0-9), and site names, which the
+//! protocol limits to A-Z a-z 0-9 . _ - (nothing to escape) and the store to the 200 largest
+//! sites; tags are not labels (too many).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -10,10 +12,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::{App, WebError, blocking};
+use crate::store::GroupTotal;
 
 pub async fn metrics(State(app): State<App>) -> Result<Response, WebError> {
     let store = app.store.clone();
-    let summary = blocking(move || store.summary()).await?;
+    let (summary, groups) = blocking(move || Ok((store.summary()?, store.groups()?))).await?;
     let s = &app.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
@@ -63,6 +66,40 @@ pub async fn metrics(State(app): State<App>) -> Result<Response, WebError> {
             ("{presence=\"unknown\"}".into(), summary.presence_unknown),
         ],
     );
+    let per = |label: &str, rows: &[GroupTotal], value: fn(&GroupTotal) -> u64| {
+        rows.iter()
+            .map(|g| (format!("{{{label}=\"{}\"}}", g.name), value(g)))
+            .collect::<Vec<_>>()
+    };
+    for (label, rows, what) in [
+        ("site", &groups.sites, "site (the 200 largest)"),
+        ("ring", &groups.rings, "rollout ring"),
+    ] {
+        family(
+            &format!("roomready_{label}_devices"),
+            "gauge",
+            &format!("Devices per {what}."),
+            &per(label, rows, |g| g.devices),
+        );
+        family(
+            &format!("roomready_{label}_not_ready"),
+            "gauge",
+            &format!("Devices whose verdict is not_ready, per {what}."),
+            &per(label, rows, |g| g.not_ready),
+        );
+        family(
+            &format!("roomready_{label}_at_risk"),
+            "gauge",
+            &format!("Devices whose verdict is at_risk, per {what}."),
+            &per(label, rows, |g| g.at_risk),
+        );
+        family(
+            &format!("roomready_{label}_online"),
+            "gauge",
+            &format!("Devices online, per {what}."),
+            &per(label, rows, |g| g.online),
+        );
+    }
     family(
         "roomready_seq_missing",
         "gauge",

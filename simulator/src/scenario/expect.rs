@@ -211,6 +211,7 @@ mod tests {
                 app_version: None,
                 os_build: None,
             },
+            placement: Default::default(),
         }
     }
 

@@ -123,6 +123,7 @@ pub fn expand(scenario: &Scenario, seed: u64, endpoints: &[Endpoint]) -> Vec<Fle
                     os_build: build,
                     registry: group.registry.clone(),
                     endpoints: probed.clone(),
+                    placement: group.placement.clone(),
                 },
             });
         }

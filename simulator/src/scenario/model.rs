@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use roomready_protocol::{DeviceKind, Verdict};
+use roomready_protocol::{DeviceKind, Placement, Ring, Site, Tag, Tags, Verdict};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -143,6 +143,13 @@ pub struct GroupFile {
     /// Whether these devices can update themselves from the scenario's `[update]` release.
     #[serde(default)]
     pub update: bool,
+    /// Where these devices are (state 1.2's placement): their site, rollout ring and tags.
+    #[serde(default)]
+    pub site: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ring: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
 }
 
 /// `[update]`: the release the simulated update server serves.
@@ -301,6 +308,8 @@ pub struct Group {
     /// Endpoint names probed.
     pub endpoints: Vec<String>,
     pub update: bool,
+    /// Where the group's devices are.
+    pub placement: Placement,
 }
 
 /// A validated timeline step.
@@ -415,7 +424,8 @@ pub(super) const SHAPES: [(&str, &str); 6] = [
         "group",
         "[[group]] name = \"rooms\", count = 10, kind = \"teams_rooms_windows\", app_version = \
          \"4.0.105.0\" or { \"4.0.51.0\" = 1, \"5.2.115.0\" = 3 }, os_build, registry = { \
-         \"HKLM\\\\...\\\\Enabled\" = 0 }, endpoints = [\"teams.microsoft.com\"], update = true",
+         \"HKLM\\\\...\\\\Enabled\" = 0 }, endpoints = [\"teams.microsoft.com\"], update = true, \
+         site = \"oslo-hq\", ring = 0, tags = [\"board\"]",
     ),
     (
         "endpoint",
@@ -463,6 +473,35 @@ fn with_shape(message: &str, text: &str, offset: Option<usize>) -> String {
         Some((_, shape)) => format!("{message}\n  expected: {shape}"),
         None => message.to_owned(),
     }
+}
+
+/// A group's `site`, `ring` and `tags` checked by the protocol's rules, each error at its value.
+fn placement(
+    site: Option<Spanned<String>>,
+    ring: Option<Spanned<u64>>,
+    tags: Vec<Spanned<String>>,
+    at: &dyn Fn(Option<Range<usize>>, String) -> ScenarioError,
+) -> Result<Placement, ScenarioError> {
+    let site = site
+        .map(|s| Site::new(s.get_ref().as_str()).map_err(|e| at(Some(s.span()), e.to_string())))
+        .transpose()?;
+    let ring = ring
+        .map(|r| Ring::new(*r.get_ref()).map_err(|e| at(Some(r.span()), e.to_string())))
+        .transpose()?;
+    let mut checked = Vec::new();
+    for tag in &tags {
+        let value =
+            Tag::new(tag.get_ref().as_str()).map_err(|e| at(Some(tag.span()), e.to_string()))?;
+        checked.push(value);
+    }
+    let span = tags.first().map(|t| t.span());
+    let tags = Tags::new(checked).map_err(|e| at(span, e.to_string()))?;
+    Ok(Placement {
+        site,
+        room: None,
+        ring,
+        tags,
+    })
 }
 
 fn name_ok(name: &str) -> bool {
@@ -606,6 +645,7 @@ fn validate(
                 names
             }
         };
+        let placement = placement(g.site, g.ring, g.tags, at)?;
         groups.push(Group {
             name,
             count,
@@ -615,6 +655,7 @@ fn validate(
             registry,
             endpoints,
             update: g.update,
+            placement,
         });
     }
     let group_names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();

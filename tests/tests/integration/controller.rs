@@ -632,3 +632,116 @@ async fn against_mosquitto_on_both_mqtt_versions() {
         console.stop().await;
     }
 }
+
+/// Where a device is travels from its settings (the config keys `site`, `room`, `ring`, `tags`)
+/// in its state to the controller's filters, totals, pages and exports; a room name with markup
+/// is shown as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_placement_reaches_filters_totals_pages_and_exports() {
+    use roomready_agent::clock::SystemClock;
+    use roomready_agent::{Agent, AgentSettings};
+    use roomready_protocol::{Placement, Ring, Room, Site, Tag, Tags};
+
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let console = Console::start(&broker.url(), |_, _| {}).await;
+    console.subscribed().await;
+    let mut stops = Vec::new();
+    for (id, site, ring, tags) in [
+        ("mtr-oslo-1", "oslo-hq", 0, vec!["board"]),
+        ("mtr-oslo-2", "oslo-hq", 1, vec!["board", "vip"]),
+        ("mtr-bergen-1", "bergen", 1, vec![]),
+    ] {
+        let mut settings = AgentSettings::new(DeviceId::new(id).expect("id"), broker.url());
+        settings.report_interval = std::time::Duration::from_secs(3600);
+        settings.placement = Placement {
+            site: Some(Site::new(site).expect("site")),
+            room: Some(Room::new(format!("<b>Fjord</b> {id}")).expect("room")),
+            ring: Some(Ring::new(ring).expect("ring")),
+            tags: Tags::new(
+                tags.into_iter()
+                    .map(|t| Tag::new(t).expect("tag"))
+                    .collect(),
+            )
+            .expect("tags"),
+        };
+        let agent = Agent::new(
+            settings,
+            roomready_tests::rooms_facts("4.0.64.0"),
+            SystemClock,
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(agent.run(async move {
+            let _ = stopped.await;
+        }));
+        stops.push(stop);
+    }
+    console
+        .until("three placed devices", |store| {
+            let groups = store.groups().ok()?;
+            (groups.sites.iter().map(|g| g.devices).sum::<u64>() == 3).then_some(())
+        })
+        .await;
+
+    console
+        .http
+        .clone()
+        .run(|http| {
+            let ids = |query: &str| -> Vec<String> {
+                let page = http.get(&format!("/api/v1/devices?{query}")).json();
+                page["devices"]
+                    .as_array()
+                    .expect("devices")
+                    .iter()
+                    .map(|d| d["id"].as_str().expect("id").to_owned())
+                    .collect()
+            };
+            assert_eq!(ids("site=oslo-hq"), ["mtr-oslo-1", "mtr-oslo-2"]);
+            assert_eq!(ids("ring=1"), ["mtr-bergen-1", "mtr-oslo-2"]);
+            assert_eq!(ids("tag=vip"), ["mtr-oslo-2"]);
+            assert_eq!(http.get("/api/v1/devices?ring=12").status, 400);
+            assert_eq!(http.get("/api/v1/devices?site=a%20b").status, 400);
+
+            let groups = http.get("/api/v1/groups").json();
+            assert_eq!(groups["sites"][0]["name"], "oslo-hq");
+            assert_eq!(groups["sites"][0]["devices"], 2);
+            assert_eq!(groups["rings"][1]["name"], "1");
+            assert_eq!(groups["rings"][1]["devices"], 2);
+            assert_eq!(groups["tags"][0]["name"], "board");
+
+            let fleet = http.get("/?site=oslo-hq");
+            assert_eq!(fleet.status, 200);
+            assert!(fleet.body.contains("id=\"by-site\""), "the totals by site");
+            assert!(fleet.body.contains("oslo-hq · ring 1"), "the where column");
+            assert!(!fleet.body.contains("mtr-bergen-1\""), "filtered out");
+            let device = http.get("/devices/mtr-oslo-2").body;
+            assert!(
+                device.contains("&lt;b&gt;Fjord&lt;/b&gt; mtr-oslo-2"),
+                "the room as text"
+            );
+            assert!(!device.contains("<b>Fjord"), "never as markup");
+            assert!(device.contains("href=\"/?tag=vip\""));
+
+            let metrics = http.get("/metrics").body;
+            for line in [
+                "roomready_site_devices{site=\"oslo-hq\"} 2",
+                "roomready_site_devices{site=\"bergen\"} 1",
+                "roomready_ring_devices{ring=\"1\"} 2",
+                "roomready_ring_online{ring=\"0\"} 1",
+            ] {
+                assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+            }
+
+            let csv = http.get("/export/fleet.csv").body;
+            let header = csv.lines().next().expect("header");
+            assert!(header.ends_with("site,room,ring,tags"), "{header}");
+            assert!(
+                csv.lines()
+                    .any(|l| l.starts_with("mtr-oslo-2,") && l.ends_with(",1,board vip")),
+                "{csv}"
+            );
+        })
+        .await;
+    drop(stops);
+    console.stop().await;
+    broker.stop().await.expect("broker stops");
+}

@@ -783,7 +783,7 @@ fn hostile_state(seq: u64, app_version: &str, findings: &[(&str, &str, &str)]) -
         })
         .collect();
     json!({
-        "schema": "roomready.state/1",
+        "schema": "roomready.state/1.2",
         "device": "mtr-x",
         "seq": seq,
         "ts": format!("2026-12-01T10:00:0{seq}.000Z"),
@@ -791,6 +791,8 @@ fn hostile_state(seq: u64, app_version: &str, findings: &[(&str, &str, &str)]) -
         "facts": {"kind": "teams_rooms_windows", "app_version": app_version},
         "verdict": "not_ready",
         "findings": findings,
+        // A room is free text: markup in it is valid, and must stay text.
+        "placement": {"site": "oslo-hq", "room": IMG_PAYLOAD, "ring": seq % 10},
     })
     .to_string()
     .into_bytes()
@@ -865,6 +867,20 @@ fn markup_from_a_device_shows_as_text_and_never_runs() {
         text(&browser, &format!("{row} [data-field=top_finding] .title")),
         SCRIPT_PAYLOAD
     );
+    assert_eq!(
+        text(&browser, &format!("{row} [data-field=where]")),
+        "oslo-hq · ring 1"
+    );
+    let room = browser
+        .execute(
+            &format!(
+                "return document.querySelector('{}').title;",
+                format!("{row} [data-field=where]").replace('\'', "\\'")
+            ),
+            &[],
+        )
+        .or_log(&browser, "the room in the where cell's title");
+    assert_eq!(room, json!(IMG_PAYLOAD), "the room as a plain title");
     assert_nothing_ran(&browser, "the fleet page");
 
     browser
@@ -881,6 +897,11 @@ fn markup_from_a_device_shows_as_text_and_never_runs() {
     assert!(
         text(&browser, "#facts").contains(IMG_PAYLOAD),
         "the app version as text"
+    );
+    assert_eq!(
+        text(&browser, "#place-room td:nth-child(2)"),
+        IMG_PAYLOAD,
+        "the room as text"
     );
     assert_nothing_ran(&browser, "the device page");
 
@@ -930,6 +951,42 @@ fn markup_from_a_device_shows_as_text_and_never_runs() {
         mark,
         json!("before the update"),
         "the update came without a reload"
+    );
+
+    // The fleet table's where cell follows a device that moves ring, live, written by app.js.
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "open the fleet page again");
+    wait_live(&browser);
+    wait_text(
+        &browser,
+        &format!("{row} [data-field=where]"),
+        "oslo-hq · ring 2",
+    );
+    browser
+        .execute("window.roomreadyMark = 'fleet'; return null;", &[])
+        .or_log(&browser, "mark the fleet page");
+    rig.rt.block_on(publish(
+        &rig.broker_url(),
+        "hostile",
+        vec![(
+            "roomready/v1/mtr-x/state".to_owned(),
+            hostile_state(3, SCRIPT_PAYLOAD, &[]),
+            false,
+        )],
+    ));
+    wait_text(
+        &browser,
+        &format!("{row} [data-field=where]"),
+        "oslo-hq · ring 3",
+    );
+    assert_nothing_ran(&browser, "the fleet page after the live update");
+    assert_eq!(
+        browser
+            .execute("return window.roomreadyMark || null;", &[])
+            .or_log(&browser, "the fleet mark"),
+        json!("fleet"),
+        "the where cell changed without a reload"
     );
     drop(browser);
     rig.finish();

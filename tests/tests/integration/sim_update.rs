@@ -111,6 +111,7 @@ fn spec(id: DeviceId) -> DeviceSpec {
         os_build: SimValue::Known("19045.4894".into()),
         registry: Vec::new(),
         endpoints: Vec::new(),
+        placement: Default::default(),
     }
 }
 

@@ -21,10 +21,11 @@ use crate::seq::SeqLog;
 use crate::store::migrations::{APPLICATION_ID, MIGRATIONS, latest};
 use crate::store::{
     Batch, CommandRecord, Committed, DecodeFailure, DeviceDetail, DevicePage, DeviceQuery,
-    DeviceRow, FindingCount, FleetSummary, HistoryEntry, HistoryKind, HistoryQuery,
+    DeviceRow, FindingCount, FleetSummary, Groups, HistoryEntry, HistoryKind, HistoryQuery,
     MAX_DECODE_ERRORS, NewHistory, Retention, SeqSummary, SortKey, Store, StoreError,
 };
 
+mod placement;
 mod rows;
 mod write;
 
@@ -353,6 +354,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn groups(&self) -> Result<Groups, StoreError> {
+        self.read(placement::groups)
+    }
+
     fn devices(&self, query: &DeviceQuery) -> Result<DevicePage, StoreError> {
         let per_page = query.per_page.clamp(1, DeviceQuery::MAX_PER_PAGE);
         let page = query.page.max(1);
@@ -378,6 +383,18 @@ impl Store for SqliteStore {
                 clauses.push("(presence IS NULL OR presence != 'online')");
             }
         }
+        if let Some(site) = &query.site {
+            clauses.push("site = ?");
+            args.push(V::Text(site.clone()));
+        }
+        if let Some(ring) = query.ring {
+            clauses.push("ring = ?");
+            args.push(V::Integer(i64::from(ring)));
+        }
+        if let Some(tag) = &query.tag {
+            clauses.push("id IN (SELECT device_id FROM device_tags WHERE tag = ?)");
+            args.push(V::Text(tag.clone()));
+        }
         if let Some(text) = query.text.as_deref().filter(|t| !t.is_empty()) {
             let text: String = text.chars().take(DeviceQuery::MAX_TEXT).collect();
             let pattern = format!(
@@ -388,9 +405,10 @@ impl Store for SqliteStore {
             );
             clauses.push(
                 "(id LIKE ? ESCAPE '\\' OR app_version LIKE ? ESCAPE '\\' OR os_build LIKE ? \
-                 ESCAPE '\\' OR top_code LIKE ? ESCAPE '\\' OR top_title LIKE ? ESCAPE '\\')",
+                 ESCAPE '\\' OR top_code LIKE ? ESCAPE '\\' OR top_title LIKE ? ESCAPE '\\' \
+                 OR site LIKE ? ESCAPE '\\' OR room LIKE ? ESCAPE '\\')",
             );
-            for _ in 0..5 {
+            for _ in 0..7 {
                 args.push(V::Text(pattern.clone()));
             }
         }
@@ -443,7 +461,7 @@ impl Store for SqliteStore {
                  FROM devices WHERE id = ?1"
             ))?;
             stmt.query_row(params![id.as_str()], |row| {
-                let base = 13;
+                let base = ROW_COLUMN_COUNT;
                 let state: Option<String> = row.get(base)?;
                 let status: Option<String> = row.get(base + 1)?;
                 let ranges: String = row.get(base + 2)?;

@@ -79,7 +79,22 @@ pub(super) fn parse_status(text: &str) -> Option<ResponseStatus> {
 
 /// The columns of a [`DeviceRow`], in [`device_row`]'s order.
 pub(super) const ROW_COLUMNS: &str = "id, kind, app_version, os_build, agent_version, verdict, top_code, \
-                           top_severity, top_title, findings, presence, last_seen, state_ts";
+                           top_severity, top_title, findings, presence, last_seen, state_ts, \
+                           site, room, ring, tags";
+
+/// How many columns [`ROW_COLUMNS`] names: where a query's own columns after them start.
+pub(super) const ROW_COLUMN_COUNT: usize = {
+    let bytes = ROW_COLUMNS.as_bytes();
+    let mut commas = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            commas += 1;
+        }
+        i += 1;
+    }
+    commas + 1
+};
 
 pub(super) fn device_row(row: &Row<'_>) -> Result<DeviceRow, rusqlite::Error> {
     let id: String = row.get(0)?;
@@ -113,6 +128,12 @@ pub(super) fn device_row(row: &Row<'_>) -> Result<DeviceRow, rusqlite::Error> {
         state_ts: row
             .get::<_, Option<i64>>(12)?
             .map(|t| Timestamp::from_unix_ms(to_u64(t))),
+        site: text(13)?,
+        room: text(14)?,
+        ring: row
+            .get::<_, Option<i64>>(15)?
+            .and_then(|r| u8::try_from(r).ok()),
+        tags: super::placement::split_tags(&text(16)?.unwrap_or_default()),
     })
 }
 

@@ -108,6 +108,7 @@ pub(super) fn write_device(
             ])
         })
         .map_err(db)?;
+        super::placement::write(tx, id.as_str(), &state.placement).map_err(db)?;
         tx.prepare_cached("DELETE FROM device_findings WHERE device_id = ?1")
             .and_then(|mut s| s.execute(params![id.as_str()]))
             .map_err(db)?;

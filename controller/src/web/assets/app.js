@@ -65,6 +65,14 @@
         const cell = container.querySelector(`[data-field="${field}"]`);
         if (cell) cell.textContent = row[field] || "";
       }
+      // As pages/mod.rs writes it (where_text): "site · ring N".
+      const where = container.querySelector('[data-field="where"]');
+      if (where) {
+        where.textContent = [row.site, row.ring === null || row.ring === undefined ? null : "ring " + row.ring]
+          .filter((part) => part !== null && part !== undefined && part !== "")
+          .join(" · ");
+        where.title = row.room || "";
+      }
       const top = container.querySelector('[data-field="top_finding"]');
       if (top) {
         top.replaceChildren();

@@ -135,6 +135,24 @@ fn facts(d: &DeviceDetail) -> Markup {
                     tr { th { "OS build" } td { (state.facts.os_build.as_deref().unwrap_or("not read")) } td.source { (source) } }
                     tr { th { "Agent" } td { (state.agent_version) } td.source { "the agent's own version" } }
                     tr { th { "Assessed" } td { (time(state.ts)) } td.source { "state #" (state.seq) } }
+                    @let place = &state.placement;
+                    @let config = "the agent's config";
+                    @if let Some(site) = &place.site {
+                        tr #place-site { th { "Site" } td { a href={ "/?site=" (url_encode(site.as_str())) } { (site.as_str()) } } td.source { (config) } }
+                    }
+                    @if let Some(room) = &place.room {
+                        tr #place-room { th { "Room" } td { (room.as_str()) } td.source { (config) } }
+                    }
+                    @if let Some(ring) = place.ring {
+                        tr #place-ring { th { "Ring" } td { a href={ "/?ring=" (ring.get()) } { (ring.get()) } @if ring.get() == 0 { " (pilot)" } } td.source { (config) } }
+                    }
+                    @if !place.tags.is_empty() {
+                        tr #place-tags {
+                            th { "Tags" }
+                            td { @for tag in place.tags.iter() { a.tag href={ "/?tag=" (url_encode(tag.as_str())) } { (tag.as_str()) } " " } }
+                            td.source { (config) }
+                        }
+                    }
                 }
             } @else {
                 p { "No state has arrived from this device yet." }

@@ -13,7 +13,7 @@ pub use login::{login, login_form, logout};
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::Html;
 use maud::{Markup, html};
-use roomready_protocol::Verdict;
+use roomready_protocol::{Ring, Verdict};
 
 use super::api::{self, DeviceParams, KINDS, check_code};
 use super::auth::Caller;
@@ -21,7 +21,7 @@ use super::html::{
     page, presence_badge, safe_link, severity_badge, time, url_encode, verdict_badge,
 };
 use super::{App, WebError, blocking};
-use crate::store::{DevicePage, DeviceQuery, DeviceRow, FleetSummary, SortKey};
+use crate::store::{DevicePage, DeviceQuery, DeviceRow, FleetSummary, GroupTotal, Groups, SortKey};
 
 fn page_error(e: WebError) -> WebError {
     e.page()
@@ -38,10 +38,16 @@ pub async fn fleet(
         .map_err(|e| WebError::bad_request(e).page())?;
     let store = app.store.clone();
     let shown = query.clone();
-    let (summary, devices, findings) =
-        blocking(move || Ok((store.summary()?, store.devices(&shown)?, store.findings()?)))
-            .await
-            .map_err(page_error)?;
+    let (summary, devices, findings, groups) = blocking(move || {
+        Ok((
+            store.summary()?,
+            store.devices(&shown)?,
+            store.findings()?,
+            store.groups()?,
+        ))
+    })
+    .await
+    .map_err(page_error)?;
     let cutover = api::cutover_groups(findings);
     Ok(page(
         "Fleet",
@@ -70,6 +76,7 @@ pub async fn fleet(
                     }
                 }
             }
+            (where_totals(&groups))
             section #devices {
                 h2 { "Devices" }
                 (filters(&params))
@@ -137,11 +144,58 @@ fn filters(params: &DeviceParams) -> Markup {
                     option value="no" selected[params.online.as_deref() == Some("no")] { "offline" }
                 }
             }
-            label { "Text " input type="search" name="q" value=(value(&params.q)) placeholder="id, version, finding"; }
+            label { "Site " input type="text" name="site" value=(value(&params.site)) placeholder="site" size="12"; }
+            label { "Ring "
+                select name="ring" {
+                    option value="" { "any" }
+                    @for r in 0..=Ring::MAX {
+                        option value=(r) selected[params.ring.as_deref() == Some(r.to_string().as_str())] { (r) @if r == 0 { " (pilot)" } }
+                    }
+                }
+            }
+            label { "Tag " input type="text" name="tag" value=(value(&params.tag)) placeholder="tag" size="12"; }
+            label { "Text " input type="search" name="q" value=(value(&params.q)) placeholder="id, version, finding, site, room"; }
             input type="hidden" name="sort" value=(value(&params.sort));
             input type="hidden" name="order" value=(value(&params.order));
             button type="submit" { "Filter" }
             " " a href="/" { "clear" }
+        }
+    }
+}
+
+/// The fleet by site, ring and tag, each group a link to its devices; nothing when no device
+/// says where it is.
+fn where_totals(groups: &Groups) -> Markup {
+    let table = |id: &str, title: &str, key: &str, rows: &[GroupTotal]| {
+        html! {
+            table id=(id) {
+                thead { tr { th { (title) } th.num { "devices" } th.num { "not ready" } th.num { "at risk" } th.num { "online" } } }
+                tbody {
+                    @for g in rows {
+                        tr data-group=(g.name) {
+                            td { a href={ "/?" (key) "=" (url_encode(&g.name)) } { @if key == "ring" { "ring " } (g.name) @if key == "ring" && g.name == "0" { " (pilot)" } } }
+                            td.num { (g.devices) }
+                            td.num { (g.not_ready) }
+                            td.num { (g.at_risk) }
+                            td.num { (g.online) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    html! {
+        @if !(groups.sites.is_empty() && groups.rings.is_empty() && groups.tags.is_empty()) {
+            section #where .groups {
+                h2 { "Where" }
+                p.note {
+                    "As the devices' configs place them (site, ring, tags). "
+                    (groups.without_site) " without a site, " (groups.without_ring) " without a ring."
+                }
+                @if !groups.sites.is_empty() { (table("by-site", "Site", "site", &groups.sites)) }
+                @if !groups.rings.is_empty() { (table("by-ring", "Ring", "ring", &groups.rings)) }
+                @if !groups.tags.is_empty() { (table("by-tag", "Tag", "tag", &groups.tags)) }
+            }
         }
     }
 }
@@ -154,6 +208,9 @@ fn link(params: &DeviceParams, changes: &[(&str, String)]) -> String {
         ("finding", &params.finding),
         ("q", &params.q),
         ("online", &params.online),
+        ("site", &params.site),
+        ("ring", &params.ring),
+        ("tag", &params.tag),
         ("sort", &params.sort),
         ("order", &params.order),
         ("per_page", &params.per_page),
@@ -196,6 +253,7 @@ fn device_table(devices: &DevicePage, query: &DeviceQuery, params: &DeviceParams
             thead {
                 tr {
                     (header(SortKey::Id, "Device"))
+                    th { "Where" }
                     (header(SortKey::Kind, "Kind"))
                     (header(SortKey::AppVersion, "App version"))
                     (header(SortKey::OsBuild, "OS build"))
@@ -227,6 +285,7 @@ fn device_row(d: &DeviceRow) -> Markup {
     html! {
         tr data-device=(d.id.as_str()) {
             td.id { a href={ "/devices/" (d.id.as_str()) } { (d.id.as_str()) } }
+            td data-field="where" title=(d.room.as_deref().unwrap_or("")) { (where_text(d)) }
             td data-field="kind" { (d.kind.map_or("", |k| k.as_str())) }
             td data-field="app_version" { (d.app_version.as_deref().unwrap_or("")) }
             td data-field="os_build" { (d.os_build.as_deref().unwrap_or("")) }
@@ -241,6 +300,17 @@ fn device_row(d: &DeviceRow) -> Markup {
             td data-field="presence" { (presence_badge(d.presence)) }
         }
     }
+}
+
+/// A device's site and ring in one cell: `oslo-hq · ring 1` (app.js writes the same on live
+/// updates).
+pub(super) fn where_text(d: &DeviceRow) -> String {
+    let ring = d.ring.map(|r| format!("ring {r}"));
+    [d.site.clone(), ring]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// Every finding code present now.
