@@ -33,12 +33,12 @@ fn demo_placement(n: usize, hub: bool) -> Placement {
     let site = SITES[(n - 1) / SITE_BLOCK % SITES.len()];
     let ring = if n % 10 == 1 {
         0
-    } else if n % 3 == 0 {
+    } else if n.is_multiple_of(3) {
         1
     } else {
         2
     };
-    let tags = [hub.then_some("board"), (n % 5 == 0).then_some("vip")]
+    let tags = [hub.then_some("board"), n.is_multiple_of(5).then_some("vip")]
         .into_iter()
         .flatten()
         .map(|t| Tag::new(t).expect("a valid literal tag"))
