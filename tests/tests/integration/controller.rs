@@ -722,6 +722,7 @@ async fn a_device_placement_reaches_filters_totals_pages_and_exports() {
             assert!(device.contains("href=\"/?tag=vip\""));
 
             let metrics = http.get("/metrics").body;
+            grafana_uses_only_served_metrics(&metrics);
             for line in [
                 "roomready_site_devices{site=\"oslo-hq\"} 2",
                 "roomready_site_devices{site=\"bergen\"} 1",
@@ -744,4 +745,47 @@ async fn a_device_placement_reaches_filters_totals_pages_and_exports() {
     drop(stops);
     console.stop().await;
     broker.stop().await.expect("broker stops");
+}
+
+/// Every metric docs/deploy/grafana-roomready.json queries is one `/metrics` serves (`metrics`,
+/// from a fleet with sites and rings), and every panel reads the dashboard's data source input.
+fn grafana_uses_only_served_metrics(metrics: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/deploy/grafana-roomready.json");
+    let text = std::fs::read_to_string(&path).expect("docs/deploy/grafana-roomready.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let served: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(!panels.is_empty());
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in panels {
+        assert_eq!(
+            panel["datasource"]["uid"], "${DS_PROMETHEUS}",
+            "{}: the import's data source",
+            panel["title"]
+        );
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("roomready_") {
+                    queried.insert(word.to_owned());
+                }
+            }
+        }
+    }
+    let unknown: Vec<&String> = queried
+        .iter()
+        .filter(|m| !served.contains(m.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries {unknown:?}, which /metrics does not serve"
+    );
+    assert!(
+        queried.contains("roomready_site_not_ready") && queried.contains("roomready_ring_devices")
+    );
 }
