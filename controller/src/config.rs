@@ -25,6 +25,7 @@
 //! retention_transitions_days = 400       # optional; 1..=36500
 //! retention_events_days = 90             # optional; 1..=36500
 //! web_max_body_bytes = 65536             # optional; 1024..=16777216, the largest request body
+//! # Alerts: the alert_* keys (crate::alerts::settings).
 //! ```
 //!
 //! Every problem is one [`KeyFileError`] naming the file, line, column, key and reason.
@@ -93,6 +94,8 @@ pub struct Config {
     pub retention: Retention,
     /// The largest request body the web side takes.
     pub web_max_body: usize,
+    /// Where and when alerts go; `None`: no `alert_webhook_url`, no alerts.
+    pub alerts: Option<crate::alerts::AlertSettings>,
 }
 
 impl Config {
@@ -258,6 +261,7 @@ impl Config {
             .map_or(DEFAULT_WEB_MAX_BODY, |b| {
                 usize::try_from(b.into_inner()).unwrap_or(usize::MAX)
             });
+        let alerts = crate::alerts::settings::read(&mut file)?;
         file.finish(&known_keys())?;
         Ok(Config {
             broker,
@@ -278,6 +282,7 @@ impl Config {
                 events_days,
             },
             web_max_body,
+            alerts,
         })
     }
 
@@ -301,6 +306,7 @@ impl Config {
             login: Duration::from_secs(DEFAULT_LOGIN_HOURS * 3600),
             retention: Retention::default(),
             web_max_body: DEFAULT_WEB_MAX_BODY,
+            alerts: None,
         }
     }
 
@@ -310,14 +316,20 @@ impl Config {
     }
 }
 
-/// Every key this file takes, for the "unknown key" error.
-pub fn known_keys() -> String {
+/// Every key this file takes, section by section: the broker's (`roomready_connect`), the
+/// controller's own ([`KEYS`]) and the alerts' (`crate::alerts::settings::KEYS`). The docs are
+/// tested against it.
+pub fn all_keys() -> impl Iterator<Item = &'static str> {
     roomready_connect::broker::KEYS
         .iter()
         .chain(KEYS.iter())
+        .chain(crate::alerts::settings::KEYS.iter())
         .copied()
-        .collect::<Vec<_>>()
-        .join(", ")
+}
+
+/// [`all_keys`] as one list, for the "unknown key" error.
+pub fn known_keys() -> String {
+    all_keys().collect::<Vec<_>>().join(", ")
 }
 
 /// A client id or shared-subscription group: 1..=64 of `A-Z a-z 0-9 . _ -`.
@@ -462,5 +474,59 @@ mod tests {
             assert!(e.starts_with("/etc/roomready/controller.toml:2:"), "{e}");
         }
         assert!(error("").contains("key \"broker_url\": missing"));
+    }
+
+    #[test]
+    fn alerts_are_off_without_a_webhook_and_checked_with_one() {
+        assert_eq!(parse(BROKER).expect("valid").alerts, None);
+        let text = format!(
+            "{BROKER}alert_webhook_url = \"https://hooks.example/abc\"\nalert_webhook_format = \"teams\"\n\
+             alert_rules = [\"offline\", \"offline\", \"seq_gap\"]\nalert_offline_minutes = 5\n\
+             alert_quiet_minutes = 0\nalert_suppress = [\"site:lab\", \"device:mtr-9\"]\n"
+        );
+        let alerts = parse(&text).expect("valid").alerts.expect("alerts on");
+        assert_eq!(alerts.format, crate::alerts::Format::Teams);
+        assert_eq!(
+            alerts.rules,
+            [crate::alerts::Rule::Offline, crate::alerts::Rule::SeqGap]
+        );
+        assert_eq!(alerts.offline_after, Duration::from_secs(300));
+        assert_eq!(alerts.quiet, Duration::ZERO);
+        assert_eq!(alerts.suppress.len(), 2);
+        assert_eq!(alerts.webhook_host(), "https://hooks.example");
+        for (line, expected) in [
+            (
+                "alert_webhook_url = \"http://hooks.example/abc\"",
+                "http:// only to this machine (loopback), not \"hooks.example\": use https://",
+            ),
+            (
+                "alert_webhook_url = \"ftp://x/y\"",
+                "unsupported scheme \"ftp\"",
+            ),
+            (
+                "alert_rules = [\"sometimes\"]",
+                "\"sometimes\" is not a rule (known: verdict_worse, offline, seq_gap, cert_expiring)",
+            ),
+            (
+                "alert_suppress = [\"room:x\"]",
+                "expected \"site:NAME\" or \"device:ID\"",
+            ),
+            (
+                "alert_suppress = [\"site:a b\"]",
+                "site \"a b\": character ' '",
+            ),
+            (
+                "alert_group_secs = 0",
+                "key \"alert_group_secs\": must be an integer in 1..=3600",
+            ),
+        ] {
+            let e = error(&format!("{BROKER}{line}\n"));
+            assert!(e.contains(expected), "{line}: {e}");
+            assert!(e.starts_with("/etc/roomready/controller.toml:2:"), "{e}");
+        }
+        let local = parse(&format!(
+            "{BROKER}alert_webhook_url = \"http://127.0.0.1:9/hook\"\n"
+        ));
+        assert!(local.expect("loopback http").alerts.is_some());
     }
 }

@@ -4,11 +4,13 @@
 //! persistent MQTT session, decodes each payload with `roomready-protocol` and commits it to the
 //! [`store`] before acknowledging it to the broker; [`model`] decides what each message changes
 //! (duplicates, gaps, verdict and finding transitions, presence); [`web`] serves the dashboard,
-//! the JSON API, exports, `/metrics` and commands ([`commands`]) from the same store. [`start`]
-//! runs all of it from a [`config::Config`]; the binary adds the CLI and `user` management.
+//! the JSON API, exports, `/metrics` and commands ([`commands`]) from the same store; [`alerts`]
+//! tells a webhook what needs the admins. [`start`] runs all of it from a [`config::Config`];
+//! the binary adds the CLI and `user` management.
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod clock;
 pub mod commands;
 pub mod config;
@@ -22,7 +24,7 @@ pub mod web;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -61,12 +63,19 @@ pub struct Running {
     ingest: Ingest,
     live: broadcast::Sender<Arc<store::Committed>>,
     pruner: JoinHandle<()>,
+    alerter: Option<JoinHandle<()>>,
+    alert_changes: watch::Receiver<u64>,
 }
 
 impl Running {
     /// The dashboard's URL.
     pub fn url(&self) -> String {
         self.server.url()
+    }
+
+    /// Counts the alert task's changes to the store (alerts raised, delivery attempts ended).
+    pub fn alert_changes(&self) -> watch::Receiver<u64> {
+        self.alert_changes.clone()
     }
 
     /// Every batch committed from now on (what the live pages are sent).
@@ -77,6 +86,9 @@ impl Running {
     /// Stops serving, disconnects from the broker (the session stays) and closes the store.
     pub async fn stop(self) {
         self.pruner.abort();
+        if let Some(alerter) = self.alerter {
+            alerter.abort();
+        }
         self.server.stop().await;
         self.ingest.stop().await;
     }
@@ -147,6 +159,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         auth: Auth::new(users, config.login),
         https: tls.is_some(),
         max_body: config.web_max_body,
+        alerts_to: config.alerts.as_ref().map(|a| a.webhook_host()),
     });
     let server = match Server::start(config.listen, tls, web::router(app)).await {
         Ok(server) => server,
@@ -155,6 +168,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             return Err(e.into());
         }
     };
+    let (alerts_changed, alert_changes) = watch::channel(0);
+    let alerter = config.alerts.clone().map(|settings| {
+        alerts::start(
+            Arc::clone(&shared),
+            settings,
+            live.subscribe(),
+            alerts_changed,
+        )
+    });
     let retention = config.retention;
     let pruning = Arc::clone(&shared);
     let pruner = tokio::spawn(async move {
@@ -177,6 +199,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ingest,
         live,
         pruner,
+        alerter,
+        alert_changes,
     })
 }
 

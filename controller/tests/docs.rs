@@ -12,11 +12,7 @@ fn repo() -> PathBuf {
 }
 
 fn keys() -> Vec<&'static str> {
-    roomready_connect::broker::KEYS
-        .iter()
-        .chain(roomready_controller::config::KEYS.iter())
-        .copied()
-        .collect()
+    roomready_controller::config::all_keys().collect()
 }
 
 #[test]

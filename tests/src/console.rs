@@ -101,6 +101,28 @@ impl Console {
         }
     }
 
+    /// Waits until `check` answers `Some`, checking now and after every change the alert task
+    /// makes (an alert raised, a delivery attempt ended), at most [`WAIT`].
+    pub async fn until_alerts<T>(
+        &self,
+        what: &str,
+        mut check: impl FnMut(&SqliteStore) -> Option<T>,
+    ) -> T {
+        let mut changes = self.running.alert_changes();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            changes.borrow_and_update();
+            if let Some(found) = check(self.store()) {
+                return found;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => panic!("the alert task stopped while waiting for {what}"),
+                Err(_) => panic!("no {what} within {WAIT:?}"),
+            }
+        }
+    }
+
     /// Waits until the broker has acknowledged every subscription: from then on nothing the
     /// fleet publishes is missed.
     pub async fn subscribed(&self) {

@@ -94,6 +94,30 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX device_tags_device ON device_tags (device_id);
     ",
+    // 3: alerts, each with its delivery result, and how far the history has been read for them.
+    "
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule TEXT NOT NULL,
+        key TEXT NOT NULL,
+        quiet_key TEXT NOT NULL,
+        device_id TEXT,
+        site TEXT,
+        raised_at INTEGER NOT NULL,
+        summary TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        finished_at INTEGER,
+        last_error TEXT
+    );
+    CREATE UNIQUE INDEX alerts_key ON alerts (key);
+    CREATE INDEX alerts_quiet ON alerts (quiet_key, raised_at);
+    CREATE INDEX alerts_outcome ON alerts (outcome, id);
+    CREATE TABLE alert_cursor (
+        name TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -293,6 +293,93 @@ impl Groups {
     pub const MAX: u64 = 200;
 }
 
+/// Where an alert stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertOutcome {
+    /// Raised, not yet accepted by the webhook (being retried when `attempts` > 0).
+    Pending,
+    Delivered,
+    /// Given up after its attempts; `last_error` says why.
+    Failed,
+    /// Raised for a device under maintenance (`alert_suppress`): recorded, never sent.
+    Suppressed,
+}
+
+impl AlertOutcome {
+    pub const ALL: [AlertOutcome; 4] = [
+        AlertOutcome::Pending,
+        AlertOutcome::Delivered,
+        AlertOutcome::Failed,
+        AlertOutcome::Suppressed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertOutcome::Pending => "pending",
+            AlertOutcome::Delivered => "delivered",
+            AlertOutcome::Failed => "failed",
+            AlertOutcome::Suppressed => "suppressed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AlertOutcome> {
+        AlertOutcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+}
+
+/// An alert a rule raised, before it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    /// The rule's name (`verdict_worse`, `offline`, ...).
+    pub rule: &'static str,
+    /// What it is about, once: an alert whose key was recorded before is not raised again.
+    pub key: String,
+    /// Its rule and device: another alert of the same within the quiet period is dropped.
+    pub quiet_key: String,
+    pub device: Option<DeviceId>,
+    pub site: Option<String>,
+    pub raised_at: Timestamp,
+    /// One line for people.
+    pub summary: String,
+    /// For a device under maintenance: recorded as [`AlertOutcome::Suppressed`].
+    pub suppressed: bool,
+}
+
+/// A recorded alert and its delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub rule: String,
+    pub device: Option<DeviceId>,
+    pub site: Option<String>,
+    pub raised_at: Timestamp,
+    pub summary: String,
+    pub outcome: AlertOutcome,
+    /// Deliveries tried.
+    pub attempts: u64,
+    pub finished_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
+/// What the alert rules look at: history since they last looked, and the devices' standing now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertScan {
+    /// Verdict changes and events written since the last recorded cursor, oldest first, each
+    /// with its device's site.
+    pub history: Vec<(HistoryEntry, Option<String>)>,
+    /// The history id read up to (recorded with the alerts raised from it).
+    pub cursor: i64,
+    /// Devices offline since before the cut-off: (device, site, last heard from).
+    pub offline: Vec<(DeviceId, Option<String>, Timestamp)>,
+    /// Devices with sequence numbers missing that no `records_dropped` explains: (device, site,
+    /// how many).
+    pub gaps: Vec<(DeviceId, Option<String>, u64)>,
+    /// Endpoint certificates expiring before the cut-off (when asked for): (device, site,
+    /// `host:port`, not after).
+    pub certs: Vec<(DeviceId, Option<String>, String, Timestamp)>,
+}
+
 /// What is known of one device's sequence numbers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SeqSummary {
@@ -490,6 +577,37 @@ pub trait Store: Send + Sync + 'static {
     fn summary(&self) -> Result<FleetSummary, StoreError>;
     /// The fleet by site, ring and tag.
     fn groups(&self) -> Result<Groups, StoreError>;
+    /// What the alert rules look at: history after the recorded cursor (none at the very first
+    /// call, which starts the cursor at the newest entry), devices offline since before
+    /// `offline_before`, unexplained sequence gaps, and, with `certs_before`, endpoint
+    /// certificates expiring before it.
+    fn alert_scan(
+        &self,
+        offline_before: Timestamp,
+        certs_before: Option<Timestamp>,
+    ) -> Result<AlertScan, StoreError>;
+    /// Records `alerts` (skipping a key recorded before, and one whose quiet key has an alert
+    /// raised within `quiet` of it) and the history `cursor`, in one transaction; how many were
+    /// recorded.
+    fn record_alerts(
+        &self,
+        alerts: &[NewAlert],
+        quiet: std::time::Duration,
+        cursor: i64,
+    ) -> Result<u64, StoreError>;
+    /// The oldest `limit` pending alerts.
+    fn pending_alerts(&self, limit: u64) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Ends a delivery attempt of `ids`: `Delivered` or `Failed` finish them at `at`; `Pending`
+    /// counts a failed attempt (with `error`) and leaves them to be retried.
+    fn finish_alerts(
+        &self,
+        ids: &[i64],
+        outcome: AlertOutcome,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The newest `limit` alerts, newest first.
+    fn alerts(&self, limit: u64) -> Result<Vec<AlertRecord>, StoreError>;
     fn devices(&self, query: &DeviceQuery) -> Result<DevicePage, StoreError>;
     fn device(&self, id: &DeviceId) -> Result<Option<DeviceDetail>, StoreError>;
     fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;

@@ -555,3 +555,110 @@ fn devices_are_filtered_and_totalled_by_site_ring_and_tag() {
     assert_eq!(row(&groups.tags, "vip"), None);
     assert_eq!(row(&groups.tags, "spare"), Some((1, 0, 0)));
 }
+
+fn new_alert(key: &str, quiet_key: &str, at_ms: u64, suppressed: bool) -> NewAlert {
+    NewAlert {
+        rule: "offline",
+        key: key.into(),
+        quiet_key: quiet_key.into(),
+        device: Some(id("a")),
+        site: None,
+        raised_at: at(at_ms),
+        summary: format!("alert {key}"),
+        suppressed,
+    }
+}
+
+#[test]
+fn alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    // The very first scan starts at the newest history entry: nothing from before.
+    commit(&store, vec![state("a", 1, Verdict::Ready, Vec::new())]);
+    let first = store.alert_scan(at(0), None).expect("scan");
+    assert!(first.history.is_empty());
+    let minute = std::time::Duration::from_secs(60);
+    let recorded = store
+        .record_alerts(
+            &[
+                new_alert("offline/a/1", "offline/a", 1_000, false),
+                new_alert("offline/a/1", "offline/a", 1_000, false),
+                new_alert("offline/a/2", "offline/a", 30_000, false),
+                new_alert("offline/a/3", "offline/a", 30_000, true),
+            ],
+            minute,
+            first.cursor,
+        )
+        .expect("record");
+    assert_eq!(
+        recorded, 2,
+        "a key once; within the quiet minute only the suppressed one"
+    );
+    // From the cursor on: a verdict change after it is read, once.
+    commit(&store, vec![state("a", 2, Verdict::NotReady, Vec::new())]);
+    let scan = store.alert_scan(at(0), None).expect("scan");
+    assert_eq!(scan.history.len(), 1);
+    store
+        .record_alerts(&[], minute, scan.cursor)
+        .expect("cursor");
+    assert!(
+        store
+            .alert_scan(at(0), None)
+            .expect("scan")
+            .history
+            .is_empty()
+    );
+    // After the quiet minute, the same rule speaks again.
+    let later = store
+        .record_alerts(
+            &[new_alert("offline/a/4", "offline/a", 62_000, false)],
+            minute,
+            scan.cursor,
+        )
+        .expect("record");
+    assert_eq!(later, 1);
+
+    let pending = store.pending_alerts(10).expect("pending");
+    assert_eq!(pending.len(), 2);
+    let ids: Vec<i64> = pending.iter().map(|a| a.id).collect();
+    store
+        .finish_alerts(
+            &ids[..1],
+            AlertOutcome::Pending,
+            Some("HTTP 500"),
+            at(70_000),
+        )
+        .expect("an attempt");
+    store
+        .finish_alerts(&ids[..1], AlertOutcome::Delivered, None, at(71_000))
+        .expect("delivered");
+    store
+        .finish_alerts(
+            &ids[1..],
+            AlertOutcome::Failed,
+            Some("HTTP 404"),
+            at(72_000),
+        )
+        .expect("given up");
+    assert!(store.pending_alerts(10).expect("pending").is_empty());
+    let all = store.alerts(10).expect("alerts");
+    let outcomes: Vec<(AlertOutcome, u64)> = all.iter().map(|a| (a.outcome, a.attempts)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (AlertOutcome::Failed, 1),
+            (AlertOutcome::Suppressed, 0),
+            (AlertOutcome::Delivered, 2),
+        ],
+        "newest first"
+    );
+    assert_eq!(all[0].last_error.as_deref(), Some("HTTP 404"));
+    // A finished alert is not touched again.
+    store
+        .finish_alerts(&ids[..1], AlertOutcome::Failed, Some("late"), at(80_000))
+        .expect("no-op");
+    assert_eq!(
+        store.alerts(10).expect("alerts")[2].outcome,
+        AlertOutcome::Delivered
+    );
+}

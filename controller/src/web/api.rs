@@ -38,6 +38,7 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/groups", get(groups))
+        .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/devices", get(devices))
         .route("/api/v1/devices/{id}", get(device))
         .route("/api/v1/devices/{id}/history", get(device_history))
@@ -213,6 +214,13 @@ pub fn device_id(text: &str) -> Result<DeviceId, WebError> {
 async fn summary(State(app): State<App>) -> Result<Response, WebError> {
     let store = app.store.clone();
     Ok(Json(blocking(move || store.summary()).await?).into_response())
+}
+
+/// The newest alerts with their delivery.
+async fn alerts(State(app): State<App>) -> Result<Response, WebError> {
+    let store = app.store.clone();
+    let shown = super::pages::ALERTS_SHOWN;
+    Ok(Json(blocking(move || store.alerts(shown)).await?).into_response())
 }
 
 /// The fleet by site, ring and tag.

@@ -45,6 +45,8 @@ pub struct AppState {
     /// Served over HTTPS: cookies are `Secure`.
     pub https: bool,
     pub max_body: usize,
+    /// Where alerts go (the webhook's scheme and host), when they are on.
+    pub alerts_to: Option<String>,
 }
 
 pub type App = Arc<AppState>;
@@ -133,6 +135,7 @@ pub fn router(app: App) -> Router {
         .route("/findings", get(pages::findings))
         .route("/findings/{code}", get(pages::finding))
         .route("/ingest", get(pages::ingest))
+        .route("/alerts", get(pages::alerts))
         .route("/logout", post(pages::logout))
         .merge(api::routes())
         .merge(export::routes())

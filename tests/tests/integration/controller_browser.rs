@@ -1088,3 +1088,87 @@ fn the_findings_and_ingest_pages_show_what_the_store_holds() {
     drop(browser);
     rig.finish();
 }
+
+/// The alerts page lists what the rules raised and how its delivery stands: here a webhook that
+/// nobody answers (a closed loopback port), so the alert waits, its attempts and the error shown,
+/// and the webhook's secret path nowhere on the page.
+#[test]
+fn the_alerts_page_shows_each_alert_and_its_delivery() {
+    let test = "the_alerts_page_shows_each_alert_and_its_delivery";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    // A port that was free a moment ago: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a loopback port");
+    let webhook = format!("http://{closed}/webhookb2/SECRET-TOKEN/IncomingWebhook");
+    let rig = Rig::start(1, |config, _| {
+        let mut settings = roomready_controller::alerts::AlertSettings::new(webhook);
+        settings.group = std::time::Duration::from_millis(100);
+        config.alerts = Some(settings);
+    });
+    let state = |seq: u64, verdict: &str| {
+        json!({
+            "schema": "roomready.state/1.2",
+            "device": "mtr-alert",
+            "seq": seq,
+            "ts": format!("2026-12-01T10:00:0{seq}.000Z"),
+            "agent_version": "0.1.0",
+            "facts": {"kind": "teams_rooms_windows", "app_version": "4.0.64.0"},
+            "verdict": verdict,
+            "findings": [],
+            "placement": {"site": "oslo-hq"},
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let topic = "roomready/v1/mtr-alert/state".to_owned();
+    rig.rt.block_on(async {
+        publish(
+            &rig.broker_url(),
+            "alerting",
+            vec![(topic.clone(), state(1, "ready"), true)],
+        )
+        .await;
+        rig.console()
+            .until("mtr-alert's first state", |store| {
+                store.device(&DeviceId::new("mtr-alert").ok()?).ok()??.state
+            })
+            .await;
+        publish(
+            &rig.broker_url(),
+            "alerting",
+            vec![(topic, state(2, "not_ready"), true)],
+        )
+        .await;
+        rig.console()
+            .until_alerts("a failed delivery attempt", |store| {
+                store.alerts(10).ok()?.into_iter().find(|a| a.attempts >= 1)
+            })
+            .await;
+    });
+    browser
+        .goto(&rig.url("/alerts"))
+        .or_log(&browser, "open the alerts page");
+    let to = text(&browser, "#alerts-to");
+    assert!(to.contains(&format!("http://{closed}")), "{to}");
+    let row = "#alerts-table tr[data-outcome=pending]";
+    assert_eq!(
+        text(&browser, &format!("{row} td.summary")),
+        "mtr-alert (oslo-hq): verdict ready → not_ready"
+    );
+    let delivery = text(&browser, &format!("{row} td.delivery"));
+    assert!(delivery.starts_with("pending after "), "{delivery}");
+    assert!(delivery.contains("cannot reach the webhook"), "{delivery}");
+    let page = browser
+        .execute("return document.documentElement.outerHTML;", &[])
+        .or_log(&browser, "the page's HTML");
+    assert!(
+        !page.as_str().unwrap_or_default().contains("SECRET-TOKEN"),
+        "the webhook's secret path is never shown"
+    );
+    assert_nothing_ran(&browser, "the alerts page");
+    drop(browser);
+    rig.finish();
+}

@@ -15,6 +15,7 @@
 //!   harness itself: [`browser`].
 
 mod agent_run;
+mod alerts;
 mod app_update;
 mod browser;
 mod commands;

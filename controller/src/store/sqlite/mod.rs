@@ -20,11 +20,13 @@ use crate::model::Snapshot;
 use crate::seq::SeqLog;
 use crate::store::migrations::{APPLICATION_ID, MIGRATIONS, latest};
 use crate::store::{
-    Batch, CommandRecord, Committed, DecodeFailure, DeviceDetail, DevicePage, DeviceQuery,
-    DeviceRow, FindingCount, FleetSummary, Groups, HistoryEntry, HistoryKind, HistoryQuery,
-    MAX_DECODE_ERRORS, NewHistory, Retention, SeqSummary, SortKey, Store, StoreError,
+    AlertOutcome, AlertRecord, AlertScan, Batch, CommandRecord, Committed, DecodeFailure,
+    DeviceDetail, DevicePage, DeviceQuery, DeviceRow, FindingCount, FleetSummary, Groups,
+    HistoryEntry, HistoryKind, HistoryQuery, MAX_DECODE_ERRORS, NewAlert, NewHistory, Retention,
+    SeqSummary, SortKey, Store, StoreError,
 };
 
+mod alerts;
 mod placement;
 mod rows;
 mod write;
@@ -356,6 +358,48 @@ impl Store for SqliteStore {
 
     fn groups(&self) -> Result<Groups, StoreError> {
         self.read(placement::groups)
+    }
+
+    fn alert_scan(
+        &self,
+        offline_before: Timestamp,
+        certs_before: Option<Timestamp>,
+    ) -> Result<AlertScan, StoreError> {
+        self.read(|conn| alerts::scan(conn, offline_before, certs_before))
+    }
+
+    fn record_alerts(
+        &self,
+        new: &[NewAlert],
+        quiet: std::time::Duration,
+        cursor: i64,
+    ) -> Result<u64, StoreError> {
+        let mut writer = self.writer()?;
+        let tx = writer.conn.transaction().map_err(db)?;
+        let recorded = alerts::record(&tx, new, quiet, cursor).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(recorded)
+    }
+
+    fn pending_alerts(&self, limit: u64) -> Result<Vec<AlertRecord>, StoreError> {
+        self.read(|conn| alerts::pending(conn, limit))
+    }
+
+    fn finish_alerts(
+        &self,
+        ids: &[i64],
+        outcome: AlertOutcome,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut writer = self.writer()?;
+        let tx = writer.conn.transaction().map_err(db)?;
+        alerts::finish(&tx, ids, outcome, error, at).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn alerts(&self, limit: u64) -> Result<Vec<AlertRecord>, StoreError> {
+        self.read(|conn| alerts::newest(conn, limit))
     }
 
     fn devices(&self, query: &DeviceQuery) -> Result<DevicePage, StoreError> {

@@ -4,9 +4,11 @@
 //!
 //! [`device`]: a device's page and its command forms; [`login`]: logging in and out.
 
+mod alerts;
 mod device;
 mod login;
 
+pub use alerts::{SHOWN as ALERTS_SHOWN, alerts};
 pub use device::{device, send_command};
 pub use login::{login, login_form, logout};
 
