@@ -662,3 +662,35 @@ fn alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up() {
         AlertOutcome::Delivered
     );
 }
+
+#[test]
+fn a_device_is_offline_since_its_presence_changed_not_since_its_last_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let received = |item: Item, ms: u64| match item {
+        Item::Message { message, .. } => Item::Message {
+            message,
+            received_at: at(ms),
+        },
+        other => other,
+    };
+    commit(
+        &store,
+        vec![
+            received(state("a", 1, Verdict::Ready, Vec::new()), 1_000),
+            received(status("a", 1, Presence::Online), 1_000),
+            received(status("a", 1, Presence::Offline), 5_000),
+            // A retained state redelivered while it is away moves last_seen, not the spell.
+            received(state("a", 2, Verdict::Ready, Vec::new()), 9_000),
+        ],
+    );
+    let scan = store.alert_scan(at(6_000), None).expect("scan");
+    assert_eq!(scan.offline, [(id("a"), None, at(5_000))]);
+    assert!(
+        store
+            .alert_scan(at(5_000), None)
+            .expect("scan")
+            .offline
+            .is_empty()
+    );
+}

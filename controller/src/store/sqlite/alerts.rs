@@ -56,9 +56,12 @@ pub(super) fn scan(
             scan.cursor = scan.history.last().map_or(newest, |(e, _)| e.id);
         }
     }
+    // Offline since its presence last changed (the history's presence entry), or, when that
+    // entry is past its retention, since it was last heard from.
     let mut stmt = conn.prepare_cached(
-        "SELECT id, site, last_seen FROM devices WHERE presence = 'offline' AND last_seen < ?1 \
-         ORDER BY id",
+        "SELECT id, site, since FROM (SELECT d.id, d.site, coalesce((SELECT max(h.at) FROM \
+         history h WHERE h.device_id = d.id AND h.kind = 'presence'), d.last_seen) AS since \
+         FROM devices d WHERE d.presence = 'offline') WHERE since < ?1 ORDER BY id",
     )?;
     scan.offline = stmt
         .query_map(params![to_i64(offline_before.unix_ms())], |r| {
