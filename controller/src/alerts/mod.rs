@@ -69,6 +69,8 @@ impl Rule {
 
 /// How often the rules look at the store when nothing was committed.
 const TICK: Duration = Duration::from_secs(5);
+/// The least time between two looks at the store when commits wake the task.
+const MIN_GAP: Duration = Duration::from_millis(250);
 /// How often endpoint certificates are looked at (they change by the day).
 const CERT_EVERY: Duration = Duration::from_secs(600);
 /// Alerts in one message at most; the rest go in the next.
@@ -99,6 +101,7 @@ pub fn start(
         let mut failures: u32 = 0;
         let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
+            let round = tokio::time::Instant::now();
             let certs_due = last_certs.is_none_or(|t| t.elapsed() >= CERT_EVERY);
             match evaluate(&store, &settings, certs_due).await {
                 Ok(recorded) => {
@@ -149,6 +152,8 @@ pub fn start(
                         // The controller is stopping; deliveries end with the task.
                         tokio::time::sleep(wait).await;
                     }
+                    // A busy ingest commits many times a second: look at most every MIN_GAP.
+                    tokio::time::sleep(MIN_GAP.saturating_sub(round.elapsed()).min(wait)).await;
                 }
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -171,6 +176,10 @@ async fn evaluate(
             .then(|| later(now, Duration::from_secs(settings.cert_days * 86_400)));
         let scan = store.alert_scan(offline_before, certs_before)?;
         let raised = rules::raise(&settings, &scan, now);
+        if raised.is_empty() && scan.previous == Some(scan.cursor) {
+            // Nothing new: no write to compete with ingest's.
+            return Ok(0);
+        }
         let recorded = store.record_alerts(&raised, settings.quiet, scan.cursor)?;
         if recorded > 0 {
             tracing::info!("{recorded} alert(s) raised");

@@ -210,6 +210,7 @@ mod tests {
                 Timestamp::from_unix_ms(NOW.unix_ms() + 10 * day),
             )],
             cursor: 9,
+            previous: Some(8),
         };
         let raised = raise(&AlertSettings::new("https://hooks.example/x"), &scan, NOW);
         let summaries: Vec<(&str, &str)> = raised

@@ -370,6 +370,8 @@ pub struct AlertScan {
     pub history: Vec<(HistoryEntry, Option<String>)>,
     /// The history id read up to (recorded with the alerts raised from it).
     pub cursor: i64,
+    /// The cursor recorded before this scan (`None` at the very first).
+    pub previous: Option<i64>,
     /// Devices offline since before the cut-off: (device, site, since when: the presence change
     /// that made them offline).
     pub offline: Vec<(DeviceId, Option<String>, Timestamp)>,

@@ -39,6 +39,7 @@ pub(super) fn scan(
         .optional()?;
     let mut scan = AlertScan {
         cursor: newest,
+        previous: cursor,
         ..AlertScan::default()
     };
     if let Some(cursor) = cursor {
