@@ -448,6 +448,57 @@ fn filtering_by_not_ready_shows_exactly_those_devices() {
         .or_log(&browser, "the ready page");
     let ids: Vec<String> = rows(&browser).into_iter().map(|(id, _, _)| id).collect();
     assert_eq!(ids, ready, "exactly the ready devices");
+
+    // Where devices are: the demo fleet puts devices 9-16 at bergen; its row in the "Where"
+    // totals links to them, and the form narrows them to a ring (ring 0 there: device 11).
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "back to the fleet once more");
+    assert_eq!(
+        text(&browser, "#by-site tr[data-group=bergen] td:nth-child(2)"),
+        "8",
+        "bergen's devices in the totals"
+    );
+    browser
+        .find("#by-site tr[data-group=bergen] a")
+        .and_then(|link| link.click())
+        .or_log(&browser, "click bergen");
+    browser
+        .wait_until("bergen's devices", WAIT, |b| {
+            Ok(b.current_url()?.contains("site=bergen") && b.find("#shown-total")?.text()? == "8")
+        })
+        .or_log(&browser, "the bergen page");
+    let places = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#device-table tbody [data-field=where]'))\
+               .map(td => td.innerText.trim());",
+            &[],
+        )
+        .or_log(&browser, "the where cells");
+    let places: Vec<String> = serde_json::from_value(places).expect("a list of texts");
+    assert_eq!(places.len(), 8);
+    assert!(
+        places.iter().all(|p| p.starts_with("bergen · ring ")),
+        "{places:?}"
+    );
+    browser
+        .find("#filters select[name=ring] option[value='0']")
+        .and_then(|option| option.click())
+        .or_log(&browser, "pick ring 0");
+    browser
+        .find("#filters button[type=submit]")
+        .and_then(|button| button.click())
+        .or_log(&browser, "press Filter with site and ring");
+    browser
+        .wait_until("bergen's pilot ring", WAIT, |b| {
+            let url = b.current_url()?;
+            Ok(url.contains("site=bergen")
+                && url.contains("ring=0")
+                && b.find("#shown-total")?.text()? == "1")
+        })
+        .or_log(&browser, "the bergen ring 0 page");
+    let ids: Vec<String> = rows(&browser).into_iter().map(|(id, _, _)| id).collect();
+    assert_eq!(ids, ["mtr-0011"], "the one pilot device at bergen");
     drop(browser);
     rig.finish();
 }
