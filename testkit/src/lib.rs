@@ -7,6 +7,7 @@
 //! - [`openssl`]: `openssl s_server` on a loopback port, and certificates made by the `openssl`
 //!   command line ([`openssl::pki`]).
 //! - [`pki`]: throwaway CAs, server and client certificates made with rcgen.
+//! - [`postgres`]: a throwaway PostgreSQL cluster (Debian's binaries) on a loopback port.
 //! - [`proxy`]: a TCP proxy that can freeze traffic (half-open connections).
 //! - [`http`]: a small HTTP(S) client with a cookie jar, for web servers under test.
 //! - [`webdriver`]: headless Chromium driven over WebDriver.
@@ -19,6 +20,7 @@ pub mod http;
 pub mod openssl;
 pub mod peers;
 pub mod pki;
+pub mod postgres;
 pub mod proxy;
 pub mod webdriver;
 pub mod wine;
