@@ -16,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod ingest;
 pub mod model;
+pub mod rollouts;
 pub mod seq;
 pub mod store;
 pub mod users;

@@ -1,0 +1,7 @@
+//! Staged rollouts of the agent's self-update or the Teams Rooms app update across the fleet,
+//! ring by ring: [`plan`] says what, in which rings, how many at once, how long a device must
+//! stay healthy and when the rollout halts itself; [`step`] decides, from what the store
+//! observes, each device's next stage and what to send.
+
+pub mod plan;
+pub mod step;
