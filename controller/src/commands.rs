@@ -113,8 +113,49 @@ impl Commander {
         action: CommandAction,
         user: &str,
     ) -> Result<CommandRecord, CommandError> {
-        validate(&action).map_err(CommandError::Invalid)?;
         let id = new_id().map_err(CommandError::Publish)?;
+        self.send_as(device, action, user, id).await
+    }
+
+    /// A new command id, as [`Commander::send`] makes them: for a caller that records the id
+    /// before sending (a rollout), so that after a crash it sends the same id again.
+    pub fn new_id() -> Result<String, CommandError> {
+        new_id().map_err(CommandError::Publish)
+    }
+
+    /// Sends `action` with the command id `id`. When a command with this id was recorded
+    /// before (a resend after a restart), it is published again as it was recorded: the agent
+    /// answers a repeated id from its ledger without running it twice.
+    pub async fn send_as(
+        &self,
+        device: DeviceId,
+        action: CommandAction,
+        user: &str,
+        id: String,
+    ) -> Result<CommandRecord, CommandError> {
+        validate(&action).map_err(CommandError::Invalid)?;
+        let known = {
+            let store = Arc::clone(&self.store);
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || store.command(&id))
+                .await
+                .map_err(|e| CommandError::Publish(format!("the store task failed: {e}")))??
+        };
+        if let Some(known) = known {
+            if known.device != device {
+                return Err(CommandError::Invalid(format!(
+                    "command {:?} was sent to another device",
+                    known.id
+                )));
+            }
+            let topic = Topics::new(&self.prefix, &device).cmd().to_owned();
+            self.client
+                .publish_command(topic, known.command.encode())
+                .await
+                .map_err(CommandError::Publish)?;
+            self.stats.commands.fetch_add(1, Ordering::Relaxed);
+            return Ok(known);
+        }
         let record = CommandRecord {
             id: id.clone(),
             device: device.clone(),

@@ -66,6 +66,8 @@ pub struct Running {
     pruner: JoinHandle<()>,
     alerter: Option<JoinHandle<()>>,
     alert_changes: watch::Receiver<u64>,
+    rollouts: JoinHandle<()>,
+    rollout_changes: watch::Receiver<u64>,
 }
 
 impl Running {
@@ -79,6 +81,11 @@ impl Running {
         self.alert_changes.clone()
     }
 
+    /// Counts the rollout runner's steps that changed the store.
+    pub fn rollout_changes(&self) -> watch::Receiver<u64> {
+        self.rollout_changes.clone()
+    }
+
     /// Every batch committed from now on (what the live pages are sent).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<store::Committed>> {
         self.live.subscribe()
@@ -87,6 +94,7 @@ impl Running {
     /// Stops serving, disconnects from the broker (the session stays) and closes the store.
     pub async fn stop(self) {
         self.pruner.abort();
+        self.rollouts.abort();
         if let Some(alerter) = self.alerter {
             alerter.abort();
         }
@@ -152,6 +160,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         Arc::clone(&ingest.stats),
         live.clone(),
     );
+    let commander_for_rollouts = commander.clone();
     let app = Arc::new(AppState {
         store: Arc::clone(&shared),
         stats: Arc::clone(&ingest.stats),
@@ -169,6 +178,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             return Err(e.into());
         }
     };
+    let (rollouts_changed, rollout_changes) = watch::channel(0);
+    let rollouts = rollouts::run::start(
+        Arc::clone(&shared),
+        commander_for_rollouts,
+        live.subscribe(),
+        rollouts_changed,
+    );
     let (alerts_changed, alert_changes) = watch::channel(0);
     let alerter = config.alerts.clone().map(|settings| {
         alerts::start(
@@ -202,6 +218,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         pruner,
         alerter,
         alert_changes,
+        rollouts,
+        rollout_changes,
     })
 }
 

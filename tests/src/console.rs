@@ -106,9 +106,43 @@ impl Console {
     pub async fn until_alerts<T>(
         &self,
         what: &str,
+        check: impl FnMut(&SqliteStore) -> Option<T>,
+    ) -> T {
+        self.until_changed(self.running.alert_changes(), what, check)
+            .await
+    }
+
+    /// Waits until `check` answers `Some`, checking now and after every step of the rollout
+    /// runner that changed the store, and after every commit, at most [`WAIT`].
+    pub async fn until_rollouts<T>(
+        &self,
+        what: &str,
         mut check: impl FnMut(&SqliteStore) -> Option<T>,
     ) -> T {
-        let mut changes = self.running.alert_changes();
+        let mut commits = self.running.subscribe();
+        let mut changes = self.running.rollout_changes();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            changes.borrow_and_update();
+            if let Some(found) = check(self.store()) {
+                return found;
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    assert!(changed.is_ok(), "the rollout runner stopped while waiting for {what}");
+                }
+                _ = commits.recv() => {}
+                _ = tokio::time::sleep_until(deadline) => panic!("no {what} within {WAIT:?}"),
+            }
+        }
+    }
+
+    async fn until_changed<T>(
+        &self,
+        mut changes: tokio::sync::watch::Receiver<u64>,
+        what: &str,
+        mut check: impl FnMut(&SqliteStore) -> Option<T>,
+    ) -> T {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             changes.borrow_and_update();

@@ -67,6 +67,9 @@ pub struct DeviceProgress {
     pub command: Option<String>,
     /// Its verdict when the update was sent: afterwards it must be no worse.
     pub baseline: Option<Verdict>,
+    /// The `seq` of its latest state when the update was sent: the health gate looks at a
+    /// state made after it.
+    pub baseline_seq: Option<u64>,
     pub sent_at: Option<Timestamp>,
     /// Since when the health gate has held without a break.
     pub healthy_since: Option<Timestamp>,
@@ -79,10 +82,18 @@ pub struct DeviceProgress {
 pub struct Observed {
     pub online: bool,
     pub verdict: Option<Verdict>,
-    /// When its latest state was received.
-    pub state_at: Option<Timestamp>,
-    /// The latest answer to its update command: status, reason, message, when received.
-    pub answer: Option<(ResponseStatus, Option<String>, Option<String>, Timestamp)>,
+    /// The `seq` of its latest state.
+    pub state_seq: Option<u64>,
+    /// The latest answer to its update command.
+    pub answer: Option<Answer>,
+}
+
+/// A device's answer to its update command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: ResponseStatus,
+    pub reason: Option<String>,
+    pub message: Option<String>,
 }
 
 /// What the runner does after a step.
@@ -173,6 +184,7 @@ pub fn step(
         d.stage = Stage::Sent;
         d.command = Some(command.clone());
         d.baseline = seen.verdict;
+        d.baseline_seq = seen.state_seq;
         d.sent_at = Some(now);
         d.reason = None;
         room -= 1;
@@ -209,14 +221,18 @@ fn elapsed(since: Timestamp, now: Timestamp) -> Duration {
 /// One device's next stage from what is seen of it.
 fn advance(d: &mut DeviceProgress, seen: &Observed, gate: Duration, now: Timestamp) {
     if matches!(d.stage, Stage::Sent | Stage::Updating)
-        && let Some((status, reason, message, answered_at)) = &seen.answer
+        && let Some(Answer {
+            status,
+            reason,
+            message,
+            ..
+        }) = &seen.answer
     {
         match status {
             ResponseStatus::Accepted => d.stage = Stage::Updating,
             ResponseStatus::Succeeded => {
                 d.stage = Stage::Verifying;
                 d.healthy_since = None;
-                d.sent_at = d.sent_at.or(Some(*answered_at));
             }
             ResponseStatus::Rejected | ResponseStatus::Failed => {
                 let rolled_back = reason.as_deref() == Some("rolled_back");
@@ -236,9 +252,13 @@ fn advance(d: &mut DeviceProgress, seen: &Observed, gate: Duration, now: Timesta
         }
     }
     if d.stage == Stage::Verifying {
-        let answered = seen.answer.as_ref().map(|a| a.3);
-        // Healthy: online, a state made after the answer, and a verdict no worse than before.
-        let fresh = matches!((seen.state_at, answered), (Some(s), Some(a)) if s >= a);
+        // Healthy: online, a state made since the update was sent, and a verdict no worse than
+        // before.
+        let fresh = match (seen.state_seq, d.baseline_seq) {
+            (Some(now), Some(before)) => now > before,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         let no_worse = match (d.baseline, seen.verdict) {
             (_, None) => false,
             (None, Some(_)) => true,
@@ -261,7 +281,7 @@ fn advance(d: &mut DeviceProgress, seen: &Observed, gate: Duration, now: Timesta
                     d.baseline.map_or("none", |v| v.as_str())
                 )
             } else {
-                "waiting for a state after the update".into()
+                "waiting for a state made since the update".into()
             });
         }
     }

@@ -118,6 +118,40 @@ pub const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 4: staged rollouts, their devices and their log.
+    "
+    CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        plan TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE rollout_devices (
+        rollout_id INTEGER NOT NULL,
+        device_id TEXT NOT NULL,
+        ring INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        command_id TEXT,
+        baseline TEXT,
+        baseline_seq INTEGER,
+        sent_at INTEGER,
+        healthy_since INTEGER,
+        reason TEXT,
+        PRIMARY KEY (rollout_id, device_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollout_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rollout_id INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        by_user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX rollout_log_rollout ON rollout_log (rollout_id, id);
+    ",
 ];
 
 /// The schema version this build writes.

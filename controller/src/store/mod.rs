@@ -383,6 +383,87 @@ pub struct AlertScan {
     pub certs: Vec<(DeviceId, Option<String>, String, Timestamp)>,
 }
 
+/// Where a rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    /// Sending updates ring by ring.
+    Running,
+    /// Paused by an operator: nothing new is sent; updates under way are followed.
+    Paused,
+    /// Stopped by itself: failures in a ring passed the plan's threshold.
+    Halted,
+    /// Stopped by an operator for good.
+    Aborted,
+    /// Every device healthy or failed within the threshold.
+    Done,
+}
+
+impl RolloutState {
+    pub const ALL: [RolloutState; 5] = [
+        RolloutState::Running,
+        RolloutState::Paused,
+        RolloutState::Halted,
+        RolloutState::Aborted,
+        RolloutState::Done,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RolloutState::Running => "running",
+            RolloutState::Paused => "paused",
+            RolloutState::Halted => "halted",
+            RolloutState::Aborted => "aborted",
+            RolloutState::Done => "done",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RolloutState> {
+        RolloutState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the runner still follows it (its devices' updates may still be under way).
+    pub const fn followed(self) -> bool {
+        matches!(
+            self,
+            RolloutState::Running | RolloutState::Paused | RolloutState::Halted
+        )
+    }
+}
+
+/// A rollout as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolloutSummary {
+    pub id: i64,
+    pub plan: crate::rollouts::plan::Plan,
+    pub state: RolloutState,
+    /// Why it halted or was aborted.
+    pub reason: Option<String>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Devices per stage.
+    pub stages: Vec<(crate::rollouts::step::Stage, u64)>,
+}
+
+/// One line of a rollout's log: who did what, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolloutLog {
+    pub at: Timestamp,
+    pub by: String,
+    /// `started`, `paused`, `resumed`, `aborted`, `halted`, `done`.
+    pub action: String,
+    pub detail: String,
+}
+
+/// A rollout with every device and its log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolloutDetail {
+    pub summary: RolloutSummary,
+    pub devices: Vec<crate::rollouts::step::DeviceProgress>,
+    pub log: Vec<RolloutLog>,
+}
+
 /// What is known of one device's sequence numbers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SeqSummary {
@@ -611,6 +692,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// The newest `limit` alerts, newest first.
     fn alerts(&self, limit: u64) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Starts a rollout of `plan` by `by`: every device whose latest state places it in one of
+    /// the plan's rings, waiting. `Invalid` when another rollout is running or paused, or no
+    /// device is in the plan's rings.
+    fn create_rollout(
+        &self,
+        plan: &crate::rollouts::plan::Plan,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<i64, StoreError>;
+    /// The newest 100 rollouts, newest first.
+    fn rollouts(&self) -> Result<Vec<RolloutSummary>, StoreError>;
+    fn rollout(&self, id: i64) -> Result<Option<RolloutDetail>, StoreError>;
+    /// Saves a step's outcome in one transaction: the devices' progress, the new state (with its
+    /// reason) and log lines.
+    fn save_rollout(
+        &self,
+        id: i64,
+        devices: &[crate::rollouts::step::DeviceProgress],
+        state: Option<(RolloutState, Option<String>)>,
+        log: &[RolloutLog],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// What the store observes now of each device, with the answer to its command (when it has
+    /// one).
+    fn observe(
+        &self,
+        devices: &[(DeviceId, Option<String>)],
+    ) -> Result<Vec<crate::rollouts::step::Observed>, StoreError>;
     fn devices(&self, query: &DeviceQuery) -> Result<DevicePage, StoreError>;
     fn device(&self, id: &DeviceId) -> Result<Option<DeviceDetail>, StoreError>;
     fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;

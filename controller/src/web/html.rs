@@ -55,6 +55,7 @@ pub fn page(
                             a href="/" { "Fleet" }
                             a href="/findings" { "Findings" }
                             a href="/ingest" { "Ingest" }
+                            a href="/rollouts" { "Rollouts" }
                             a href="/alerts" { "Alerts" }
                             a href="/export/fleet.csv" { "Export CSV" }
                         }

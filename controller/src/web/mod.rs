@@ -15,6 +15,7 @@ mod html;
 mod live;
 mod metrics;
 mod pages;
+mod rollouts;
 pub mod server;
 
 use std::net::{IpAddr, SocketAddr};
@@ -139,6 +140,7 @@ pub fn router(app: App) -> Router {
         .route("/logout", post(pages::logout))
         .merge(api::routes())
         .merge(export::routes())
+        .merge(rollouts::routes())
         .route("/metrics", get(metrics::metrics))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), csrf))
         .layer(middleware::from_fn_with_state(

@@ -30,6 +30,7 @@ mod journal_bound;
 mod journal_restart;
 mod mqtt5;
 mod resubscribe;
+mod rollouts;
 mod sim_update;
 mod update_daemon;
 mod update_faults;

@@ -53,7 +53,7 @@ impl World {
                     Observed {
                         online: true,
                         verdict: Some(Verdict::Ready),
-                        state_at: Some(Timestamp::from_unix_ms(0)),
+                        state_seq: Some(1),
                         answer: None,
                     },
                 );
@@ -63,6 +63,7 @@ impl World {
                     stage: Stage::Waiting,
                     command: None,
                     baseline: None,
+                    baseline_seq: None,
                     sent_at: None,
                     healthy_since: None,
                     reason: None,
@@ -113,13 +114,16 @@ impl World {
             .expect("device")
     }
 
-    /// `name` answers `status` at `minute` and, on success, reports a state right after.
-    fn answer(&mut self, name: &str, status: ResponseStatus, reason: Option<&str>, minute: u64) {
-        let at = Timestamp::from_unix_ms(minute * MIN);
+    /// `name` answers `status` and, on success, reports a state (the new version's first).
+    fn answer(&mut self, name: &str, status: ResponseStatus, reason: Option<&str>, _minute: u64) {
         let seen = self.seen(name);
-        seen.answer = Some((status, reason.map(str::to_owned), None, at));
+        seen.answer = Some(Answer {
+            status,
+            reason: reason.map(str::to_owned),
+            message: None,
+        });
         if status == ResponseStatus::Succeeded {
-            seen.state_at = Some(Timestamp::from_unix_ms(minute * MIN + 1));
+            seen.state_seq = Some(seen.state_seq.unwrap_or(0) + 2);
         }
     }
 

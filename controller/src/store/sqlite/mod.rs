@@ -25,9 +25,11 @@ use crate::store::{
     HistoryEntry, HistoryKind, HistoryQuery, MAX_DECODE_ERRORS, NewAlert, NewHistory, Retention,
     SeqSummary, SortKey, Store, StoreError,
 };
+use crate::store::{RolloutDetail, RolloutLog, RolloutState, RolloutSummary};
 
 mod alerts;
 mod placement;
+mod rollouts;
 mod rows;
 mod write;
 
@@ -400,6 +402,48 @@ impl Store for SqliteStore {
 
     fn alerts(&self, limit: u64) -> Result<Vec<AlertRecord>, StoreError> {
         self.read(|conn| alerts::newest(conn, limit))
+    }
+
+    fn create_rollout(
+        &self,
+        plan: &crate::rollouts::plan::Plan,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let mut writer = self.writer()?;
+        let tx = writer.conn.transaction().map_err(db)?;
+        let id = rollouts::create(&tx, plan, by, at)?;
+        tx.commit().map_err(db)?;
+        Ok(id)
+    }
+
+    fn rollouts(&self) -> Result<Vec<RolloutSummary>, StoreError> {
+        self.read(rollouts::list)
+    }
+
+    fn rollout(&self, id: i64) -> Result<Option<RolloutDetail>, StoreError> {
+        self.read(|conn| rollouts::detail(conn, id))
+    }
+
+    fn save_rollout(
+        &self,
+        id: i64,
+        devices: &[crate::rollouts::step::DeviceProgress],
+        state: Option<(RolloutState, Option<String>)>,
+        log: &[RolloutLog],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut writer = self.writer()?;
+        let tx = writer.conn.transaction().map_err(db)?;
+        rollouts::save(&tx, id, devices, state, log, at).map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn observe(
+        &self,
+        devices: &[(DeviceId, Option<String>)],
+    ) -> Result<Vec<crate::rollouts::step::Observed>, StoreError> {
+        self.read(|conn| rollouts::observe(conn, devices))
     }
 
     fn devices(&self, query: &DeviceQuery) -> Result<DevicePage, StoreError> {

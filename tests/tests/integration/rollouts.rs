@@ -1,0 +1,258 @@
+//! Staged rollouts end to end: simulated devices that really update themselves (signed feed,
+//! update server, trial, rollback), placed in rings by their agents' config, and the real
+//! controller rolling a release out ring by ring through its API: a good release goes through
+//! rings 0, 1 and 2; a release that crashes at start is rolled back in ring 0 and the rollout
+//! halts with ring 1 untouched; a controller stopped mid-ring and started again on the same
+//! database finishes without sending any device its update twice.
+#![cfg(unix)]
+
+use roomready_controller::rollouts::step::Stage;
+use roomready_controller::store::{RolloutDetail, RolloutState, Store};
+use roomready_feed::Channel;
+use roomready_feed::keys::{decode_verifying_key, keygen};
+use roomready_feed::publish::{ReleaseOptions, release};
+use roomready_protocol::{DeviceId, DeviceKind, Placement, Ring, TopicPrefix};
+use roomready_simulator::broker::EmbeddedBroker;
+use roomready_simulator::device::{DeviceEnv, SimDevice, SimUpdate};
+use roomready_simulator::update_server::UpdateServer;
+use roomready_testkit::http::meta;
+use roomready_tests::console::{Console, config};
+
+/// The version the feed offers.
+const NEW: &str = "9.9.9";
+
+struct World {
+    dir: tempfile::TempDir,
+    broker: EmbeddedBroker,
+    _server: UpdateServer,
+    env: DeviceEnv,
+}
+
+impl World {
+    async fn new(crash: bool) -> World {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = keygen(&dir.path().join("keys")).expect("keygen");
+        let feed = dir.path().join("feed");
+        std::fs::create_dir_all(&feed).expect("feed dir");
+        let bin = dir.path().join("new-agent");
+        std::fs::write(
+            &bin,
+            format!("#!/bin/sh\n# roomready-agent {NEW}\nexit 0\n"),
+        )
+        .expect("release binary");
+        release(&ReleaseOptions {
+            key: keys.signing_key.clone(),
+            bin,
+            version: NEW.into(),
+            target: roomready_feed::this_target().into(),
+            channel: Channel::Stable,
+            feed: feed.clone(),
+        })
+        .expect("release");
+        let key = decode_verifying_key(&keys.verifying_key_b64).expect("verifying key");
+        let broker = EmbeddedBroker::start().await.expect("broker");
+        let server = UpdateServer::start(feed).await.expect("update server");
+        let mut update = SimUpdate::manifest(&server.url(), vec![key], dir.path().join("devices"));
+        if crash {
+            update.crash_on_start = vec![semver::Version::parse(NEW).expect("version")];
+        }
+        let env = DeviceEnv {
+            update: Some(update),
+            ..DeviceEnv::new(broker.url(), TopicPrefix::default())
+        };
+        World {
+            dir,
+            broker,
+            _server: server,
+            env,
+        }
+    }
+
+    fn spawn(&self, id: &str, ring: u64) -> SimDevice {
+        let mut spec = roomready_tests::spec(
+            id,
+            DeviceKind::TeamsRoomsWindows,
+            Some("5.2.115.0"),
+            Some("19045.4894"),
+        );
+        spec.placement = Placement {
+            ring: Some(Ring::new(ring).expect("ring")),
+            ..Placement::default()
+        };
+        let _ = DeviceId::new(id).expect("id");
+        SimDevice::try_spawn(spec, &self.env).expect("device spawns")
+    }
+
+    async fn console(&self, dir: tempfile::TempDir) -> Console {
+        let console = Console::start_with(config(&self.broker.url(), dir.path()), dir).await;
+        console.subscribed().await;
+        console
+    }
+}
+
+/// Waits until every one of `count` devices is placed and online in the controller's store.
+async fn placed(console: &Console, count: u64) {
+    console
+        .until("the devices placed and online", |store| {
+            let groups = store.groups().ok()?;
+            let placed: u64 = groups.rings.iter().map(|g| g.devices).sum();
+            let online: u64 = groups.rings.iter().map(|g| g.online).sum();
+            (placed == count && online == count).then_some(())
+        })
+        .await;
+}
+
+/// Starts a rollout through the API (as the local operator); its id.
+async fn start(console: &Console, rings: &str) -> i64 {
+    let rings = rings.to_owned();
+    console
+        .http
+        .run(move |http| {
+            let page = http.get("/rollouts");
+            assert_eq!(page.status, 200);
+            let csrf = meta(&page.body, "csrf-token").expect("a token");
+            let reply = http.post_json(
+                "/api/v1/rollouts",
+                &serde_json::json!({"target": "agent", "version": NEW, "rings": rings}),
+                Some(&csrf),
+            );
+            assert_eq!(reply.status, 201, "{}", reply.body);
+            reply.json()["id"].as_i64().expect("an id")
+        })
+        .await
+}
+
+async fn until_state(console: &Console, id: i64, state: RolloutState) -> RolloutDetail {
+    console
+        .until_rollouts(&format!("rollout {id} {}", state.as_str()), |store| {
+            store.rollout(id).ok()?.filter(|d| d.summary.state == state)
+        })
+        .await
+}
+
+fn stage_of(detail: &RolloutDetail, id: &str) -> Stage {
+    detail
+        .devices
+        .iter()
+        .find(|d| d.device.as_str() == id)
+        .map(|d| d.stage)
+        .unwrap_or_else(|| panic!("{id} is not in the rollout: {detail:#?}"))
+}
+
+/// Commands sent to `id`.
+fn commands(console: &Console, id: &str) -> usize {
+    console
+        .store()
+        .commands(&DeviceId::new(id).expect("id"), 100)
+        .expect("commands")
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_release_goes_through_rings_zero_one_and_two() {
+    let w = World::new(false).await;
+    let console = w.console(tempfile::tempdir().expect("tempdir")).await;
+    let fleet = [("r0-a", 0), ("r1-a", 1), ("r1-b", 1), ("r2-a", 2)];
+    let devices: Vec<SimDevice> = fleet.iter().map(|(id, ring)| w.spawn(id, *ring)).collect();
+    placed(&console, 4).await;
+    let id = start(&console, "0:1:0,1:2:0,2:5:0").await;
+    let done = until_state(&console, id, RolloutState::Done).await;
+    for (device, _) in fleet {
+        assert_eq!(stage_of(&done, device), Stage::Healthy, "{device}");
+        assert_eq!(commands(&console, device), 1, "{device}: one update");
+    }
+    for device in &devices {
+        assert_eq!(device.version(), NEW, "{}", device.spec().id);
+    }
+    // The ring order holds: each device of ring 1 was sent its update after ring 0's was healthy.
+    let sent = |device: &str| {
+        done.devices
+            .iter()
+            .find(|d| d.device.as_str() == device)
+            .and_then(|d| d.sent_at)
+            .expect("sent")
+    };
+    assert!(sent("r0-a") < sent("r1-a") && sent("r1-b") < sent("r2-a"));
+    let actions: Vec<&str> = done.log.iter().map(|l| l.action.as_str()).collect();
+    assert_eq!(actions, ["started", "done"]);
+    for device in devices {
+        device.shutdown().await.expect("device stops");
+    }
+    console.stop().await;
+    w.broker.stop().await.expect("broker stops");
+    drop(w.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_crashes_is_rolled_back_in_ring_zero_and_the_rollout_halts() {
+    let w = World::new(true).await;
+    let console = w.console(tempfile::tempdir().expect("tempdir")).await;
+    let devices: Vec<SimDevice> = [("p-a", 0), ("q-a", 1), ("q-b", 1)]
+        .iter()
+        .map(|(id, ring)| w.spawn(id, *ring))
+        .collect();
+    placed(&console, 3).await;
+    let id = start(&console, "0:1:0,1:2:0").await;
+    let halted = until_state(&console, id, RolloutState::Halted).await;
+    assert_eq!(stage_of(&halted, "p-a"), Stage::RolledBack);
+    assert_eq!(
+        halted.summary.reason.as_deref(),
+        Some("1 of the 1 devices of ring 0 failed or rolled back")
+    );
+    for device in ["q-a", "q-b"] {
+        assert_eq!(stage_of(&halted, device), Stage::Waiting, "{device}");
+        assert_eq!(commands(&console, device), 0, "{device}: ring 1 untouched");
+    }
+    assert_eq!(
+        devices[0].version(),
+        roomready_agent::update::CURRENT_VERSION,
+        "rolled back"
+    );
+    for device in devices {
+        device.shutdown().await.expect("device stops");
+    }
+    console.stop().await;
+    w.broker.stop().await.expect("broker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_stopped_mid_ring_finishes_after_a_restart_without_sending_twice() {
+    let w = World::new(false).await;
+    let console = w.console(tempfile::tempdir().expect("tempdir")).await;
+    let fleet = [("k-a", 0), ("k-b", 0), ("k-c", 1)];
+    let devices: Vec<SimDevice> = fleet.iter().map(|(id, ring)| w.spawn(id, *ring)).collect();
+    placed(&console, 3).await;
+    let id = start(&console, "0:1:0,1:1:0").await;
+    // Stopped as soon as the first update is under way.
+    console
+        .until_rollouts("the first update sent", |store| {
+            let detail = store.rollout(id).ok()??;
+            detail
+                .devices
+                .iter()
+                .any(|d| d.stage != Stage::Waiting)
+                .then_some(())
+        })
+        .await;
+    let dir = console.stop().await;
+    let console = w.console(dir).await;
+    let done = until_state(&console, id, RolloutState::Done).await;
+    for (device, _) in fleet {
+        assert_eq!(stage_of(&done, device), Stage::Healthy, "{device}");
+        assert_eq!(
+            commands(&console, device),
+            1,
+            "{device}: one update command"
+        );
+    }
+    for device in &devices {
+        assert_eq!(device.version(), NEW);
+        assert_eq!(device.restarts(), 1, "{}: updated once", device.spec().id);
+    }
+    for device in devices {
+        device.shutdown().await.expect("device stops");
+    }
+    console.stop().await;
+    w.broker.stop().await.expect("broker stops");
+}
