@@ -505,7 +505,7 @@ mod tests {
             ),
             (
                 "alert_rules = [\"sometimes\"]",
-                "\"sometimes\" is not a rule (known: verdict_worse, offline, seq_gap, cert_expiring)",
+                "\"sometimes\" is not a rule (known: verdict_worse, offline, seq_gap, cert_expiring, rollout_halted)",
             ),
             (
                 "alert_suppress = [\"room:x\"]",

@@ -1,6 +1,6 @@
 //! Alerts: the controller tells the admins' own channel (a webhook: generic JSON, or a
 //! Microsoft Teams incoming webhook) when a room's verdict worsens, a device stays offline, its
-//! messages go missing or an endpoint certificate nears its expiry.
+//! messages go missing, an endpoint certificate nears its expiry or a rollout halts.
 //!
 //! - [`settings`]: the `alert_*` config keys;
 //! - [`rules`]: what each rule raises from what the store holds (pure);
@@ -43,14 +43,17 @@ pub enum Rule {
     SeqGap,
     /// An endpoint certificate a device probes expires within `alert_cert_days`.
     CertExpiring,
+    /// A rollout halted by itself: failures in a ring passed its plan's threshold.
+    RolloutHalted,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 4] = [
+    pub const ALL: [Rule; 5] = [
         Rule::VerdictWorse,
         Rule::Offline,
         Rule::SeqGap,
         Rule::CertExpiring,
+        Rule::RolloutHalted,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Rule {
             Rule::Offline => "offline",
             Rule::SeqGap => "seq_gap",
             Rule::CertExpiring => "cert_expiring",
+            Rule::RolloutHalted => "rollout_halted",
         }
     }
 

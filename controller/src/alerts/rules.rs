@@ -110,6 +110,21 @@ pub fn raise(settings: &AlertSettings, scan: &AlertScan, now: Timestamp) -> Vec<
             ));
         }
     }
+    if on(Rule::RolloutHalted) {
+        for (rollout, line, reason) in &scan.halted {
+            let rule = Rule::RolloutHalted.as_str();
+            raised.push(NewAlert {
+                rule,
+                key: format!("{rule}/{rollout}/{line}"),
+                quiet_key: format!("{rule}/{rollout}"),
+                device: None,
+                site: None,
+                raised_at: now,
+                summary: format!("rollout {rollout} halted: {reason}"),
+                suppressed: false,
+            });
+        }
+    }
     raised
 }
 
@@ -210,6 +225,11 @@ mod tests {
                 Timestamp::from_unix_ms(NOW.unix_ms() + 10 * day),
             )],
             cursor: 9,
+            halted: vec![(
+                3,
+                40,
+                "1 of the 2 devices of ring 0 failed or rolled back".into(),
+            )],
             previous: Some(8),
         };
         let raised = raise(&AlertSettings::new("https://hooks.example/x"), &scan, NOW);
@@ -236,6 +256,13 @@ mod tests {
                 .starts_with("cert_expiring/d/pool.contoso.com:443/")
         );
         assert!(summaries[3].1.ends_with("(in 10 days)"), "{summaries:?}");
+        assert_eq!(
+            summaries[4],
+            (
+                "rollout_halted/3/40",
+                "rollout 3 halted: 1 of the 2 devices of ring 0 failed or rolled back"
+            )
+        );
     }
 
     #[test]

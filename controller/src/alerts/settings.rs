@@ -6,7 +6,8 @@
 //!                                        # to loopback; never logged (it holds a secret)
 //! alert_webhook_format = "teams"         # optional; "json" (default) or "teams" (a Teams
 //!                                        # incoming webhook's message card)
-//! alert_rules = ["verdict_worse", "offline", "seq_gap", "cert_expiring"]  # optional; default all
+//! alert_rules = ["verdict_worse", "offline", "seq_gap", "cert_expiring", "rollout_halted"]
+//!                                        # optional; default all
 //! alert_offline_minutes = 30             # optional; 1..=10080, offline this long alerts
 //! alert_cert_days = 30                   # optional; 1..=365, an endpoint certificate this close
 //!                                        # to expiry alerts

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format (0.0.4): the fleet by verdict, kind and presence, by
-//! site and by ring, missing sequence numbers, and ingest's counters. Label values are a fixed
+//! site and by ring, rollouts by state and their devices by stage, missing sequence numbers,
+//! and ingest's counters. Label values are a fixed
 //! set of names (verdicts, kinds, results), ring numbers (0-9), and site names, which the
 //! protocol limits to A-Z a-z 0-9 . _ - (nothing to escape) and the store to the 200 largest
 //! sites; tags are not labels (too many).
@@ -12,11 +13,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::{App, WebError, blocking};
-use crate::store::GroupTotal;
+use crate::store::{GroupTotal, RolloutState};
 
 pub async fn metrics(State(app): State<App>) -> Result<Response, WebError> {
     let store = app.store.clone();
-    let (summary, groups) = blocking(move || Ok((store.summary()?, store.groups()?))).await?;
+    let (summary, groups, rollouts) =
+        blocking(move || Ok((store.summary()?, store.groups()?, store.rollouts()?))).await?;
     let s = &app.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::new();
@@ -100,6 +102,35 @@ pub async fn metrics(State(app): State<App>) -> Result<Response, WebError> {
             &per(label, rows, |g| g.online),
         );
     }
+    let by_state: Vec<(String, u64)> = RolloutState::ALL
+        .iter()
+        .map(|state| {
+            let n = rollouts.iter().filter(|r| r.state == *state).count() as u64;
+            (format!("{{state=\"{}\"}}", state.as_str()), n)
+        })
+        .collect();
+    family(
+        "roomready_rollouts",
+        "gauge",
+        "Rollouts (the newest 100) by state.",
+        &by_state,
+    );
+    let mut by_stage: Vec<(String, u64)> = Vec::new();
+    for r in rollouts.iter().filter(|r| r.state.followed()) {
+        for (stage, n) in &r.stages {
+            let labels = format!("{{stage=\"{}\"}}", stage.as_str());
+            match by_stage.iter_mut().find(|(l, _)| *l == labels) {
+                Some(slot) => slot.1 += n,
+                None => by_stage.push((labels, *n)),
+            }
+        }
+    }
+    family(
+        "roomready_rollout_devices",
+        "gauge",
+        "Devices of the rollouts under way (running, paused or halted) by stage.",
+        &by_stage,
+    );
     family(
         "roomready_seq_missing",
         "gauge",

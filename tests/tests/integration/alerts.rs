@@ -20,14 +20,14 @@ use tokio::sync::watch;
 
 /// A webhook receiver on loopback: answers 500 to the first `failures` requests, then 204, and
 /// keeps every body.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     bodies: Arc<Mutex<Vec<(u16, Value)>>>,
     count: watch::Receiver<usize>,
 }
 
 impl Receiver {
-    async fn start(failures: usize) -> Receiver {
+    pub(crate) async fn start(failures: usize) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
@@ -88,14 +88,14 @@ impl Receiver {
         Receiver { url, bodies, count }
     }
 
-    async fn wait_for(&mut self, requests: usize) {
+    pub(crate) async fn wait_for(&mut self, requests: usize) {
         tokio::time::timeout(WAIT, self.count.wait_for(|c| *c >= requests))
             .await
             .unwrap_or_else(|_| panic!("fewer than {requests} webhook requests within {WAIT:?}"))
             .expect("the receiver runs");
     }
 
-    fn bodies(&self) -> Vec<(u16, Value)> {
+    pub(crate) fn bodies(&self) -> Vec<(u16, Value)> {
         self.bodies.lock().expect("bodies").clone()
     }
 }

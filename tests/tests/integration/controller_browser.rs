@@ -6,8 +6,10 @@
 //! saw; the verdict filter used through its form; a device's findings with their remediation;
 //! an operator's "Check now", confirmed in the dialog, whose answer and check appear on the page
 //! over the live stream without a reload; a viewer without command buttons, and forged posts
-//! from the page refused; markup from a device that stays text, rendered by the server and by the
-//! live updates. The fleet page test takes a screenshot of a mixed fleet at 1280x900, written to
+//! from the page refused; the fleet by site and ring, followed from its totals and narrowed with
+//! the form. Markup from a device is in `controller_markup`, the operations pages (alerts,
+//! rollouts) in `operations_browser`, both on this file's rig. The
+//! fleet page test takes a screenshot of a mixed fleet at 1280x900, written to
 //! `docs/images/fleet.png` when `ROOMREADY_WRITE_SCREENSHOT=1`.
 //!
 //! Every wait is on a condition (the page's DOM, the controller's store or subscriptions), never
@@ -28,7 +30,9 @@ use roomready_testkit::webdriver::{Browser, WebDriverError};
 use roomready_tests::WAIT;
 use roomready_tests::console::Console;
 use roomready_tests::publish::publish;
-use serde_json::{Value, json};
+use serde_json::json;
+
+use super::controller_markup::{IMG_PAYLOAD, assert_nothing_ran};
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 /// The size of the screenshot of the fleet page.
@@ -36,13 +40,13 @@ const SCREENSHOT_SIZE: (u32, u32) = (1280, 900);
 /// Set to `1` to write the fleet page's screenshot to `docs/images/fleet.png`.
 const WRITE_SCREENSHOT_ENV: &str = "ROOMREADY_WRITE_SCREENSHOT";
 
-const OPERATOR: (&str, &str) = ("olga", "operator-pass");
-const VIEWER: (&str, &str) = ("vic", "viewer-pass");
+pub(super) const OPERATOR: (&str, &str) = ("olga", "operator-pass");
+pub(super) const VIEWER: (&str, &str) = ("vic", "viewer-pass");
 
 /// A broker, a controller on it, and a simulated fleet, on a runtime of their own: the test's
 /// thread drives the browser (blocking WebDriver calls) while the runtime's threads serve.
-struct Rig {
-    rt: tokio::runtime::Runtime,
+pub(super) struct Rig {
+    pub(super) rt: tokio::runtime::Runtime,
     broker: Option<EmbeddedBroker>,
     console: Option<Console>,
     devices: Vec<SimDevice>,
@@ -54,7 +58,7 @@ impl Rig {
     /// Starts the broker and a controller (its config changed by `tweak`), waits for the
     /// controller's subscriptions, then starts `count` devices of the demo fleet and waits until
     /// both the dashboard and the controller's store have every device's state.
-    fn start(count: usize, tweak: impl FnOnce(&mut Config, &Path)) -> Rig {
+    pub(super) fn start(count: usize, tweak: impl FnOnce(&mut Config, &Path)) -> Rig {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -76,18 +80,18 @@ impl Rig {
         }
     }
 
-    fn console(&self) -> &Console {
+    pub(super) fn console(&self) -> &Console {
         self.console
             .as_ref()
             .expect("the console runs until finish")
     }
 
     /// The dashboard's URL for `path`.
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.console().running.url())
     }
 
-    fn broker_url(&self) -> BrokerUrl {
+    pub(super) fn broker_url(&self) -> BrokerUrl {
         self.broker.as_ref().expect("the broker runs").url()
     }
 
@@ -101,7 +105,7 @@ impl Rig {
     }
 
     /// Stops the devices, the controller and the broker.
-    fn finish(mut self) {
+    pub(super) fn finish(mut self) {
         let devices = std::mem::take(&mut self.devices);
         let console = self.console.take();
         let broker = self.broker.take();
@@ -133,12 +137,12 @@ fn users_file(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-fn with_users(config: &mut Config, dir: &Path) {
+pub(super) fn with_users(config: &mut Config, dir: &Path) {
     config.users_file = Some(users_file(dir));
 }
 
 /// Panics with the error and the end of chromedriver's log, which shows what the browser did.
-trait OrLog<T> {
+pub(super) trait OrLog<T> {
     fn or_log(self, browser: &Browser, what: &str) -> T;
 }
 
@@ -157,7 +161,7 @@ impl<T> OrLog<T> for Result<T, WebDriverError> {
 }
 
 /// The rendered text of the first element matching `css`.
-fn text(browser: &Browser, css: &str) -> String {
+pub(super) fn text(browser: &Browser, css: &str) -> String {
     browser
         .find(css)
         .and_then(|e| e.text())
@@ -165,7 +169,7 @@ fn text(browser: &Browser, css: &str) -> String {
 }
 
 /// Waits until the first element matching `css` shows `want`.
-fn wait_text(browser: &Browser, css: &str, want: &str) {
+pub(super) fn wait_text(browser: &Browser, css: &str, want: &str) {
     browser
         .wait_until(&format!("{css} to show {want:?}"), WAIT, |b| {
             Ok(b.find(css)?.text()? == want)
@@ -175,7 +179,7 @@ fn wait_text(browser: &Browser, css: &str, want: &str) {
 
 /// Waits until the page's script has its live stream open (`#live-state` says `live`): from
 /// then on every committed change reaches the page.
-fn wait_live(browser: &Browser) {
+pub(super) fn wait_live(browser: &Browser) {
     wait_text(browser, "#live-state", "live");
 }
 
@@ -195,7 +199,13 @@ fn rows(browser: &Browser) -> Vec<(String, String, String)> {
 
 /// Logs in through the login form as a user would: opens `path`, is sent to the login form,
 /// types the name and password, submits, and waits to be back on `path` as `name`.
-fn log_in(browser: &Browser, rig: &Rig, path: &str, (name, password): (&str, &str), role: Role) {
+pub(super) fn log_in(
+    browser: &Browser,
+    rig: &Rig,
+    path: &str,
+    (name, password): (&str, &str),
+    role: Role,
+) {
     browser.goto(&rig.url(path)).or_log(browser, "open a page");
     browser
         .wait_until("the login form", WAIT, |b| {
@@ -813,236 +823,6 @@ fn a_viewer_sees_no_command_buttons_and_forged_posts_are_refused() {
     rig.finish();
 }
 
-/// Markup a device might send; each would set `window.roomreadyXss` if it ran.
-const SCRIPT_PAYLOAD: &str = "<script>window.roomreadyXss = 'script'</script>";
-const IMG_PAYLOAD: &str = "<img src=x onerror=\"window.roomreadyXss = 'img'; alert('xss')\">";
-
-/// A `state` of the device `mtr-x` with `app_version` and the findings `(code, title,
-/// evidence)`, as a hostile device could publish it.
-fn hostile_state(seq: u64, app_version: &str, findings: &[(&str, &str, &str)]) -> Vec<u8> {
-    let findings: Vec<Value> = findings
-        .iter()
-        .map(|(code, title, evidence)| {
-            json!({
-                "code": code,
-                "severity": "critical",
-                "title": title,
-                "evidence": evidence,
-                "remediation": format!("<b>update</b> {IMG_PAYLOAD}"),
-                "reference": "javascript:alert(1)"
-            })
-        })
-        .collect();
-    json!({
-        "schema": "roomready.state/1.2",
-        "device": "mtr-x",
-        "seq": seq,
-        "ts": format!("2026-12-01T10:00:0{seq}.000Z"),
-        "agent_version": "0.1.0",
-        "facts": {"kind": "teams_rooms_windows", "app_version": app_version},
-        "verdict": "not_ready",
-        "findings": findings,
-        // A room is free text: markup in it is valid, and must stay text.
-        "placement": {"site": "oslo-hq", "room": IMG_PAYLOAD, "ring": seq % 10},
-    })
-    .to_string()
-    .into_bytes()
-}
-
-/// Asserts that nothing of the payloads became markup or ran: no element a payload would make
-/// in the page's main part, no flag set, no dialog open.
-fn assert_nothing_ran(browser: &Browser, page: &str) {
-    assert_eq!(
-        browser.alert_text().or_log(browser, "any dialog"),
-        None,
-        "{page}: no dialog"
-    );
-    let found = browser
-        .execute(
-            "return [window.roomreadyXss === undefined,\
-                     document.querySelectorAll('main img, main script, main b').length,\
-                     Array.from(document.querySelectorAll('main a[href]'))\
-                       .filter(a => a.href.startsWith('javascript:')).length];",
-            &[],
-        )
-        .or_log(browser, "looking for what a payload would leave");
-    assert_eq!(
-        found,
-        json!([true, 0, 0]),
-        "{page}: no flag, element or link"
-    );
-}
-
-#[test]
-fn markup_from_a_device_shows_as_text_and_never_runs() {
-    let test = "markup_from_a_device_shows_as_text_and_never_runs";
-    let Some(browser) = Browser::for_test(test) else {
-        return;
-    };
-    let rig = Rig::start(1, |_, _| {});
-    let topic = "roomready/v1/mtr-x/state".to_owned();
-    let evidence = format!("seen {IMG_PAYLOAD}");
-    rig.rt.block_on(async {
-        publish(
-            &rig.broker_url(),
-            "hostile",
-            vec![(
-                topic.clone(),
-                hostile_state(
-                    1,
-                    IMG_PAYLOAD,
-                    &[("TLS12_APP_TOO_OLD", SCRIPT_PAYLOAD, &evidence)],
-                ),
-                false,
-            )],
-        )
-        .await;
-        rig.console()
-            .until("the hostile device's state", |store| {
-                store.device(&DeviceId::new("mtr-x").ok()?).ok()??.state
-            })
-            .await;
-    });
-
-    // Rendered by the server: the fleet table and the device page.
-    browser
-        .goto(&rig.url("/"))
-        .or_log(&browser, "open the fleet page");
-    wait_live(&browser);
-    let row = "#device-table tr[data-device=\"mtr-x\"]";
-    assert_eq!(
-        text(&browser, &format!("{row} [data-field=app_version]")),
-        IMG_PAYLOAD
-    );
-    assert_eq!(
-        text(&browser, &format!("{row} [data-field=top_finding] .title")),
-        SCRIPT_PAYLOAD
-    );
-    assert_eq!(
-        text(&browser, &format!("{row} [data-field=where]")),
-        "oslo-hq · ring 1"
-    );
-    let room = browser
-        .execute(
-            &format!(
-                "return document.querySelector('{}').title;",
-                format!("{row} [data-field=where]").replace('\'', "\\'")
-            ),
-            &[],
-        )
-        .or_log(&browser, "the room in the where cell's title");
-    assert_eq!(room, json!(IMG_PAYLOAD), "the room as a plain title");
-    assert_nothing_ran(&browser, "the fleet page");
-
-    browser
-        .goto(&rig.url("/devices/mtr-x"))
-        .or_log(&browser, "open the device page");
-    wait_live(&browser);
-    let finding = "#findings tr.finding[data-code=TLS12_APP_TOO_OLD]";
-    assert_eq!(text(&browser, &format!("{finding} .title")), SCRIPT_PAYLOAD);
-    assert_eq!(text(&browser, &format!("{finding} td.evidence")), evidence);
-    assert_eq!(
-        text(&browser, &format!("{finding} td.remediation")),
-        format!("<b>update</b> {IMG_PAYLOAD}")
-    );
-    assert!(
-        text(&browser, "#facts").contains(IMG_PAYLOAD),
-        "the app version as text"
-    );
-    assert_eq!(
-        text(&browser, "#place-room td:nth-child(2)"),
-        IMG_PAYLOAD,
-        "the room as text"
-    );
-    assert_nothing_ran(&browser, "the device page");
-
-    // Written by the page's script from the live stream: a new finding appears in the history.
-    browser
-        .execute(
-            "window.roomreadyMark = 'before the update'; return null;",
-            &[],
-        )
-        .or_log(&browser, "mark the page");
-    rig.rt.block_on(publish(
-        &rig.broker_url(),
-        "hostile",
-        vec![(
-            topic,
-            hostile_state(
-                2,
-                SCRIPT_PAYLOAD,
-                &[
-                    ("TLS12_APP_TOO_OLD", SCRIPT_PAYLOAD, &evidence),
-                    ("OS_BUILD_MISSING", IMG_PAYLOAD, SCRIPT_PAYLOAD),
-                ],
-            ),
-            false,
-        )],
-    ));
-    let appeared = browser
-        .wait_for("the new finding in the history, live", WAIT, |b| {
-            for entry in b.find_all("#history-list li[data-kind=finding_appeared]")? {
-                let text = entry.text()?;
-                if text.contains("OS_BUILD_MISSING") {
-                    return Ok(Some(text));
-                }
-            }
-            Ok(None)
-        })
-        .or_log(&browser, "the live history entry");
-    assert!(
-        appeared.ends_with(&format!("OS_BUILD_MISSING {IMG_PAYLOAD}")),
-        "the title as text: {appeared:?}"
-    );
-    assert_nothing_ran(&browser, "the device page after the live update");
-    let mark = browser
-        .execute("return window.roomreadyMark || null;", &[])
-        .or_log(&browser, "the mark");
-    assert_eq!(
-        mark,
-        json!("before the update"),
-        "the update came without a reload"
-    );
-
-    // The fleet table's where cell follows a device that moves ring, live, written by app.js.
-    browser
-        .goto(&rig.url("/"))
-        .or_log(&browser, "open the fleet page again");
-    wait_live(&browser);
-    wait_text(
-        &browser,
-        &format!("{row} [data-field=where]"),
-        "oslo-hq · ring 2",
-    );
-    browser
-        .execute("window.roomreadyMark = 'fleet'; return null;", &[])
-        .or_log(&browser, "mark the fleet page");
-    rig.rt.block_on(publish(
-        &rig.broker_url(),
-        "hostile",
-        vec![(
-            "roomready/v1/mtr-x/state".to_owned(),
-            hostile_state(3, SCRIPT_PAYLOAD, &[]),
-            false,
-        )],
-    ));
-    wait_text(
-        &browser,
-        &format!("{row} [data-field=where]"),
-        "oslo-hq · ring 3",
-    );
-    assert_nothing_ran(&browser, "the fleet page after the live update");
-    assert_eq!(
-        browser
-            .execute("return window.roomreadyMark || null;", &[])
-            .or_log(&browser, "the fleet mark"),
-        json!("fleet"),
-        "the where cell changed without a reload"
-    );
-    drop(browser);
-    rig.finish();
-}
-
 #[test]
 fn the_findings_and_ingest_pages_show_what_the_store_holds() {
     let test = "the_findings_and_ingest_pages_show_what_the_store_holds";
@@ -1136,90 +916,6 @@ fn the_findings_and_ingest_pages_show_what_the_store_holds() {
         "the topic is shown"
     );
     assert_nothing_ran(&browser, "ingest");
-    drop(browser);
-    rig.finish();
-}
-
-/// The alerts page lists what the rules raised and how its delivery stands: here a webhook that
-/// nobody answers (a closed loopback port), so the alert waits, its attempts and the error shown,
-/// and the webhook's secret path nowhere on the page.
-#[test]
-fn the_alerts_page_shows_each_alert_and_its_delivery() {
-    let test = "the_alerts_page_shows_each_alert_and_its_delivery";
-    let Some(browser) = Browser::for_test(test) else {
-        return;
-    };
-    // A port that was free a moment ago: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a loopback port");
-    let webhook = format!("http://{closed}/webhookb2/SECRET-TOKEN/IncomingWebhook");
-    let rig = Rig::start(1, |config, _| {
-        let mut settings = roomready_controller::alerts::AlertSettings::new(webhook);
-        settings.group = std::time::Duration::from_millis(100);
-        config.alerts = Some(settings);
-    });
-    let state = |seq: u64, verdict: &str| {
-        json!({
-            "schema": "roomready.state/1.2",
-            "device": "mtr-alert",
-            "seq": seq,
-            "ts": format!("2026-12-01T10:00:0{seq}.000Z"),
-            "agent_version": "0.1.0",
-            "facts": {"kind": "teams_rooms_windows", "app_version": "4.0.64.0"},
-            "verdict": verdict,
-            "findings": [],
-            "placement": {"site": "oslo-hq"},
-        })
-        .to_string()
-        .into_bytes()
-    };
-    let topic = "roomready/v1/mtr-alert/state".to_owned();
-    rig.rt.block_on(async {
-        publish(
-            &rig.broker_url(),
-            "alerting",
-            vec![(topic.clone(), state(1, "ready"), true)],
-        )
-        .await;
-        rig.console()
-            .until("mtr-alert's first state", |store| {
-                store.device(&DeviceId::new("mtr-alert").ok()?).ok()??.state
-            })
-            .await;
-        publish(
-            &rig.broker_url(),
-            "alerting",
-            vec![(topic, state(2, "not_ready"), true)],
-        )
-        .await;
-        rig.console()
-            .until_alerts("a failed delivery attempt", |store| {
-                store.alerts(10).ok()?.into_iter().find(|a| a.attempts >= 1)
-            })
-            .await;
-    });
-    browser
-        .goto(&rig.url("/alerts"))
-        .or_log(&browser, "open the alerts page");
-    let to = text(&browser, "#alerts-to");
-    assert!(to.contains(&format!("http://{closed}")), "{to}");
-    let row = "#alerts-table tr[data-outcome=pending]";
-    assert_eq!(
-        text(&browser, &format!("{row} td.summary")),
-        "mtr-alert (oslo-hq): verdict ready → not_ready"
-    );
-    let delivery = text(&browser, &format!("{row} td.delivery"));
-    assert!(delivery.starts_with("pending after "), "{delivery}");
-    assert!(delivery.contains("cannot reach the webhook"), "{delivery}");
-    let page = browser
-        .execute("return document.documentElement.outerHTML;", &[])
-        .or_log(&browser, "the page's HTML");
-    assert!(
-        !page.as_str().unwrap_or_default().contains("SECRET-TOKEN"),
-        "the webhook's secret path is never shown"
-    );
-    assert_nothing_ran(&browser, "the alerts page");
     drop(browser);
     rig.finish();
 }

@@ -85,7 +85,17 @@ impl World {
     }
 
     async fn console(&self, dir: tempfile::TempDir) -> Console {
-        let console = Console::start_with(config(&self.broker.url(), dir.path()), dir).await;
+        self.console_with(dir, None).await
+    }
+
+    async fn console_with(
+        &self,
+        dir: tempfile::TempDir,
+        alerts: Option<roomready_controller::alerts::AlertSettings>,
+    ) -> Console {
+        let mut config = config(&self.broker.url(), dir.path());
+        config.alerts = alerts;
+        let console = Console::start_with(config, dir).await;
         console.subscribed().await;
         console
     }
@@ -187,7 +197,12 @@ async fn a_good_release_goes_through_rings_zero_one_and_two() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_that_crashes_is_rolled_back_in_ring_zero_and_the_rollout_halts() {
     let w = World::new(true).await;
-    let console = w.console(tempfile::tempdir().expect("tempdir")).await;
+    let mut receiver = super::alerts::Receiver::start(0).await;
+    let mut alerts = roomready_controller::alerts::AlertSettings::new(receiver.url.clone());
+    alerts.group = std::time::Duration::from_millis(100);
+    let console = w
+        .console_with(tempfile::tempdir().expect("tempdir"), Some(alerts))
+        .await;
     let devices: Vec<SimDevice> = [("p-a", 0), ("q-a", 1), ("q-b", 1)]
         .iter()
         .map(|(id, ring)| w.spawn(id, *ring))
@@ -208,6 +223,19 @@ async fn a_release_that_crashes_is_rolled_back_in_ring_zero_and_the_rollout_halt
         devices[0].version(),
         roomready_agent::update::CURRENT_VERSION,
         "rolled back"
+    );
+    // The halt is an alert.
+    receiver.wait_for(1).await;
+    let halts: Vec<serde_json::Value> = receiver
+        .bodies()
+        .iter()
+        .flat_map(|(_, body)| body["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["rule"] == "rollout_halted")
+        .collect();
+    assert_eq!(halts.len(), 1, "{:?}", receiver.bodies());
+    assert_eq!(
+        halts[0]["summary"],
+        format!("rollout {id} halted: 1 of the 1 devices of ring 0 failed or rolled back")
     );
     for device in devices {
         device.shutdown().await.expect("device stops");

@@ -1,0 +1,244 @@
+//! Markup from a device in a real browser (headless Chromium, on `controller_browser`'s rig):
+//! ids, versions, finding titles, evidence, remediation, references and rooms holding script and
+//! image payloads stay text on the fleet page and the device page, rendered by the server and
+//! written by the live updates, and nothing of them runs.
+
+use roomready_controller::store::Store;
+use roomready_protocol::DeviceId;
+use roomready_testkit::webdriver::Browser;
+use roomready_tests::WAIT;
+use roomready_tests::publish::publish;
+use serde_json::{Value, json};
+
+use super::controller_browser::{OrLog, Rig, text, wait_live, wait_text};
+
+/// Markup a device might send; each would set `window.roomreadyXss` if it ran.
+const SCRIPT_PAYLOAD: &str = "<script>window.roomreadyXss = 'script'</script>";
+pub(super) const IMG_PAYLOAD: &str =
+    "<img src=x onerror=\"window.roomreadyXss = 'img'; alert('xss')\">";
+
+/// A `state` of the device `mtr-x` with `app_version` and the findings `(code, title,
+/// evidence)`, as a hostile device could publish it.
+fn hostile_state(seq: u64, app_version: &str, findings: &[(&str, &str, &str)]) -> Vec<u8> {
+    let findings: Vec<Value> = findings
+        .iter()
+        .map(|(code, title, evidence)| {
+            json!({
+                "code": code,
+                "severity": "critical",
+                "title": title,
+                "evidence": evidence,
+                "remediation": format!("<b>update</b> {IMG_PAYLOAD}"),
+                "reference": "javascript:alert(1)"
+            })
+        })
+        .collect();
+    json!({
+        "schema": "roomready.state/1.2",
+        "device": "mtr-x",
+        "seq": seq,
+        "ts": format!("2026-12-01T10:00:0{seq}.000Z"),
+        "agent_version": "0.1.0",
+        "facts": {"kind": "teams_rooms_windows", "app_version": app_version},
+        "verdict": "not_ready",
+        "findings": findings,
+        // A room is free text: markup in it is valid, and must stay text.
+        "placement": {"site": "oslo-hq", "room": IMG_PAYLOAD, "ring": seq % 10},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Asserts that nothing of the payloads became markup or ran: no element a payload would make
+/// in the page's main part, no flag set, no dialog open.
+pub(super) fn assert_nothing_ran(browser: &Browser, page: &str) {
+    assert_eq!(
+        browser.alert_text().or_log(browser, "any dialog"),
+        None,
+        "{page}: no dialog"
+    );
+    let found = browser
+        .execute(
+            "return [window.roomreadyXss === undefined,\
+                     document.querySelectorAll('main img, main script, main b').length,\
+                     Array.from(document.querySelectorAll('main a[href]'))\
+                       .filter(a => a.href.startsWith('javascript:')).length];",
+            &[],
+        )
+        .or_log(browser, "looking for what a payload would leave");
+    assert_eq!(
+        found,
+        json!([true, 0, 0]),
+        "{page}: no flag, element or link"
+    );
+}
+
+#[test]
+fn markup_from_a_device_shows_as_text_and_never_runs() {
+    let test = "markup_from_a_device_shows_as_text_and_never_runs";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let rig = Rig::start(1, |_, _| {});
+    let topic = "roomready/v1/mtr-x/state".to_owned();
+    let evidence = format!("seen {IMG_PAYLOAD}");
+    rig.rt.block_on(async {
+        publish(
+            &rig.broker_url(),
+            "hostile",
+            vec![(
+                topic.clone(),
+                hostile_state(
+                    1,
+                    IMG_PAYLOAD,
+                    &[("TLS12_APP_TOO_OLD", SCRIPT_PAYLOAD, &evidence)],
+                ),
+                false,
+            )],
+        )
+        .await;
+        rig.console()
+            .until("the hostile device's state", |store| {
+                store.device(&DeviceId::new("mtr-x").ok()?).ok()??.state
+            })
+            .await;
+    });
+
+    // Rendered by the server: the fleet table and the device page.
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "open the fleet page");
+    wait_live(&browser);
+    let row = "#device-table tr[data-device=\"mtr-x\"]";
+    assert_eq!(
+        text(&browser, &format!("{row} [data-field=app_version]")),
+        IMG_PAYLOAD
+    );
+    assert_eq!(
+        text(&browser, &format!("{row} [data-field=top_finding] .title")),
+        SCRIPT_PAYLOAD
+    );
+    assert_eq!(
+        text(&browser, &format!("{row} [data-field=where]")),
+        "oslo-hq · ring 1"
+    );
+    let room = browser
+        .execute(
+            &format!(
+                "return document.querySelector('{}').title;",
+                format!("{row} [data-field=where]").replace('\'', "\\'")
+            ),
+            &[],
+        )
+        .or_log(&browser, "the room in the where cell's title");
+    assert_eq!(room, json!(IMG_PAYLOAD), "the room as a plain title");
+    assert_nothing_ran(&browser, "the fleet page");
+
+    browser
+        .goto(&rig.url("/devices/mtr-x"))
+        .or_log(&browser, "open the device page");
+    wait_live(&browser);
+    let finding = "#findings tr.finding[data-code=TLS12_APP_TOO_OLD]";
+    assert_eq!(text(&browser, &format!("{finding} .title")), SCRIPT_PAYLOAD);
+    assert_eq!(text(&browser, &format!("{finding} td.evidence")), evidence);
+    assert_eq!(
+        text(&browser, &format!("{finding} td.remediation")),
+        format!("<b>update</b> {IMG_PAYLOAD}")
+    );
+    assert!(
+        text(&browser, "#facts").contains(IMG_PAYLOAD),
+        "the app version as text"
+    );
+    assert_eq!(
+        text(&browser, "#place-room td:nth-child(2)"),
+        IMG_PAYLOAD,
+        "the room as text"
+    );
+    assert_nothing_ran(&browser, "the device page");
+
+    // Written by the page's script from the live stream: a new finding appears in the history.
+    browser
+        .execute(
+            "window.roomreadyMark = 'before the update'; return null;",
+            &[],
+        )
+        .or_log(&browser, "mark the page");
+    rig.rt.block_on(publish(
+        &rig.broker_url(),
+        "hostile",
+        vec![(
+            topic,
+            hostile_state(
+                2,
+                SCRIPT_PAYLOAD,
+                &[
+                    ("TLS12_APP_TOO_OLD", SCRIPT_PAYLOAD, &evidence),
+                    ("OS_BUILD_MISSING", IMG_PAYLOAD, SCRIPT_PAYLOAD),
+                ],
+            ),
+            false,
+        )],
+    ));
+    let appeared = browser
+        .wait_for("the new finding in the history, live", WAIT, |b| {
+            for entry in b.find_all("#history-list li[data-kind=finding_appeared]")? {
+                let text = entry.text()?;
+                if text.contains("OS_BUILD_MISSING") {
+                    return Ok(Some(text));
+                }
+            }
+            Ok(None)
+        })
+        .or_log(&browser, "the live history entry");
+    assert!(
+        appeared.ends_with(&format!("OS_BUILD_MISSING {IMG_PAYLOAD}")),
+        "the title as text: {appeared:?}"
+    );
+    assert_nothing_ran(&browser, "the device page after the live update");
+    let mark = browser
+        .execute("return window.roomreadyMark || null;", &[])
+        .or_log(&browser, "the mark");
+    assert_eq!(
+        mark,
+        json!("before the update"),
+        "the update came without a reload"
+    );
+
+    // The fleet table's where cell follows a device that moves ring, live, written by app.js.
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "open the fleet page again");
+    wait_live(&browser);
+    wait_text(
+        &browser,
+        &format!("{row} [data-field=where]"),
+        "oslo-hq · ring 2",
+    );
+    browser
+        .execute("window.roomreadyMark = 'fleet'; return null;", &[])
+        .or_log(&browser, "mark the fleet page");
+    rig.rt.block_on(publish(
+        &rig.broker_url(),
+        "hostile",
+        vec![(
+            "roomready/v1/mtr-x/state".to_owned(),
+            hostile_state(3, SCRIPT_PAYLOAD, &[]),
+            false,
+        )],
+    ));
+    wait_text(
+        &browser,
+        &format!("{row} [data-field=where]"),
+        "oslo-hq · ring 3",
+    );
+    assert_nothing_ran(&browser, "the fleet page after the live update");
+    assert_eq!(
+        browser
+            .execute("return window.roomreadyMark || null;", &[])
+            .or_log(&browser, "the fleet mark"),
+        json!("fleet"),
+        "the where cell changed without a reload"
+    );
+    drop(browser);
+    rig.finish();
+}
