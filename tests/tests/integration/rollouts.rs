@@ -2,8 +2,9 @@
 //! update server, trial, rollback), placed in rings by their agents' config, and the real
 //! controller rolling a release out ring by ring through its API: a good release goes through
 //! rings 0, 1 and 2; a release that crashes at start is rolled back in ring 0 and the rollout
-//! halts with ring 1 untouched; a controller stopped mid-ring and started again on the same
-//! database finishes without sending any device its update twice.
+//! halts with ring 1 untouched (and alerts); a controller stopped mid-ring and started again on
+//! the same database finishes without sending any device its update twice; a device offline in
+//! its ring is updated when it comes back.
 #![cfg(unix)]
 
 use roomready_controller::rollouts::step::Stage;
@@ -279,6 +280,52 @@ async fn a_controller_stopped_mid_ring_finishes_after_a_restart_without_sending_
         assert_eq!(device.restarts(), 1, "{}: updated once", device.spec().id);
     }
     for device in devices {
+        device.shutdown().await.expect("device stops");
+    }
+    console.stop().await;
+    w.broker.stop().await.expect("broker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_offline_in_its_ring_is_updated_when_it_comes_back() {
+    let w = World::new(false).await;
+    let console = w.console(tempfile::tempdir().expect("tempdir")).await;
+    let present = w.spawn("o-a", 0);
+    let away = w.spawn("o-b", 0);
+    placed(&console, 2).await;
+    away.shutdown().await.expect("o-b stops");
+    console
+        .until("o-b offline", |store| {
+            let groups = store.groups().ok()?;
+            (groups.rings.first()?.online == 1).then_some(())
+        })
+        .await;
+    let id = start(&console, "0:2:0").await;
+    let waiting = console
+        .until_rollouts("o-a healthy while o-b waits", |store| {
+            let detail = store.rollout(id).ok()??;
+            (stage_of(&detail, "o-a") == Stage::Healthy).then_some(detail)
+        })
+        .await;
+    let b = waiting
+        .devices
+        .iter()
+        .find(|d| d.device.as_str() == "o-b")
+        .expect("o-b");
+    assert_eq!(b.stage, Stage::Waiting);
+    assert_eq!(b.reason.as_deref(), Some("offline: sent when it is back"));
+    assert_eq!(
+        waiting.summary.state,
+        RolloutState::Running,
+        "not done without o-b"
+    );
+    // Back (the power came back): its update goes out and the rollout finishes.
+    let back = w.spawn("o-b", 0);
+    let done = until_state(&console, id, RolloutState::Done).await;
+    assert_eq!(stage_of(&done, "o-b"), Stage::Healthy);
+    assert_eq!(commands(&console, "o-b"), 1);
+    assert_eq!(back.version(), NEW);
+    for device in [present, back] {
         device.shutdown().await.expect("device stops");
     }
     console.stop().await;
