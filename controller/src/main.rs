@@ -9,19 +9,23 @@ use clap::{Parser, Subcommand};
 use roomready_controller::config::Config;
 use roomready_controller::users::{Role, Users};
 
+mod rollout_cmd;
+
 /// Exit codes (BSD sysexits), shown in `--help`.
 mod exit {
     pub const OK: u8 = 0;
     pub const USAGE: u8 = 64;
+    pub const DATA_ERROR: u8 = 65;
     pub const NO_INPUT: u8 = 66;
     pub const SOFTWARE: u8 = 70;
     pub const CANT_CREATE: u8 = 73;
     pub const IO_ERROR: u8 = 74;
     pub const CONFIG: u8 = 78;
 
-    pub const HELP: &str = "Exit codes: 0 ok, 64 usage error, 66 users file unreadable, \
-                            70 internal error, 73 users file not written, 74 database or \
-                            listen address unusable, 78 bad config file";
+    pub const HELP: &str = "Exit codes: 0 ok, 64 usage error, 65 rollout refused (no device \
+                            in its rings, another under way, a state that does not allow it), \
+                            66 users file unreadable, 70 internal error, 73 users file not \
+                            written, 74 database or listen address unusable, 78 bad config file";
 }
 
 #[derive(Parser)]
@@ -48,6 +52,12 @@ enum Command {
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+    /// Start, list, show, pause, resume or abort staged rollouts (in the database the config
+    /// names; a running controller carries them out).
+    Rollout {
+        #[command(subcommand)]
+        action: rollout_cmd::RolloutAction,
     },
 }
 
@@ -102,6 +112,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run { config } => run(&config),
         Command::User { action } => user(action),
+        Command::Rollout { action } => rollout_cmd::run(action),
     };
     ExitCode::from(code)
 }

@@ -7,3 +7,33 @@
 pub mod plan;
 pub mod run;
 pub mod step;
+
+use crate::store::RolloutState;
+
+/// Why an operator's action does not apply to a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("no action {0:?} (pause, resume, abort)")]
+    Unknown(String),
+    #[error("it is {state}: it cannot be {action}d")]
+    NotNow { state: &'static str, action: String },
+}
+
+/// What an operator's `action` (`pause`, `resume`, `abort`) makes of a rollout in `state`, with
+/// the word its log line says; the same rule for the pages, the API and the command line.
+pub fn transition(
+    state: RolloutState,
+    action: &str,
+) -> Result<(RolloutState, &'static str), TransitionError> {
+    use RolloutState::*;
+    match (action, state) {
+        ("pause", Running) => Ok((Paused, "paused")),
+        ("resume", Paused | Halted) => Ok((Running, "resumed")),
+        ("abort", Running | Paused | Halted) => Ok((Aborted, "aborted")),
+        ("pause" | "resume" | "abort", _) => Err(TransitionError::NotNow {
+            state: state.as_str(),
+            action: action.to_owned(),
+        }),
+        _ => Err(TransitionError::Unknown(action.to_owned())),
+    }
+}

@@ -167,6 +167,87 @@ mod secs {
     }
 }
 
+/// A plan as the API and the form write it.
+#[derive(Debug, Deserialize)]
+pub struct PlanRequest {
+    /// `agent` (the self-update) or `app` (the Teams Rooms app update).
+    pub target: String,
+    /// For `agent`: a version or `latest` (the default).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// `RING:CONCURRENCY:GATE_MINUTES`, comma-separated, in order: `0:2:10,1:10:30`.
+    pub rings: String,
+    /// Failures in a ring that halt the rollout when passed: a count or a percentage; 0 by
+    /// default (the first failure halts).
+    #[serde(default)]
+    pub halt_after: Option<String>,
+    /// `HH:MM-HH:MM` UTC, when updates may start; always when absent.
+    #[serde(default)]
+    pub window: Option<String>,
+}
+
+impl PlanRequest {
+    pub fn plan(&self) -> Result<Plan, String> {
+        let target = match self.target.trim() {
+            "agent" => Target::Agent {
+                version: self
+                    .version
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or("latest")
+                    .to_owned(),
+            },
+            "app" => Target::App,
+            other => return Err(format!("target must be agent or app, not {other:?}")),
+        };
+        if self.rings.len() > 200 {
+            return Err("rings is too long".into());
+        }
+        let mut rings = Vec::new();
+        for part in self
+            .rings
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let fields: Vec<&str> = part.split(':').map(str::trim).collect();
+            let bad =
+                || format!("ring {part:?}: expected RING:CONCURRENCY:GATE_MINUTES, e.g. 0:2:10");
+            let [ring, concurrency, gate] = fields[..] else {
+                return Err(bad());
+            };
+            let ring = ring
+                .parse::<u64>()
+                .map_err(|_| bad())
+                .and_then(|r| Ring::new(r).map_err(|e| e.to_string()))?;
+            let concurrency = concurrency.parse().map_err(|_| bad())?;
+            let minutes: u64 = gate.parse().map_err(|_| bad())?;
+            rings.push(RingPlan {
+                ring,
+                concurrency,
+                gate: std::time::Duration::from_secs(minutes.saturating_mul(60)),
+            });
+        }
+        let halt_after = match self.halt_after.as_deref().map(str::trim) {
+            None | Some("") => Threshold::Count(0),
+            Some(t) => Threshold::parse(t)?,
+        };
+        let window = match self.window.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(w) => Some(Window::parse(w)?),
+        };
+        let plan = Plan {
+            target,
+            rings,
+            halt_after,
+            window,
+        };
+        plan.check()?;
+        Ok(plan)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,226 @@
+//! `roomready-controller rollout …`: start, list, show, pause, resume and abort staged rollouts
+//! from the command line, in the database the config file names. A running controller carries
+//! them out (its runner reads the database every few seconds); the command line only records
+//! them, as the API does, logged as `cli:$USER`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use roomready_controller::clock;
+use roomready_controller::config::Config;
+use roomready_controller::rollouts::plan::PlanRequest;
+use roomready_controller::rollouts::{TransitionError, transition};
+use roomready_controller::store::{RolloutLog, SqliteOptions, SqliteStore, Store, StoreError};
+
+use super::exit;
+
+#[derive(Subcommand)]
+pub enum RolloutAction {
+    /// Start a rollout of the agent's self-update (or the Teams Rooms app update) ring by ring.
+    Start {
+        /// The controller's config file (its database).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// `agent` (the signed self-update) or `app` (the Teams Rooms app update).
+        #[arg(long, default_value = "agent", value_parser = ["agent", "app"])]
+        target: String,
+        /// For `agent`: the version to install, or `latest`.
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// RING:CONCURRENCY:GATE_MINUTES, comma-separated, in the order they go (0:2:30,1:10:60).
+        #[arg(long)]
+        rings: String,
+        /// Failures in a ring that halt the rollout when passed: a count or a percentage (10%);
+        /// 0 by default.
+        #[arg(long, value_name = "N|P%")]
+        halt_after: Option<String>,
+        /// HH:MM-HH:MM (UTC): updates start only inside it.
+        #[arg(long, value_name = "HH:MM-HH:MM")]
+        window: Option<String>,
+    },
+    /// List the newest rollouts.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Show one rollout as JSON: its plan, state, every device's stage and the log.
+    Show {
+        id: i64,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Pause a running rollout: nothing new is sent; updates under way are followed.
+    Pause {
+        id: i64,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Resume a paused or halted rollout.
+    Resume {
+        id: i64,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Abort a rollout for good.
+    Abort {
+        id: i64,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// Who the command line is in the rollout's log.
+fn by() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn open(config: &Path) -> Result<SqliteStore, u8> {
+    let config = Config::load(config).map_err(|e| {
+        eprintln!("roomready-controller: bad config: {e}");
+        exit::CONFIG
+    })?;
+    SqliteStore::open(&SqliteOptions {
+        path: config.database.clone(),
+        synchronous: config.synchronous,
+    })
+    .map_err(|e| {
+        eprintln!("roomready-controller: database: {e}");
+        exit::IO_ERROR
+    })
+}
+
+fn store_error(e: StoreError) -> u8 {
+    eprintln!("roomready-controller: {e}");
+    match e {
+        StoreError::Invalid(_) => exit::DATA_ERROR,
+        _ => exit::IO_ERROR,
+    }
+}
+
+pub fn run(action: RolloutAction) -> u8 {
+    match action {
+        RolloutAction::Start {
+            config,
+            target,
+            version,
+            rings,
+            halt_after,
+            window,
+        } => {
+            let request = PlanRequest {
+                target,
+                version,
+                rings,
+                halt_after,
+                window,
+            };
+            let plan = match request.plan() {
+                Ok(plan) => plan,
+                Err(e) => {
+                    eprintln!("roomready-controller: rollout: {e}");
+                    return exit::USAGE;
+                }
+            };
+            let store = match open(&config) {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match store.create_rollout(&plan, &by(), clock::now()) {
+                Ok(id) => {
+                    println!("rollout {id} started");
+                    exit::OK
+                }
+                Err(e) => store_error(e),
+            }
+        }
+        RolloutAction::List { config } => {
+            let store = match open(&config) {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match store.rollouts() {
+                Ok(rollouts) => {
+                    for r in rollouts {
+                        let stages: Vec<String> = r
+                            .stages
+                            .iter()
+                            .filter(|(_, n)| *n > 0)
+                            .map(|(s, n)| format!("{} {n}", s.as_str()))
+                            .collect();
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            r.id,
+                            r.state.as_str(),
+                            r.created_at,
+                            stages.join(", ")
+                        );
+                    }
+                    exit::OK
+                }
+                Err(e) => store_error(e),
+            }
+        }
+        RolloutAction::Show { id, config } => {
+            let store = match open(&config) {
+                Ok(store) => store,
+                Err(code) => return code,
+            };
+            match store.rollout(id) {
+                Ok(Some(detail)) => {
+                    match serde_json::to_string_pretty(&detail) {
+                        Ok(json) => println!("{json}"),
+                        Err(e) => eprintln!("roomready-controller: {e}"),
+                    }
+                    exit::OK
+                }
+                Ok(None) => {
+                    eprintln!("roomready-controller: there is no rollout {id}");
+                    exit::DATA_ERROR
+                }
+                Err(e) => store_error(e),
+            }
+        }
+        RolloutAction::Pause { id, config } => change(&config, id, "pause"),
+        RolloutAction::Resume { id, config } => change(&config, id, "resume"),
+        RolloutAction::Abort { id, config } => change(&config, id, "abort"),
+    }
+}
+
+fn change(config: &Path, id: i64, action: &str) -> u8 {
+    let store = match open(config) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let detail = match store.rollout(id) {
+        Ok(Some(detail)) => detail,
+        Ok(None) => {
+            eprintln!("roomready-controller: there is no rollout {id}");
+            return exit::DATA_ERROR;
+        }
+        Err(e) => return store_error(e),
+    };
+    let was = detail.summary.state;
+    let (to, verb) = match transition(was, action) {
+        Ok(change) => change,
+        Err(e @ TransitionError::NotNow { .. }) | Err(e @ TransitionError::Unknown(_)) => {
+            eprintln!("roomready-controller: rollout {id}: {e}");
+            return exit::DATA_ERROR;
+        }
+    };
+    let line = RolloutLog {
+        at: clock::now(),
+        by: by(),
+        action: verb.into(),
+        detail: format!("was {}", was.as_str()),
+    };
+    match store.save_rollout(id, &[], Some((to, None)), &[line], clock::now()) {
+        Ok(()) => {
+            println!("rollout {id} {verb}");
+            exit::OK
+        }
+        Err(e) => store_error(e),
+    }
+}
