@@ -170,7 +170,7 @@ pub enum Started {
 
 /// The whole start of a device from its config (loaded from `config_path`): the agent ready to
 /// run, or the restart a rollback needs. `utc_offset` is the local time's offset from UTC in
-/// seconds, for the automatic updates' window.
+/// seconds, for the automatic updates' window, and reported in the state's placement.
 pub fn from_config(
     config: &Config,
     config_path: &Path,
@@ -198,6 +198,9 @@ pub fn from_config(
     let storage = storage(spool, notices, state_dir, &boot, &SystemClock)?;
     let mut settings = AgentSettings::from_config(config, roots, broker_tls);
     settings.trial = boot.trial;
+    // The controller's rollout windows are in the device's local time.
+    settings.placement.utc_offset_minutes =
+        roomready_protocol::UtcOffset::from_seconds(utc_offset).ok();
     if config.update.feed.is_some() {
         match UpdateSettings::from_config(&config.update, config_path) {
             Ok(update) => {

@@ -34,7 +34,7 @@ pub enum RolloutAction {
         /// 0 by default.
         #[arg(long, value_name = "N|P%")]
         halt_after: Option<String>,
-        /// HH:MM-HH:MM (UTC): updates start only inside it.
+        /// HH:MM-HH:MM in each device's local time: updates start only inside it.
         #[arg(long, value_name = "HH:MM-HH:MM")]
         window: Option<String>,
     },

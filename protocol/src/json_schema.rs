@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::device::DeviceId;
 use crate::messages::{Command, CommandResponse, Event, State, Status};
-use crate::placement::{Ring, Room, Site, Tag, Tags};
+use crate::placement::{Ring, Room, Site, Tag, Tags, UtcOffset};
 use crate::schema::Message;
 use crate::time::Timestamp;
 
@@ -246,6 +246,16 @@ placement_schema!(
         "maxLength": Tag::MAX_LEN,
         "pattern": "^[a-z0-9._:-]+$",
         "examples": ["board"],
+    })
+);
+
+placement_schema!(
+    UtcOffset,
+    json_schema!({
+        "description": "The device's local time's offset from UTC in minutes.",
+        "type": "integer",
+        "minimum": -UtcOffset::MAX_MINUTES,
+        "maximum": UtcOffset::MAX_MINUTES,
     })
 );
 

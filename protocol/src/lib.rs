@@ -38,7 +38,7 @@ pub use messages::{
     AppUpdateStage, Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody,
     Finding, Presence, ResponseStatus, Severity, State, Status, StatusReason, UpdateStage, Verdict,
 };
-pub use placement::{Placement, PlacementError, Ring, Room, Site, Tag, Tags};
+pub use placement::{Placement, PlacementError, Ring, Room, Site, Tag, Tags, UtcOffset};
 pub use schema::{DecodeError, Message};
 pub use suites::suite_name;
 pub use time::{Timestamp, TimestampError};

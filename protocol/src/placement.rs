@@ -1,5 +1,6 @@
 //! Where a device is: its site, room, rollout ring and tags, as the admin configured them on the
-//! agent (keys `site`, `room`, `ring`, `tags`). Carried in `state` since 1.2 (absent when none is
+//! agent (keys `site`, `room`, `ring`, `tags`), and its local time's offset from UTC, as the
+//! agent read it. Carried in `state` since 1.2 (absent when none is
 //! configured), so a controller can show, filter and total the fleet by site, ring and tag, and
 //! roll updates out ring by ring.
 //!
@@ -24,12 +25,54 @@ pub struct Placement {
     /// Distinct, at most [`Tags::MAX`], in the order configured.
     #[serde(default, skip_serializing_if = "Tags::is_empty")]
     pub tags: Tags,
+    /// The device's local time's offset from UTC when the agent started, in minutes (the agent
+    /// reads it; rollout windows are in device local time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_minutes: Option<UtcOffset>,
+}
+
+/// A local time's offset from UTC in minutes, within UTC-14:00..=UTC+14:00.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UtcOffset(i16);
+
+impl UtcOffset {
+    /// The widest offset in use (UTC+14:00, Kiribati; UTC-12:00 is the lowest in use).
+    pub const MAX_MINUTES: i16 = 14 * 60;
+
+    pub fn new(minutes: i64) -> Result<UtcOffset, PlacementError> {
+        i16::try_from(minutes)
+            .ok()
+            .filter(|m| m.abs() <= Self::MAX_MINUTES)
+            .map(UtcOffset)
+            .ok_or(PlacementError::OffsetOutOfRange { minutes })
+    }
+
+    /// From an offset in seconds (as the OS gives it), rounded toward zero to whole minutes.
+    pub fn from_seconds(seconds: i32) -> Result<UtcOffset, PlacementError> {
+        UtcOffset::new(i64::from(seconds / 60))
+    }
+
+    pub fn minutes(self) -> i16 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for UtcOffset {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let minutes = i64::deserialize(deserializer)?;
+        UtcOffset::new(minutes).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Placement {
     /// Whether nothing is configured (the `state` then carries no `placement`).
     pub fn is_empty(&self) -> bool {
-        self.site.is_none() && self.room.is_none() && self.ring.is_none() && self.tags.is_empty()
+        self.site.is_none()
+            && self.room.is_none()
+            && self.ring.is_none()
+            && self.tags.is_empty()
+            && self.utc_offset_minutes.is_none()
     }
 }
 
@@ -62,6 +105,8 @@ pub enum PlacementError {
     TooManyTags { count: usize, max: usize },
     #[error("tag {tag:?} is given twice")]
     DuplicateTag { tag: String },
+    #[error("a UTC offset of {minutes} minutes is out of range (-840..=840)")]
+    OffsetOutOfRange { minutes: i64 },
 }
 
 /// `value` quoted and cut for an error message.
@@ -383,6 +428,16 @@ mod tests {
         assert!(serde_json::from_str::<Placement>(r#"{"site":"<script>"}"#).is_err());
         assert!(serde_json::from_str::<Placement>(r#"{"ring":-1}"#).is_err());
         assert!(serde_json::from_str::<Placement>(r#"{"ring":256}"#).is_err());
+        assert!(serde_json::from_str::<Placement>(r#"{"utc_offset_minutes":841}"#).is_err());
+        let east: Placement =
+            serde_json::from_str(r#"{"utc_offset_minutes":330}"#).expect("UTC+05:30");
+        assert_eq!(east.utc_offset_minutes.map(UtcOffset::minutes), Some(330));
+        assert_eq!(
+            UtcOffset::from_seconds(-3600 * 5)
+                .expect("UTC-05:00")
+                .minutes(),
+            -300
+        );
         let many = format!(
             r#"{{"tags":[{}]}}"#,
             (0..10_000)

@@ -10,7 +10,7 @@ use roomready_protocol::{
     DecodeError, DeviceFacts, DeviceId, DeviceKind, EndpointReport, EndpointRole, Event, EventBody,
     Finding, Message, Placement, Presence, ProbeOutcome, ResponseStatus, Ring, Room, Severity,
     Site, State, Status, StatusReason, SuiteProbe, Tag, Tags, Timestamp, Tls12Suites, TlsVersion,
-    UpdateStage, Verdict, VersionProbe, codes,
+    UpdateStage, UtcOffset, Verdict, VersionProbe, codes,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -100,6 +100,7 @@ fn state_with_a_placement() {
                 room: Some(Room::new("Fjord 4.12").expect("valid room")),
                 ring: Some(Ring::new(1).expect("valid ring")),
                 tags: Tags::new(tags.to_vec()).expect("valid tags"),
+                utc_offset_minutes: Some(UtcOffset::new(60).expect("UTC+01:00")),
             },
             ..example_state()
         },

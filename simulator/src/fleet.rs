@@ -48,6 +48,7 @@ fn demo_placement(n: usize, hub: bool) -> Placement {
         room: Some(Room::new(format!("Room {n}")).expect("a valid room name")),
         ring: Some(Ring::new(ring).expect("0..=2 is a ring")),
         tags: Tags::new(tags).expect("at most two distinct tags"),
+        utc_offset_minutes: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub mod http;
 pub mod openssl;
 pub mod peers;
 pub mod pki;
+#[cfg(unix)]
 pub mod postgres;
 pub mod proxy;
 pub mod webdriver;

@@ -1,5 +1,6 @@
 //! The throwaway PostgreSQL cluster: it starts on a free loopback port, answers SQL, keeps what
 //! is written while it runs, and two clusters run side by side.
+#![cfg(unix)]
 
 use roomready_testkit::postgres::need_postgres;
 

@@ -50,6 +50,8 @@ pub(crate) fn read(file: &mut KeyFile<'_>) -> Result<Placement, KeyFileError> {
         room,
         ring,
         tags,
+        // Not a key: the agent reads it when it starts (`start::from_config`).
+        utc_offset_minutes: None,
     })
 }
 

@@ -1,6 +1,6 @@
 //! A rollout's plan: what is installed (the agent's self-update to a version, or the Teams Rooms
 //! app update), the rings in order with their concurrency and health gate, when the rollout
-//! halts by itself, and the daily window (UTC) in which updates may start.
+//! halts by itself, and the daily window (each device's local time) in which updates may start.
 
 use std::time::Duration;
 
@@ -74,7 +74,8 @@ impl Threshold {
     }
 }
 
-/// A daily window in UTC, `start..end` in minutes of the day; it may wrap midnight.
+/// A daily window, `start..end` in minutes of the day (device local time: the caller shifts
+/// the instant by the device's UTC offset); it may wrap midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub start: u16,
@@ -89,7 +90,8 @@ impl Window {
             let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
             (h < 24 && m < 60 && m.to_string().len() <= 2).then_some(h * 60 + m)
         };
-        let bad = || format!("{text:?}: expected HH:MM-HH:MM (UTC), e.g. 22:00-05:00");
+        let bad =
+            || format!("{text:?}: expected HH:MM-HH:MM (device local time), e.g. 22:00-05:00");
         let (a, b) = text.split_once('-').ok_or_else(bad)?;
         let (start, end) = (minutes(a).ok_or_else(bad)?, minutes(b).ok_or_else(bad)?);
         if start == end {
@@ -181,7 +183,7 @@ pub struct PlanRequest {
     /// default (the first failure halts).
     #[serde(default)]
     pub halt_after: Option<String>,
-    /// `HH:MM-HH:MM` UTC, when updates may start; always when absent.
+    /// `HH:MM-HH:MM` in each device's local time, when updates may start; always when absent.
     #[serde(default)]
     pub window: Option<String>,
 }

@@ -86,6 +86,8 @@ pub struct Observed {
     pub state_seq: Option<u64>,
     /// The latest answer to its update command.
     pub answer: Option<Answer>,
+    /// Its local time's offset from UTC in minutes (UTC when it did not say).
+    pub utc_offset_minutes: Option<i16>,
 }
 
 /// A device's answer to its update command.
@@ -160,7 +162,7 @@ pub fn step(
         actions.push(halt);
         return actions;
     }
-    if !may_send || plan.window.is_some_and(|w| !w.contains(now)) {
+    if !may_send {
         return actions;
     }
     let in_flight = devices
@@ -178,6 +180,13 @@ pub fn step(
         let seen = observe(&d.device);
         if !seen.online {
             d.reason = Some("offline: sent when it is back".into());
+            continue;
+        }
+        // The window is in the device's local time.
+        let offset_ms = i64::from(seen.utc_offset_minutes.unwrap_or(0)) * 60_000;
+        let local = Timestamp::from_unix_ms(now.unix_ms().saturating_add_signed(offset_ms));
+        if plan.window.is_some_and(|w| !w.contains(local)) {
+            d.reason = Some("outside the window (device local time)".into());
             continue;
         }
         let command = new_id();

@@ -78,13 +78,14 @@ pub const MIGRATIONS: &[&str] = &[
         payload_len INTEGER NOT NULL
     );
     ",
-    // 2: where each device is (state 1.2's placement): site, room, ring and tags, one row per
-    // tag for filtering and totals.
+    // 2: where each device is (state 1.2's placement): site, room, ring, tags (one row per tag
+    // for filtering and totals) and its UTC offset.
     "
     ALTER TABLE devices ADD COLUMN site TEXT;
     ALTER TABLE devices ADD COLUMN room TEXT;
     ALTER TABLE devices ADD COLUMN ring INTEGER;
     ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+    ALTER TABLE devices ADD COLUMN utc_offset INTEGER;
     CREATE INDEX devices_site ON devices (site, id);
     CREATE INDEX devices_ring ON devices (ring, id);
     CREATE TABLE device_tags (

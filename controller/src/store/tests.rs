@@ -464,6 +464,7 @@ fn placed(device: &str, seq: u64, verdict: Verdict, site: &str, ring: u64, tags:
         room: Some(Room::new(format!("Room {device}")).expect("room")),
         ring: Some(Ring::new(ring).expect("ring")),
         tags: Tags::new(tags.iter().map(|t| Tag::new(*t).expect("tag")).collect()).expect("tags"),
+        utc_offset_minutes: None,
     };
     message(Decoded::State(state))
 }

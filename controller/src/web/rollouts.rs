@@ -153,7 +153,7 @@ async fn list_page(
                     label { "Version " input type="text" name="version" placeholder="latest" size="10"; }
                     label { "Rings " input type="text" name="rings" placeholder="0:2:10,1:10:30,2:50:60" size="28" required; }
                     label { "Halt after " input type="text" name="halt_after" placeholder="0 or 10%" size="6"; }
-                    label { "Window (UTC) " input type="text" name="window" placeholder="22:00-05:00" size="12"; }
+                    label { "Window (device local time) " input type="text" name="window" placeholder="22:00-05:00" size="12"; }
                     button type="submit" { "Start" }
                     p.note { "Rings: RING:CONCURRENCY:GATE_MINUTES in order. A device's ring is its agent's ring key." }
                 }

@@ -501,6 +501,7 @@ fn placement(
         room: None,
         ring,
         tags,
+        utc_offset_minutes: None,
     })
 }
 

@@ -663,6 +663,7 @@ async fn a_device_placement_reaches_filters_totals_pages_and_exports() {
                     .collect(),
             )
             .expect("tags"),
+            utc_offset_minutes: None,
         };
         let agent = Agent::new(
             settings,

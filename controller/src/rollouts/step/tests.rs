@@ -55,6 +55,7 @@ impl World {
                         verdict: Some(Verdict::Ready),
                         state_seq: Some(1),
                         answer: None,
+                        utc_offset_minutes: None,
                     },
                 );
                 DeviceProgress {
@@ -267,11 +268,18 @@ fn offline_devices_wait_and_an_unanswered_update_is_resent_with_its_id() {
 
 #[test]
 fn nothing_starts_outside_the_window() {
-    let mut plan = plan(&[(0, 1)], Threshold::Count(0));
+    let mut plan = plan(&[(0, 2)], Threshold::Count(0));
     plan.window = Some(Window::parse("02:00-04:00").expect("window"));
-    let mut w = World::new(&[("a0", 0)]);
+    let mut w = World::new(&[("a0", 0), ("b0", 0)]);
+    // b0 is in UTC+01:00: 01:00 UTC is 02:00 there.
+    w.seen("b0").utc_offset_minutes = Some(60);
     w.step(&plan, 60);
-    assert!(w.sent.is_empty(), "01:00 UTC");
+    assert_eq!(w.sent_to(), ["b0"], "01:00 UTC: inside b0's window only");
+    assert_eq!(
+        w.devices[0].reason.as_deref(),
+        Some("outside the window (device local time)")
+    );
+    w.answer("b0", ResponseStatus::Accepted, None, 61);
     w.step(&plan, 120);
-    assert_eq!(w.sent_to(), ["a0"], "02:00 UTC");
+    assert_eq!(w.sent_to(), ["b0", "a0"], "02:00 UTC");
 }

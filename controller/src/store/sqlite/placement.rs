@@ -31,7 +31,8 @@ pub(super) fn write(
     placement: &Placement,
 ) -> Result<(), rusqlite::Error> {
     tx.prepare_cached(
-        "UPDATE devices SET site = ?2, room = ?3, ring = ?4, tags = ?5 WHERE id = ?1",
+        "UPDATE devices SET site = ?2, room = ?3, ring = ?4, tags = ?5, utc_offset = ?6 WHERE \
+         id = ?1",
     )?
     .execute(params![
         id,
@@ -39,6 +40,7 @@ pub(super) fn write(
         placement.room.as_ref().map(|r| r.as_str()),
         placement.ring.map(|r| i64::from(r.get())),
         join_tags(placement),
+        placement.utc_offset_minutes.map(|o| i64::from(o.minutes())),
     ])?;
     tx.prepare_cached("DELETE FROM device_tags WHERE device_id = ?1")?
         .execute(params![id])?;

@@ -257,7 +257,9 @@ pub(super) fn observe(
     let mut out = Vec::with_capacity(devices.len());
     for (device, command) in devices {
         let mut seen: Observed = conn
-            .prepare_cached("SELECT presence, verdict, state_seq FROM devices WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT presence, verdict, state_seq, utc_offset FROM devices WHERE id = ?1",
+            )?
             .query_row(params![device.as_str()], |r| {
                 Ok(Observed {
                     online: r
@@ -269,6 +271,9 @@ pub(super) fn observe(
                         .and_then(|v| parse_verdict(&v)),
                     state_seq: r.get::<_, Option<i64>>(2)?.map(to_u64),
                     answer: None,
+                    utc_offset_minutes: r
+                        .get::<_, Option<i64>>(3)?
+                        .and_then(|o| i16::try_from(o).ok()),
                 })
             })
             .optional()?
