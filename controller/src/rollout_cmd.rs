@@ -55,7 +55,7 @@ pub enum RolloutAction {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Resume a paused or halted rollout.
+    /// Resume a paused rollout.
     Resume {
         id: i64,
         #[arg(long, value_name = "FILE")]

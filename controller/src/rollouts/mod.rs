@@ -28,12 +28,36 @@ pub fn transition(
     use RolloutState::*;
     match (action, state) {
         ("pause", Running) => Ok((Paused, "paused")),
-        ("resume", Paused | Halted) => Ok((Running, "resumed")),
+        // A halted rollout stays halted (resuming it would halt it again at once on the same
+        // failures): abort it, mend the release, start another.
+        ("resume", Paused) => Ok((Running, "resumed")),
         ("abort", Running | Paused | Halted) => Ok((Aborted, "aborted")),
         ("pause" | "resume" | "abort", _) => Err(TransitionError::NotNow {
             state: state.as_str(),
             action: action.to_owned(),
         }),
         _ => Err(TransitionError::Unknown(action.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_move_a_rollout_only_where_its_state_allows() {
+        use RolloutState::*;
+        assert_eq!(transition(Running, "pause"), Ok((Paused, "paused")));
+        assert_eq!(transition(Paused, "resume"), Ok((Running, "resumed")));
+        assert_eq!(transition(Halted, "abort"), Ok((Aborted, "aborted")));
+        assert_eq!(
+            transition(Halted, "resume").map_err(|e| e.to_string()),
+            Err("it is halted: it cannot be resumed".into())
+        );
+        assert!(transition(Done, "abort").is_err());
+        assert_eq!(
+            transition(Running, "restart"),
+            Err(TransitionError::Unknown("restart".into()))
+        );
     }
 }

@@ -107,7 +107,8 @@ pub enum RolloutState {
     Running,
     /// Paused by an operator: nothing new is sent; updates under way are followed.
     Paused,
-    /// Stopped by itself: failures in a ring passed the plan's threshold.
+    /// Stopped by itself: failures in a ring passed the plan's threshold. Updates under way
+    /// are followed; it ends by an abort.
     Halted,
     /// Stopped by an operator for good.
     Aborted,

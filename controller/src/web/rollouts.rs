@@ -215,7 +215,8 @@ async fn one_page(
             @if caller.is_operator() {
                 @match s.state {
                     RolloutState::Running => { (button("pause", "Pause")) (button("abort", "Abort")) }
-                    RolloutState::Paused | RolloutState::Halted => { (button("resume", "Resume")) (button("abort", "Abort")) }
+                    RolloutState::Paused => { (button("resume", "Resume")) (button("abort", "Abort")) }
+                    RolloutState::Halted => { (button("abort", "Abort")) }
                     _ => {}
                 }
             }

@@ -79,8 +79,9 @@ pub(super) fn scan(
     scan.gaps = stmt
         .query_map([], |r| Ok((device(r, 0)?, r.get(1)?, to_u64(r.get(2)?))))?
         .collect::<Result<Vec<_>, _>>()?;
-    let hour_ago = to_i64(offline_before.unix_ms())
-        .min(to_i64(crate::clock::now().unix_ms()).saturating_sub(3_600_000));
+    // The task looks every few seconds and its key makes each halt one alert: the last hour is
+    // plenty, and a halt older than that (before alerts were on) is left alone.
+    let hour_ago = to_i64(crate::clock::now().unix_ms()).saturating_sub(3_600_000);
     let mut stmt = conn.prepare_cached(
         "SELECT rollout_id, id, detail FROM rollout_log WHERE action = 'halted' AND at >= ?1 \
          ORDER BY id",
