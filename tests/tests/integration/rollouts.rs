@@ -4,7 +4,8 @@
 //! rings 0, 1 and 2; a release that crashes at start is rolled back in ring 0 and the rollout
 //! halts with ring 1 untouched (and alerts); a controller stopped mid-ring and started again on
 //! the same database finishes without sending any device its update twice; a device offline in
-//! its ring is updated when it comes back.
+//! its ring is updated when it comes back; the Teams Rooms app update rolls out the same way and
+//! leaves the rooms ready.
 #![cfg(unix)]
 
 use roomready_controller::rollouts::step::Stage;
@@ -71,10 +72,15 @@ impl World {
     }
 
     fn spawn(&self, id: &str, ring: u64) -> SimDevice {
+        self.spawn_with_app(id, ring, "5.2.115.0")
+    }
+
+    /// A Teams Rooms device in `ring` running the Teams Rooms app `app`.
+    fn spawn_with_app(&self, id: &str, ring: u64, app: &str) -> SimDevice {
         let mut spec = roomready_tests::spec(
             id,
             DeviceKind::TeamsRoomsWindows,
-            Some("5.2.115.0"),
+            Some(app),
             Some("19045.4894"),
         );
         spec.placement = Placement {
@@ -116,18 +122,22 @@ async fn placed(console: &Console, count: u64) {
 
 /// Starts a rollout through the API (as the local operator); its id.
 async fn start(console: &Console, rings: &str) -> i64 {
-    let rings = rings.to_owned();
+    start_plan(
+        console,
+        serde_json::json!({"target": "agent", "version": NEW, "rings": rings}),
+    )
+    .await
+}
+
+/// Starts the rollout `plan` (the API's body) through the API; its id.
+async fn start_plan(console: &Console, plan: serde_json::Value) -> i64 {
     console
         .http
         .run(move |http| {
             let page = http.get("/rollouts");
             assert_eq!(page.status, 200);
             let csrf = meta(&page.body, "csrf-token").expect("a token");
-            let reply = http.post_json(
-                "/api/v1/rollouts",
-                &serde_json::json!({"target": "agent", "version": NEW, "rings": rings}),
-                Some(&csrf),
-            );
+            let reply = http.post_json("/api/v1/rollouts", &plan, Some(&csrf));
             assert_eq!(reply.status, 201, "{}", reply.body);
             reply.json()["id"].as_i64().expect("an id")
         })
@@ -326,6 +336,50 @@ async fn a_device_offline_in_its_ring_is_updated_when_it_comes_back() {
     assert_eq!(commands(&console, "o-b"), 1);
     assert_eq!(back.version(), NEW);
     for device in [present, back] {
+        device.shutdown().await.expect("device stops");
+    }
+    console.stop().await;
+    w.broker.stop().await.expect("broker stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_teams_rooms_app_update_rolls_out_and_leaves_the_rooms_ready() {
+    let w = World::new(false).await;
+    let console = w.console(tempfile::tempdir().expect("tempdir")).await;
+    let fleet = [("app-a", 0), ("app-b", 1)];
+    let devices: Vec<SimDevice> = fleet
+        .iter()
+        .map(|(id, ring)| w.spawn_with_app(id, *ring, "4.0.51.0"))
+        .collect();
+    placed(&console, 2).await;
+    let id = start_plan(
+        &console,
+        serde_json::json!({"target": "app", "rings": "0:1:0,1:1:0"}),
+    )
+    .await;
+    let done = until_state(&console, id, RolloutState::Done).await;
+    for (device, _) in fleet {
+        assert_eq!(stage_of(&done, device), Stage::Healthy, "{device}");
+        assert_eq!(commands(&console, device), 1, "{device}");
+        let detail = console
+            .store()
+            .device(&DeviceId::new(device).expect("id"))
+            .expect("store")
+            .expect("the device");
+        let state = detail.state.expect("a state");
+        assert_eq!(
+            state.facts.app_version.as_deref(),
+            Some(roomready_simulator::device::SIM_APP_UPDATE_TO),
+            "{device}"
+        );
+        assert_eq!(
+            state.verdict,
+            roomready_protocol::Verdict::Ready,
+            "{device}: better than before"
+        );
+    }
+    for device in devices {
+        assert_eq!(device.restarts(), 0, "the app update restarts no agent");
         device.shutdown().await.expect("device stops");
     }
     console.stop().await;
