@@ -49,6 +49,8 @@ pub fn rooms_facts(app_version: &str) -> FixedFacts {
 
 pub mod console;
 pub mod controller;
+#[cfg(unix)]
+pub mod feed;
 pub mod publish;
 
 /// The `roomready-agent` binary for tests that run it as a process (signals, SIGKILL, restarts

@@ -10,9 +10,6 @@
 
 use roomready_controller::rollouts::step::Stage;
 use roomready_controller::store::{RolloutDetail, RolloutState, Store};
-use roomready_feed::Channel;
-use roomready_feed::keys::{decode_verifying_key, keygen};
-use roomready_feed::publish::{ReleaseOptions, release};
 use roomready_protocol::{DeviceId, DeviceKind, Placement, Ring, TopicPrefix};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_simulator::device::{DeviceEnv, SimDevice, SimUpdate};
@@ -34,25 +31,7 @@ impl World {
     async fn new(crash: bool) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
-        let keys = keygen(&dir.path().join("keys")).expect("keygen");
-        let feed = dir.path().join("feed");
-        std::fs::create_dir_all(&feed).expect("feed dir");
-        let bin = dir.path().join("new-agent");
-        std::fs::write(
-            &bin,
-            format!("#!/bin/sh\n# roomready-agent {NEW}\nexit 0\n"),
-        )
-        .expect("release binary");
-        release(&ReleaseOptions {
-            key: keys.signing_key.clone(),
-            bin,
-            version: NEW.into(),
-            target: roomready_feed::this_target().into(),
-            channel: Channel::Stable,
-            feed: feed.clone(),
-        })
-        .expect("release");
-        let key = decode_verifying_key(&keys.verifying_key_b64).expect("verifying key");
+        let (feed, key) = roomready_tests::feed::signed_feed(dir.path(), NEW);
         let broker = EmbeddedBroker::start().await.expect("broker");
         let server = UpdateServer::start(feed).await.expect("update server");
         let mut update = SimUpdate::manifest(&server.url(), vec![key], dir.path().join("devices"));

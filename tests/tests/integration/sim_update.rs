@@ -12,9 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use roomready_agent::update::trial::TRIAL_FILE;
-use roomready_feed::Channel;
-use roomready_feed::keys::{decode_verifying_key, keygen};
-use roomready_feed::publish::{ReleaseOptions, release};
 use roomready_protocol::{
     DeviceId, DeviceKind, EventBody, Presence, ResponseStatus, StatusReason, TopicPrefix,
     UpdateStage,
@@ -23,16 +20,12 @@ use roomready_simulator::broker::EmbeddedBroker;
 use roomready_simulator::device::{DeviceEnv, DeviceSpec, SimDevice, SimUpdate, SimValue};
 use roomready_simulator::update_server::UpdateServer;
 use roomready_tests::controller::{Controller, Seen};
+use roomready_tests::feed::{release_script, signed_feed};
 
 /// Bound on every wait; the waits end as soon as what they wait for is seen.
 const WAIT: Duration = Duration::from_secs(60);
 /// The version the feed offers.
 const NEW: &str = "9.9.9";
-
-/// A release "binary" that passes the installer's self-test.
-fn script(version: &str) -> String {
-    format!("#!/bin/sh\n# roomready-agent {version}\nexit 0\n")
-}
 
 struct World {
     dir: tempfile::TempDir,
@@ -46,22 +39,9 @@ impl World {
     async fn new() -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
-        let keys = keygen(&dir.path().join("keys")).expect("keygen");
-        let feed = dir.path().join("feed");
-        std::fs::create_dir_all(&feed).expect("feed dir");
-        let bin = dir.path().join("new-agent");
-        std::fs::write(&bin, script(NEW)).expect("release binary");
-        release(&ReleaseOptions {
-            key: keys.signing_key.clone(),
-            bin,
-            version: NEW.into(),
-            target: roomready_feed::this_target().into(),
-            channel: Channel::Stable,
-            feed: feed.clone(),
-        })
-        .expect("release");
+        let (feed, key) = signed_feed(dir.path(), NEW);
         World {
-            key: decode_verifying_key(&keys.verifying_key_b64).expect("verifying key"),
+            key,
             broker: EmbeddedBroker::start().await.expect("broker"),
             server: UpdateServer::start(feed).await.expect("update server"),
             dir,
@@ -224,7 +204,7 @@ async fn a_group_updates_restarts_and_confirms_the_new_version() {
         let dir = sim.install_dir().expect("an installation");
         assert_eq!(
             installed(dir),
-            script(NEW),
+            release_script(NEW),
             "{id}: the release is installed"
         );
         assert_eq!(
