@@ -9,7 +9,7 @@ use clap::Subcommand;
 use roomready_controller::clock;
 use roomready_controller::config::Config;
 use roomready_controller::rollouts::plan::PlanRequest;
-use roomready_controller::rollouts::{TransitionError, transition};
+use roomready_controller::rollouts::transition;
 use roomready_controller::store::{RolloutLog, SqliteOptions, SqliteStore, Store, StoreError};
 
 use super::exit;
@@ -100,34 +100,55 @@ fn store_error(e: StoreError) -> u8 {
     }
 }
 
+impl RolloutAction {
+    /// The config file every action names.
+    fn config(&self) -> &Path {
+        match self {
+            RolloutAction::Start { config, .. }
+            | RolloutAction::List { config }
+            | RolloutAction::Show { config, .. }
+            | RolloutAction::Pause { config, .. }
+            | RolloutAction::Resume { config, .. }
+            | RolloutAction::Abort { config, .. } => config,
+        }
+    }
+}
+
 pub fn run(action: RolloutAction) -> u8 {
-    match action {
+    // A plan that does not parse is a usage error, before any file is read.
+    let plan = match &action {
         RolloutAction::Start {
-            config,
             target,
             version,
             rings,
             halt_after,
             window,
+            ..
         } => {
             let request = PlanRequest {
-                target,
-                version,
-                rings,
-                halt_after,
-                window,
+                target: target.clone(),
+                version: version.clone(),
+                rings: rings.clone(),
+                halt_after: halt_after.clone(),
+                window: window.clone(),
             };
-            let plan = match request.plan() {
-                Ok(plan) => plan,
+            match request.plan() {
+                Ok(plan) => Some(plan),
                 Err(e) => {
                     eprintln!("roomready-controller: rollout: {e}");
                     return exit::USAGE;
                 }
-            };
-            let store = match open(&config) {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
+            }
+        }
+        _ => None,
+    };
+    let store = match open(action.config()) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    match action {
+        RolloutAction::Start { .. } => {
+            let plan = plan.expect("a start has its plan, parsed above");
             match store.create_rollout(&plan, &by(), clock::now()) {
                 Ok(id) => {
                     println!("rollout {id} started");
@@ -136,64 +157,48 @@ pub fn run(action: RolloutAction) -> u8 {
                 Err(e) => store_error(e),
             }
         }
-        RolloutAction::List { config } => {
-            let store = match open(&config) {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
-            match store.rollouts() {
-                Ok(rollouts) => {
-                    for r in rollouts {
-                        let stages: Vec<String> = r
-                            .stages
-                            .iter()
-                            .filter(|(_, n)| *n > 0)
-                            .map(|(s, n)| format!("{} {n}", s.as_str()))
-                            .collect();
-                        println!(
-                            "{}\t{}\t{}\t{}",
-                            r.id,
-                            r.state.as_str(),
-                            r.created_at,
-                            stages.join(", ")
-                        );
-                    }
-                    exit::OK
+        RolloutAction::List { .. } => match store.rollouts() {
+            Ok(rollouts) => {
+                for r in rollouts {
+                    let stages: Vec<String> = r
+                        .stages
+                        .iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(s, n)| format!("{} {n}", s.as_str()))
+                        .collect();
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        r.id,
+                        r.state.as_str(),
+                        r.created_at,
+                        stages.join(", ")
+                    );
                 }
-                Err(e) => store_error(e),
+                exit::OK
             }
-        }
-        RolloutAction::Show { id, config } => {
-            let store = match open(&config) {
-                Ok(store) => store,
-                Err(code) => return code,
-            };
-            match store.rollout(id) {
-                Ok(Some(detail)) => {
-                    match serde_json::to_string_pretty(&detail) {
-                        Ok(json) => println!("{json}"),
-                        Err(e) => eprintln!("roomready-controller: {e}"),
-                    }
-                    exit::OK
+            Err(e) => store_error(e),
+        },
+        RolloutAction::Show { id, .. } => match store.rollout(id) {
+            Ok(Some(detail)) => {
+                match serde_json::to_string_pretty(&detail) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => eprintln!("roomready-controller: {e}"),
                 }
-                Ok(None) => {
-                    eprintln!("roomready-controller: there is no rollout {id}");
-                    exit::DATA_ERROR
-                }
-                Err(e) => store_error(e),
+                exit::OK
             }
-        }
-        RolloutAction::Pause { id, config } => change(&config, id, "pause"),
-        RolloutAction::Resume { id, config } => change(&config, id, "resume"),
-        RolloutAction::Abort { id, config } => change(&config, id, "abort"),
+            Ok(None) => {
+                eprintln!("roomready-controller: there is no rollout {id}");
+                exit::DATA_ERROR
+            }
+            Err(e) => store_error(e),
+        },
+        RolloutAction::Pause { id, .. } => change(&store, id, "pause"),
+        RolloutAction::Resume { id, .. } => change(&store, id, "resume"),
+        RolloutAction::Abort { id, .. } => change(&store, id, "abort"),
     }
 }
 
-fn change(config: &Path, id: i64, action: &str) -> u8 {
-    let store = match open(config) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+fn change(store: &SqliteStore, id: i64, action: &str) -> u8 {
     let detail = match store.rollout(id) {
         Ok(Some(detail)) => detail,
         Ok(None) => {
@@ -205,7 +210,7 @@ fn change(config: &Path, id: i64, action: &str) -> u8 {
     let was = detail.summary.state;
     let (to, verb) = match transition(was, action) {
         Ok(change) => change,
-        Err(e @ TransitionError::NotNow { .. }) | Err(e @ TransitionError::Unknown(_)) => {
+        Err(e) => {
             eprintln!("roomready-controller: rollout {id}: {e}");
             return exit::DATA_ERROR;
         }

@@ -30,7 +30,7 @@ pub use settings::{AlertSettings, Format, Suppress};
 use roomready_protocol::Timestamp;
 
 use crate::clock;
-use crate::store::{AlertOutcome, Committed, Store, StoreError};
+use crate::store::{AlertOutcome, Committed, Store, StoreError, on_pool};
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -255,15 +255,6 @@ async fn deliver(
     let writer = Arc::clone(store);
     on_pool(move || writer.finish_alerts(&ids, outcome, error.as_deref(), clock::now())).await?;
     Ok(result)
-}
-
-/// Runs a store call on the blocking pool.
-async fn on_pool<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Database(format!("the alert task's store call failed: {e}")))?
 }
 
 fn millis(d: Duration) -> u64 {

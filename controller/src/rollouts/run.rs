@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::step::{Action, DeviceProgress, Observed, step};
 use crate::clock;
 use crate::commands::Commander;
-use crate::store::{Committed, RolloutLog, RolloutState, Store, StoreError};
+use crate::store::{Committed, RolloutLog, RolloutState, Store, StoreError, on_pool};
 
 /// How often rollouts move on when nothing is committed.
 const TICK: Duration = Duration::from_secs(2);
@@ -51,14 +51,6 @@ pub fn start(
             }
         }
     })
-}
-
-async fn on_pool<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Database(format!("the rollout task's store call failed: {e}")))?
 }
 
 /// One step of every followed rollout; whether it changed anything.

@@ -570,6 +570,16 @@ pub trait Store: Send + Sync + 'static {
     fn prune(&self, retention: Retention, now: Timestamp) -> Result<u64, StoreError>;
 }
 
+/// Runs a store call on tokio's blocking pool (the store blocks), for the controller's
+/// background tasks (alerts, rollouts).
+pub async fn on_pool<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        StoreError::Database(format!("a store call on the blocking pool failed: {e}"))
+    })?
+}
+
 /// The status reason as its wire name.
 pub fn reason_name(reason: StatusReason) -> &'static str {
     match reason {
