@@ -239,6 +239,20 @@ fn markup_from_a_device_shows_as_text_and_never_runs() {
         json!("fleet"),
         "the where cell changed without a reload"
     );
+    // The device page's place links to the devices sharing it: its ring, now 3.
+    browser
+        .goto(&rig.url("/devices/mtr-x"))
+        .or_log(&browser, "open the device page again");
+    browser
+        .find("#place-ring a")
+        .and_then(|link| link.click())
+        .or_log(&browser, "click its ring");
+    browser
+        .wait_until("ring 3's devices", WAIT, |b| {
+            Ok(b.current_url()?.ends_with("/?ring=3") && b.find("#shown-total")?.text()? == "1")
+        })
+        .or_log(&browser, "the ring's devices");
+    assert_nothing_ran(&browser, "the fleet page of ring 3");
     drop(browser);
     rig.finish();
 }
