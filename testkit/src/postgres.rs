@@ -180,6 +180,17 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Creates the database `name` (letters, digits and `_`) and returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "a plain database name: {name:?}"
+        );
+        self.psql(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
     /// Runs `sql` with `psql` (unaligned, tuples only) and returns its output, or why it failed.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
         let psql = self.bin.join("psql");

@@ -10,6 +10,8 @@
 
 mod migrations;
 mod ops;
+mod postgres;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -26,6 +28,7 @@ pub use ops::{
     AlertOutcome, AlertRecord, AlertScan, NewAlert, RolloutDetail, RolloutLog, RolloutState,
     RolloutSummary,
 };
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// A message taken from the broker, decoded and checked against its topic.
@@ -495,6 +498,10 @@ pub trait Store: Send + Sync + 'static {
     fn summary(&self) -> Result<FleetSummary, StoreError>;
     /// The fleet by site, ring and tag.
     fn groups(&self) -> Result<Groups, StoreError>;
+    /// Whether this controller runs the background task named `task` (`"rollouts"`,
+    /// `"alerts"`) now: always on a database of its own; on a database shared by several
+    /// controllers, only the one holding the task's lock, so no update or alert goes out twice.
+    fn lead(&self, task: &str) -> Result<bool, StoreError>;
     /// What the alert rules look at: history after the recorded cursor (none at the very first
     /// call, which starts the cursor at the newest entry), devices offline since before
     /// `offline_before`, unexplained sequence gaps, and, with `certs_before`, endpoint

@@ -1,5 +1,7 @@
-//! The SQLite store against real database files: commits, duplicates across a reopen, the
-//! queries behind every page, commands and their answers, retention, and the files it refuses.
+//! The store against real databases, every case on both backends (a SQLite file, and a database
+//! of a throwaway PostgreSQL cluster): commits, duplicates across a reopen, the queries behind
+//! every page, commands and their answers, retention, placement, alerts; and the files and
+//! databases each refuses.
 
 use roomready_protocol::{
     CommandAction, DeviceFacts, Event, EventBody, Finding, Placement, Ring, Room, Site,
@@ -79,16 +81,31 @@ fn message(message: Decoded) -> Item {
     }
 }
 
-fn commit(store: &SqliteStore, items: Vec<Item>) -> Committed {
+/// Where a case's store lives.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Db {
+    fn open(&self) -> Box<dyn Store> {
+        match self {
+            Db::Sqlite(dir) => Box::new(open(dir.path())),
+            Db::Postgres(url) => {
+                Box::new(PostgresStore::open(&PostgresOptions::new(url)).expect("open postgres"))
+            }
+        }
+    }
+}
+
+fn commit(store: &dyn Store, items: Vec<Item>) -> Committed {
     store.commit(&Batch { items }).expect("commit")
 }
 
-#[test]
-fn a_batch_makes_devices_history_and_counts() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+fn a_batch_makes_devices_history_and_counts(db: &Db) {
+    let store = db.open();
     let committed = commit(
-        &store,
+        &*store,
         vec![
             status("mtr-1", 0, Presence::Online),
             state(
@@ -162,22 +179,20 @@ fn a_batch_makes_devices_history_and_counts() {
     assert_eq!(store.device(&id("nobody")).expect("query"), None);
 }
 
-#[test]
-fn duplicates_are_recognised_after_a_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
+fn duplicates_are_recognised_after_a_reopen(db: &Db) {
     {
-        let store = open(dir.path());
+        let store = db.open();
         commit(
-            &store,
+            &*store,
             vec![
                 state("mtr-1", 1, Verdict::Ready, vec![]),
                 status("mtr-1", 1, Presence::Online),
             ],
         );
     }
-    let store = open(dir.path());
+    let store = db.open();
     let again = commit(
-        &store,
+        &*store,
         vec![
             state("mtr-1", 1, Verdict::Ready, vec![]),
             status("mtr-1", 1, Presence::Online),
@@ -201,10 +216,8 @@ fn duplicates_are_recognised_after_a_reopen() {
     assert_eq!((summary.missing, summary.missing_explained), (2, 1));
 }
 
-#[test]
-fn the_device_table_filters_sorts_and_pages() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+fn the_device_table_filters_sorts_and_pages(db: &Db) {
+    let store = db.open();
     let mut items = Vec::new();
     for n in 0..30 {
         let (verdict, findings) = match n % 3 {
@@ -220,7 +233,7 @@ fn the_device_table_filters_sorts_and_pages() {
         };
         items.push(state(&format!("mtr-{n:02}"), 1, verdict, findings));
     }
-    commit(&store, items);
+    commit(&*store, items);
     let query = |q: DeviceQuery| store.devices(&q).expect("query");
     let not_ready = query(DeviceQuery {
         verdict: Some(Verdict::NotReady),
@@ -281,10 +294,8 @@ fn the_device_table_filters_sorts_and_pages() {
     assert_eq!(with.len(), 3);
 }
 
-#[test]
-fn commands_are_recorded_and_answered() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+fn commands_are_recorded_and_answered(db: &Db) {
+    let store = db.open();
     let command = CommandRecord {
         id: "c-1".into(),
         device: id("mtr-1"),
@@ -318,7 +329,7 @@ fn commands_are_recorded_and_answered() {
         }))
     };
     commit(
-        &store,
+        &*store,
         vec![
             answer("mtr-1", 1, ResponseStatus::Succeeded),
             // A late `accepted` does not replace the final answer; another device's answer to
@@ -348,10 +359,8 @@ fn commands_are_recorded_and_answered() {
     );
 }
 
-#[test]
-fn undecodable_payloads_are_kept_bounded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+fn undecodable_payloads_are_kept_bounded(db: &Db) {
+    let store = db.open();
     let items = (0..MAX_DECODE_ERRORS + 20)
         .map(|n| {
             Item::Undecodable(DecodeFailure {
@@ -363,16 +372,14 @@ fn undecodable_payloads_are_kept_bounded() {
             })
         })
         .collect();
-    assert_eq!(commit(&store, items).undecodable, 120);
+    assert_eq!(commit(&*store, items).undecodable, 120);
     let kept = store.decode_failures().expect("list");
     assert_eq!(kept.len(), MAX_DECODE_ERRORS);
     assert_eq!(kept[0].topic, "roomready/v1/x119/state");
 }
 
-#[test]
-fn history_is_pruned_by_its_retention() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+fn history_is_pruned_by_its_retention(db: &Db) {
+    let store = db.open();
     let day = 86_400_000;
     let old = |item: Item| match item {
         Item::Message { message, .. } => Item::Message {
@@ -382,7 +389,7 @@ fn history_is_pruned_by_its_retention() {
         other => other,
     };
     commit(
-        &store,
+        &*store,
         vec![
             old(state("mtr-1", 1, Verdict::Ready, vec![])),
             old(event(
@@ -469,12 +476,10 @@ fn placed(device: &str, seq: u64, verdict: Verdict, site: &str, ring: u64, tags:
     message(Decoded::State(state))
 }
 
-#[test]
-fn devices_are_filtered_and_totalled_by_site_ring_and_tag() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+fn devices_are_filtered_and_totalled_by_site_ring_and_tag(db: &Db) {
+    let store = db.open();
     commit(
-        &store,
+        &*store,
         vec![
             placed("a", 1, Verdict::Ready, "oslo", 0, &["board"]),
             placed("b", 1, Verdict::NotReady, "oslo", 1, &["board", "vip"]),
@@ -548,7 +553,7 @@ fn devices_are_filtered_and_totalled_by_site_ring_and_tag() {
 
     // A later state that moves the device replaces where it was, tags included.
     commit(
-        &store,
+        &*store,
         vec![placed("b", 2, Verdict::Ready, "bergen", 2, &["spare"])],
     );
     let groups = store.groups().expect("groups");
@@ -570,12 +575,10 @@ fn new_alert(key: &str, quiet_key: &str, at_ms: u64, suppressed: bool) -> NewAle
     }
 }
 
-#[test]
-fn alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+fn alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up(db: &Db) {
+    let store = db.open();
     // The very first scan starts at the newest history entry: nothing from before.
-    commit(&store, vec![state("a", 1, Verdict::Ready, Vec::new())]);
+    commit(&*store, vec![state("a", 1, Verdict::Ready, Vec::new())]);
     let first = store.alert_scan(at(0), None).expect("scan");
     assert!(first.history.is_empty());
     let minute = std::time::Duration::from_secs(60);
@@ -596,7 +599,7 @@ fn alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up() {
         "a key once; within the quiet minute only the suppressed one"
     );
     // From the cursor on: a verdict change after it is read, once.
-    commit(&store, vec![state("a", 2, Verdict::NotReady, Vec::new())]);
+    commit(&*store, vec![state("a", 2, Verdict::NotReady, Vec::new())]);
     let scan = store.alert_scan(at(0), None).expect("scan");
     assert_eq!(scan.history.len(), 1);
     store
@@ -664,10 +667,8 @@ fn alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up() {
     );
 }
 
-#[test]
-fn a_device_is_offline_since_its_presence_changed_not_since_its_last_message() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path());
+fn a_device_is_offline_since_its_presence_changed_not_since_its_last_message(db: &Db) {
+    let store = db.open();
     let received = |item: Item, ms: u64| match item {
         Item::Message { message, .. } => Item::Message {
             message,
@@ -676,7 +677,7 @@ fn a_device_is_offline_since_its_presence_changed_not_since_its_last_message() {
         other => other,
     };
     commit(
-        &store,
+        &*store,
         vec![
             received(state("a", 1, Verdict::Ready, Vec::new()), 1_000),
             received(status("a", 1, Presence::Online), 1_000),
@@ -695,3 +696,44 @@ fn a_device_is_offline_since_its_presence_changed_not_since_its_last_message() {
             .is_empty()
     );
 }
+
+/// Every case above, as a test of its own on SQLite, and all of them in one test on PostgreSQL
+/// (one cluster, a new database per case; the test fails naming the case).
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(&super::Db::Sqlite(tempfile::tempdir().expect("tempdir")));
+                }
+            )*
+        }
+
+        #[cfg(unix)]
+        #[test]
+        fn every_case_on_postgres() {
+            let Some(cluster) =
+                roomready_testkit::postgres::need_postgres("store::tests::every_case_on_postgres")
+            else {
+                return;
+            };
+            $(
+                eprintln!("store case on PostgreSQL: {}", stringify!($case));
+                $case(&Db::Postgres(cluster.database(stringify!($case))));
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_batch_makes_devices_history_and_counts,
+    duplicates_are_recognised_after_a_reopen,
+    the_device_table_filters_sorts_and_pages,
+    commands_are_recorded_and_answered,
+    undecodable_payloads_are_kept_bounded,
+    history_is_pruned_by_its_retention,
+    devices_are_filtered_and_totalled_by_site_ring_and_tag,
+    alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up,
+    a_device_is_offline_since_its_presence_changed_not_since_its_last_message,
+);

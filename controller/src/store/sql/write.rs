@@ -1,0 +1,401 @@
+//! The write path: one batch in one transaction: each message applied to its device's
+//! [`Snapshot`], the device's row, sequence numbers and history written, answers matched to
+//! their commands.
+
+use std::collections::{HashMap, HashSet};
+
+use roomready_protocol::{CommandResponse, DeviceId, Message, State, Status, Timestamp};
+
+use super::rows::*;
+use super::{Conn, args};
+use crate::model::{Applied, Snapshot, Taken, apply};
+use crate::seq::SeqLog;
+use crate::store::{
+    Batch, CommandRecord, Committed, DeviceRow, HistoryEntry, HistoryKind, Item, MAX_DECODE_ERRORS,
+    NewHistory, StoreError,
+};
+
+pub(crate) fn insert_history(
+    conn: &mut dyn Conn,
+    entry: &NewHistory,
+) -> Result<HistoryEntry, StoreError> {
+    let id = conn.insert(
+        "INSERT INTO history (device_id, at, ts, seq, kind, data) VALUES (?1, ?2, ?3, ?4, ?5, \
+         ?6) RETURNING id",
+        args![
+            entry.device.as_str(),
+            ms(entry.at),
+            entry.ts.map(ms),
+            entry.seq,
+            entry.kind.as_str(),
+            entry.data.to_string(),
+        ],
+    )?;
+    Ok(HistoryEntry {
+        id,
+        device: entry.device.clone(),
+        at: entry.at,
+        ts: entry.ts,
+        seq: entry.seq,
+        kind: entry.kind,
+        data: entry.data.clone(),
+    })
+}
+
+/// Writes what is current for one device: its counters always, its state and status when new.
+fn write_device(
+    conn: &mut dyn Conn,
+    id: &DeviceId,
+    snapshot: &Snapshot,
+    state: Option<&State>,
+    status: Option<&Status>,
+) -> Result<(), StoreError> {
+    conn.exec(
+        "INSERT INTO devices (id, first_seen, last_seen) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (id) DO NOTHING",
+        args![id.as_str(), ms(snapshot.first_seen), ms(snapshot.last_seen)],
+    )?;
+    conn.exec(
+        "UPDATE devices SET last_seen = ?2, seq_ranges = ?3, duplicates = ?4, dropped = ?5, \
+         missing = ?6 WHERE id = ?1",
+        args![
+            id.as_str(),
+            ms(snapshot.last_seen),
+            snapshot.seq.to_string(),
+            snapshot.duplicates,
+            snapshot.dropped,
+            snapshot.seq.missing(),
+        ],
+    )?;
+    if let Some(state) = state {
+        let top = snapshot.top_finding();
+        let json = String::from_utf8_lossy(&state.encode()).into_owned();
+        conn.exec(
+            "UPDATE devices SET kind = ?2, app_version = ?3, os_build = ?4, agent_version = ?5, \
+             verdict = ?6, verdict_rank = ?7, top_code = ?8, top_severity = ?9, \
+             top_severity_rank = ?10, top_title = ?11, findings = ?12, state_ts = ?13, \
+             state_seq = ?14, state = ?15 WHERE id = ?1",
+            args![
+                id.as_str(),
+                state.facts.kind.as_str(),
+                state.facts.app_version.as_ref(),
+                state.facts.os_build.as_ref(),
+                &state.agent_version,
+                state.verdict.as_str(),
+                i64::from(state.verdict.rank()),
+                top.map(|t| t.0),
+                top.map(|t| t.1.as_str()),
+                top.map(|t| severity_rank(t.1)),
+                top.map(|t| t.2),
+                snapshot.findings.len() as u64,
+                ms(state.ts),
+                state.seq,
+                json,
+            ],
+        )?;
+        super::placement::write(conn, id.as_str(), &state.placement)?;
+        conn.exec(
+            "DELETE FROM device_findings WHERE device_id = ?1",
+            args![id.as_str()],
+        )?;
+        let mut written = HashSet::new();
+        for finding in &state.findings {
+            let Some((severity, _)) = snapshot.findings.get(&finding.code) else {
+                continue;
+            };
+            // The entry kept for a code listed twice is its most severe one.
+            if finding.severity != *severity || !written.insert(finding.code.as_str()) {
+                continue;
+            }
+            conn.exec(
+                "INSERT INTO device_findings (device_id, code, severity, title, remediation, \
+                 reference) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                args![
+                    id.as_str(),
+                    &finding.code,
+                    finding.severity.as_str(),
+                    &finding.title,
+                    &finding.remediation,
+                    &finding.reference,
+                ],
+            )?;
+        }
+    }
+    if let Some(status) = status {
+        let json = String::from_utf8_lossy(&status.encode()).into_owned();
+        conn.exec(
+            "UPDATE devices SET presence = ?2, status = ?3 WHERE id = ?1",
+            args![id.as_str(), status.status.as_str(), json],
+        )?;
+    }
+    Ok(())
+}
+
+/// Records a device's answer against the command it answers (a final answer is never replaced
+/// by a later `accepted`; an answer from another device than the command's is ignored).
+fn record_response(
+    conn: &mut dyn Conn,
+    answer: &CommandResponse,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    conn.exec(
+        "UPDATE commands SET status = ?3, reason = ?4, message = ?5, answered_at = ?6 \
+         WHERE id = ?1 AND device_id = ?2 AND (status IS NULL OR status = 'accepted' OR \
+         ?3 != 'accepted')",
+        args![
+            answer.id.as_str(),
+            answer.device.as_str(),
+            status_name(answer.status),
+            answer.reason.as_ref(),
+            answer.message.as_ref(),
+            ms(at),
+        ],
+    )?;
+    Ok(())
+}
+
+fn select_row(conn: &mut dyn Conn, id: &DeviceId) -> Result<Option<DeviceRow>, StoreError> {
+    conn.row(
+        &format!("SELECT {ROW_COLUMNS} FROM devices WHERE id = ?1"),
+        args![id.as_str()],
+    )?
+    .map(|row| device_row(&row))
+    .transpose()
+}
+
+/// The snapshots a commit starts from.
+pub(crate) enum Snapshots<'a> {
+    /// Every device's, kept beside the only writer (SQLite): a device missing is new.
+    Cached(&'a mut HashMap<DeviceId, Snapshot>),
+    /// None kept: other writers share the database (PostgreSQL), so each device's is read
+    /// inside the transaction, which holds the store's write lock.
+    Read(HashMap<DeviceId, Snapshot>),
+}
+
+impl Snapshots<'_> {
+    fn map(&mut self) -> &mut HashMap<DeviceId, Snapshot> {
+        match self {
+            Snapshots::Cached(map) => map,
+            Snapshots::Read(map) => map,
+        }
+    }
+}
+
+/// Applies `batch` inside the caller's transaction (the caller commits).
+pub(crate) fn commit(
+    conn: &mut dyn Conn,
+    batch: &Batch,
+    mut snapshots: Snapshots<'_>,
+) -> Result<Committed, StoreError> {
+    let mut committed = Committed::default();
+    // Devices touched, in first-touch order, with their newest state and status.
+    let mut touched: Vec<DeviceId> = Vec::new();
+    let mut statuses: HashMap<DeviceId, Status> = HashMap::new();
+    let mut failures = false;
+    for item in &batch.items {
+        match item {
+            Item::Undecodable(failure) => {
+                conn.exec(
+                    "INSERT INTO decode_failures (received_at, topic, reason, payload_head, \
+                     payload_len) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    args![
+                        ms(failure.received_at),
+                        failure.topic.as_str(),
+                        failure.reason.as_str(),
+                        failure.payload_head.as_str(),
+                        failure.payload_len as u64,
+                    ],
+                )?;
+                committed.undecodable += 1;
+                failures = true;
+            }
+            Item::Message {
+                message,
+                received_at,
+            } => {
+                let id = message.device().clone();
+                if let Snapshots::Read(map) = &mut snapshots
+                    && !map.contains_key(&id)
+                    && let Some(snapshot) = load_snapshot(conn, &id)?
+                {
+                    map.insert(id.clone(), snapshot);
+                }
+                let snapshot = snapshots
+                    .map()
+                    .entry(id.clone())
+                    .or_insert_with(|| Snapshot::new(*received_at));
+                if !touched.contains(&id) {
+                    touched.push(id.clone());
+                }
+                match apply(snapshot, message, *received_at) {
+                    Applied::Duplicate => committed.duplicates += 1,
+                    Applied::Taken(taken) => {
+                        let Taken {
+                            history,
+                            state,
+                            status,
+                            response,
+                            gap,
+                        } = *taken;
+                        committed.taken += 1;
+                        committed.gaps += gap;
+                        for entry in &history {
+                            committed.history.push(insert_history(conn, entry)?);
+                        }
+                        if let Some(answer) = response {
+                            record_response(conn, &answer, *received_at)?;
+                        }
+                        if let Some(state) = state {
+                            // The findings table must match the snapshot as of this state.
+                            let snapshot = snapshots.map().get(&id).expect("inserted above");
+                            write_device(conn, &id, snapshot, Some(&state), None)?;
+                        }
+                        if let Some(status) = status {
+                            statuses.insert(id.clone(), status);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for id in &touched {
+        let Some(snapshot) = snapshots.map().get(id) else {
+            continue;
+        };
+        write_device(conn, id, snapshot, None, statuses.get(id))?;
+        if let Some(row) = select_row(conn, id)? {
+            committed.devices.push(row);
+        }
+    }
+    if failures {
+        conn.exec(
+            "DELETE FROM decode_failures WHERE id <= (SELECT max(id) FROM decode_failures) - ?1",
+            args![MAX_DECODE_ERRORS as u64],
+        )?;
+    }
+    Ok(committed)
+}
+
+/// Records a command about to be sent, with its history entry (inside the caller's
+/// transaction).
+pub(crate) fn record_command(
+    conn: &mut dyn Conn,
+    command: &CommandRecord,
+) -> Result<HistoryEntry, StoreError> {
+    let known = conn.count(
+        "SELECT count(*) FROM commands WHERE id = ?1",
+        args![command.id.as_str()],
+    )?;
+    if known > 0 {
+        return Err(StoreError::Invalid(format!(
+            "a command with id {:?} exists already",
+            command.id
+        )));
+    }
+    let encoded = String::from_utf8_lossy(&command.command.encode()).into_owned();
+    conn.exec(
+        &format!(
+            "INSERT INTO commands ({COMMAND_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, \
+             NULL, NULL)"
+        ),
+        args![
+            command.id.as_str(),
+            command.device.as_str(),
+            encoded.as_str(),
+            command.by.as_str(),
+            ms(command.sent_at),
+        ],
+    )?;
+    let command_json: serde_json::Value =
+        serde_json::from_str(&encoded).unwrap_or(serde_json::Value::Null);
+    insert_history(
+        conn,
+        &NewHistory {
+            device: command.device.clone(),
+            at: command.sent_at,
+            ts: None,
+            seq: None,
+            kind: HistoryKind::Command,
+            data: serde_json::json!({
+                "id": command.id,
+                "command": command_json,
+                "by": command.by,
+            }),
+        },
+    )
+}
+
+const SNAPSHOT_COLUMNS: &str = "id, seq_ranges, duplicates, dropped, state_seq, verdict, status, \
+                                first_seen, last_seen";
+
+fn snapshot_of(row: &super::Row) -> Result<Snapshot, StoreError> {
+    let status = row
+        .opt_text(6)?
+        .and_then(|s| Status::decode(s.as_bytes()).ok());
+    Ok(Snapshot {
+        seq: SeqLog::parse(&row.text(1)?).unwrap_or_default(),
+        duplicates: row.u64(2)?,
+        dropped: row.u64(3)?,
+        state_seq: row.opt_u64(4)?,
+        verdict: row.opt_text(5)?.and_then(|v| parse_verdict(&v)),
+        findings: Default::default(),
+        status: status.map(|s| {
+            (
+                s.seq,
+                s.ts,
+                s.status,
+                s.reason.map(crate::store::reason_name),
+            )
+        }),
+        first_seen: time(row.int(7)?),
+        last_seen: time(row.int(8)?),
+    })
+}
+
+/// One device's snapshot, rebuilt from its row and its findings.
+fn load_snapshot(conn: &mut dyn Conn, id: &DeviceId) -> Result<Option<Snapshot>, StoreError> {
+    let Some(row) = conn.row(
+        &format!("SELECT {SNAPSHOT_COLUMNS} FROM devices WHERE id = ?1"),
+        args![id.as_str()],
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut snapshot = snapshot_of(&row)?;
+    for row in conn.rows(
+        "SELECT code, severity, title FROM device_findings WHERE device_id = ?1",
+        args![id.as_str()],
+    )? {
+        if let Some(severity) = parse_severity(&row.text(1)?) {
+            snapshot
+                .findings
+                .insert(row.text(0)?, (severity, row.text(2)?));
+        }
+    }
+    Ok(Some(snapshot))
+}
+
+/// Every device's snapshot, rebuilt from the devices table and their findings.
+pub(crate) fn load_snapshots(
+    conn: &mut dyn Conn,
+) -> Result<HashMap<DeviceId, Snapshot>, StoreError> {
+    let mut snapshots = HashMap::new();
+    for row in conn.rows(&format!("SELECT {SNAPSHOT_COLUMNS} FROM devices"), &[])? {
+        let Ok(id) = device_id(&row, 0) else { continue };
+        snapshots.insert(id, snapshot_of(&row)?);
+    }
+    for row in conn.rows(
+        "SELECT device_id, code, severity, title FROM device_findings",
+        &[],
+    )? {
+        let Ok(id) = device_id(&row, 0) else { continue };
+        if let (Some(snapshot), Some(severity)) =
+            (snapshots.get_mut(&id), parse_severity(&row.text(2)?))
+        {
+            snapshot
+                .findings
+                .insert(row.text(1)?, (severity, row.text(3)?));
+        }
+    }
+    Ok(snapshots)
+}
