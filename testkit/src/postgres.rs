@@ -186,7 +186,7 @@ impl Postgres {
             !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
             "a plain database name: {name:?}"
         );
-        self.psql(&format!("CREATE DATABASE {name}"))
+        self.psql(&format!("CREATE DATABASE \"{name}\""))
             .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }

@@ -19,6 +19,8 @@
 
 mod conn;
 mod schema;
+#[cfg(all(test, unix))]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex};
