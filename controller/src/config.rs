@@ -14,8 +14,12 @@
 //! session_expiry_secs = 604800           # optional; MQTT 5 session expiry, 60..=4294967295,
 //!                                        # default 7 days
 //! max_payload_bytes = 1048576            # optional; 1024..=16777216, default 1 MiB
-//! database = "controller.db"             # optional; SQLite file, default beside this file
-//! database_sync = "normal"               # optional; "normal" (default) or "full"
+//! database = "controller.db"             # optional; SQLite file, default beside this file; or
+//!                                        # postgres://USER@HOST[:PORT]/DB for PostgreSQL
+//! database_sync = "normal"               # optional, SQLite; "normal" (default) or "full"
+//! database_password_file = "db-password" # optional, PostgreSQL; its first line is the password
+//! database_ca_file = "db-ca.pem"         # optional, PostgreSQL; CAs for its TLS certificate
+//! database_max_connections = 16          # optional, PostgreSQL; 2..=256, default 16
 //! listen = "127.0.0.1:8080"              # optional; default 127.0.0.1:8080
 //! tls_cert_file = "https.pem"            # optional, with tls_key_file: serve HTTPS
 //! tls_key_file = "https.key"
@@ -39,10 +43,10 @@ use roomready_connect::broker::{BrokerSettings, MqttVersion, beside};
 use roomready_connect::keyfile::{KeyFile, KeyFileError};
 use roomready_protocol::TopicPrefix;
 
-use crate::store::{Retention, Synchronous};
+use crate::store::{PostgresOptions, Retention, Synchronous};
 
 /// The controller's own keys (the broker keys are `roomready_connect::broker::KEYS`).
-pub const KEYS: [&str; 16] = [
+pub const KEYS: [&str; 19] = [
     "topic_prefix",
     "client_id",
     "shared_group",
@@ -50,6 +54,9 @@ pub const KEYS: [&str; 16] = [
     "max_payload_bytes",
     "database",
     "database_sync",
+    "database_password_file",
+    "database_ca_file",
+    "database_max_connections",
     "listen",
     "tls_cert_file",
     "tls_key_file",
@@ -84,8 +91,11 @@ pub struct Config {
     pub shared_group: Option<String>,
     pub session_expiry: Duration,
     pub max_payload: usize,
+    /// The SQLite file (unless `postgres` is set).
     pub database: PathBuf,
     pub synchronous: Synchronous,
+    /// The PostgreSQL database, when `database` is a `postgres://` URL.
+    pub postgres: Option<PostgresOptions>,
     pub listen: SocketAddr,
     pub https: Option<HttpsFiles>,
     pub allow_insecure_http: bool,
@@ -144,15 +154,17 @@ impl Config {
             .map_or(DEFAULT_MAX_PAYLOAD, |b| {
                 usize::try_from(b.into_inner()).unwrap_or(usize::MAX)
             });
-        let database = match file.string("database")? {
-            Some(p) if p.get_ref().is_empty() => {
-                return Err(file.error("database", p.span(), "is empty"));
-            }
-            Some(p) => beside(path, p.into_inner()),
-            None => beside(path, "controller.db".into()),
-        };
+        let (database, postgres) = read_database(&mut file, path)?;
         let synchronous = match file.string("database_sync")? {
             None => Synchronous::Normal,
+            Some(v) if postgres.is_some() => {
+                return Err(file.error(
+                    "database_sync",
+                    v.span(),
+                    "applies to a SQLite database only (PostgreSQL's durability is its own \
+                     synchronous_commit)",
+                ));
+            }
             Some(v) if v.get_ref() == "normal" => Synchronous::Normal,
             Some(v) if v.get_ref() == "full" => Synchronous::Full,
             Some(v) => {
@@ -272,6 +284,7 @@ impl Config {
             max_payload,
             database,
             synchronous,
+            postgres,
             listen,
             https,
             allow_insecure_http,
@@ -297,6 +310,7 @@ impl Config {
             max_payload: DEFAULT_MAX_PAYLOAD,
             database,
             synchronous: Synchronous::Normal,
+            postgres: None,
             listen: DEFAULT_LISTEN
                 .parse()
                 .expect("the default listen address parses"),
@@ -333,6 +347,79 @@ pub fn known_keys() -> String {
 }
 
 /// A client id or shared-subscription group: 1..=64 of `A-Z a-z 0-9 . _ -`.
+/// The `database` key (a SQLite path, or a PostgreSQL URL) and the PostgreSQL keys, which are
+/// errors with a SQLite file.
+fn read_database(
+    file: &mut KeyFile<'_>,
+    path: &Path,
+) -> Result<(PathBuf, Option<PostgresOptions>), KeyFileError> {
+    let is_url = |text: &str| text.starts_with("postgres://") || text.starts_with("postgresql://");
+    let (span, url) = match file.string("database")? {
+        Some(p) if p.get_ref().is_empty() => {
+            return Err(file.error("database", p.span(), "is empty"));
+        }
+        Some(p) if is_url(p.get_ref()) => (p.span(), p.into_inner()),
+        Some(p) => return finish_sqlite(file, beside(path, p.into_inner())),
+        None => return finish_sqlite(file, beside(path, "controller.db".into())),
+    };
+    let mut options = PostgresOptions::new(url);
+    if let Some(n) = file.integer("database_max_connections", 2..=256)? {
+        options.max_connections = usize::try_from(n.into_inner()).unwrap_or(256);
+    }
+    if let Some(p) = file.string("database_ca_file")? {
+        if p.get_ref().is_empty() {
+            return Err(file.error("database_ca_file", p.span(), "is empty"));
+        }
+        options.ca_file = Some(beside(path, p.into_inner()));
+    }
+    if let Some(p) = file.string("database_password_file")? {
+        if p.get_ref().is_empty() {
+            return Err(file.error("database_password_file", p.span(), "is empty"));
+        }
+        let span = p.span();
+        let secret = beside(path, p.into_inner());
+        let text = roomready_connect::files::read_text(&secret, roomready_connect::files::SECRET)
+            .map_err(|e| {
+            file.error(
+                "database_password_file",
+                span.clone(),
+                format!("cannot read {}: {e}", secret.display()),
+            )
+        })?;
+        let first = text.lines().next().unwrap_or_default();
+        if first.is_empty() {
+            return Err(file.error(
+                "database_password_file",
+                span,
+                format!("the first line of {} is empty", secret.display()),
+            ));
+        }
+        options.password = Some(first.to_owned());
+    }
+    // The URL is checked now (never echoed: it may hold a password); connecting comes at start.
+    options
+        .check()
+        .map_err(|e| file.error("database", span, e.to_string()))?;
+    Ok((PathBuf::new(), Some(options)))
+}
+
+/// A SQLite database: the PostgreSQL keys are errors.
+fn finish_sqlite(
+    file: &mut KeyFile<'_>,
+    database: PathBuf,
+) -> Result<(PathBuf, Option<PostgresOptions>), KeyFileError> {
+    let only = "applies to a PostgreSQL database only (database = \"postgres://…\")";
+    for key in ["database_password_file", "database_ca_file"] {
+        if let Some(v) = file.string(key)? {
+            return Err(file.error(key, v.span(), only));
+        }
+    }
+    if let Some(v) = file.integer("database_max_connections", 0..=u64::MAX)? {
+        return Err(file.error("database_max_connections", v.span(), only));
+    }
+    Ok((database, None))
+}
+
 fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
         return Err("must be 1 to 64 characters".into());
@@ -441,6 +528,34 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_url_chooses_postgresql_with_its_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("db-password"), "s3cret\nignored\n").expect("write");
+        let path = dir.path().join("controller.toml");
+        let text = format!(
+            "{BROKER}database = \"postgresql://fleet@db.example:6543/rr\"\n\
+             database_password_file = \"db-password\"\ndatabase_max_connections = 4\n"
+        );
+        let config = Config::parse(&path, &text, &|_| None).expect("valid");
+        let options = config.postgres.expect("postgres");
+        assert_eq!(options.password.as_deref(), Some("s3cret"));
+        assert_eq!(options.max_connections, 4);
+        assert_eq!(
+            options.check().expect("checks"),
+            "postgres://fleet@db.example:6543/rr"
+        );
+        assert!(!format!("{options:?}").contains("s3cret"));
+        let config = parse(BROKER).expect("valid");
+        assert!(config.postgres.is_none() && config.database.ends_with("controller.db"));
+        // A bad URL is named, never echoed.
+        let e = error(&format!(
+            "{BROKER}database = \"postgres://u:sekrit@[::1/x\"\n"
+        ));
+        assert!(e.contains("not a PostgreSQL connection string"), "{e}");
+        assert!(!e.contains("sekrit"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         for (text, expected) in [
             (
@@ -462,6 +577,23 @@ mod tests {
             (
                 "login_hours = 0",
                 "key \"login_hours\": must be an integer in 1..=720",
+            ),
+            (
+                "database_ca_file = \"ca.pem\"",
+                "key \"database_ca_file\": applies to a PostgreSQL database only",
+            ),
+            (
+                "database_max_connections = 4",
+                "key \"database_max_connections\": applies to a PostgreSQL database only",
+            ),
+            (
+                "database_sync = \"full\"\ndatabase = \"postgres://u@db/x\"",
+                "key \"database_sync\": applies to a SQLite database only",
+            ),
+            (
+                "database = \"postgres://u:sekrit@db.example/x?sslmode=disable\"",
+                "key \"database\": database postgres://u@db.example:5432/x: sslmode=disable is \
+                 refused",
             ),
             ("topic_prefix = \"a/#\"", "key \"topic_prefix\""),
             (

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::ingest::{Ingest, IngestOptions};
-use crate::store::{SqliteOptions, SqliteStore, Store};
+use crate::store::{PostgresStore, SqliteOptions, SqliteStore, Store};
 use crate::users::Users;
 use crate::web::{AppState, Auth, Server};
 
@@ -60,7 +60,7 @@ pub enum StartError {
 pub struct Running {
     pub server: Server,
     pub ingest_stats: Arc<ingest::Stats>,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     ingest: Ingest,
     live: broadcast::Sender<Arc<store::Committed>>,
     pruner: JoinHandle<()>,
@@ -103,16 +103,34 @@ impl Running {
     }
 }
 
+/// Opens the store `config` names: its SQLite file, or its PostgreSQL database (connecting,
+/// checking and migrating: this blocks).
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, store::StoreError> {
+    Ok(match &config.postgres {
+        Some(options) => Arc::new(PostgresStore::open(options)?),
+        None => Arc::new(SqliteStore::open(&SqliteOptions {
+            path: config.database.clone(),
+            synchronous: config.synchronous,
+        })?),
+    })
+}
+
+/// The database `config` names, for logs and messages (a PostgreSQL URL without its password).
+pub fn database_name(config: &Config) -> String {
+    match &config.postgres {
+        Some(options) => options
+            .check()
+            .unwrap_or_else(|_| "(a PostgreSQL database)".into()),
+        None => config.database.display().to_string(),
+    }
+}
+
 /// Opens the store, connects to the broker and serves the dashboard, as `config` says.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
-    let options = SqliteOptions {
-        path: config.database.clone(),
-        synchronous: config.synchronous,
-    };
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&options))
+    let opening = config.clone();
+    let store = tokio::task::spawn_blocking(move || open_store(&opening))
         .await
         .map_err(|e| store::StoreError::Open(format!("the store task failed: {e}")))??;
-    let store = Arc::new(store);
     let users = match &config.users_file {
         None => None,
         Some(path) => {

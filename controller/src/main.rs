@@ -176,7 +176,7 @@ fn run(config_path: &Path) -> u8 {
         };
         tracing::info!(
             url = running.url(),
-            database = %config.database.display(),
+            database = %roomready_controller::database_name(&config),
             broker = %config.broker.url,
             "serving the dashboard"
         );

@@ -10,7 +10,9 @@ use roomready_controller::clock;
 use roomready_controller::config::Config;
 use roomready_controller::rollouts::plan::PlanRequest;
 use roomready_controller::rollouts::transition;
-use roomready_controller::store::{RolloutLog, SqliteOptions, SqliteStore, Store, StoreError};
+use std::sync::Arc;
+
+use roomready_controller::store::{RolloutLog, Store, StoreError};
 
 use super::exit;
 
@@ -77,16 +79,12 @@ fn by() -> String {
     )
 }
 
-fn open(config: &Path) -> Result<SqliteStore, u8> {
+fn open(config: &Path) -> Result<Arc<dyn Store>, u8> {
     let config = Config::load(config).map_err(|e| {
         eprintln!("roomready-controller: bad config: {e}");
         exit::CONFIG
     })?;
-    SqliteStore::open(&SqliteOptions {
-        path: config.database.clone(),
-        synchronous: config.synchronous,
-    })
-    .map_err(|e| {
+    roomready_controller::open_store(&config).map_err(|e| {
         eprintln!("roomready-controller: database: {e}");
         exit::IO_ERROR
     })
@@ -192,13 +190,13 @@ pub fn run(action: RolloutAction) -> u8 {
             }
             Err(e) => store_error(e),
         },
-        RolloutAction::Pause { id, .. } => change(&store, id, "pause"),
-        RolloutAction::Resume { id, .. } => change(&store, id, "resume"),
-        RolloutAction::Abort { id, .. } => change(&store, id, "abort"),
+        RolloutAction::Pause { id, .. } => change(&*store, id, "pause"),
+        RolloutAction::Resume { id, .. } => change(&*store, id, "resume"),
+        RolloutAction::Abort { id, .. } => change(&*store, id, "abort"),
     }
 }
 
-fn change(store: &SqliteStore, id: i64, action: &str) -> u8 {
+fn change(store: &dyn Store, id: i64, action: &str) -> u8 {
     let detail = match store.rollout(id) {
         Ok(Some(detail)) => detail,
         Ok(None) => {

@@ -10,7 +10,7 @@ use roomready_agent::config::BrokerUrl;
 use roomready_connect::broker::{BrokerSettings, BrokerTls, MqttVersion};
 use roomready_controller::Running;
 use roomready_controller::config::Config;
-use roomready_controller::store::{SqliteStore, Store as _};
+use roomready_controller::store::Store;
 use roomready_protocol::{TopicPrefix, Verdict};
 use roomready_simulator::dashboard::Dashboard;
 use roomready_simulator::device::{DeviceEnv, SimDevice};
@@ -70,8 +70,8 @@ impl Console {
         }
     }
 
-    pub fn store(&self) -> &SqliteStore {
-        &self.running.store
+    pub fn store(&self) -> &dyn Store {
+        &*self.running.store
     }
 
     pub fn database(&self) -> PathBuf {
@@ -80,11 +80,7 @@ impl Console {
 
     /// Waits until `check` answers `Some`, checking now and after every committed batch, at
     /// most [`WAIT`].
-    pub async fn until<T>(
-        &self,
-        what: &str,
-        mut check: impl FnMut(&SqliteStore) -> Option<T>,
-    ) -> T {
+    pub async fn until<T>(&self, what: &str, mut check: impl FnMut(&dyn Store) -> Option<T>) -> T {
         let mut commits = self.running.subscribe();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -106,7 +102,7 @@ impl Console {
     pub async fn until_alerts<T>(
         &self,
         what: &str,
-        check: impl FnMut(&SqliteStore) -> Option<T>,
+        check: impl FnMut(&dyn Store) -> Option<T>,
     ) -> T {
         self.until_changed(self.running.alert_changes(), what, check)
             .await
@@ -117,7 +113,7 @@ impl Console {
     pub async fn until_rollouts<T>(
         &self,
         what: &str,
-        mut check: impl FnMut(&SqliteStore) -> Option<T>,
+        mut check: impl FnMut(&dyn Store) -> Option<T>,
     ) -> T {
         let mut commits = self.running.subscribe();
         let mut changes = self.running.rollout_changes();
@@ -141,7 +137,7 @@ impl Console {
         &self,
         mut changes: tokio::sync::watch::Receiver<u64>,
         what: &str,
-        mut check: impl FnMut(&SqliteStore) -> Option<T>,
+        mut check: impl FnMut(&dyn Store) -> Option<T>,
     ) -> T {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {

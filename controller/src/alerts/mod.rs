@@ -85,6 +85,9 @@ pub const MAX_ATTEMPTS: u32 = 8;
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
+/// The task's name for [`Store::lead`].
+const TASK: &str = "alerts";
+
 /// Runs the alert rules and deliveries until aborted. `commits` wakes it when ingest commits;
 /// `changed` counts every change it makes to the store's alerts (raised, or a delivery attempt
 /// ended), for whoever waits on them.
@@ -106,6 +109,20 @@ pub fn start(
         let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             let round = tokio::time::Instant::now();
+            // On a database shared by several controllers, one of them raises and delivers.
+            let lead = Arc::clone(&store);
+            match on_pool(move || lead.lead(TASK)).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tokio::time::sleep(TICK).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("alerts: {e}");
+                    tokio::time::sleep(TICK).await;
+                    continue;
+                }
+            }
             let certs_due = last_certs.is_none_or(|t| t.elapsed() >= CERT_EVERY);
             match evaluate(&store, &settings, certs_due).await {
                 Ok(recorded) => {

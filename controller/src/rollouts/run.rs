@@ -24,6 +24,9 @@ const MIN_GAP: Duration = Duration::from_millis(250);
 /// Who the runner's log lines and commands are by.
 pub const BY: &str = "rollout";
 
+/// The task's name for [`Store::lead`].
+const TASK: &str = "rollouts";
+
 /// Runs every followed rollout until aborted; `changed` counts the steps that changed the
 /// store, for whoever waits on them.
 pub fn start(
@@ -55,6 +58,12 @@ pub fn start(
 
 /// One step of every followed rollout; whether it changed anything.
 async fn tick(store: &Arc<dyn Store>, commander: &Commander) -> Result<bool, StoreError> {
+    // On a database shared by several controllers, one of them runs the rollouts: an update is
+    // sent by one controller, never by two.
+    let lead = Arc::clone(store);
+    if !on_pool(move || lead.lead(TASK)).await? {
+        return Ok(false);
+    }
     let mut any = false;
     let reader = Arc::clone(store);
     let followed: Vec<i64> = on_pool(move || reader.rollouts())

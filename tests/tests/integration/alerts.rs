@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
 use roomready_controller::alerts::{AlertSettings, Suppress};
-use roomready_controller::store::{AlertOutcome, AlertRecord, Store};
+use roomready_controller::store::{AlertOutcome, AlertRecord};
 use roomready_protocol::Site;
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_tests::WAIT;

@@ -3,7 +3,7 @@
 //! logins, CSRF and HTTPS.
 
 use roomready_agent::config::BrokerUrl;
-use roomready_controller::store::{HistoryKind, HistoryQuery, Store};
+use roomready_controller::store::{HistoryKind, HistoryQuery};
 use roomready_controller::users::{Role, Users};
 use roomready_protocol::{DeviceId, Verdict};
 use roomready_simulator::broker::EmbeddedBroker;

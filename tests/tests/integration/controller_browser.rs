@@ -21,7 +21,6 @@ use std::path::Path;
 
 use roomready_agent::config::BrokerUrl;
 use roomready_controller::config::Config;
-use roomready_controller::store::Store;
 use roomready_controller::users::{Role, Users};
 use roomready_protocol::{DeviceId, Verdict};
 use roomready_simulator::broker::EmbeddedBroker;

@@ -3,7 +3,6 @@
 //! image payloads stay text on the fleet page and the device page, rendered by the server and
 //! written by the live updates, and nothing of them runs.
 
-use roomready_controller::store::Store;
 use roomready_protocol::DeviceId;
 use roomready_testkit::webdriver::Browser;
 use roomready_tests::WAIT;

@@ -4,7 +4,6 @@
 //! printed reason without chromium / chromedriver, and fails then under
 //! `ROOMREADY_REQUIRE_PEERS=1`.
 
-use roomready_controller::store::Store;
 use roomready_controller::users::Role;
 use roomready_protocol::DeviceId;
 use roomready_testkit::webdriver::Browser;

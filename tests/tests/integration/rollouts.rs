@@ -9,7 +9,7 @@
 #![cfg(unix)]
 
 use roomready_controller::rollouts::step::Stage;
-use roomready_controller::store::{RolloutDetail, RolloutState, Store};
+use roomready_controller::store::{RolloutDetail, RolloutState};
 use roomready_protocol::{DeviceId, DeviceKind, Placement, Ring, TopicPrefix};
 use roomready_simulator::broker::EmbeddedBroker;
 use roomready_simulator::device::{DeviceEnv, SimDevice, SimUpdate};

@@ -34,6 +34,30 @@ pub(super) struct Target {
 
 impl Target {
     pub(super) fn parse(options: &PostgresOptions) -> Result<Target, StoreError> {
+        let (mut config, name, needs_tls) = Target::parse_config(options)?;
+        let tls = if needs_tls {
+            config.ssl_mode(SslMode::Require);
+            let settings = roomready_connect::broker::BrokerTls {
+                ca_file: options.ca_file.clone(),
+                server_name: None,
+                client_cert: None,
+            };
+            Some(
+                roomready_connect::tls::client_config(&settings)
+                    .map_err(|e| StoreError::Open(format!("database_ca_file: {e}")))?,
+            )
+        } else {
+            config.ssl_mode(SslMode::Disable);
+            None
+        };
+        Ok(Target { config, name, tls })
+    }
+
+    /// The driver's config, the database's name (without the password) and whether TLS is
+    /// required.
+    pub(super) fn parse_config(
+        options: &PostgresOptions,
+    ) -> Result<(postgres::Config, String, bool), StoreError> {
         let mut config = postgres::Config::from_str(&options.url).map_err(|e| {
             // The parser's message may quote the string, password and all: name only the kind.
             let kind = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
@@ -71,34 +95,22 @@ impl Target {
             #[cfg(unix)]
             Host::Unix(_) => true,
         });
-        let tls = if local && config.get_ssl_mode() != SslMode::Require {
-            // On this machine: TLS only when asked for (sslmode=require).
-            config.ssl_mode(SslMode::Disable);
-            None
-        } else {
-            if config.get_ssl_mode() == SslMode::Disable {
-                return Err(StoreError::Open(format!(
-                    "database {name}: sslmode=disable is refused for a database that is not on \
-                     this machine: the fleet's data and the password would cross the network \
-                     in clear"
-                )));
-            }
-            config.ssl_mode(SslMode::Require);
-            let settings = roomready_connect::broker::BrokerTls {
-                ca_file: options.ca_file.clone(),
-                server_name: None,
-                client_cert: None,
-            };
-            Some(
-                roomready_connect::tls::client_config(&settings)
-                    .map_err(|e| StoreError::Open(format!("database_ca_file: {e}")))?,
-            )
-        };
+        // On this machine TLS only when asked for (sslmode=require); off it, always.
+        let needs_tls = !local || config.get_ssl_mode() == SslMode::Require;
+        if !local && config.get_ssl_mode() == SslMode::Disable {
+            return Err(StoreError::Open(format!(
+                "database {name}: sslmode=disable is refused for a database that is not on this \
+                 machine: the fleet's data and the password would cross the network in clear"
+            )));
+        }
+        if let Some(password) = &options.password {
+            config.password(password.as_str());
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("roomready-controller");
-        Ok(Target { config, name, tls })
+        Ok((config, name, needs_tls))
     }
 
     pub(super) fn name(&self) -> &str {

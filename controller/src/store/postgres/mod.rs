@@ -40,6 +40,8 @@ pub struct PostgresOptions {
     pub url: String,
     /// Connections open at most (readers and the writer together).
     pub max_connections: usize,
+    /// The password, when not in the URL (`database_password_file`).
+    pub password: Option<String>,
     /// A PEM file of CAs to verify the server's certificate with (`sslmode=require` or
     /// `verify-full` in the URL); the system's roots (webpki-roots) when `None`.
     pub ca_file: Option<std::path::PathBuf>,
@@ -50,6 +52,7 @@ impl std::fmt::Debug for PostgresOptions {
         f.debug_struct("PostgresOptions")
             .field("url", &"(hidden: it may hold a password)")
             .field("max_connections", &self.max_connections)
+            .field("password", &self.password.as_ref().map(|_| "***"))
             .field("ca_file", &self.ca_file)
             .finish()
     }
@@ -62,8 +65,15 @@ impl PostgresOptions {
         PostgresOptions {
             url: url.into(),
             max_connections: PostgresOptions::DEFAULT_MAX_CONNECTIONS,
+            password: None,
             ca_file: None,
         }
+    }
+
+    /// Checks the connection string without connecting (nor reading the CA file); the
+    /// database's name, without the password.
+    pub fn check(&self) -> Result<String, StoreError> {
+        Target::parse_config(self).map(|(_, name, _)| name)
     }
 }
 
