@@ -92,7 +92,7 @@ fn state(device: &str, seq: u64) -> Item {
                 app_version: Some("4.0.64.0".into()),
                 os_build: None,
             },
-            verdict: if seq % 10 == 0 {
+            verdict: if seq.is_multiple_of(10) {
                 Verdict::AtRisk
             } else {
                 Verdict::Ready
