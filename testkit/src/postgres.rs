@@ -191,8 +191,14 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
-    /// Runs `sql` with `psql` (unaligned, tuples only) and returns its output, or why it failed.
+    /// Runs `sql` with `psql` (unaligned, tuples only) in the `postgres` database and returns
+    /// its output, or why it failed.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// Runs `sql` with `psql` in `database`.
+    pub fn psql_in(&self, database: &str, sql: &str) -> Result<String, String> {
         let psql = self.bin.join("psql");
         let psql = if psql.is_file() {
             psql
@@ -206,7 +212,7 @@ impl Postgres {
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-d",
-                &self.url(),
+                &format!("postgres://postgres@127.0.0.1:{}/{database}", self.port),
                 "-c",
                 sql,
             ])

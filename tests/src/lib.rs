@@ -5,6 +5,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(unix)]
+pub mod child;
+
 use std::time::Duration;
 
 use roomready_agent::facts::{Fact, Facts, FixedFacts, Source};

@@ -10,10 +10,7 @@
 #![cfg(unix)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
@@ -24,124 +21,24 @@ use roomready_simulator::fleet::demo_fleet;
 use roomready_testkit::http::Http;
 use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::WAIT;
+use roomready_tests::child::{self, ChildController, in_flight, numbers, store_ranges};
 
 const DEVICES: usize = 1000;
 /// Messages delivered and not yet committed when a kill counts as landing mid-flight.
 const IN_FLIGHT: u64 = 200;
 /// How many times the controller is killed.
 const KILLS: usize = 5;
-/// What the child prints once its dashboard listens.
-const READY: &str = "CONTROLLER_URL ";
 
 /// Not a test of its own: the controller of [`a_controller_killed_with_sigkill_loses_nothing`],
-/// run in a child process when `ROOMREADY_CHILD_CONFIG` names its config file.
+/// run in a child process (`roomready_tests::child`).
 #[test]
 #[ignore = "the child process of a_controller_killed_with_sigkill_loses_nothing"]
 fn controller_child() {
-    let Some(config) = std::env::var_os("ROOMREADY_CHILD_CONFIG") else {
-        return;
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let config = roomready_controller::config::Config::load(Path::new(&config))
-            .expect("the child's config");
-        let running = roomready_controller::start(&config)
-            .await
-            .expect("the child controller starts");
-        // Ready once its subscriptions are acknowledged: what the fleet publishes before that
-        // never reaches the session (a fresh one), and the test would count it as lost. The
-        // parent bounds the wait.
-        let mut subscribed = running.ingest_stats.subscribed.subscribe();
-        let _ = subscribed.wait_for(|s| *s).await;
-        println!("{READY}{}", running.url());
-        std::future::pending::<()>().await;
-    });
-}
-
-/// The controller in a child process, and its dashboard's URL. Killed when dropped, so a
-/// failing test leaves no controller behind.
-struct ChildController {
-    child: Child,
-    url: String,
-}
-
-impl Drop for ChildController {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    child::child_main();
 }
 
 fn start_controller(config: &Path) -> ChildController {
-    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args([
-            "controller_kill::controller_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("ROOMREADY_CHILD_CONFIG", config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the child controller");
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if let Some(url) = line.strip_prefix(READY) {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(WAIT)
-        .unwrap_or_else(|_| panic!("the child controller did not start within {WAIT:?}"));
-    ChildController { child, url }
-}
-
-/// Messages the child received from the broker and has not committed yet.
-fn in_flight(http: &Http) -> u64 {
-    let ingest = http.get("/api/v1/ingest").json();
-    let count = |name: &str| ingest[name].as_u64().unwrap_or(0);
-    count("received").saturating_sub(count("taken") + count("duplicates") + count("undecodable"))
-}
-
-/// Every device's received ranges, as the controller's API reports them.
-fn store_ranges(http: &Http) -> BTreeMap<String, String> {
-    let page = http.get("/api/v1/devices?per_page=1000&sort=id").json();
-    let mut ranges = BTreeMap::new();
-    for device in page["devices"].as_array().expect("devices") {
-        let id = device["id"].as_str().expect("id").to_owned();
-        let detail = http.get(&format!("/api/v1/devices/{id}")).json();
-        ranges.insert(
-            id,
-            detail["seq"]["ranges"].as_str().unwrap_or("").to_owned(),
-        );
-    }
-    ranges
-}
-
-/// The numbers of `ranges` ("1-40,42") as a set.
-fn numbers(ranges: &str) -> BTreeSet<u64> {
-    let mut set = BTreeSet::new();
-    for part in ranges.split(',').filter(|p| !p.is_empty()) {
-        let part = part.rsplit('!').next().unwrap_or(part);
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (lo.parse().expect("number"), hi.parse().expect("number")),
-            None => {
-                let n: u64 = part.parse().expect("number");
-                (n, n)
-            }
-        };
-        set.extend(lo..=hi);
-    }
-    set
+    ChildController::start("controller_kill::controller_child", config)
 }
 
 /// Polls the child's API (another process: there is no event to await) until `done`, for at
@@ -228,8 +125,7 @@ async fn a_controller_killed_with_sigkill_loses_nothing() {
             backlog = http.run(in_flight).await;
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        controller.child.kill().expect("SIGKILL");
-        let _ = controller.child.wait();
+        controller.kill();
         backlogs.push(backlog);
         // Reports go on meanwhile: queued by the broker for the controller's session.
         let before = witness.snapshot().messages;

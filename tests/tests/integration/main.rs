@@ -21,6 +21,7 @@ mod browser;
 mod commands;
 mod controller;
 mod controller_browser;
+mod controller_cluster;
 mod controller_kill;
 mod controller_markup;
 mod daemon;

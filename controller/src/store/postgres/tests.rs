@@ -23,36 +23,26 @@ fn databases_it_must_not_touch_are_refused_and_left_alone() {
     drop(open(&cluster.database("empty")).expect("an empty database is taken"));
     // A database with another application's table.
     let foreign = cluster.database("foreign_app");
-    let psql = |db: &str, sql: &str| {
-        std::process::Command::new(
-            roomready_testkit::postgres::find_bin()
-                .expect("bin")
-                .join("psql"),
-        )
-        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
-        .output()
-        .map(|o| {
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            String::from_utf8_lossy(&o.stdout).trim().to_owned()
-        })
-        .expect("psql")
-    };
-    psql(&foreign, "CREATE TABLE t (x int); INSERT INTO t VALUES (7)");
+    let psql = |db: &str, sql: &str| cluster.psql_in(db, sql).expect("psql");
+    psql(
+        "foreign_app",
+        "CREATE TABLE t (x int); INSERT INTO t VALUES (7)",
+    );
     let err = open(&foreign).err().expect("refused");
     assert!(err.contains("another application"), "{err}");
     assert!(err.contains("/foreign_app"), "names the database: {err}");
-    assert_eq!(psql(&foreign, "SELECT x FROM t"), "7", "left alone");
+    assert_eq!(psql("foreign_app", "SELECT x FROM t"), "7", "left alone");
     // A database a newer controller wrote.
     let newer = cluster.database("newer");
     drop(open(&newer).expect("create"));
-    psql(&newer, "UPDATE roomready_meta SET schema_version = 99");
+    psql("newer", "UPDATE roomready_meta SET schema_version = 99");
     let err = open(&newer).err().expect("refused");
     assert!(
         err.contains("newer roomready-controller (schema 99"),
         "{err}"
     );
     // A second open of a current database migrates nothing and works.
-    psql(&newer, "UPDATE roomready_meta SET schema_version = 1");
+    psql("newer", "UPDATE roomready_meta SET schema_version = 1");
     drop(open(&newer).expect("reopen"));
 }
 
