@@ -23,12 +23,16 @@
 # all, and its peak RSS.
 # Targets: ingest >= 20,000 messages/s on 2 cores, page p95 <= 100 ms, latency p99 <= 50 ms,
 # RSS <= 150 MiB at 10,000 devices.
+# Then the same run again with the controller on PostgreSQL (issue 16, item 4): a throwaway
+# cluster of Debian's server binaries (initdb/pg_ctl in a temp dir on a free loopback port, as
+# `nobody` through setpriv when root; fsync and synchronous_commit as PostgreSQL's defaults),
+# the same messages, pages and samples, beside the SQLite figures. POSTGRES=0 skips it.
 #
 # Environment: CONTROLLER_BIN and LOAD_BIN (default: cargo build --release -p
 # roomready-controller --bin roomready-controller --example controller_load, honouring
 # CARGO_TARGET_DIR), DEVICES, EVENTS, REQUESTS, SAMPLES, OUT (docs/benchmarks.md).
 # Requirements: Linux /proc, mosquitto and mosquitto_sub (Debian: mosquitto, mosquitto-clients),
-# python3, ss (iproute2). Not part of CI.
+# python3, ss (iproute2), PostgreSQL's server binaries (Debian: postgresql). Not part of CI.
 
 set -euo pipefail
 export LC_ALL=C
@@ -54,6 +58,13 @@ done
 for n in DEVICES EVENTS REQUESTS SAMPLES; do
     [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || die "$n must be a positive whole number"
 done
+
+POSTGRES=${POSTGRES:-1}
+PG_BIN=
+if [[ $POSTGRES == 1 ]]; then
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+    [[ -n $PG_BIN && -x $PG_BIN/initdb ]] || die "PostgreSQL's initdb is required (Debian: apt-get install postgresql), or POSTGRES=0"
+fi
 
 if [[ -z ${CONTROLLER_BIN:-} || -z ${LOAD_BIN:-} ]]; then
     note "building roomready-controller and controller_load (release)"
@@ -134,38 +145,69 @@ wait "$PEER" || die "mosquitto_sub failed"
 echo "$(hwm "$MOSQ_PID")" >"$WORK/peer-broker.peak"
 stop_broker
 
-# The controller.
-start_broker
-HTTP_PORT=$(free_port)
-cat >"$WORK/controller.toml" <<CONF
+# The controller, on DATABASE (a file name in $WORK, or a postgres:// URL); NAME labels the
+# run's files.
+run_controller() {
+    local name=$1 database=$2 db_arg=()
+    start_broker
+    HTTP_PORT=$(free_port)
+    cat >"$WORK/$name.toml" <<CONF
 broker_url = "mqtt://127.0.0.1:$PORT"
-database = "controller.db"
+database = "$database"
 listen = "127.0.0.1:$HTTP_PORT"
 CONF
-RUST_LOG=warn "$CONTROLLER_BIN" run --config "$WORK/controller.toml" 2>"$WORK/controller.err" &
-CONTROLLER=$!
-PIDS+=("$CONTROLLER")
-for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null && break
-    kill -0 "$CONTROLLER" 2>/dev/null || die "the controller exited: $(cat "$WORK/controller.err")"
-    sleep 0.05
-done
-note "controller: $TOTAL messages, then pages ($REQUESTS each) and $SAMPLES live samples"
-"$LOAD_BIN" --broker "127.0.0.1:$PORT" --devices "$DEVICES" --events "$EVENTS" \
-    --controller "http://127.0.0.1:$HTTP_PORT" --controller-pid "$CONTROLLER" \
-    --database "$WORK/controller.db" --requests "$REQUESTS" --samples "$SAMPLES" \
-    >"$WORK/controller.json" || die "the load generator failed: $(tail -5 "$WORK/controller.err")"
-echo "$(hwm "$MOSQ_PID")" >"$WORK/controller-broker.peak"
-THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$CONTROLLER/status")
-stop "$CONTROLLER"
-stop_broker
+    RUST_LOG=warn "$CONTROLLER_BIN" run --config "$WORK/$name.toml" 2>"$WORK/$name.err" &
+    CONTROLLER=$!
+    PIDS+=("$CONTROLLER")
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null && break
+        kill -0 "$CONTROLLER" 2>/dev/null || die "the controller exited: $(cat "$WORK/$name.err")"
+        sleep 0.05
+    done
+    [[ $database == postgres://* ]] || db_arg=(--database "$WORK/$database")
+    note "controller ($name): $TOTAL messages, then pages ($REQUESTS each) and $SAMPLES live samples"
+    "$LOAD_BIN" --broker "127.0.0.1:$PORT" --devices "$DEVICES" --events "$EVENTS" \
+        --controller "http://127.0.0.1:$HTTP_PORT" --controller-pid "$CONTROLLER" \
+        "${db_arg[@]}" --requests "$REQUESTS" --samples "$SAMPLES" \
+        >"$WORK/$name.json" || die "the load generator failed: $(tail -5 "$WORK/$name.err")"
+    echo "$(hwm "$MOSQ_PID")" >"$WORK/$name-broker.peak"
+    THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$CONTROLLER/status")
+    stop "$CONTROLLER"
+    stop_broker
+}
+run_controller controller controller.db
+
+# The same on PostgreSQL.
+PG_AS=()
+[[ $(id -u) == 0 ]] && PG_AS=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+PG_DIR="$WORK/pg"
+if [[ $POSTGRES == 1 ]]; then
+    mkdir -p "$PG_DIR" && chmod 700 "$PG_DIR"
+    [[ $(id -u) == 0 ]] && chown 65534:65534 "$PG_DIR"
+    (cd "$PG_DIR" && LC_ALL=C "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" --auth=trust \
+        --username=postgres --encoding=UTF8 --locale=C >"$PG_DIR/initdb.log" 2>&1) \
+        || die "initdb failed: $(tail -5 "$PG_DIR/initdb.log")"
+    PG_PORT=$(free_port)
+    (cd "$PG_DIR" && LC_ALL=C "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" -w -t 60 start >/dev/null) \
+        || die "pg_ctl start failed: $(tail -5 "$PG_DIR/server.log")"
+    pg_stop() { (cd "$PG_DIR" && "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1) || true; }
+    trap 'pg_stop; cleanup' EXIT
+    "$PG_BIN/psql" -X -q -d "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -c "CREATE DATABASE roomready" \
+        || die "CREATE DATABASE failed"
+    PG_VERSION=$("$PG_BIN/postgres" --version | awk '{print $3}')
+    run_controller postgres "postgres://postgres@127.0.0.1:$PG_PORT/roomready"
+    "$PG_BIN/psql" -X -At -d "postgres://postgres@127.0.0.1:$PG_PORT/roomready" \
+        -c "SELECT pg_database_size('roomready')" >"$WORK/postgres.size"
+    pg_stop
+fi
 
 MOSQ_VERSION=$({ "$MOSQUITTO" -h 2>/dev/null || true; } | awk 'NR==1 {print $3}')
 REPORT="$WORK/report.md"
 python3 - "$WORK" "$MOSQ_VERSION" "$(nproc)" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    "$(date -u '+%Y-%m-%d %H:%M UTC')" "$THREADS" "$(uname -sr)" >"$REPORT" <<'PY'
+    "$(date -u '+%Y-%m-%d %H:%M UTC')" "$THREADS" "$(uname -sr)" "${PG_VERSION:-}" >"$REPORT" <<'PY'
 import json, os, sys
-work, mosq, cores, commit, date, threads, kernel = sys.argv[1:8]
+work, mosq, cores, commit, date, threads, kernel, pg_version = sys.argv[1:9]
 def load(name):
     with open(os.path.join(work, name)) as f:
         return json.load(f)
@@ -242,6 +284,34 @@ print("\nThe first run of this benchmark found a deadlock: the controller stoppe
       "committer now hands each committed message's packet id to a task of its own that sends the "
       "acknowledgements in order (`controller/src/ingest/mod.rs`, `ack_loop`), so waiting for room "
       "never stops the committer; acknowledgements still follow the commit.")
+if pg_version:
+    g = load("postgres.json")
+    with open(os.path.join(work, "postgres.size")) as f:
+        pg_size = int(f.read().strip() or 0)
+    g_hwm = max(g["hwm_after_ingest_kib"], g["hwm_end_kib"])
+    g_worst = max(x["ms"]["p95"] for x in g["pages"])
+    print("\n### The same on PostgreSQL\n")
+    print(f"The same messages, pages and samples, right after, with `database` a PostgreSQL {pg_version} "
+          "database: a throwaway cluster of Debian's binaries on loopback (initdb defaults: "
+          "`fsync = on`, `synchronous_commit = on`, `shared_buffers = 128MB`), sharing the same "
+          "cores. Every write transaction takes the store's advisory lock (several controllers may "
+          "share the database) and reads each device's snapshot instead of caching it, as "
+          "docs/controller.md describes. The PostgreSQL server's own memory is not in the "
+          "controller's RSS.\n")
+    print("| measure | SQLite | PostgreSQL | PostgreSQL / SQLite |")
+    print("|---|---:|---:|---:|")
+    print(f"| ingest, {c['messages']:,} messages | {c['messages_per_sec']:,.0f} msg/s | {g['messages_per_sec']:,.0f} msg/s "
+          f"| {g['messages_per_sec']/c['messages_per_sec']:.2f} |")
+    print(f"| controller peak RSS | {mib(hwm):.1f} MiB | {mib(g_hwm):.1f} MiB | {g_hwm/max(hwm,1):.2f} |")
+    print(f"| database at the end | {(c['db_bytes_end'] + c['wal_bytes_end'])/1048576:.1f} MiB | {pg_size/1048576:.1f} MiB | {pg_size/max(c['db_bytes_end'] + c['wal_bytes_end'],1):.2f} |")
+    print(f"| slowest page p95 | {worst_page:.1f} ms | {g_worst:.1f} ms | {g_worst/worst_page:.2f} |")
+    for x, y in zip(pages, g["pages"]):
+        print(f"| GET `{x['path']}` p50 / p95 | {x['ms']['p50']:.1f} / {x['ms']['p95']:.1f} ms | {y['ms']['p50']:.1f} / {y['ms']['p95']:.1f} ms | |")
+    gl = g["latency"]["all"]
+    print(f"| check-to-screen p50 / p99 | {lat['all']['p50']:.1f} / {lat['all']['p99']:.1f} ms | {gl['p50']:.1f} / {gl['p99']:.1f} ms | |")
+    print(f"\nOn PostgreSQL: {g['ingest_counters']['commits']:,} commits for {g['ingest_counters']['taken']:,} messages taken "
+          f"({g['ingest_counters']['taken']/max(g['ingest_counters']['commits'],1):.0f} per commit; SQLite: "
+          f"{c['ingest_counters']['taken']/max(c['ingest_counters']['commits'],1):.0f}).")
 PY
 cat "$REPORT"
 "$REPO/tests/bench/splice.sh" controller "$REPORT" "$OUT"
