@@ -101,8 +101,7 @@ impl BrokerSettings {
             ));
         }
         let tls = broker_tls(file, &url)?;
-        let path = file.path().to_owned();
-        let credentials = credentials(file, &path, env)?;
+        let credentials = credentials(file, env)?;
         let version = match file.integer("mqtt_version", 3..=5)? {
             None => default_version,
             Some(v) if *v.get_ref() == 5 => MqttVersion::V5,
@@ -246,10 +245,40 @@ fn broker_tls(file: &mut KeyFile<'_>, broker: &BrokerUrl) -> Result<BrokerTls, K
     })
 }
 
+/// The secret in the file a key names (resolved beside the config file, read with the
+/// [`crate::files::SECRET`] bound): its first line, without the line ending; an empty name, an
+/// unreadable file or an empty first line is an error at `key`.
+pub fn secret_file(
+    file: &KeyFile<'_>,
+    key: &str,
+    name: toml::Spanned<String>,
+) -> Result<String, KeyFileError> {
+    let span = name.span();
+    if name.get_ref().is_empty() {
+        return Err(file.error(key, span, "is empty"));
+    }
+    let path = beside(file.path(), name.into_inner());
+    let text = crate::files::read_text(&path, crate::files::SECRET).map_err(|e| {
+        file.error(
+            key,
+            span.clone(),
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let first = text.lines().next().unwrap_or_default();
+    if first.is_empty() {
+        return Err(file.error(
+            key,
+            span,
+            format!("the first line of {} is empty", path.display()),
+        ));
+    }
+    Ok(first.to_owned())
+}
+
 /// `username` and the password from `password_file` or `password_env`.
 fn credentials(
     file: &mut KeyFile<'_>,
-    config: &Path,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Option<Credentials>, KeyFileError> {
     let username = match file.string("username")? {
@@ -278,28 +307,12 @@ fn credentials(
         }
         (None, None) => None,
         (Some(p), None) => {
-            if p.get_ref().is_empty() {
-                return Err(file.error("password_file", p.span(), "is empty"));
-            }
             let span = p.span();
-            let path = beside(config, p.into_inner());
-            let text = crate::files::read_text(&path, crate::files::SECRET).map_err(|e| {
-                file.error(
-                    "password_file",
-                    span.clone(),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            // The first line, without its line ending.
-            let first = text.lines().next().unwrap_or_default();
-            if first.is_empty() {
-                return Err(file.error(
-                    "password_file",
-                    span,
-                    format!("the first line of {} is empty", path.display()),
-                ));
-            }
-            Some(("password_file", span, first.to_owned()))
+            Some((
+                "password_file",
+                span,
+                secret_file(file, "password_file", p)?,
+            ))
         }
         (None, Some(name)) => {
             let span = name.span();

@@ -373,28 +373,11 @@ fn read_database(
         options.ca_file = Some(beside(path, p.into_inner()));
     }
     if let Some(p) = file.string("database_password_file")? {
-        if p.get_ref().is_empty() {
-            return Err(file.error("database_password_file", p.span(), "is empty"));
-        }
-        let span = p.span();
-        let secret = beside(path, p.into_inner());
-        let text = roomready_connect::files::read_text(&secret, roomready_connect::files::SECRET)
-            .map_err(|e| {
-            file.error(
-                "database_password_file",
-                span.clone(),
-                format!("cannot read {}: {e}", secret.display()),
-            )
-        })?;
-        let first = text.lines().next().unwrap_or_default();
-        if first.is_empty() {
-            return Err(file.error(
-                "database_password_file",
-                span,
-                format!("the first line of {} is empty", secret.display()),
-            ));
-        }
-        options.password = Some(first.to_owned());
+        options.password = Some(roomready_connect::broker::secret_file(
+            file,
+            "database_password_file",
+            p,
+        )?);
     }
     // The URL is checked now (never echoed: it may hold a password); connecting comes at start.
     options

@@ -140,3 +140,23 @@ pub fn numbers(ranges: &str) -> BTreeSet<u64> {
     }
     set
 }
+
+/// Polls a controller's API (another process: there is no event to await) until `done`, for at
+/// most `limit`; whether it came.
+pub async fn poll_until(
+    http: &Http,
+    limit: std::time::Duration,
+    done: impl Fn(&Http) -> bool + Send + Clone + 'static,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let check = done.clone();
+        if http.run(move |http| check(http)).await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -18,7 +18,7 @@ use roomready_testkit::http::Http;
 use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_testkit::postgres::need_postgres;
 use roomready_tests::WAIT;
-use roomready_tests::child::{self, ChildController, numbers, store_ranges, taken};
+use roomready_tests::child::{self, ChildController, numbers, poll_until, store_ranges, taken};
 
 const DEVICES: usize = 200;
 const CHILD: &str = "controller_cluster::cluster_child";
@@ -28,26 +28,6 @@ const CHILD: &str = "controller_cluster::cluster_child";
 #[ignore = "a child process of two_controllers_on_one_postgresql_share_the_fleet_and_survive_a_kill"]
 fn cluster_child() {
     child::child_main();
-}
-
-/// Polls a controller's API (another process: there is no event to await) until `done`, for at
-/// most `limit`; whether it came.
-async fn poll_until(
-    http: &Http,
-    limit: Duration,
-    done: impl Fn(&Http) -> bool + Send + Clone + 'static,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let check = done.clone();
-        if http.run(move |http| check(http)).await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn config(dir: &Path, name: &str, broker: &BrokerUrl, database: &str) -> PathBuf {

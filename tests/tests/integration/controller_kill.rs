@@ -21,7 +21,7 @@ use roomready_simulator::fleet::demo_fleet;
 use roomready_testkit::http::Http;
 use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::WAIT;
-use roomready_tests::child::{self, ChildController, in_flight, numbers, store_ranges};
+use roomready_tests::child::{self, ChildController, in_flight, numbers, poll_until, store_ranges};
 
 const DEVICES: usize = 1000;
 /// Messages delivered and not yet committed when a kill counts as landing mid-flight.
@@ -39,26 +39,6 @@ fn controller_child() {
 
 fn start_controller(config: &Path) -> ChildController {
     ChildController::start("controller_kill::controller_child", config)
-}
-
-/// Polls the child's API (another process: there is no event to await) until `done`, for at
-/// most `limit`; whether it came.
-async fn poll_until(
-    http: &Http,
-    limit: Duration,
-    done: impl Fn(&Http) -> bool + Send + Clone + 'static,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let check = done.clone();
-        if http.run(move |http| check(http)).await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
