@@ -499,7 +499,37 @@ async fn the_history_exports_hold_what_the_fleet_did() {
                 .all(|r| r[1] == "mtr-0002" && r[5] == "presence")
         );
 
+        // `limit`: the newest that many, across pages as within one; without it, everything.
+        let newest = |n: usize| -> Vec<i64> {
+            entries[..n]
+                .iter()
+                .map(|e| e["id"].as_i64().expect("id"))
+                .collect()
+        };
+        assert_eq!(
+            ids(&format!("/export/history.json?before={before}&limit=3")),
+            newest(3)
+        );
+        assert_eq!(
+            ids(&format!("/export/history.json?before={before}&limit=5001")),
+            newest(5001)
+        );
+        let limited = csv_records(
+            &http
+                .get(&format!("/export/history.csv?before={before}&limit=7"))
+                .body,
+        );
+        assert_eq!(limited.len(), 1 + 7, "the header and 7 entries");
+
         for (path, reason) in [
+            (
+                "/export/history.csv?limit=0",
+                "limit must be a whole number in 1..=10000",
+            ),
+            (
+                "/export/history.json?limit=lots",
+                "limit must be a whole number",
+            ),
             ("/export/history.csv?kind=bogus", "kind must be among"),
             (
                 "/export/history.json?since=yesterday",
