@@ -2,8 +2,9 @@
 //!
 //! - `/export/fleet.csv`, `/export/fleet.json`: every device with its current verdict, facts,
 //!   presence and all its finding codes.
-//! - `/export/history.csv`, `/export/history.json` (`?device=&kind=&since=`): history entries,
-//!   newest first, streamed page by page (no size limit beyond the retention).
+//! - `/export/history.csv`, `/export/history.json` (`?device=&kind=&since=&before=&limit=`):
+//!   history entries, newest first, streamed page by page; every entry the filters match (no
+//!   size limit beyond the retention), or the newest `limit` of them.
 //!
 //! CSV cells that a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, tab or
 //! carriage return) are prefixed with `'`: a device's text never runs in the admin's
@@ -179,38 +180,44 @@ async fn fleet_json(State(app): State<App>) -> Result<Response, WebError> {
     Ok(download("application/json", "fleet.json", Body::from(body)))
 }
 
-/// The history of `query`, newest first, as a stream of `render`ed pages.
+/// The history of `query`, newest first, as a stream of `render`ed pages: at most `limit`
+/// entries, or all of them.
 fn history_stream(
     app: App,
-    mut query: HistoryQuery,
+    query: HistoryQuery,
+    limit: Option<u64>,
     render: fn(&[HistoryEntry], bool) -> String,
     tail: &'static str,
 ) -> Body {
-    query.limit = HISTORY_PAGE;
     let stream = futures_util::stream::unfold(
-        (app, query, true, false),
-        move |(app, query, first, done)| async move {
+        (app, query, limit, true, false),
+        move |(app, query, remaining, first, done)| async move {
             if done {
                 return None;
             }
             let store = app.store.clone();
-            let page_query = query.clone();
+            let page_limit = remaining.map_or(HISTORY_PAGE, |r| r.min(HISTORY_PAGE));
+            let page_query = HistoryQuery {
+                limit: page_limit,
+                ..query.clone()
+            };
             let page = match tokio::task::spawn_blocking(move || store.history(&page_query)).await {
                 Ok(Ok(page)) => page,
                 Ok(Err(e)) => {
                     return Some((
                         Err(std::io::Error::other(e.to_string())),
-                        (app, query, first, true),
+                        (app, query, remaining, first, true),
                     ));
                 }
                 Err(e) => {
                     return Some((
                         Err(std::io::Error::other(e.to_string())),
-                        (app, query, first, true),
+                        (app, query, remaining, first, true),
                     ));
                 }
             };
-            let last = page.len() < HISTORY_PAGE as usize;
+            let remaining = remaining.map(|r| r.saturating_sub(page.len() as u64));
+            let last = page.len() < page_limit as usize || remaining == Some(0);
             let mut chunk = render(&page, first);
             if last {
                 chunk.push_str(tail);
@@ -219,7 +226,7 @@ fn history_stream(
                 before: page.last().map(|e| e.id).or(query.before),
                 ..query
             };
-            Some((Ok(chunk), (app, next, false, last)))
+            Some((Ok(chunk), (app, next, remaining, false, last)))
         },
     );
     Body::from_stream(stream)
@@ -258,15 +265,23 @@ fn history_json_page(entries: &[HistoryEntry], first: bool) -> String {
     out
 }
 
+/// The entries `params` ask for, and how many of them at most (`limit`; `None`: all).
 fn history_query(
     params: &HistoryParams,
     device: Option<&String>,
-) -> Result<HistoryQuery, WebError> {
+) -> Result<(HistoryQuery, Option<u64>), WebError> {
     let device = device
         .filter(|d| !d.is_empty())
         .map(|d| DeviceId::new(d.as_str()).map_err(|e| WebError::bad_request(e.to_string())))
         .transpose()?;
-    params.query(device).map_err(WebError::bad_request)
+    let query = params.query(device).map_err(WebError::bad_request)?;
+    // `query` has the API's default limit when none is given; an export then takes everything.
+    let limit_given = params
+        .limit
+        .as_deref()
+        .is_some_and(|l| !l.trim().is_empty());
+    let limit = limit_given.then_some(query.limit);
+    Ok((query, limit))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -280,11 +295,11 @@ async fn history_csv(
     State(app): State<App>,
     Query(params): Query<ExportParams>,
 ) -> Result<Response, WebError> {
-    let query = history_query(&params.history, params.device.as_ref())?;
+    let (query, limit) = history_query(&params.history, params.device.as_ref())?;
     Ok(download(
         "text/csv; charset=utf-8",
         "history.csv",
-        history_stream(app, query, history_csv_page, ""),
+        history_stream(app, query, limit, history_csv_page, ""),
     ))
 }
 
@@ -292,11 +307,11 @@ async fn history_json(
     State(app): State<App>,
     Query(params): Query<ExportParams>,
 ) -> Result<Response, WebError> {
-    let query = history_query(&params.history, params.device.as_ref())?;
+    let (query, limit) = history_query(&params.history, params.device.as_ref())?;
     Ok(download(
         "application/json",
         "history.json",
-        history_stream(app, query, history_json_page, "]"),
+        history_stream(app, query, limit, history_json_page, "]"),
     ))
 }
 

@@ -125,6 +125,843 @@ async fn the_api_answers_what_the_fleet_reported() {
     broker.stop().await.expect("broker stops");
 }
 
+/// A finding title a hostile device could send: a spreadsheet formula, quotes, a comma and a
+/// line break.
+const HOSTILE_TITLE: &str = "=HYPERLINK(\"http://evil.example\",\"open\"), say \"hi\"\r\nline two";
+
+/// More history entries than one page of the export's stream (5,000), so the export crosses a
+/// page boundary.
+const EXPORT_EVENTS: u64 = 5100;
+
+/// Records of `text` read as RFC 4180 CSV (CRLF line ends, `"` quoting with doubled quotes); a
+/// bare LF outside quotes, a quote inside an unquoted cell or a text not ending with a line end
+/// fails.
+fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cell.push('"');
+                }
+                '"' => quoted = false,
+                _ => cell.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                assert!(cell.is_empty(), "a quote inside an unquoted cell: {cell}");
+                quoted = true;
+            }
+            ',' => record.push(std::mem::take(&mut cell)),
+            '\r' => {
+                assert_eq!(chars.next(), Some('\n'), "CR LF ends a line");
+                record.push(std::mem::take(&mut cell));
+                records.push(std::mem::take(&mut record));
+            }
+            '\n' => panic!("a bare LF after {record:?} {cell:?}"),
+            _ => cell.push(c),
+        }
+    }
+    assert!(
+        !quoted && cell.is_empty() && record.is_empty(),
+        "the CSV ends inside a record: {record:?} {cell:?}"
+    );
+    records
+}
+
+/// The history exports hold what the fleet did: real agents' presence, checks and events, a
+/// command with the user who sent it and the device's answer, and a hostile device's verdict
+/// change and findings, as many entries as the store holds (more than one page of the stream),
+/// in the same order and with the same data as JSON and as CSV; the CSV quotes hostile text and
+/// defuses cells a spreadsheet would run; the filters narrow it and bad ones are 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_exports_hold_what_the_fleet_did() {
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let console = Console::start(&broker.url(), |config, dir| {
+        config.users_file = Some(users_file(dir));
+    })
+    .await;
+    console.subscribed().await;
+    let (devices, _) = console.fleet(&broker.url(), 2).await;
+
+    // A command from the operator olga (HTTP Basic, as a script sends it).
+    let olga = console.http.basic("olga", "operator-pass");
+    let sent = olga
+        .run(|http| {
+            let sent = http.post_json(
+                "/api/v1/devices/mtr-0001/commands",
+                &serde_json::json!({"command": "check_now"}),
+                None,
+            );
+            assert_eq!(sent.status, 202, "{}", sent.body);
+            assert_eq!(sent.json()["by"], "olga");
+            sent.json()["id"].as_str().expect("an id").to_owned()
+        })
+        .await;
+    let mtr1 = DeviceId::new("mtr-0001").expect("id");
+    console
+        .until(
+            "the answer to check_now and the check it asked for",
+            |store| {
+                let history = store
+                    .history(&HistoryQuery {
+                        device: Some(mtr1.clone()),
+                        limit: 100,
+                        ..HistoryQuery::default()
+                    })
+                    .ok()?;
+                let command_at = history
+                    .iter()
+                    .position(|e| e.kind == HistoryKind::Command)?;
+                let after = &history[..command_at];
+                (after
+                    .iter()
+                    .any(|e| e.kind == HistoryKind::Response && e.data["id"] == sent.as_str())
+                    && after.iter().any(|e| {
+                        e.kind == HistoryKind::Event && e.data["event"] == "check_completed"
+                    }))
+                .then_some(())
+            },
+        )
+        .await;
+
+    // A hostile device: an id a spreadsheet would read as a number, a finding whose title is a
+    // formula with quotes and a line break, then ready (the verdict changes, the finding clears),
+    // then enough events to fill more than one page of the export.
+    let hostile = "-1.5";
+    let topic = |channel: &str| format!("roomready/v1/{hostile}/{channel}");
+    let state = |seq: u64, verdict: &str, findings: serde_json::Value| {
+        serde_json::json!({
+            "schema": "roomready.state/1",
+            "device": hostile,
+            "seq": seq,
+            "ts": "2026-12-01T10:00:00.000Z",
+            "agent_version": "0.1.0",
+            "facts": {"kind": "teams_rooms_windows", "app_version": "4.0.51.0"},
+            "verdict": verdict,
+            "findings": findings,
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let mut messages = vec![
+        (
+            topic("state"),
+            state(
+                1,
+                "not_ready",
+                serde_json::json!([{
+                    "code": "TLS12_APP_TOO_OLD",
+                    "severity": "critical",
+                    "title": HOSTILE_TITLE,
+                    "evidence": "app 4.0.51.0",
+                    "remediation": "update",
+                    "reference": "https://example.invalid/"
+                }]),
+            ),
+            false,
+        ),
+        (
+            topic("state"),
+            state(2, "ready", serde_json::json!([])),
+            false,
+        ),
+    ];
+    for seq in 3..3 + EXPORT_EVENTS {
+        let event = serde_json::json!({
+            "schema": "roomready.event/1",
+            "device": hostile,
+            "seq": seq,
+            "ts": "2026-12-01T10:00:01.000Z",
+            "event": "check_completed",
+            "verdict": "ready",
+            "findings": 0,
+        });
+        messages.push((topic("events"), event.to_string().into_bytes(), false));
+    }
+    publish(&broker.url(), "hostile", messages).await;
+    let hostile_id = DeviceId::new(hostile).expect("a valid id");
+    console
+        .until("every message of the hostile device", |store| {
+            let detail = store.device(&hostile_id).ok()??;
+            (detail.seq.highest == Some(2 + EXPORT_EVENTS)).then_some(())
+        })
+        .await;
+
+    // What the store holds, read directly (one query, not the export's pages); the exports are
+    // compared up to its newest entry (`before`), so anything arriving later cannot race them.
+    let stored = console
+        .store()
+        .history(&HistoryQuery {
+            limit: HistoryQuery::MAX_LIMIT,
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    assert!(
+        stored.len() > 5000 && stored.len() < HistoryQuery::MAX_LIMIT as usize,
+        "{} entries: more than a page of the export, all in one query",
+        stored.len()
+    );
+    let before = stored[0].id + 1;
+    let stored_json = serde_json::to_value(&stored).expect("entries serialize");
+
+    olga.run(move |http| {
+        // JSON: exactly the stored entries, newest first, with their data.
+        let reply = http.get(&format!("/export/history.json?before={before}"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(
+            reply.header("content-disposition"),
+            Some("attachment; filename=\"roomready-history.json\"")
+        );
+        let json = reply.json();
+        assert_eq!(json, stored_json);
+        let entries = json.as_array().expect("an array");
+        let find = |what: &str, test: &dyn Fn(&serde_json::Value) -> bool| {
+            entries
+                .iter()
+                .find(|e| test(e))
+                .unwrap_or_else(|| panic!("no {what} in the export"))
+                .clone()
+        };
+        let command = find("command", &|e| e["kind"] == "command");
+        assert_eq!(command["device"], "mtr-0001");
+        assert_eq!(command["data"]["id"], sent.as_str());
+        assert_eq!(command["data"]["by"], "olga");
+        assert_eq!(command["data"]["command"]["command"], "check_now");
+        let answer = find("answer", &|e| {
+            e["kind"] == "response" && e["data"]["id"] == sent.as_str()
+        });
+        assert_eq!(answer["data"]["status"], "accepted");
+        find("agent's check", &|e| {
+            e["device"] == "mtr-0001"
+                && e["kind"] == "event"
+                && e["data"]["event"] == "check_completed"
+        });
+        find("agent's presence", &|e| {
+            e["device"] == "mtr-0002" && e["kind"] == "presence" && e["data"]["status"] == "online"
+        });
+        let change = find("verdict change", &|e| {
+            e["device"] == hostile && e["kind"] == "verdict" && e["data"]["to"] == "ready"
+        });
+        assert_eq!(change["data"]["from"], "not_ready");
+        assert_eq!(change["seq"], 2);
+        let appeared = find("finding appeared", &|e| {
+            e["device"] == hostile && e["kind"] == "finding_appeared"
+        });
+        assert_eq!(appeared["data"]["title"], HOSTILE_TITLE);
+        find("finding cleared", &|e| {
+            e["device"] == hostile && e["kind"] == "finding_cleared"
+        });
+        let events = entries
+            .iter()
+            .filter(|e| e["device"] == hostile && e["kind"] == "event")
+            .count();
+        assert_eq!(events as u64, EXPORT_EVENTS);
+
+        // CSV: the same entries in the same order, each cell as the JSON has it.
+        let reply = http.get(&format!("/export/history.csv?before={before}"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/csv; charset=utf-8")
+        );
+        assert_eq!(
+            reply.header("content-disposition"),
+            Some("attachment; filename=\"roomready-history.csv\"")
+        );
+        let records = csv_records(&reply.body);
+        assert_eq!(
+            records[0],
+            ["id", "device", "at", "ts", "seq", "kind", "data"],
+            "one header, first"
+        );
+        assert_eq!(records.len() - 1, entries.len());
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for (record, entry) in records[1..].iter().zip(entries) {
+            // The hostile id starts with `-`: defused with a leading `'`.
+            let device = text(&entry["device"]);
+            let device = if device.starts_with('-') {
+                format!("'{device}")
+            } else {
+                device
+            };
+            assert_eq!(
+                record[..6],
+                [
+                    text(&entry["id"]),
+                    device,
+                    text(&entry["at"]),
+                    text(&entry["ts"]),
+                    text(&entry["seq"]),
+                    text(&entry["kind"]),
+                ],
+                "{entry}"
+            );
+            let data: serde_json::Value =
+                serde_json::from_str(&record[6]).expect("the data cell is the entry's JSON");
+            assert_eq!(data, entry["data"], "{entry}");
+            assert_eq!(record.len(), 7);
+        }
+        // The hostile title is inside one quoted cell: its quotes doubled, its line break kept
+        // escaped as the JSON has it, so the record stays one line.
+        let line = reply
+            .body
+            .split("\r\n")
+            .find(|l| l.contains("finding_appeared") && l.contains("HYPERLINK"))
+            .expect("the finding's line");
+        assert!(
+            line.starts_with(&format!("{},'{hostile},", appeared["id"])),
+            "{line}"
+        );
+        assert!(
+            line.contains(r#",finding_appeared,"{""code"":""TLS12_APP_TOO_OLD"""#),
+            "{line}"
+        );
+        assert!(
+            line.contains(
+                r#"=HYPERLINK(\""http://evil.example\"",\""open\""), say \""hi\""\r\nline two"#
+            ),
+            "{line}"
+        );
+
+        // Without `before`: every entry, newest first (nothing older is left out).
+        let all = http.get("/export/history.json").json();
+        let all = all.as_array().expect("an array");
+        assert!(all.len() >= entries.len());
+        assert_eq!(all[all.len() - entries.len()..], entries[..]);
+
+        // Filters: a device, kinds, a time; each exactly what the store answers.
+        let ids = |path: &str| -> Vec<i64> {
+            let reply = http.get(path);
+            assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+            reply
+                .json()
+                .as_array()
+                .expect("an array")
+                .iter()
+                .map(|e| e["id"].as_i64().expect("id"))
+                .collect()
+        };
+        let want = |test: &dyn Fn(&serde_json::Value) -> bool| -> Vec<i64> {
+            entries
+                .iter()
+                .filter(|e| test(e))
+                .map(|e| e["id"].as_i64().expect("id"))
+                .collect()
+        };
+        assert_eq!(
+            ids(&format!(
+                "/export/history.json?before={before}&device=mtr-0001"
+            )),
+            want(&|e| e["device"] == "mtr-0001")
+        );
+        assert_eq!(
+            ids(&format!(
+                "/export/history.json?before={before}&kind=verdict,command"
+            )),
+            want(&|e| e["kind"] == "verdict" || e["kind"] == "command")
+        );
+        assert_eq!(
+            ids(&format!(
+                "/export/history.json?before={before}&device=mtr-0001&kind=command"
+            )),
+            [command["id"].as_i64().expect("id")]
+        );
+        let since = change["at"].as_str().expect("at");
+        let since_ids = ids(&format!(
+            "/export/history.json?before={before}&since={since}"
+        ));
+        assert_eq!(since_ids, want(&|e| e["at"].as_str() >= Some(since)));
+        assert!(since_ids.contains(&change["id"].as_i64().expect("id")));
+        let csv = http.get(&format!(
+            "/export/history.csv?before={before}&device=mtr-0002&kind=presence"
+        ));
+        let presence = csv_records(&csv.body);
+        assert_eq!(
+            presence.len() - 1,
+            want(&|e| e["device"] == "mtr-0002" && e["kind"] == "presence").len()
+        );
+        assert!(
+            presence[1..]
+                .iter()
+                .all(|r| r[1] == "mtr-0002" && r[5] == "presence")
+        );
+
+        // `limit`: the newest that many, across pages as within one; without it, everything.
+        let newest = |n: usize| -> Vec<i64> {
+            entries[..n]
+                .iter()
+                .map(|e| e["id"].as_i64().expect("id"))
+                .collect()
+        };
+        assert_eq!(
+            ids(&format!("/export/history.json?before={before}&limit=3")),
+            newest(3)
+        );
+        assert_eq!(
+            ids(&format!("/export/history.json?before={before}&limit=5001")),
+            newest(5001)
+        );
+        let limited = csv_records(
+            &http
+                .get(&format!("/export/history.csv?before={before}&limit=7"))
+                .body,
+        );
+        assert_eq!(limited.len(), 1 + 7, "the header and 7 entries");
+
+        for (path, reason) in [
+            (
+                "/export/history.csv?limit=0",
+                "limit must be a whole number in 1..=10000",
+            ),
+            (
+                "/export/history.json?limit=lots",
+                "limit must be a whole number",
+            ),
+            ("/export/history.csv?kind=bogus", "kind must be among"),
+            (
+                "/export/history.json?since=yesterday",
+                "since must be an RFC 3339 time",
+            ),
+            ("/export/history.csv?device=a%20b", "is not allowed"),
+            (
+                "/export/history.json?before=newest",
+                "before must be an entry id",
+            ),
+        ] {
+            let reply = http.get(path);
+            assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+            assert!(reply.body.contains(reason), "{path}: {}", reply.body);
+        }
+
+        // A viewer exports too; no one without a login.
+        let viewer = http.basic("vic", "viewer-pass");
+        assert_eq!(viewer.get("/export/history.csv?kind=command").status, 200);
+        assert_eq!(http.fresh().get("/export/history.json").status, 401);
+    })
+    .await;
+    shutdown(devices).await;
+    console.stop().await;
+    broker.stop().await.expect("broker stops");
+}
+
+/// A golden fixture of `roomready-protocol` as JSON.
+fn fixture(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../protocol/tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).expect("a golden fixture");
+    serde_json::from_str(&text).expect("the fixture is JSON")
+}
+
+/// The part of a page from the `<section>` with `id` to the end of that section.
+fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .match_indices("<section")
+        .map(|(at, _)| at)
+        .find(|&at| {
+            let tag = &html[at..at + html[at..].find('>').unwrap_or(0)];
+            tag.contains(&format!(" id=\"{id}\""))
+        })
+        .unwrap_or_else(|| panic!("no section #{id} in {html}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</section>").expect("the section ends")]
+}
+
+/// Text of an HTML fragment as a reader sees it: tags dropped (a `<br>` as ` | `), entities
+/// read, whitespace runs as one space.
+fn text_of(fragment: &str) -> String {
+    let mut out = String::new();
+    let mut rest = fragment;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('>').expect("a tag ends") + at;
+        if rest[at..=end].starts_with("<br") {
+            out.push_str(" | ");
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The value of attribute `name` in the start tag `tag`, entities read.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let end = tag[at..].find('"')? + at;
+    Some(text_of(&tag[at..end]))
+}
+
+/// One table cell: its `class` and `title` attributes and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cell {
+    class: Option<String>,
+    title: Option<String>,
+    text: String,
+}
+
+/// The rows of the tables in `fragment`, each as its `th` and `td` cells.
+fn table_rows(fragment: &str) -> Vec<Vec<Cell>> {
+    fragment
+        .split("<tr")
+        .skip(1)
+        .map(|row| {
+            let row = &row[..row.find("</tr>").expect("the row ends")];
+            let mut cells = Vec::new();
+            let mut rest = row;
+            while let Some(at) = ["<td", "<th"]
+                .iter()
+                .filter_map(|open| {
+                    rest.match_indices(open)
+                        .find(|(i, _)| matches!(rest.as_bytes().get(i + 3), Some(b' ' | b'>')))
+                        .map(|(i, _)| i)
+                })
+                .min()
+            {
+                let close = if rest[at..].starts_with("<td") {
+                    "</td>"
+                } else {
+                    "</th>"
+                };
+                let tag_end = rest[at..].find('>').expect("a tag ends") + at;
+                let tag = &rest[at..=tag_end];
+                let end = rest[tag_end..].find(close).expect("the cell ends") + tag_end;
+                cells.push(Cell {
+                    class: attribute(tag, "class"),
+                    title: attribute(tag, "title"),
+                    text: text_of(&rest[tag_end + 1..end]),
+                });
+                rest = &rest[end + close.len()..];
+            }
+            cells
+        })
+        .collect()
+}
+
+fn texts(row: &[Cell]) -> Vec<&str> {
+    row.iter().map(|c| c.text.as_str()).collect()
+}
+
+/// The device page's sections from a device's own messages, rendered by the server: its facts
+/// with where each came from (the agent on the device, its own version, its config), the
+/// endpoint table (each TLS version's outcome with the suite chosen and the probe's detail, the
+/// preferred TLS 1.2 suite, the certificate's verdict, why none was checked, a required client
+/// certificate, the days left), the verdict timeline drawn from the store's verdict changes,
+/// and the presence history, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_page_shows_facts_endpoints_timeline_and_presence() {
+    let broker = EmbeddedBroker::start().await.expect("broker");
+    let console = Console::start(&broker.url(), |_, _| {}).await;
+    console.subscribed().await;
+
+    // The golden fixtures of mtr-0007: online, a not_ready state, then at_risk with the
+    // endpoint reports (and, added here, where it is and two more endpoints), offline by its
+    // last will, online again.
+    let mut endpoints = fixture("state_endpoints.json");
+    endpoints["placement"] = serde_json::json!({
+        "site": "oslo-hq", "room": "Fjord 4", "ring": 0, "tags": ["board", "vip"]
+    });
+    let more = endpoints["endpoints"].as_array_mut().expect("endpoints");
+    more.push(serde_json::json!({
+        "host": "adfs.contoso.com",
+        "port": 443,
+        "role": "adfs",
+        "versions": [
+            {"version": "tls1.3", "outcome": "no_answer", "detail": "no answer in 5 s"},
+            {"version": "tls1.2", "outcome": "accepted",
+             "suite": {"code": "C02F", "name": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"}}
+        ],
+        "certificate": {
+            "valid": false,
+            "error": "expired on 2026-11-01",
+            "not_after": "2026-11-01T00:00:00.000Z",
+            "days_left": -22
+        },
+        "tls12_suites": {"preferred": {"code": "C02F", "name": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"}}
+    }));
+    more.push(serde_json::json!({
+        "host": "anon.contoso.com",
+        "port": 8443,
+        "role": "custom",
+        "versions": [{"version": "tls1.2", "outcome": "accepted", "suite": {"code": "00A7"}}],
+        "certificate_unavailable": "the server chose a suite without a certificate"
+    }));
+    let mut offline = fixture("status_will.json");
+    offline["seq"] = 43.into();
+    offline["ts"] = "2026-11-23T14:30:00.000Z".into();
+    let mut online_again = fixture("status_online.json");
+    online_again["seq"] = 43.into();
+    online_again["ts"] = "2026-11-23T14:31:00.000Z".into();
+    let topic = |channel: &str| format!("roomready/v1/mtr-0007/{channel}");
+    let bytes = |v: serde_json::Value| v.to_string().into_bytes();
+    publish(
+        &broker.url(),
+        "fixtures",
+        vec![
+            (topic("status"), bytes(fixture("status_online.json")), false),
+            (topic("state"), bytes(fixture("state.json")), false),
+            (topic("state"), bytes(endpoints), false),
+            (topic("status"), bytes(offline), false),
+            (topic("status"), bytes(online_again), false),
+        ],
+    )
+    .await;
+    let id = DeviceId::new("mtr-0007").expect("id");
+    let history = |kind| {
+        console
+            .store()
+            .history(&HistoryQuery {
+                device: Some(id.clone()),
+                kinds: vec![kind],
+                ..HistoryQuery::default()
+            })
+            .expect("history")
+    };
+    let detail = console
+        .until("the device's states and presence", |store| {
+            let detail = store.device(&id).ok()??;
+            let presence = store
+                .history(&HistoryQuery {
+                    device: Some(id.clone()),
+                    kinds: vec![HistoryKind::Presence],
+                    ..HistoryQuery::default()
+                })
+                .ok()?;
+            (detail.state.as_ref().is_some_and(|s| s.seq == 43) && presence.len() == 3)
+                .then_some(detail)
+        })
+        .await;
+    let verdicts = history(HistoryKind::Verdict);
+    let presence = history(HistoryKind::Presence);
+
+    let page = console
+        .http
+        .clone()
+        .run(|http| {
+            let page = http.get("/devices/mtr-0007");
+            assert_eq!(page.status, 200);
+            page.body
+        })
+        .await;
+
+    // Facts, each with its source.
+    let facts: Vec<Vec<String>> = table_rows(section(&page, "facts"))
+        .iter()
+        .map(|row| texts(row).into_iter().map(str::to_owned).collect())
+        .collect();
+    let agent = "as read by the agent on the device";
+    let config = "the agent's config";
+    assert_eq!(
+        facts,
+        [
+            ["Kind", "teams_rooms_windows", agent],
+            ["Teams Rooms app", "4.0.105.0", agent],
+            ["OS build", "19045.4894", agent],
+            ["Agent", "0.1.0", "the agent's own version"],
+            ["Assessed", "2026-11-23T14:07:25Z", "state #43"],
+            ["Site", "oslo-hq", config],
+            ["Room", "Fjord 4", config],
+            ["Ring", "0 (pilot)", config],
+            ["Tags", "board vip", config],
+        ]
+        .map(|row| row.map(str::to_owned).to_vec())
+    );
+
+    // The endpoint table: a column per TLS version, oldest first, then the suite, the
+    // certificate and its days left.
+    let table = table_rows(section(&page, "endpoints"));
+    assert_eq!(
+        texts(&table[0]),
+        [
+            "Endpoint",
+            "Role",
+            "TLS 1.0",
+            "TLS 1.1",
+            "TLS 1.2",
+            "TLS 1.3",
+            "TLS 1.2 suite",
+            "Certificate",
+            "Days left"
+        ]
+    );
+    assert_eq!(table.len(), 4, "a header and the three endpoints");
+    let dhe = "TLS_DHE_RSA_WITH_AES_128_CBC_SHA";
+    let sfb = &table[1];
+    assert_eq!(
+        texts(sfb),
+        [
+            "pool.contoso.com:443 | at 192.0.2.10:443",
+            "onprem_sfb | 6.0.9319.548",
+            &format!("accepted | {dhe}"),
+            "downgraded",
+            &format!("accepted | {dhe}"),
+            "refused",
+            dhe,
+            "valid | asks for a client certificate",
+            "209",
+        ]
+    );
+    let outcome = |cell: &Cell| (cell.class.clone(), cell.title.clone());
+    let some = |class: &str, title: &str| (Some(class.to_owned()), Some(title.to_owned()));
+    assert_eq!(outcome(&sfb[2]), some("ok", ""), "TLS 1.0 accepted");
+    assert_eq!(
+        outcome(&sfb[3]),
+        some("err", "answered TLS 1.0"),
+        "TLS 1.1 downgraded"
+    );
+    assert_eq!(
+        outcome(&sfb[4]),
+        some("ok", "the server asks for a client certificate")
+    );
+    assert_eq!(outcome(&sfb[5]), some("no", "alert protocol_version (70)"));
+    assert_eq!(sfb[8].class.as_deref(), Some("num"));
+    let adfs = &table[2];
+    assert_eq!(
+        texts(adfs),
+        [
+            "adfs.contoso.com:443",
+            "adfs",
+            "—",
+            "—",
+            "accepted | TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "no_answer",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "invalid | expired on 2026-11-01",
+            "-22",
+        ]
+    );
+    assert_eq!(outcome(&adfs[5]), some("err", "no answer in 5 s"));
+    assert!(
+        section(&page, "endpoints").contains("<span class=\"no\">invalid</span>"),
+        "an invalid certificate is marked"
+    );
+    assert_eq!(
+        texts(&table[3]),
+        [
+            "anon.contoso.com:8443",
+            "custom",
+            "—",
+            "—",
+            "accepted | 00A7",
+            "—",
+            "",
+            "the server chose a suite without a certificate",
+            "",
+        ],
+        "a suite without a name shows its code; no certificate, the reason"
+    );
+
+    // The verdict timeline: one band per verdict the store recorded, in order, the last one up
+    // to now, each titled with its verdict and when it began.
+    let timeline = section(&page, "timeline");
+    let rects: Vec<&str> = timeline
+        .split("<rect ")
+        .skip(1)
+        .map(|r| &r[..r.find("</rect>").expect("rect ends")])
+        .collect();
+    assert_eq!(verdicts.len(), 2, "{verdicts:#?}");
+    let bands: Vec<(String, String)> = rects
+        .iter()
+        .map(|r| {
+            let tag = format!("<rect {}", &r[..=r.find('>').expect("tag ends")]);
+            (
+                attribute(&tag, "class").expect("class"),
+                text_of(&r[r.find("<title>").expect("a title")..]),
+            )
+        })
+        .collect();
+    let began = |i: usize| verdicts[i].at.to_rfc3339_secs();
+    assert_eq!(
+        bands,
+        [
+            (
+                "v-not_ready".to_owned(),
+                format!("not_ready from {}", began(1))
+            ),
+            ("v-at_risk".to_owned(), format!("at_risk from {}", began(0))),
+        ],
+        "oldest first"
+    );
+    let number = |r: &str, name: &str| -> f64 {
+        attribute(&format!("<rect {r}"), name)
+            .expect("the attribute")
+            .parse()
+            .expect("a number")
+    };
+    let (x0, x1, w1) = (
+        number(rects[0], "x"),
+        number(rects[1], "x"),
+        number(rects[1], "width"),
+    );
+    assert!((0.0..=x1).contains(&x0), "{x0} {x1}");
+    assert!(
+        (x1 + w1 - 1000.0).abs() <= 1.1,
+        "the last band reaches now: {x1} + {w1}"
+    );
+    let start = verdicts[1].at.min(detail.first_seen).to_rfc3339_secs();
+    assert!(
+        timeline.contains(&format!("<span>{start}</span><span>now</span>")),
+        "the axis runs from the first sighting to now: {timeline}"
+    );
+    for verdict in Verdict::ALL {
+        assert!(
+            timeline.contains(&format!("data-verdict=\"{}\"", verdict.as_str())),
+            "the legend names {verdict}"
+        );
+    }
+
+    // Presence history: newest first, the reason of the last will shown.
+    let presence_html = section(&page, "presence-history");
+    let items: Vec<(String, String)> = presence_html
+        .split("<li ")
+        .skip(1)
+        .map(|li| {
+            let tag_end = li.find('>').expect("tag ends");
+            let tag = format!("<li {}", &li[..=tag_end]);
+            (
+                attribute(&tag, "data-kind").expect("a kind"),
+                text_of(&li[tag_end + 1..li.find("</li>").expect("li ends")]),
+            )
+        })
+        .collect();
+    let at = |i: usize| presence[i].at.to_rfc3339_secs();
+    assert_eq!(
+        items,
+        [
+            ("presence".to_owned(), format!("{} online", at(0))),
+            (
+                "presence".to_owned(),
+                format!("{} offline (connection_lost)", at(1))
+            ),
+            ("presence".to_owned(), format!("{} online", at(2))),
+        ]
+    );
+    assert!(
+        section(&page, "summary").contains("<span class=\"badge p-online\">online</span>"),
+        "the summary shows it online"
+    );
+    console.stop().await;
+    broker.stop().await.expect("broker stops");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_go_to_the_device_and_their_answers_come_back() {
     let broker = EmbeddedBroker::start().await.expect("broker");

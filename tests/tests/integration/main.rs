@@ -11,8 +11,9 @@
 //!   [`update_faults`], [`wine_service`].
 //! - The agent and the fleet over a broker: [`e2e`], [`daemon`], [`delivery`], [`half_open`],
 //!   [`journal_bound`], [`mqtt5`], [`resubscribe`], [`commands`], [`app_update`], [`sim_update`].
-//! - The controller: [`controller`], [`controller_kill`], [`controller_browser`]; the browser
-//!   harness itself: [`browser`].
+//! - The controller: [`controller`], [`controller_broker`], [`controller_kill`], [`alerts`],
+//!   [`rollouts`]; in headless Chromium: [`controller_browser`], [`controller_markup`],
+//!   [`operations_browser`], and the browser harness itself: [`browser`].
 
 mod agent_run;
 mod alerts;
@@ -20,6 +21,7 @@ mod app_update;
 mod browser;
 mod commands;
 mod controller;
+mod controller_broker;
 mod controller_browser;
 mod controller_cluster;
 mod controller_kill;
