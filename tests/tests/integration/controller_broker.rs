@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::{BrokerTls, BrokerUrl, ClientCertFiles};
 use roomready_agent::{Agent, AgentSettings};
-use roomready_controller::store::{HistoryKind, HistoryQuery, Store};
+use roomready_controller::store::{HistoryKind, HistoryQuery};
 use roomready_protocol::{DeviceId, Presence, ResponseStatus, Verdict};
 use roomready_testkit::http::meta;
 use roomready_testkit::peers::{Mosquitto, need_mosquitto};
