@@ -36,8 +36,10 @@ use crate::web::{AppState, Auth, Server};
 
 /// How often history past its retention is deleted.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// Committed batches waiting for slow live pages before those pages are told to reload.
-const LIVE_CAPACITY: usize = 4096;
+/// Committed batches waiting for slow live pages before those pages are told to reload. Each
+/// holds its history entries and device rows (a 2,000-message batch about 2.5 MiB), so this
+/// bounds what a stalled page can pin in memory.
+const LIVE_CAPACITY: usize = 32;
 
 /// Why the controller could not start; each names the key or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,7 @@ pub struct Running {
     ingest: Ingest,
     live: broadcast::Sender<Arc<store::Committed>>,
     pruner: JoinHandle<()>,
+    waker: JoinHandle<()>,
     alerter: Option<JoinHandle<()>>,
     alert_changes: watch::Receiver<u64>,
     rollouts: JoinHandle<()>,
@@ -94,6 +97,7 @@ impl Running {
     /// Stops serving, disconnects from the broker (the session stays) and closes the store.
     pub async fn stop(self) {
         self.pruner.abort();
+        self.waker.abort();
         self.rollouts.abort();
         if let Some(alerter) = self.alerter {
             alerter.abort();
@@ -196,11 +200,25 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             return Err(e.into());
         }
     };
+    // The background tasks need to know that something was committed, not what: they wait on
+    // a counter, so no batch waits in the live channel for them to read it.
+    let (committed, commits) = watch::channel(0u64);
+    let mut receiver = live.subscribe();
+    let waker = tokio::spawn(async move {
+        loop {
+            match receiver.recv().await {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    committed.send_modify(|n| *n += 1);
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
     let (rollouts_changed, rollout_changes) = watch::channel(0);
     let rollouts = rollouts::run::start(
         Arc::clone(&shared),
         commander_for_rollouts,
-        live.subscribe(),
+        commits.clone(),
         rollouts_changed,
     );
     let (alerts_changed, alert_changes) = watch::channel(0);
@@ -208,7 +226,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         alerts::start(
             Arc::clone(&shared),
             settings,
-            live.subscribe(),
+            commits.clone(),
             alerts_changed,
         )
     });
@@ -234,6 +252,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ingest,
         live,
         pruner,
+        waker,
         alerter,
         alert_changes,
         rollouts,

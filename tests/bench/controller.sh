@@ -183,7 +183,10 @@ PG_AS=()
 PG_DIR="$WORK/pg"
 if [[ $POSTGRES == 1 ]]; then
     mkdir -p "$PG_DIR" && chmod 700 "$PG_DIR"
-    [[ $(id -u) == 0 ]] && chown 65534:65534 "$PG_DIR"
+    if [[ $(id -u) == 0 ]]; then
+        chown 65534:65534 "$PG_DIR"
+        chmod 711 "$WORK" # nobody passes through to its own directory
+    fi
     (cd "$PG_DIR" && LC_ALL=C "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" --auth=trust \
         --username=postgres --encoding=UTF8 --locale=C >"$PG_DIR/initdb.log" 2>&1) \
         || die "initdb failed: $(tail -5 "$PG_DIR/initdb.log")"

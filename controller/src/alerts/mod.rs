@@ -22,7 +22,7 @@ pub mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use settings::{AlertSettings, Format, Suppress};
@@ -30,7 +30,7 @@ pub use settings::{AlertSettings, Format, Suppress};
 use roomready_protocol::Timestamp;
 
 use crate::clock;
-use crate::store::{AlertOutcome, Committed, Store, StoreError, on_pool};
+use crate::store::{AlertOutcome, Store, StoreError, on_pool};
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,7 +94,7 @@ const TASK: &str = "alerts";
 pub fn start(
     store: Arc<dyn Store>,
     settings: AlertSettings,
-    mut commits: broadcast::Receiver<Arc<Committed>>,
+    mut commits: watch::Receiver<u64>,
     changed: watch::Sender<u64>,
 ) -> JoinHandle<()> {
     tracing::info!(
@@ -168,8 +168,8 @@ pub fn start(
                 wait = wait.min(at - now);
             }
             tokio::select! {
-                received = commits.recv() => {
-                    if let Err(broadcast::error::RecvError::Closed) = received {
+                changed = commits.changed() => {
+                    if changed.is_err() {
                         // The controller is stopping; deliveries end with the task.
                         tokio::time::sleep(wait).await;
                     }

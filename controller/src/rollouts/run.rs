@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::step::{Action, DeviceProgress, Observed, step};
 use crate::clock;
 use crate::commands::Commander;
-use crate::store::{Committed, RolloutLog, RolloutState, Store, StoreError, on_pool};
+use crate::store::{RolloutLog, RolloutState, Store, StoreError, on_pool};
 
 /// How often rollouts move on when nothing is committed.
 const TICK: Duration = Duration::from_secs(2);
@@ -32,7 +32,7 @@ const TASK: &str = "rollouts";
 pub fn start(
     store: Arc<dyn Store>,
     commander: Commander,
-    mut commits: broadcast::Receiver<Arc<Committed>>,
+    mut commits: watch::Receiver<u64>,
     changed: watch::Sender<u64>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -44,8 +44,9 @@ pub fn start(
                 Err(e) => tracing::warn!("rollouts: {e}"),
             }
             tokio::select! {
-                received = commits.recv() => {
-                    if let Err(broadcast::error::RecvError::Closed) = received {
+                changed = commits.changed() => {
+                    if changed.is_err() {
+                        // The controller is stopping: no more commits to wake on.
                         tokio::time::sleep(TICK).await;
                     }
                     tokio::time::sleep(MIN_GAP.saturating_sub(round.elapsed())).await;

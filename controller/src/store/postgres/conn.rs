@@ -205,6 +205,9 @@ impl Connection {
     }
 }
 
+/// Prepared statements kept per connection.
+const MAX_STATEMENTS: usize = 256;
+
 /// A client or a transaction running the shared statements.
 pub(super) struct PgConn<'a, C: GenericClient> {
     client: &'a mut C,
@@ -215,6 +218,10 @@ impl<C: GenericClient> PgConn<'_, C> {
     fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
+        }
+        if self.statements.len() >= MAX_STATEMENTS {
+            // Dynamic queries (filters, sorts) make many shapes over time: start afresh.
+            self.statements.clear();
         }
         let statement = self
             .client

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use roomready_protocol::{CommandResponse, DeviceId, Message, State, Status, Timestamp};
 
 use super::rows::*;
-use super::{Conn, args};
+use super::{Conn, Value, args};
 use crate::model::{Applied, Snapshot, Taken, apply};
 use crate::seq::SeqLog;
 use crate::store::{
@@ -42,90 +42,114 @@ pub(crate) fn insert_history(
     })
 }
 
-/// Writes what is current for one device: its counters always, its state and status when new.
-fn write_device(
+/// Writes one device's counters (creating its row on first sight) and, when new, its status;
+/// with `returning`, the row as it is now.
+fn write_counters(
     conn: &mut dyn Conn,
     id: &DeviceId,
     snapshot: &Snapshot,
-    state: Option<&State>,
     status: Option<&Status>,
-) -> Result<(), StoreError> {
-    conn.exec(
-        "INSERT INTO devices (id, first_seen, last_seen) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (id) DO NOTHING",
-        args![id.as_str(), ms(snapshot.first_seen), ms(snapshot.last_seen)],
-    )?;
-    conn.exec(
-        "UPDATE devices SET last_seen = ?2, seq_ranges = ?3, duplicates = ?4, dropped = ?5, \
-         missing = ?6 WHERE id = ?1",
+    returning: bool,
+) -> Result<Option<DeviceRow>, StoreError> {
+    let (presence, json) = match status {
+        Some(status) => (
+            Some(status.status.as_str()),
+            Some(String::from_utf8_lossy(&status.encode()).into_owned()),
+        ),
+        None => (None, None),
+    };
+    let set_status = if status.is_some() {
+        ", presence = excluded.presence, status = excluded.status"
+    } else {
+        ""
+    };
+    let returning = if returning {
+        format!(" RETURNING {ROW_COLUMNS}")
+    } else {
+        String::new()
+    };
+    let rows = conn.rows(
+        &format!(
+            "INSERT INTO devices (id, first_seen, last_seen, seq_ranges, duplicates, dropped, \
+             missing, presence, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, \
+             seq_ranges = excluded.seq_ranges, duplicates = excluded.duplicates, \
+             dropped = excluded.dropped, missing = excluded.missing{set_status}{returning}"
+        ),
         args![
             id.as_str(),
+            ms(snapshot.first_seen),
             ms(snapshot.last_seen),
             snapshot.seq.to_string(),
             snapshot.duplicates,
             snapshot.dropped,
             snapshot.seq.missing(),
+            presence,
+            json,
         ],
     )?;
-    if let Some(state) = state {
-        let top = snapshot.top_finding();
-        let json = String::from_utf8_lossy(&state.encode()).into_owned();
+    rows.first().map(device_row).transpose()
+}
+
+/// Writes a device's new state: its columns, placement and current findings (the counters
+/// first, so that its row exists).
+fn write_state(
+    conn: &mut dyn Conn,
+    id: &DeviceId,
+    snapshot: &Snapshot,
+    state: &State,
+) -> Result<(), StoreError> {
+    write_counters(conn, id, snapshot, None, false)?;
+    let top = snapshot.top_finding();
+    let json = String::from_utf8_lossy(&state.encode()).into_owned();
+    conn.exec(
+        "UPDATE devices SET kind = ?2, app_version = ?3, os_build = ?4, agent_version = ?5, \
+         verdict = ?6, verdict_rank = ?7, top_code = ?8, top_severity = ?9, \
+         top_severity_rank = ?10, top_title = ?11, findings = ?12, state_ts = ?13, \
+         state_seq = ?14, state = ?15 WHERE id = ?1",
+        args![
+            id.as_str(),
+            state.facts.kind.as_str(),
+            state.facts.app_version.as_ref(),
+            state.facts.os_build.as_ref(),
+            &state.agent_version,
+            state.verdict.as_str(),
+            i64::from(state.verdict.rank()),
+            top.map(|t| t.0),
+            top.map(|t| t.1.as_str()),
+            top.map(|t| severity_rank(t.1)),
+            top.map(|t| t.2),
+            snapshot.findings.len() as u64,
+            ms(state.ts),
+            state.seq,
+            json,
+        ],
+    )?;
+    super::placement::write(conn, id.as_str(), &state.placement)?;
+    conn.exec(
+        "DELETE FROM device_findings WHERE device_id = ?1",
+        args![id.as_str()],
+    )?;
+    let mut written = HashSet::new();
+    for finding in &state.findings {
+        let Some((severity, _)) = snapshot.findings.get(&finding.code) else {
+            continue;
+        };
+        // The entry kept for a code listed twice is its most severe one.
+        if finding.severity != *severity || !written.insert(finding.code.as_str()) {
+            continue;
+        }
         conn.exec(
-            "UPDATE devices SET kind = ?2, app_version = ?3, os_build = ?4, agent_version = ?5, \
-             verdict = ?6, verdict_rank = ?7, top_code = ?8, top_severity = ?9, \
-             top_severity_rank = ?10, top_title = ?11, findings = ?12, state_ts = ?13, \
-             state_seq = ?14, state = ?15 WHERE id = ?1",
+            "INSERT INTO device_findings (device_id, code, severity, title, remediation, \
+             reference) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             args![
                 id.as_str(),
-                state.facts.kind.as_str(),
-                state.facts.app_version.as_ref(),
-                state.facts.os_build.as_ref(),
-                &state.agent_version,
-                state.verdict.as_str(),
-                i64::from(state.verdict.rank()),
-                top.map(|t| t.0),
-                top.map(|t| t.1.as_str()),
-                top.map(|t| severity_rank(t.1)),
-                top.map(|t| t.2),
-                snapshot.findings.len() as u64,
-                ms(state.ts),
-                state.seq,
-                json,
+                &finding.code,
+                finding.severity.as_str(),
+                &finding.title,
+                &finding.remediation,
+                &finding.reference,
             ],
-        )?;
-        super::placement::write(conn, id.as_str(), &state.placement)?;
-        conn.exec(
-            "DELETE FROM device_findings WHERE device_id = ?1",
-            args![id.as_str()],
-        )?;
-        let mut written = HashSet::new();
-        for finding in &state.findings {
-            let Some((severity, _)) = snapshot.findings.get(&finding.code) else {
-                continue;
-            };
-            // The entry kept for a code listed twice is its most severe one.
-            if finding.severity != *severity || !written.insert(finding.code.as_str()) {
-                continue;
-            }
-            conn.exec(
-                "INSERT INTO device_findings (device_id, code, severity, title, remediation, \
-                 reference) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                args![
-                    id.as_str(),
-                    &finding.code,
-                    finding.severity.as_str(),
-                    &finding.title,
-                    &finding.remediation,
-                    &finding.reference,
-                ],
-            )?;
-        }
-    }
-    if let Some(status) = status {
-        let json = String::from_utf8_lossy(&status.encode()).into_owned();
-        conn.exec(
-            "UPDATE devices SET presence = ?2, status = ?3 WHERE id = ?1",
-            args![id.as_str(), status.status.as_str(), json],
         )?;
     }
     Ok(())
@@ -152,15 +176,6 @@ fn record_response(
         ],
     )?;
     Ok(())
-}
-
-fn select_row(conn: &mut dyn Conn, id: &DeviceId) -> Result<Option<DeviceRow>, StoreError> {
-    conn.row(
-        &format!("SELECT {ROW_COLUMNS} FROM devices WHERE id = ?1"),
-        args![id.as_str()],
-    )?
-    .map(|row| device_row(&row))
-    .transpose()
 }
 
 /// The snapshots a commit starts from.
@@ -192,6 +207,19 @@ pub(crate) fn commit(
     let mut touched: Vec<DeviceId> = Vec::new();
     let mut statuses: HashMap<DeviceId, Status> = HashMap::new();
     let mut failures = false;
+    if let Snapshots::Read(map) = &mut snapshots {
+        let mut ids: Vec<&DeviceId> = batch
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Message { message, .. } => Some(message.device()),
+                Item::Undecodable(_) => None,
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        *map = load_snapshots_of(conn, &ids)?;
+    }
     for item in &batch.items {
         match item {
             Item::Undecodable(failure) => {
@@ -214,12 +242,6 @@ pub(crate) fn commit(
                 received_at,
             } => {
                 let id = message.device().clone();
-                if let Snapshots::Read(map) = &mut snapshots
-                    && !map.contains_key(&id)
-                    && let Some(snapshot) = load_snapshot(conn, &id)?
-                {
-                    map.insert(id.clone(), snapshot);
-                }
                 let snapshot = snapshots
                     .map()
                     .entry(id.clone())
@@ -248,7 +270,7 @@ pub(crate) fn commit(
                         if let Some(state) = state {
                             // The findings table must match the snapshot as of this state.
                             let snapshot = snapshots.map().get(&id).expect("inserted above");
-                            write_device(conn, &id, snapshot, Some(&state), None)?;
+                            write_state(conn, &id, snapshot, &state)?;
                         }
                         if let Some(status) = status {
                             statuses.insert(id.clone(), status);
@@ -262,8 +284,7 @@ pub(crate) fn commit(
         let Some(snapshot) = snapshots.map().get(id) else {
             continue;
         };
-        write_device(conn, id, snapshot, None, statuses.get(id))?;
-        if let Some(row) = select_row(conn, id)? {
+        if let Some(row) = write_counters(conn, id, snapshot, statuses.get(id), true)? {
             committed.devices.push(row);
         }
     }
@@ -352,27 +373,60 @@ fn snapshot_of(row: &super::Row) -> Result<Snapshot, StoreError> {
     })
 }
 
-/// One device's snapshot, rebuilt from its row and its findings.
-fn load_snapshot(conn: &mut dyn Conn, id: &DeviceId) -> Result<Option<Snapshot>, StoreError> {
-    let Some(row) = conn.row(
-        &format!("SELECT {SNAPSHOT_COLUMNS} FROM devices WHERE id = ?1"),
-        args![id.as_str()],
-    )?
-    else {
-        return Ok(None);
-    };
-    let mut snapshot = snapshot_of(&row)?;
-    for row in conn.rows(
-        "SELECT code, severity, title FROM device_findings WHERE device_id = ?1",
-        args![id.as_str()],
-    )? {
-        if let Some(severity) = parse_severity(&row.text(1)?) {
-            snapshot
-                .findings
-                .insert(row.text(0)?, (severity, row.text(2)?));
+/// Devices read per query when a commit reads the snapshots of its batch's devices.
+const SNAPSHOT_CHUNK: usize = 512;
+
+/// The snapshots of `ids` (those that have a row), each rebuilt from its row and its findings:
+/// two queries per [`SNAPSHOT_CHUNK`] devices.
+fn load_snapshots_of(
+    conn: &mut dyn Conn,
+    ids: &[&DeviceId],
+) -> Result<HashMap<DeviceId, Snapshot>, StoreError> {
+    let mut snapshots = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(SNAPSHOT_CHUNK) {
+        // A power of two of ids (the last repeated), so a backend caching its prepared
+        // statements keeps a few of these, not one per batch size.
+        let size = chunk.len().next_power_of_two();
+        let marks = vec!["?"; size].join(", ");
+        let args: Vec<Value> = (0..size)
+            .map(|i| Value::from(chunk[i.min(chunk.len() - 1)].as_str()))
+            .collect();
+        for row in conn.rows(
+            &format!("SELECT {SNAPSHOT_COLUMNS} FROM devices WHERE id IN ({marks})"),
+            &args,
+        )? {
+            let Ok(id) = device_id(&row, 0) else { continue };
+            snapshots.insert(id, snapshot_of(&row)?);
+        }
+        for row in conn.rows(
+            &format!(
+                "SELECT device_id, code, severity, title FROM device_findings WHERE device_id \
+                 IN ({marks})"
+            ),
+            &args,
+        )? {
+            add_finding(&mut snapshots, &row)?;
         }
     }
-    Ok(Some(snapshot))
+    Ok(snapshots)
+}
+
+/// A `device_id, code, severity, title` row into its device's snapshot.
+fn add_finding(
+    snapshots: &mut HashMap<DeviceId, Snapshot>,
+    row: &super::Row,
+) -> Result<(), StoreError> {
+    let Ok(id) = device_id(row, 0) else {
+        return Ok(());
+    };
+    if let (Some(snapshot), Some(severity)) =
+        (snapshots.get_mut(&id), parse_severity(&row.text(2)?))
+    {
+        snapshot
+            .findings
+            .insert(row.text(1)?, (severity, row.text(3)?));
+    }
+    Ok(())
 }
 
 /// Every device's snapshot, rebuilt from the devices table and their findings.
@@ -388,14 +442,7 @@ pub(crate) fn load_snapshots(
         "SELECT device_id, code, severity, title FROM device_findings",
         &[],
     )? {
-        let Ok(id) = device_id(&row, 0) else { continue };
-        if let (Some(snapshot), Some(severity)) =
-            (snapshots.get_mut(&id), parse_severity(&row.text(2)?))
-        {
-            snapshot
-                .findings
-                .insert(row.text(1)?, (severity, row.text(3)?));
-        }
+        add_finding(&mut snapshots, &row)?;
     }
     Ok(snapshots)
 }
