@@ -697,6 +697,93 @@ fn a_device_is_offline_since_its_presence_changed_not_since_its_last_message(db:
     );
 }
 
+fn the_rollout_runner_observes_each_device_and_only_its_own_answers(db: &Db) {
+    let store = db.open();
+    commit(
+        &*store,
+        vec![
+            state("a", 3, Verdict::Ready, Vec::new()),
+            status("a", 1, Presence::Online),
+            state("b", 7, Verdict::AtRisk, Vec::new()),
+            state("c", 1, Verdict::NotReady, Vec::new()),
+        ],
+    );
+    let send = |command: &str, device: &str| {
+        store
+            .record_command(&CommandRecord {
+                id: command.into(),
+                device: id(device),
+                command: Command {
+                    id: command.into(),
+                    action: CommandAction::CheckNow,
+                },
+                by: "rollout".into(),
+                sent_at: at(5),
+                status: None,
+                reason: None,
+                message: None,
+                answered_at: None,
+            })
+            .expect("record");
+    };
+    send("u-a", "a");
+    send("u-b", "b");
+    let answer = |device: &str, command: &str, seq, status| {
+        message(Decoded::Response(CommandResponse {
+            device: id(device),
+            id: command.into(),
+            status,
+            reason: Some("why".into()),
+            message: None,
+            seq,
+            ts: at(seq),
+        }))
+    };
+    commit(
+        &*store,
+        vec![
+            answer("a", "u-a", 4, ResponseStatus::Succeeded),
+            // c answers b's command: not an answer to it.
+            answer("c", "u-b", 2, ResponseStatus::Failed),
+        ],
+    );
+    // Asked in an order of its own, with a device the store has never heard of, and more
+    // devices than one query reads.
+    let mut asked: Vec<(DeviceId, Option<String>)> = vec![
+        (id("c"), None),
+        (id("nobody"), Some("u-x".into())),
+        (id("b"), Some("u-b".into())),
+        (id("a"), Some("u-a".into())),
+    ];
+    for n in 0..600 {
+        asked.push((id(&format!("z-{n}")), None));
+    }
+    let seen = store.observe(&asked).expect("observe");
+    assert_eq!(seen.len(), asked.len());
+    assert_eq!(seen[0].verdict, Some(Verdict::NotReady));
+    assert_eq!(seen[0].state_seq, Some(1));
+    assert_eq!(seen[1], Default::default(), "unknown device");
+    assert_eq!(
+        (
+            seen[2].verdict,
+            seen[2].state_seq,
+            seen[2].online,
+            &seen[2].answer
+        ),
+        (Some(Verdict::AtRisk), Some(7), false, &None),
+        "c's answer is not b's"
+    );
+    assert!(seen[3].online);
+    assert_eq!(
+        seen[3]
+            .answer
+            .as_ref()
+            .map(|a| (a.status, a.reason.as_deref())),
+        Some((ResponseStatus::Succeeded, Some("why")))
+    );
+    assert!(seen[4..].iter().all(|o| *o == Default::default()));
+}
+
 /// Every case above, as a test of its own on SQLite, and all of them in one test on PostgreSQL
 /// (one cluster, a new database per case; the test fails naming the case).
 macro_rules! on_both_backends {
@@ -736,4 +823,5 @@ on_both_backends!(
     devices_are_filtered_and_totalled_by_site_ring_and_tag,
     alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up,
     a_device_is_offline_since_its_presence_changed_not_since_its_last_message,
+    the_rollout_runner_observes_each_device_and_only_its_own_answers,
 );

@@ -1,10 +1,12 @@
 //! Rollouts: a rollout's plan and state, its devices' progress and its log, and what the runner
 //! observes of each device (presence, verdict, latest state's seq, its command's answer).
 
+use std::collections::HashMap;
+
 use roomready_protocol::{DeviceId, Ring, Timestamp};
 
 use super::rows::{device_id, ms, parse_presence, parse_status, parse_verdict, time};
-use super::{Conn, Row, args};
+use super::{Conn, Row, Value, args};
 use crate::rollouts::plan::Plan;
 use crate::rollouts::step::{Answer, DeviceProgress, Observed, Stage};
 use crate::store::{RolloutDetail, RolloutLog, RolloutState, RolloutSummary, StoreError};
@@ -235,41 +237,80 @@ pub(crate) fn save(
     Ok(())
 }
 
+/// Devices (and their commands) read per query by [`observe`].
+const OBSERVE_CHUNK: usize = 512;
+
+/// `?` marks and arguments for `ids` in an `IN (…)` list of a power-of-two length (the last id
+/// repeated), so that a backend caching prepared statements keeps a few shapes of the query.
+fn in_list(ids: &[&str]) -> (String, Vec<Value>) {
+    let size = ids.len().next_power_of_two();
+    let args = (0..size)
+        .map(|i| Value::from(ids[i.min(ids.len() - 1)]))
+        .collect();
+    (vec!["?"; size].join(", "), args)
+}
+
+/// What the store holds now of each device, with the answer to its command (when it has one),
+/// in the order asked: two queries per [`OBSERVE_CHUNK`] devices, whatever the rollout's size.
 pub(crate) fn observe(
     conn: &mut dyn Conn,
     devices: &[(DeviceId, Option<String>)],
 ) -> Result<Vec<Observed>, StoreError> {
     let mut out = Vec::with_capacity(devices.len());
-    for (device, command) in devices {
-        let mut seen = match conn.row(
-            "SELECT presence, verdict, state_seq, utc_offset FROM devices WHERE id = ?1",
-            args![device.as_str()],
+    for chunk in devices.chunks(OBSERVE_CHUNK) {
+        let ids: Vec<&str> = chunk.iter().map(|(d, _)| d.as_str()).collect();
+        let (marks, args) = in_list(&ids);
+        let mut seen: HashMap<String, Observed> = HashMap::with_capacity(chunk.len());
+        for r in conn.rows(
+            &format!(
+                "SELECT id, presence, verdict, state_seq, utc_offset FROM devices WHERE id IN \
+                 ({marks})"
+            ),
+            &args,
         )? {
-            Some(r) => Observed {
-                online: r.opt_text(0)?.and_then(|p| parse_presence(&p))
-                    == Some(roomready_protocol::Presence::Online),
-                verdict: r.opt_text(1)?.and_then(|v| parse_verdict(&v)),
-                state_seq: r.opt_u64(2)?,
-                answer: None,
-                utc_offset_minutes: r.opt_int(3)?.and_then(|o| i16::try_from(o).ok()),
-            },
-            None => Observed::default(),
-        };
-        if let Some(command) = command {
-            seen.answer = match conn.row(
-                "SELECT status, reason, message FROM commands WHERE id = ?1 AND \
-                 device_id = ?2 AND status IS NOT NULL",
-                args![command.as_str(), device.as_str()],
-            )? {
-                Some(r) => parse_status(&r.text(0)?).map(|status| Answer {
-                    status,
-                    reason: r.opt_text(1).ok().flatten(),
-                    message: r.opt_text(2).ok().flatten(),
-                }),
-                None => None,
-            };
+            seen.insert(
+                r.text(0)?,
+                Observed {
+                    online: r.opt_text(1)?.and_then(|p| parse_presence(&p))
+                        == Some(roomready_protocol::Presence::Online),
+                    verdict: r.opt_text(2)?.and_then(|v| parse_verdict(&v)),
+                    state_seq: r.opt_u64(3)?,
+                    answer: None,
+                    utc_offset_minutes: r.opt_int(4)?.and_then(|o| i16::try_from(o).ok()),
+                },
+            );
         }
-        out.push(seen);
+        let commands: Vec<&str> = chunk.iter().filter_map(|(_, c)| c.as_deref()).collect();
+        let mut answers: HashMap<(String, String), Answer> = HashMap::new();
+        if !commands.is_empty() {
+            let (marks, args) = in_list(&commands);
+            for r in conn.rows(
+                &format!(
+                    "SELECT id, device_id, status, reason, message FROM commands WHERE id IN \
+                     ({marks}) AND status IS NOT NULL"
+                ),
+                &args,
+            )? {
+                if let Some(status) = parse_status(&r.text(2)?) {
+                    answers.insert(
+                        (r.text(0)?, r.text(1)?),
+                        Answer {
+                            status,
+                            reason: r.opt_text(3)?,
+                            message: r.opt_text(4)?,
+                        },
+                    );
+                }
+            }
+        }
+        for (device, command) in chunk {
+            let mut observed = seen.remove(device.as_str()).unwrap_or_default();
+            // An answer counts only from the device the command went to.
+            observed.answer = command
+                .as_ref()
+                .and_then(|c| answers.remove(&(c.clone(), device.as_str().to_owned())));
+            out.push(observed);
+        }
     }
     Ok(out)
 }

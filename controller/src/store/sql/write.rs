@@ -42,6 +42,75 @@ pub(crate) fn insert_history(
     })
 }
 
+/// History rows inserted per statement: the largest of these that fits what is left, so a
+/// backend caching prepared statements keeps four shapes.
+const HISTORY_CHUNKS: [usize; 4] = [128, 32, 8, 1];
+
+/// Inserts `entries` in order, up to 128 rows per statement; the entries with their ids. The ids of one statement are allocated in the order of its rows (an identity or
+/// `AUTOINCREMENT` column, under the store's write lock), so sorted they are the rows' ids.
+fn insert_histories(
+    conn: &mut dyn Conn,
+    entries: &[NewHistory],
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    let mut out = Vec::with_capacity(entries.len());
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let size = HISTORY_CHUNKS
+            .into_iter()
+            .find(|n| *n <= rest.len())
+            .unwrap_or(1);
+        let (chunk, after) = rest.split_at(size);
+        rest = after;
+        if size == 1 {
+            out.push(insert_history(conn, &chunk[0])?);
+            continue;
+        }
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut args = Vec::with_capacity(chunk.len() * 6);
+        for entry in chunk {
+            args.extend([
+                Value::from(entry.device.as_str()),
+                Value::from(ms(entry.at)),
+                Value::from(entry.ts.map(ms)),
+                Value::from(entry.seq),
+                Value::from(entry.kind.as_str()),
+                Value::from(entry.data.to_string()),
+            ]);
+        }
+        let mut ids = conn
+            .rows(
+                &format!(
+                    "INSERT INTO history (device_id, at, ts, seq, kind, data) VALUES {rows} \
+                     RETURNING id"
+                ),
+                &args,
+            )?
+            .iter()
+            .map(|r| r.int(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.len() != chunk.len() {
+            return Err(StoreError::Database(format!(
+                "{} history ids returned for {} rows",
+                ids.len(),
+                chunk.len()
+            )));
+        }
+        ids.sort_unstable();
+        for (entry, id) in chunk.iter().zip(ids) {
+            out.push(HistoryEntry {
+                id,
+                device: entry.device.clone(),
+                at: entry.at,
+                ts: entry.ts,
+                seq: entry.seq,
+                kind: entry.kind,
+                data: entry.data.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Writes one device's counters (creating its row on first sight) and, when new, its status;
 /// with `returning`, the row as it is now.
 fn write_counters(
@@ -207,6 +276,8 @@ pub(crate) fn commit(
     let mut touched: Vec<DeviceId> = Vec::new();
     let mut statuses: HashMap<DeviceId, Status> = HashMap::new();
     let mut failures = false;
+    // History entries, written together at the end (in order).
+    let mut history_due: Vec<NewHistory> = Vec::new();
     if let Snapshots::Read(map) = &mut snapshots {
         let mut ids: Vec<&DeviceId> = batch
             .items
@@ -262,7 +333,7 @@ pub(crate) fn commit(
                         committed.taken += 1;
                         committed.gaps += gap;
                         for entry in &history {
-                            committed.history.push(insert_history(conn, entry)?);
+                            history_due.push(entry.clone());
                         }
                         if let Some(answer) = response {
                             record_response(conn, &answer, *received_at)?;
@@ -280,6 +351,7 @@ pub(crate) fn commit(
             }
         }
     }
+    committed.history = insert_histories(conn, &history_due)?;
     for id in &touched {
         let Some(snapshot) = snapshots.map().get(id) else {
             continue;
