@@ -114,6 +114,10 @@ enum Command {
         /// then skipped.
         #[arg(long, value_name = "URL", value_parser = parse_broker)]
         broker: Option<BrokerUrl>,
+        /// Keep the fleet up after the run would have ended, until Ctrl-C or SIGTERM; then
+        /// report as usual (for a controller run against the fleet from outside).
+        #[arg(long)]
+        hold: bool,
     },
     /// The embedded broker alone, until stdin closes: what `run` starts as a child process when
     /// a fleet's connections do not fit in one process. Prints `listening ADDR` first.
@@ -167,6 +171,7 @@ fn run_scenario(
     broker: Option<BrokerUrl>,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
+    hold: bool,
 ) -> ExitCode {
     let loaded = scenario::load(path).map(|mut s| {
         s.file = path.to_owned();
@@ -193,6 +198,7 @@ fn run_scenario(
             Ok(exe) => scenario::run::BrokerProcess::ChildWhenNeeded(exe),
             Err(_) => scenario::run::BrokerProcess::InProcess,
         },
+        hold,
     };
     let outcome = match runtime.block_on(scenario::run::run(&scenario, &options)) {
         Ok(outcome) => outcome,
@@ -370,7 +376,8 @@ fn main() -> ExitCode {
             junit,
             json,
             broker,
-        } => run_scenario(&runtime, &scenario, seed, broker, junit, json),
+            hold,
+        } => run_scenario(&runtime, &scenario, seed, broker, junit, json, hold),
         Command::Demo {
             once,
             devices,

@@ -557,6 +557,63 @@ fn the_cli_exits_0_1_65_66_and_writes_junit_and_json() {
     assert_eq!(missing.status.code(), Some(66));
 }
 
+/// `--hold` keeps the fleet up past the moment the run would have ended, until SIGTERM; the
+/// run then reports as usual.
+#[cfg(unix)]
+#[test]
+fn hold_keeps_the_fleet_up_until_sigterm_then_reports() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("hold.toml");
+    std::fs::write(
+        &file,
+        "name = \"hold\"\ntimeout = \"1s\"\n\n[[group]]\nname = \"rooms\"\ncount = 2\n\
+         kind = \"teams_rooms_windows\"\napp_version = \"5.2.115.0\"\n\n[[expect]]\n\
+         reported = \"all\"\n",
+    )
+    .expect("write");
+    let json = dir.path().join("hold.json");
+    let mut child = std::process::Command::new(SIM)
+        .arg("run")
+        .arg(&file)
+        .arg("--hold")
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run roomready-sim");
+    // Without --hold this run ends within a second or two (two devices, a timeout of 1 s).
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "still running"
+    );
+    let killed = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "stopped within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
+    assert_eq!(value["expectations"][0]["status"], "pass", "{value}");
+    // Held well past the moment every expectation held (about 100 ms in).
+    assert!(
+        value["elapsed_ms"].as_u64().expect("elapsed") >= 3000,
+        "{value}"
+    );
+}
+
 /// A persistent broker in a child process, stopped the moment a burst has been acknowledged,
 /// keeps every message of a subscriber's session, in flight or queued: the child exits only once
 /// what its connections stored while closing is on disk.

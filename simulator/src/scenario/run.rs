@@ -3,8 +3,9 @@
 //! a dashboard subscriber), then the devices are started at `ramp_per_sec`, the timeline's steps
 //! run at their times, and the expectations are judged every 100 ms against what the dashboard
 //! saw. The run ends when the timeline is over and every expectation holds, or `timeout` after
-//! the timeline (or the ramp-up) ended, whichever comes first; then each expectation passes if
-//! it holds, and held early enough for its `within`.
+//! the timeline (or the ramp-up) ended, whichever comes first (with `hold`: at SIGINT or
+//! SIGTERM, however long that is); then each expectation passes if it holds, and held early
+//! enough for its `within`.
 //!
 //! A command (`check_now`, `update`) goes to each device once the dashboard has seen it
 //! `online` (which it publishes after subscribing to its commands): a device still starting or
@@ -53,6 +54,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// Where the embedded broker runs.
     pub broker_process: BrokerProcess,
+    /// Keep the fleet up after the run would have ended (every expectation holding, or the
+    /// timeout), until SIGINT or SIGTERM; then judge and report as usual. For a controller run
+    /// against the fleet from outside (tests/bench/rollout.sh).
+    pub hold: bool,
 }
 
 /// Where the embedded broker runs: in this process, or in a child process of the
@@ -208,6 +213,8 @@ enum Broker {
 
 /// Runs `scenario`.
 pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, RunError> {
+    // Listening from the start: a signal during the set-up ends the run, not the process.
+    let held = options.hold.then(roomready_controller::shutdown_signal);
     let fd_limit = raise_fd_limit(scenario.devices());
     let seed = options.seed.unwrap_or(scenario.seed);
     let scratch = tempfile::tempdir()?;
@@ -342,8 +349,17 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
     let mut next_judgement = start;
     let mut tick = tokio::time::interval(RAMP_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut stop = std::pin::pin!(async move {
+        match held {
+            Some(signal) => signal.await,
+            None => std::future::pending().await,
+        }
+    });
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stop => break,
+        }
         let now = start.elapsed();
         // Timeline first: a step at 0s (a broker down from the start) comes before any device.
         while let Some((index, step)) = steps.next_if(|(_, s)| s.at <= now) {
@@ -433,11 +449,14 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Outcome, R
         let Some(ramped) = ramp_done else {
             continue;
         };
-        if timeline_over && all_hold {
+        if timeline_over && all_hold && !options.hold {
             break;
         }
         let timeline_done = steps.peek().is_none() && faults.is_empty();
-        if timeline_done && now >= ramped.max(scenario.timeline_end()) + scenario.timeout {
+        if timeline_done
+            && now >= ramped.max(scenario.timeline_end()) + scenario.timeout
+            && !options.hold
+        {
             break;
         }
     }
