@@ -206,6 +206,14 @@ impl Mosquitto {
 
     /// Starts the process and waits for the port; `false` if it exited or never listened.
     fn spawn(&mut self) -> bool {
+        let log = self.dir.path().join("mosquitto.log");
+        // A restart appends to the same log: count the "running" lines of earlier starts.
+        let runs = |log: &Path| {
+            std::fs::read_to_string(log)
+                .map(|text| text.lines().filter(|l| l.ends_with(" running")).count())
+                .unwrap_or(0)
+        };
+        let earlier = runs(&log);
         let program = find_program("mosquitto").expect("mosquitto installed (need_mosquitto)");
         let mut child = Command::new(program)
             .arg("-c")
@@ -215,9 +223,20 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn mosquitto");
-        let up = wait_for_port(self.port, Duration::from_secs(10), || {
-            matches!(child.try_wait(), Ok(None))
-        });
+        // The port alone is not proof: between free_port() and mosquitto's bind, another test's
+        // listener can take the port, answer the probe and leave mosquitto failing to bind. Its
+        // own log line "running", written after every listener is open, is.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut up = false;
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            if runs(&log) > earlier {
+                up = wait_for_port(self.port, Duration::from_secs(2), || {
+                    matches!(child.try_wait(), Ok(None))
+                });
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
         self.child = Some(child);
         if !up {
             self.kill();
