@@ -81,6 +81,16 @@ pub const SFB_CU_MISSING_BEFORE_TLS_CUTOFF: &str = "SFB_CU_MISSING_BEFORE_TLS_CU
 /// The device's OS is on Microsoft's list of clients unable to use TLS 1.2 (Android 4.3 and
 /// earlier, Windows Phone 8, OS X 10.8.4 and earlier).
 pub const CLIENT_OS_WITHOUT_TLS12: &str = "CLIENT_OS_WITHOUT_TLS12";
+/// This device negotiated SSL or TLS 1.0/1.1 recently, as Schannel logged it (event 36880): a
+/// component still talks legacy TLS, whatever the prediction says (at_risk).
+pub const OBSERVED_LEGACY_TLS: &str = "OBSERVED_LEGACY_TLS";
+/// Schannel does not log successful handshakes (`EventLogging` without bit 0x4), so there is no
+/// evidence of what the device negotiates (information only).
+pub const SCHANNEL_EVENT_LOGGING_OFF: &str = "SCHANNEL_EVENT_LOGGING_OFF";
+/// Schannel's events could not be read, wholly or in part (information only).
+pub const SCHANNEL_EVENTS_UNREADABLE: &str = "SCHANNEL_EVENTS_UNREADABLE";
+/// TLS handshakes failed recently (Schannel events 36874, 36887, 36888; information only).
+pub const OBSERVED_HANDSHAKE_FAILURES: &str = "OBSERVED_HANDSHAKE_FAILURES";
 
 /// Every code above, for validating a code given by name (scenario files, dashboards).
 pub const ALL: &[&str] = &[
@@ -115,4 +125,8 @@ pub const ALL: &[&str] = &[
     SFB_CU_MISSING,
     SFB_CU_MISSING_BEFORE_TLS_CUTOFF,
     CLIENT_OS_WITHOUT_TLS12,
+    OBSERVED_LEGACY_TLS,
+    SCHANNEL_EVENT_LOGGING_OFF,
+    SCHANNEL_EVENTS_UNREADABLE,
+    OBSERVED_HANDSHAKE_FAILURES,
 ];
