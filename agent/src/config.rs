@@ -32,6 +32,8 @@
 //! # The app update: app_update_command, app_update_timeout_secs (crate::app_update::settings).
 //! # Signed self-update: the update_* keys and allow_downgrade (crate::update::settings).
 //! # Where the device is: site, room, ring, tags (crate::report::placement).
+//! # Schannel evidence: schannel_events, schannel_window_days, schannel_max_events
+//! #   (crate::facts::schannel::settings).
 //! ```
 //!
 //! Every file named here is read as a regular file, within its size limit ([`crate::files`]),
@@ -78,6 +80,7 @@ pub(crate) const SECTIONS: &[&[&str]] = &[
     crate::app_update::settings::KEYS,
     crate::update::settings::KEYS,
     crate::report::placement::KEYS,
+    crate::facts::schannel::settings::KEYS,
 ];
 
 /// [`SECTIONS`] as one list, for "unknown key" messages.
@@ -127,6 +130,9 @@ pub struct Config {
     pub update: UpdateConfig,
     /// Where the device is: `site`, `room`, `ring`, `tags`.
     pub placement: roomready_protocol::Placement,
+    /// Read Schannel's events from the System log within these bounds (`None`:
+    /// `schannel_events = false`).
+    pub schannel: Option<crate::facts::schannel::Bounds>,
 }
 
 impl Config {
@@ -219,8 +225,10 @@ impl Config {
         let app_update = crate::app_update::settings::read(&mut file)?;
         let update = crate::update::settings::read(&mut file, path.parent())?;
         let placement = crate::report::placement::read(&mut file)?;
+        let schannel = crate::facts::schannel::settings::read(&mut file)?;
         file.finish(&known_keys())?;
         Ok(Config {
+            schannel,
             app_update,
             update,
             placement,

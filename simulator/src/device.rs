@@ -115,6 +115,9 @@ impl DeviceSpec {
                 ),
                 source: source("registry"),
             },
+            observed: Fact::Absent {
+                source: source("observed"),
+            },
         }
     }
 }

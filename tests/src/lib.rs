@@ -47,6 +47,7 @@ pub fn rooms_facts(app_version: &str) -> FixedFacts {
         os_build: Fact::Absent { source: source() },
         os_name: Fact::Absent { source: source() },
         tls: Fact::Absent { source: source() },
+        observed: Fact::Absent { source: source() },
     })
 }
 

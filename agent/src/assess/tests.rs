@@ -44,6 +44,7 @@ fn facts(kind: DeviceKind, app: Option<&str>, build: Option<&str>) -> Facts {
             value: default_tls(),
             source: src(),
         },
+        observed: Fact::Absent { source: src() },
     }
 }
 
