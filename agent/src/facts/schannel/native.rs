@@ -67,9 +67,14 @@ pub(crate) fn read(bounds: Bounds) -> Result<Reading, String> {
     if results == 0 {
         // SAFETY: reads the calling thread's last-error value.
         let code = unsafe { GetLastError() };
-        return Err(format!(
-            "the Event Log API could not query the System log (EvtQuery error {code})"
-        ));
+        return Err(if code == 0 {
+            // Wine 8's EvtQuery is a stub that fails this way.
+            "the Event Log API could not query the System log (EvtQuery returned no handle \
+             and no error code)"
+                .to_owned()
+        } else {
+            format!("the Event Log API could not query the System log (EvtQuery error {code})")
+        });
     }
     let results = Handle(results);
     let mut events = Vec::new();

@@ -83,6 +83,7 @@ pub async fn device(
             @if caller.is_operator() { (command_forms(name, &caller)) }
             (facts(&detail))
             (findings_table(&detail))
+            (super::observed::section(detail.state.as_ref()))
             (endpoints(&detail))
             section #timeline {
                 h2 { "Verdict timeline" }
