@@ -171,7 +171,7 @@ pub struct State {
     /// What the device's own TLS stack negotiated, as Schannel logged it, beside the prediction
     /// (1.3; absent when no evidence was read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed: Option<crate::observed::Observed>,
+    pub observed: Option<Box<crate::observed::Observed>>,
 }
 
 impl Message for State {

@@ -142,7 +142,7 @@ fn state_observed() {
                     "https://learn.microsoft.com/microsoft-365/compliance/prepare-tls-1.2-in-office-365"
                         .into(),
             }],
-            observed: Some(Observed {
+            observed: Some(Box::new(Observed {
                 source: ObservedSource::SystemLog,
                 window_days: 7,
                 since: Some(ts("2026-11-30T09:12:44.482Z")),
@@ -176,7 +176,7 @@ fn state_observed() {
                 }],
                 rows_omitted: 0,
                 predicted: Verdict::Ready,
-            }),
+            })),
             ..example_state()
         },
     );

@@ -23,7 +23,7 @@ pub struct Assessment {
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
     /// Schannel's evidence with the verdict of the prediction alone, when evidence was read.
-    pub observed: Option<Observed>,
+    pub observed: Option<Box<Observed>>,
 }
 
 /// What one rule concluded.
@@ -71,7 +71,9 @@ pub(crate) fn assess_device(facts: &Facts, endpoints: &[EndpointReport]) -> Asse
         }
     }
     if let crate::facts::Fact::Known { value, .. } = &facts.observed {
-        assessment.observed = Some(value.to_wire(observed::success_logging(facts), predicted));
+        assessment.observed = Some(Box::new(
+            value.to_wire(observed::success_logging(facts), predicted),
+        ));
     }
     assessment
 }

@@ -818,7 +818,7 @@ fn devices_are_filtered_by_what_schannel_observed(db: &Db) {
         else {
             unreachable!("state() makes a state");
         };
-        state.observed = Some(Observed {
+        state.observed = Some(Box::new(Observed {
             source: ObservedSource::SystemLog,
             window_days: 7,
             since: Some(at(5)),
@@ -836,7 +836,7 @@ fn devices_are_filtered_by_what_schannel_observed(db: &Db) {
             failures: Vec::new(),
             rows_omitted: 0,
             predicted,
-        });
+        }));
         Item::Message {
             message: Decoded::State(state),
             received_at,
