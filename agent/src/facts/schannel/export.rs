@@ -26,13 +26,13 @@
 //! - A file cut short inside an event (a copy interrupted) keeps every whole event before the
 //!   cut; the cut is reported with its offset.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::xml::{self, RawEvent};
+use crate::files::SCHANNEL_EXPORT;
 
-/// The largest export read: 128 MiB (a full 20 MB System log renders to roughly 60 MB of XML).
-pub const MAX_EXPORT_BYTES: u64 = 128 * 1024 * 1024;
+/// The largest export read (`roomready_connect::files::SCHANNEL_EXPORT`).
+pub const MAX_EXPORT_BYTES: u64 = SCHANNEL_EXPORT.bytes;
 
 /// Why an export could not be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -84,25 +84,18 @@ pub(crate) fn load(path: &Path) -> Result<Parsed, ExportError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let bytes = file.metadata().map_err(read_error)?.len();
-    if bytes > MAX_EXPORT_BYTES {
+    // Too big says how to export less; the read itself refuses what is not a regular file
+    // (a FIFO would block) and holds the bound even if the file grows meanwhile.
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_file()
+        && meta.len() > MAX_EXPORT_BYTES
+    {
         return Err(ExportError::TooBig {
             path: path.to_path_buf(),
-            bytes,
+            bytes: meta.len(),
         });
     }
-    let mut data = Vec::with_capacity(usize::try_from(bytes).unwrap_or(0));
-    // The bound holds even if the file grows while it is read.
-    file.take(MAX_EXPORT_BYTES + 1)
-        .read_to_end(&mut data)
-        .map_err(read_error)?;
-    if data.len() as u64 > MAX_EXPORT_BYTES {
-        return Err(ExportError::TooBig {
-            path: path.to_path_buf(),
-            bytes: data.len() as u64,
-        });
-    }
+    let data = crate::files::read(path, SCHANNEL_EXPORT).map_err(read_error)?;
     parse(&data).map_err(|(offset, found)| ExportError::NotAnExport {
         path: path.to_path_buf(),
         offset,
