@@ -201,12 +201,16 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, (u64, String)> {
                 Ok(event) => parsed.events.push(event),
                 Err(e) => {
                     parsed.malformed += 1;
-                    parsed.note(format!(
-                        "event at byte {}: {} (byte {})",
-                        at_file(start),
-                        e.reason,
-                        at_file(e.offset)
-                    ));
+                    // Only the first is kept: its offsets are worked out once (in UTF-16 that
+                    // walks the text before it).
+                    if parsed.problem.is_none() {
+                        parsed.note(format!(
+                            "event at byte {}: {} (byte {})",
+                            at_file(start),
+                            e.reason,
+                            at_file(e.offset)
+                        ));
+                    }
                 }
             }
             pos = end;
