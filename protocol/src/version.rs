@@ -386,7 +386,7 @@ impl FromStr for AndroidAppVersion {
         }
         let stamp = match fields.get(3) {
             None => None,
-            Some(text) if text.is_empty() => return Err(fail(Reason::EmptyField(4))),
+            Some(&"") => return Err(fail(Reason::EmptyField(4))),
             // Digits only (checked above): parsing fails only on overflow.
             Some(text) => Some(
                 text.parse::<u64>()
