@@ -8,7 +8,9 @@ pub const APP_VERSION_MISSING: &str = "APP_VERSION_MISSING";
 /// The Teams Rooms app version was read but is not an AppX version quad.
 pub const APP_VERSION_UNPARSABLE: &str = "APP_VERSION_UNPARSABLE";
 /// Teams Rooms on Android reports its own version scheme (`1449/1.0.96.2024091202`), which is
-/// recognised and deliberately not compared with the Windows app's 4.0.64.0 (information only).
+/// recognised and deliberately not compared with the Windows app's 4.0.64.0 (information only):
+/// Microsoft documents no app version that TLS 1.2 depends on ("Teams Android devices use TLS
+/// 1.2+").
 pub const ANDROID_APP_VERSION_NOT_COMPARED: &str = "ANDROID_APP_VERSION_NOT_COMPARED";
 /// Teams Rooms on Android without a known OS version: whether the OS can use TLS 1.2 (Android
 /// 4.4 and later) cannot be decided.
@@ -92,6 +94,19 @@ pub const SCHANNEL_EVENTS_UNREADABLE: &str = "SCHANNEL_EVENTS_UNREADABLE";
 /// TLS handshakes failed recently (Schannel events 36874, 36887, 36888; information only).
 pub const OBSERVED_HANDSHAKE_FAILURES: &str = "OBSERVED_HANDSHAKE_FAILURES";
 
+/// Teams Rooms on Android states an `os_name` that is not an Android version (`Android 12`):
+/// whether its OS can use TLS 1.2, and whether Microsoft supports it, cannot be decided.
+pub const OS_NAME_UNPARSABLE: &str = "OS_NAME_UNPARSABLE";
+/// Teams Rooms on Android runs an Android older than every version Microsoft supports on it
+/// (Android 9 to 14), though not one unable to use TLS 1.2 (4.4 to 8.x).
+pub const ANDROID_OS_NOT_SUPPORTED: &str = "ANDROID_OS_NOT_SUPPORTED";
+/// Teams Rooms on Android runs an Android that Microsoft supports on it; the finding states the
+/// documented end of its Teams certification and of best-effort support (information only).
+pub const ANDROID_OS_SUPPORT_DATES: &str = "ANDROID_OS_SUPPORT_DATES";
+/// Teams Rooms on Android runs an Android newer than Microsoft's support table: the docs say
+/// nothing about its support dates (information only; it can use TLS 1.2).
+pub const ANDROID_OS_SUPPORT_NOT_DOCUMENTED: &str = "ANDROID_OS_SUPPORT_NOT_DOCUMENTED";
+
 /// Every code above, for validating a code given by name (scenario files, dashboards).
 pub const ALL: &[&str] = &[
     TLS12_APP_TOO_OLD,
@@ -129,4 +144,8 @@ pub const ALL: &[&str] = &[
     SCHANNEL_EVENT_LOGGING_OFF,
     SCHANNEL_EVENTS_UNREADABLE,
     OBSERVED_HANDSHAKE_FAILURES,
+    OS_NAME_UNPARSABLE,
+    ANDROID_OS_NOT_SUPPORTED,
+    ANDROID_OS_SUPPORT_DATES,
+    ANDROID_OS_SUPPORT_NOT_DOCUMENTED,
 ];
