@@ -27,6 +27,7 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
         registry: Vec::new(),
         endpoints: Vec::new(),
         placement: Default::default(),
+        handshakes: Vec::new(),
     }
 }
 

@@ -26,6 +26,7 @@ mod controller_broker;
 mod controller_browser;
 mod controller_cluster;
 mod controller_device_page;
+mod controller_evidence;
 mod controller_exports;
 mod controller_kill;
 mod controller_markup;

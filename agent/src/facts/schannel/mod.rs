@@ -76,7 +76,7 @@ impl Default for Bounds {
 
 /// One Schannel event, interpreted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Record {
+pub enum Record {
     Handshake {
         protocol: ObservedProtocol,
         target: Option<Target>,
@@ -173,9 +173,9 @@ fn parse_suite(text: &str) -> Option<u16> {
     }
 }
 
-/// What was read from one source, before the bounds.
+/// What was read from one source, before the bounds (a simulator hands in its own).
 #[derive(Debug, Default)]
-pub(crate) struct Reading {
+pub struct Reading {
     pub records: Vec<(Timestamp, Record)>,
     /// Events that could not be read.
     pub malformed: u64,
@@ -249,7 +249,7 @@ impl Observations {
 /// newest `max_events` of them, per protocol and target (handshakes) and per event, alert,
 /// protocol and target (failures); legacy protocols first, then the most recent first, at most
 /// [`Observed::MAX_ROWS`] rows each.
-pub(crate) fn summarize(
+pub fn summarize(
     mut reading: Reading,
     source: ObservedSource,
     label: String,
