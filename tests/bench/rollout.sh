@@ -562,17 +562,19 @@ if profile:
                    f"{tenfold:.0f} ms of CPU, still within the 0.25 s floor.")
     print(f"- **Does the rollout runner scale? {verdict}** It took {100 * profile['runner']:.0f} % of the "
           f"controller's CPU over the rollout, ingest {100 * ingest:.0f} %, `observe` "
-          f"{100 * sh.get('observe', 0):.0f} %. Every step re-reads the rollout with all its {devices:,} "
-          "devices and asks `observe` (controller/src/store/sql/rollouts.rs) about them 512 at a time: one "
-          "query for their rows and one for the answers to their commands, all in one read transaction, "
-          f"about {2 * -(-devices // 512)} queries a step. The first run of this benchmark (commit 218ece7) "
-          f"asked one or two point queries per device, up to {2 * devices:,} a step, each in a read "
-          "transaction of its own: `observe` was 49 % of the controller's CPU, the runner 67 %, peak RSS "
-          "156 MiB. Now `observe` costs about "
+          f"{100 * sh.get('observe', 0):.0f} %, reading the rollout with its devices "
+          f"{100 * sh.get('detail', 0):.0f} %. Every step re-reads the rollout with all its {devices:,} devices "
+          "and asks `observe` (controller/src/store/sql/rollouts.rs) about those in play (in flight, or "
+          "waiting in the current ring or the next; controller/src/rollouts/step.rs, `in_play`) 512 at a "
+          "time: one query for their rows and one for the answers to their commands, in one read "
+          f"transaction, at most {2 * -(-devices // 512)} queries a step. The first run of this benchmark "
+          f"(commit 218ece7) asked one or two point queries per device of the rollout, up to {2 * devices:,} "
+          "a step, each in a read transaction of its own: `observe` was 49 % of the controller's CPU, the "
+          "runner 67 %, peak RSS 156 MiB. Now `observe` costs about "
           f"{profile['observe_ms']:.0f} ms of CPU per step and the whole runner {profile['runner_ms']:.0f} ms "
           f"(their CPU over the {len(all_steps)} steps that moved a device; steps that moved nothing are not "
-          "counted, so these are upper bounds); it still grows with the rollout's size, not with the devices "
-          f"in flight. {outlook}")
+          "counted, so these are upper bounds); reading and saving the rollout's device list still grows with "
+          f"the rollout's size. {outlook}")
 else:
     print("- **Does the rollout runner scale?** Run with `PERF=1` for where the controller's CPU goes.")
 if others > 0.1 * wall_s:
