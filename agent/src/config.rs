@@ -32,6 +32,7 @@
 //! # The app update: app_update_command, app_update_timeout_secs (crate::app_update::settings).
 //! # Signed self-update: the update_* keys and allow_downgrade (crate::update::settings).
 //! # Where the device is: site, room, ring, tags (crate::report::placement).
+//! # The opt-in registry repair: allow_fix (crate::fix::settings).
 //! ```
 //!
 //! Every file named here is read as a regular file, within its size limit ([`crate::files`]),
@@ -78,6 +79,7 @@ pub(crate) const SECTIONS: &[&[&str]] = &[
     crate::app_update::settings::KEYS,
     crate::update::settings::KEYS,
     crate::report::placement::KEYS,
+    crate::fix::settings::KEYS,
 ];
 
 /// [`SECTIONS`] as one list, for "unknown key" messages.
@@ -127,6 +129,8 @@ pub struct Config {
     pub update: UpdateConfig,
     /// Where the device is: `site`, `room`, `ring`, `tags`.
     pub placement: roomready_protocol::Placement,
+    /// `allow_fix`: `fix` may write the registry (default `false`).
+    pub allow_fix: bool,
 }
 
 impl Config {
@@ -219,8 +223,10 @@ impl Config {
         let app_update = crate::app_update::settings::read(&mut file)?;
         let update = crate::update::settings::read(&mut file, path.parent())?;
         let placement = crate::report::placement::read(&mut file)?;
+        let allow_fix = crate::fix::settings::read(&mut file)?;
         file.finish(&known_keys())?;
         Ok(Config {
+            allow_fix,
             app_update,
             update,
             placement,
