@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use roomready_agent::clock::SystemClock;
+use roomready_agent::config::BrokerUrl;
 use roomready_agent::facts::registry::write::{MemoryRegistry, RegistryWrite};
 use roomready_agent::facts::registry::{MapRegistry, Registry, read_tls_settings};
 use roomready_agent::facts::{Fact, Facts, FactsError, FactsSource, Source};
@@ -25,7 +26,7 @@ use roomready_tests::console::Console;
 
 use crate::controller_auth::{log_in, users_file};
 
-const CLIENT: &str =
+pub(super) const CLIENT: &str =
     r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Client";
 
 /// A Teams Rooms device whose TLS settings are read from `registry` at every check.
@@ -59,15 +60,15 @@ impl FactsSource for RegistryFacts {
 }
 
 /// A device with SCHANNEL's TLS 1.2 client switched off, running until the returned sender
-/// is dropped; `allowed`: its `allow_fix`.
-fn device(
-    broker: &EmbeddedBroker,
+/// is dropped; `allowed`: its `allow_fix`. Call it on a tokio runtime.
+pub(super) fn device(
+    broker: &BrokerUrl,
     id: &str,
     dir: &Path,
     allowed: bool,
 ) -> (MemoryRegistry, tokio::sync::oneshot::Sender<()>) {
     let registry = MemoryRegistry::new(MapRegistry::new().with(CLIENT, "Enabled", 0));
-    let mut settings = AgentSettings::new(DeviceId::new(id).expect("id"), broker.url());
+    let mut settings = AgentSettings::new(DeviceId::new(id).expect("id"), broker.clone());
     settings.keep_alive = Duration::from_secs(5);
     settings.fix = Some(FixEnv {
         registry: Arc::new(registry.clone()) as Arc<dyn RegistryWrite>,
@@ -115,8 +116,8 @@ async fn an_operator_plans_applies_and_undoes_a_fix_from_the_device_page() {
     .await;
     console.subscribed().await;
     let dir = tempfile::tempdir().expect("dir");
-    let (registry, _stop) = device(&broker, "mtr-fix", dir.path(), true);
-    let (denied_registry, _stop_denied) = device(&broker, "mtr-nofix", dir.path(), false);
+    let (registry, _stop) = device(&broker.url(), "mtr-fix", dir.path(), true);
+    let (denied_registry, _stop_denied) = device(&broker.url(), "mtr-nofix", dir.path(), false);
     for id in ["mtr-fix", "mtr-nofix"] {
         let wanted = DeviceId::new(id).expect("id");
         console
