@@ -15,7 +15,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, UpdateChannel};
 use crate::daemon::{AgentError, Stopped};
 use crate::facts::registry::{RegDump, RegDumpError};
-use crate::facts::{AnyFacts, AppSource, FactsError, FactsFile, FactsSource, HostFacts};
+use crate::facts::{
+    AnyFacts, AppSource, Fact, FactsError, FactsFile, FactsSource, HostFacts, Source, schannel,
+};
 use crate::link::journal::{Journal, JournalError};
 use crate::probe::{Endpoint, ProbeSettings, ResolveOverrides, modern, probe_all};
 use crate::report::{self, human};
@@ -36,6 +38,14 @@ pub struct Probes {
     pub ca_file: Option<PathBuf>,
 }
 
+/// Where `check` reads Schannel's events: an export, else (on Windows) the live System log,
+/// within `bounds`.
+#[derive(Debug, Clone)]
+pub struct SchannelInput {
+    pub export: Option<PathBuf>,
+    pub bounds: schannel::Bounds,
+}
+
 /// How `check` prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -50,14 +60,31 @@ pub enum Output {
 pub async fn check(
     facts_path: Option<&Path>,
     registry_dump: Option<&Path>,
+    schannel: &SchannelInput,
     probes: &Probes,
     output: Output,
 ) -> u8 {
-    let source = match check_source(facts_path, registry_dump) {
+    // A bad export stops `check` before anything else runs, as a bad dump does.
+    let export = match &schannel.export {
+        Some(path) => match schannel::from_export(path, SystemClock.now(), schannel.bounds) {
+            Ok(observations) => Some(observations),
+            Err(e) => {
+                eprintln!("roomready-agent: {e}");
+                return match e {
+                    schannel::export::ExportError::Read { .. } => exit::NO_INPUT,
+                    _ => exit::DATA_ERROR,
+                };
+            }
+        },
+        None => None,
+    };
+    // The live System log only when no export stands in for it.
+    let system_log = export.is_none().then_some(schannel.bounds);
+    let source = match check_source(facts_path, registry_dump, system_log) {
         Ok(source) => source,
         Err(code) => return code,
     };
-    let facts = match source.collect().await {
+    let mut facts = match source.collect().await {
         Ok(facts) => facts,
         Err(FactsError::File(e)) => {
             eprintln!("roomready-agent: {e}");
@@ -68,6 +95,12 @@ pub async fn check(
             };
         }
     };
+    if let Some(observations) = export {
+        facts.observed = Fact::Known {
+            source: Source::new(observations.label.clone()),
+            value: observations,
+        };
+    }
     let device = facts
         .device_id
         .clone()
@@ -116,9 +149,13 @@ pub async fn check(
 
 /// Where `check` reads facts: a dump (under the facts file), the host (on Windows), or the
 /// facts file alone; `Err` with the exit code after printing why.
-fn check_source(facts: Option<&Path>, registry_dump: Option<&Path>) -> Result<AnyFacts, u8> {
+fn check_source(
+    facts: Option<&Path>,
+    registry_dump: Option<&Path>,
+    system_log: Option<schannel::Bounds>,
+) -> Result<AnyFacts, u8> {
     let Some(dump_path) = registry_dump else {
-        return AnyFacts::local(facts).ok_or_else(|| {
+        return AnyFacts::local(facts, system_log).ok_or_else(|| {
             eprintln!(
                 "roomready-agent: no facts source: pass --facts FILE and/or --registry-dump FILE \
                  (facts are read natively only on Windows)"

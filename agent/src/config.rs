@@ -32,6 +32,8 @@
 //! # The app update: app_update_command, app_update_timeout_secs (crate::app_update::settings).
 //! # Signed self-update: the update_* keys and allow_downgrade (crate::update::settings).
 //! # Where the device is: site, room, ring, tags (crate::report::placement).
+//! # Schannel evidence: schannel_events, schannel_window_days, schannel_max_events
+//! #   (crate::facts::schannel::settings).
 //! # The opt-in registry repair: allow_fix (crate::fix::settings).
 //! ```
 //!
@@ -79,6 +81,7 @@ pub(crate) const SECTIONS: &[&[&str]] = &[
     crate::app_update::settings::KEYS,
     crate::update::settings::KEYS,
     crate::report::placement::KEYS,
+    crate::facts::schannel::settings::KEYS,
     crate::fix::settings::KEYS,
 ];
 
@@ -129,6 +132,9 @@ pub struct Config {
     pub update: UpdateConfig,
     /// Where the device is: `site`, `room`, `ring`, `tags`.
     pub placement: roomready_protocol::Placement,
+    /// Read Schannel's events from the System log within these bounds (`None`:
+    /// `schannel_events = false`).
+    pub schannel: Option<crate::facts::schannel::Bounds>,
     /// `allow_fix`: `fix` may write the registry (default `false`).
     pub allow_fix: bool,
 }
@@ -223,9 +229,11 @@ impl Config {
         let app_update = crate::app_update::settings::read(&mut file)?;
         let update = crate::update::settings::read(&mut file, path.parent())?;
         let placement = crate::report::placement::read(&mut file)?;
+        let schannel = crate::facts::schannel::settings::read(&mut file)?;
         let allow_fix = crate::fix::settings::read(&mut file)?;
         file.finish(&known_keys())?;
         Ok(Config {
+            schannel,
             allow_fix,
             app_update,
             update,

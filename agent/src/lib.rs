@@ -28,7 +28,9 @@
 //! - Shared with the controller through `roomready-connect`: [`files`], [`keyfile`],
 //!   [`loopback`].
 
-#![forbid(unsafe_code)]
+// Denied, not forbidden: the one exception is the Windows Event Log FFI
+// (`facts::schannel::native`), which allows it for itself.
+#![deny(unsafe_code)]
 #![warn(unreachable_pub)]
 // Internal docs link private items on purpose: they are read with `--document-private-items`.
 #![allow(rustdoc::private_intra_doc_links)]

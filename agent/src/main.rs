@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use roomready_agent::cli::{self, Output, Probes};
 use roomready_agent::config::UpdateChannel;
 use roomready_agent::exit;
+use roomready_agent::facts::schannel;
 use roomready_agent::probe::{self, Endpoint};
 
 #[cfg(windows)]
@@ -40,6 +41,19 @@ enum Command {
         /// output (UTF-8 or UTF-16) instead of the live registry; the facts file overrides it.
         #[arg(long, value_name = "FILE")]
         registry_dump: Option<PathBuf>,
+        /// Schannel's handshake events from a saved export instead of the live System log:
+        /// the XML of `wevtutil qe System /q:"*[System[Provider[@Name='Schannel']]]" /f:xml`
+        /// (or of a saved .evtx, `wevtutil qe FILE.evtx /lf:true /f:xml`), UTF-8 or UTF-16.
+        #[arg(long, value_name = "FILE")]
+        schannel_events: Option<PathBuf>,
+        /// How far back Schannel's events count, in days.
+        #[arg(long, value_name = "DAYS", default_value_t = schannel::Bounds::DEFAULT_WINDOW_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(schannel::Bounds::MAX_WINDOW_DAYS)))]
+        schannel_window_days: u32,
+        /// The most Schannel events read, the newest kept.
+        #[arg(long, value_name = "N", default_value_t = schannel::Bounds::DEFAULT_MAX_EVENTS as u64,
+              value_parser = clap::value_parser!(u64).range(1..=schannel::Bounds::MAX_EVENTS as u64))]
+        schannel_max_events: u64,
         /// Probe this endpoint ([ROLE=]HOST[:PORT][@SFB_VERSION], port 443 by default, an IPv6
         /// address in brackets: [2001:db8::5]:443; `microsoft365` for Microsoft 365's three
         /// hosts; repeatable): TLS 1.3/1.2 handshakes, TLS 1.2/1.1/1.0 hellos offering every
@@ -238,6 +252,9 @@ fn main() -> ExitCode {
         Command::Check {
             facts,
             registry_dump,
+            schannel_events,
+            schannel_window_days,
+            schannel_max_events,
             endpoints,
             resolve,
             timeout,
@@ -267,9 +284,18 @@ fn main() -> ExitCode {
                     colour: color.enabled(),
                 }
             };
+            let schannel = cli::SchannelInput {
+                export: schannel_events,
+                bounds: schannel::Bounds {
+                    window_days: schannel_window_days,
+                    max_events: usize::try_from(schannel_max_events)
+                        .unwrap_or(schannel::Bounds::MAX_EVENTS),
+                },
+            };
             runtime.block_on(cli::check(
                 facts.as_deref(),
                 registry_dump.as_deref(),
+                &schannel,
                 &probes,
                 output,
             ))

@@ -182,7 +182,7 @@ pub fn from_config(
     let roots =
         modern::load_roots(config.ca_file.as_deref()).map_err(|e| located("ca_file", &e))?;
     // Config::load requires facts_file wherever AnyFacts::local needs it.
-    let facts = AnyFacts::local(config.facts_file.as_deref())
+    let facts = AnyFacts::local(config.facts_file.as_deref(), config.schannel)
         .ok_or_else(|| located("facts_file", &"missing"))?;
     let broker_tls = if config.broker.tls {
         Some(tls::client_config(&config.broker_tls).map_err(|e| located(e.key(), &e))?)

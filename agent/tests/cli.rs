@@ -498,3 +498,102 @@ fn every_command_refuses_a_config_whose_files_do_not_load() {
         }
     }
 }
+
+fn schannel_fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/schannel")
+        .join(name)
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned()
+}
+
+#[test]
+fn check_weighs_a_schannel_export_beside_the_prediction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = write(
+        dir.path(),
+        "facts.toml",
+        "kind = \"teams_rooms_windows\"\napp_version = \"5.2.115.0\"\n[registry]\n",
+    );
+    let facts = facts.to_str().expect("utf-8 path");
+    let export = schannel_fixture("saved-utf16.xml");
+    // A window wide enough for the fixture's events, whatever today is.
+    let args = [
+        "check",
+        "--facts",
+        facts,
+        "--schannel-events",
+        export.as_str(),
+        "--schannel-window-days",
+        "365",
+    ];
+    let out = agent(&[&args[..], &["--json"]].concat());
+    let state = State::decode(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    if state.ts.to_string().as_str() > "2027-11-30" {
+        // The fixture's events are from 2026-11-30: past a year they are outside any window.
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "at_risk: {}", stderr(&out));
+    assert_eq!(state.verdict, Verdict::AtRisk);
+    let observed = state.observed.expect("the evidence is in the state");
+    assert_eq!(observed.predicted, Verdict::Ready);
+    assert_eq!(observed.legacy_handshakes(), 3);
+    assert!(
+        state
+            .findings
+            .iter()
+            .any(|f| f.code == codes::OBSERVED_LEGACY_TLS
+                && f.evidence.contains("sfb-pool.contoso.local")),
+        "{:?}",
+        state.findings
+    );
+    // The tables say it too.
+    let out = agent(&args);
+    let text = stdout(&out);
+    for part in [
+        "OBSERVED HANDSHAKES",
+        "TLS 1.0",
+        "sfb-pool.contoso.local",
+        "predicted ready",
+    ] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+}
+
+#[test]
+fn check_refuses_an_export_that_is_not_one_naming_the_file_and_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = write(dir.path(), "facts.toml", "kind = \"teams_rooms_windows\"\n");
+    let bad = write(dir.path(), "events.xml", "\n\n  this is not XML\n");
+    let out = agent(&[
+        "check",
+        "--facts",
+        facts.to_str().expect("utf-8"),
+        "--schannel-events",
+        bad.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("events.xml: not an event export"),
+        "{message}"
+    );
+    assert!(message.contains("at byte 4"), "{message}");
+    let out = agent(&[
+        "check",
+        "--facts",
+        facts.to_str().expect("utf-8"),
+        "--schannel-events",
+        "/nonexistent/events.xml",
+    ]);
+    assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
+    let out = agent(&[
+        "check",
+        "--facts",
+        facts.to_str().expect("utf-8"),
+        "--schannel-window-days",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+}

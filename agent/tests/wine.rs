@@ -164,6 +164,66 @@ fn the_windows_agent_reads_what_wine_reg_wrote() {
     assert_eq!(registry_codes(&state), BTreeSet::new(), "{state}");
 }
 
+/// The native Schannel path under wine: the agent queries the System log through the Event Log
+/// API (wevtapi.dll) on every check. Wine's event log is not Windows': wine 8's `EvtQuery` is a
+/// stub that returns no handle and sets no error code, and wine's schannel.dll (GnuTLS) logs no
+/// events. So what this proves is limited to: the Windows build links and calls the API, a
+/// refusal reaches the state as `SCHANNEL_EVENTS_UNREADABLE` naming the call, nothing crashes
+/// or hangs, the verdict is untouched, and the registry's `EventLogging` (written with `wine
+/// reg`) decides the logging finding. Reading real events (`EvtNext`, `EvtRender`, the XML of a
+/// rendered event) is not exercised here; the same XML reader is tested on exports (the
+/// fixtures under tests/fixtures/schannel/). A wine whose wevtapi answers would make the state
+/// carry an empty summary from the System log, which the test also accepts.
+#[test]
+fn the_windows_agent_queries_the_system_log_through_the_event_log_api() {
+    const TEST: &str = "the_windows_agent_queries_the_system_log_through_the_event_log_api";
+    let Some(wine) = windows_agent(TEST) else {
+        return;
+    };
+    let (code, state) = check(&wine);
+    eprintln!("state under wine: {state}");
+    assert_eq!(
+        code, 0,
+        "ready: the evidence never makes a device worse by itself: {state}"
+    );
+    let found = codes(&state);
+    // Either wine's wevtapi answers the query (with no Schannel event: the state carries an
+    // empty summary from the System log) or refuses it (the state says the events are
+    // unreadable, naming the API call and its error).
+    match state.get("observed") {
+        Some(observed) => {
+            assert_eq!(observed["source"], "system_log", "{state}");
+            assert_eq!(observed["events"], 0, "{state}");
+            assert!(!found.contains("SCHANNEL_EVENTS_UNREADABLE"), "{state}");
+        }
+        None => {
+            let why = evidence(&state, "SCHANNEL_EVENTS_UNREADABLE");
+            assert!(
+                why.contains("could not query the System log (EvtQuery"),
+                "{why}"
+            );
+        }
+    }
+    // EventLogging absent (Windows' default, errors only): the logging finding says so.
+    assert!(found.contains("SCHANNEL_EVENT_LOGGING_OFF"), "{state}");
+    assert!(
+        evidence(&state, "SCHANNEL_EVENT_LOGGING_OFF").contains("EventLogging absent"),
+        "{state}"
+    );
+    // With successes logged, no logging finding (and still no handshake to count).
+    wine.reg_add(
+        r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL",
+        "EventLogging",
+        7,
+    );
+    let (_, state) = check(&wine);
+    assert!(
+        !codes(&state).contains("SCHANNEL_EVENT_LOGGING_OFF"),
+        "{state}"
+    );
+    assert!(!codes(&state).contains("OBSERVED_LEGACY_TLS"), "{state}");
+}
+
 const WINHTTP_WOW64: &str =
     r"HKLM\SOFTWARE\Wow6432Node\Microsoft\Windows\CurrentVersion\Internet Settings\WinHttp";
 const DOTNET2: &str = r"HKLM\SOFTWARE\Microsoft\.NETFramework\v2.0.50727";

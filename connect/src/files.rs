@@ -53,8 +53,23 @@ pub const STATE: Limit = Limit {
     bytes: 16 * MIB,
 };
 
+/// `--schannel-events`: a saved export of Schannel's events (a full 20 MB System log renders to
+/// roughly 60 MB of XML, twice that in UTF-16).
+pub const SCHANNEL_EXPORT: Limit = Limit {
+    what: "a Schannel events export",
+    bytes: 128 * MIB,
+};
+
 /// Every limit, for the docs (README, "Files the agent reads").
-pub const LIMITS: [Limit; 6] = [CONFIG, FACTS, REGISTRY_DUMP, PEM, SECRET, STATE];
+pub const LIMITS: [Limit; 7] = [
+    CONFIG,
+    FACTS,
+    REGISTRY_DUMP,
+    PEM,
+    SECRET,
+    STATE,
+    SCHANNEL_EXPORT,
+];
 
 impl Limit {
     /// `1 MiB`, `64 KiB`, `16 bytes`.

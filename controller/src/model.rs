@@ -300,6 +300,7 @@ mod tests {
             findings,
             endpoints: Vec::new(),
             placement: Default::default(),
+            observed: None,
         })
     }
 

@@ -54,6 +54,7 @@ fn seeded(dir: &Path) -> std::path::PathBuf {
             ring: Some(Ring::new(0).expect("ring")),
             ..Placement::default()
         },
+        observed: None,
     };
     store
         .commit(&Batch {

@@ -8,7 +8,9 @@ pub const APP_VERSION_MISSING: &str = "APP_VERSION_MISSING";
 /// The Teams Rooms app version was read but is not an AppX version quad.
 pub const APP_VERSION_UNPARSABLE: &str = "APP_VERSION_UNPARSABLE";
 /// Teams Rooms on Android reports its own version scheme (`1449/1.0.96.2024091202`), which is
-/// recognised and deliberately not compared with the Windows app's 4.0.64.0 (information only).
+/// recognised and deliberately not compared with the Windows app's 4.0.64.0 (information only):
+/// Microsoft documents no app version that TLS 1.2 depends on ("Teams Android devices use TLS
+/// 1.2+").
 pub const ANDROID_APP_VERSION_NOT_COMPARED: &str = "ANDROID_APP_VERSION_NOT_COMPARED";
 /// Teams Rooms on Android without a known OS version: whether the OS can use TLS 1.2 (Android
 /// 4.4 and later) cannot be decided.
@@ -81,6 +83,29 @@ pub const SFB_CU_MISSING_BEFORE_TLS_CUTOFF: &str = "SFB_CU_MISSING_BEFORE_TLS_CU
 /// The device's OS is on Microsoft's list of clients unable to use TLS 1.2 (Android 4.3 and
 /// earlier, Windows Phone 8, OS X 10.8.4 and earlier).
 pub const CLIENT_OS_WITHOUT_TLS12: &str = "CLIENT_OS_WITHOUT_TLS12";
+/// This device negotiated SSL or TLS 1.0/1.1 recently, as Schannel logged it (event 36880): a
+/// component still talks legacy TLS, whatever the prediction says (at_risk).
+pub const OBSERVED_LEGACY_TLS: &str = "OBSERVED_LEGACY_TLS";
+/// Schannel does not log successful handshakes (`EventLogging` without bit 0x4), so there is no
+/// evidence of what the device negotiates (information only).
+pub const SCHANNEL_EVENT_LOGGING_OFF: &str = "SCHANNEL_EVENT_LOGGING_OFF";
+/// Schannel's events could not be read, wholly or in part (information only).
+pub const SCHANNEL_EVENTS_UNREADABLE: &str = "SCHANNEL_EVENTS_UNREADABLE";
+/// TLS handshakes failed recently (Schannel events 36874, 36887, 36888; information only).
+pub const OBSERVED_HANDSHAKE_FAILURES: &str = "OBSERVED_HANDSHAKE_FAILURES";
+
+/// Teams Rooms on Android states an `os_name` that is not an Android version (`Android 12`):
+/// whether its OS can use TLS 1.2, and whether Microsoft supports it, cannot be decided.
+pub const OS_NAME_UNPARSABLE: &str = "OS_NAME_UNPARSABLE";
+/// Teams Rooms on Android runs an Android older than every version Microsoft supports on it
+/// (Android 9 to 14), though not one unable to use TLS 1.2 (4.4 to 8.x).
+pub const ANDROID_OS_NOT_SUPPORTED: &str = "ANDROID_OS_NOT_SUPPORTED";
+/// Teams Rooms on Android runs an Android that Microsoft supports on it; the finding states the
+/// documented end of its Teams certification and of best-effort support (information only).
+pub const ANDROID_OS_SUPPORT_DATES: &str = "ANDROID_OS_SUPPORT_DATES";
+/// Teams Rooms on Android runs an Android newer than Microsoft's support table: the docs say
+/// nothing about its support dates (information only; it can use TLS 1.2).
+pub const ANDROID_OS_SUPPORT_NOT_DOCUMENTED: &str = "ANDROID_OS_SUPPORT_NOT_DOCUMENTED";
 
 /// Every code above, for validating a code given by name (scenario files, dashboards).
 pub const ALL: &[&str] = &[
@@ -115,4 +140,12 @@ pub const ALL: &[&str] = &[
     SFB_CU_MISSING,
     SFB_CU_MISSING_BEFORE_TLS_CUTOFF,
     CLIENT_OS_WITHOUT_TLS12,
+    OBSERVED_LEGACY_TLS,
+    SCHANNEL_EVENT_LOGGING_OFF,
+    SCHANNEL_EVENTS_UNREADABLE,
+    OBSERVED_HANDSHAKE_FAILURES,
+    OS_NAME_UNPARSABLE,
+    ANDROID_OS_NOT_SUPPORTED,
+    ANDROID_OS_SUPPORT_DATES,
+    ANDROID_OS_SUPPORT_NOT_DOCUMENTED,
 ];

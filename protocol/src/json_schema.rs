@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::device::DeviceId;
 use crate::messages::{Command, CommandResponse, Event, State, Status};
+use crate::observed::Target;
 use crate::placement::{Ring, Room, Site, Tag, Tags, UtcOffset};
 use crate::schema::Message;
 use crate::time::Timestamp;
@@ -259,6 +260,22 @@ placement_schema!(
     })
 );
 
+placement_schema!(
+    Target,
+    json_schema!({
+        "description": format!(
+            "A server name as Schannel logged it: 1..={} characters, no control characters \
+             (Unicode Cc).",
+            Target::MAX_CHARS
+        ),
+        "type": "string",
+        "minLength": 1,
+        "maxLength": Target::MAX_CHARS,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+        "examples": ["outlook.office365.com"],
+    })
+);
+
 impl JsonSchema for Tags {
     fn schema_name() -> Cow<'static, str> {
         "Tags".into()
@@ -303,6 +320,12 @@ impl JsonSchema for Timestamp {
 
 /// [`StatusReason`](crate::StatusReason): a reason of a later minor version reads as `other`.
 pub(crate) fn other_status_reason(schema: &mut Schema) {
+    other_variant(schema, None, "other");
+}
+
+/// [`ObservedProtocol`](crate::ObservedProtocol): a name of a later minor version reads as
+/// `other`.
+pub(crate) fn other_observed_protocol(schema: &mut Schema) {
     other_variant(schema, None, "other");
 }
 

@@ -22,6 +22,7 @@ pub mod fix;
 #[cfg(feature = "json-schema")]
 pub mod json_schema;
 pub mod messages;
+pub mod observed;
 pub mod placement;
 pub mod schema;
 pub mod suites;
@@ -40,6 +41,7 @@ pub use messages::{
     AppUpdateStage, Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody,
     Finding, Presence, ResponseStatus, Severity, State, Status, StatusReason, UpdateStage, Verdict,
 };
+pub use observed::{Observed, ObservedProtocol, ObservedSource};
 pub use placement::{Placement, PlacementError, Ring, Room, Site, Tag, Tags, UtcOffset};
 pub use schema::{DecodeError, Message};
 pub use suites::suite_name;

@@ -3,7 +3,7 @@
 //! | type | topic | schema |
 //! |---|---|---|
 //! | [`Status`] | `{prefix}/v1/{device}/status` (retained) | `roomready.status/1` |
-//! | [`State`] | `{prefix}/v1/{device}/state` (retained) | `roomready.state/1.2` |
+//! | [`State`] | `{prefix}/v1/{device}/state` (retained) | `roomready.state/1.3` |
 //! | [`Event`] | `{prefix}/v1/{device}/events` | `roomready.event/1` |
 //! | [`Command`] | `{prefix}/v1/{device}/cmd` | `roomready.command/1` |
 //! | [`CommandResponse`] | `{prefix}/v1/{device}/cmd/res` | `roomready.command_response/1` |
@@ -168,6 +168,10 @@ pub struct State {
     /// Where the device is, as configured on the agent (1.2; absent when nothing is).
     #[serde(default, skip_serializing_if = "Placement::is_empty")]
     pub placement: Placement,
+    /// What the device's own TLS stack negotiated, as Schannel logged it, beside the prediction
+    /// (1.3; absent when no evidence was read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Box<crate::observed::Observed>>,
 }
 
 impl Message for State {
@@ -176,7 +180,8 @@ impl Message for State {
     /// 1.1: endpoint reports gained the certificate's version, `certificate_unavailable`,
     /// `client_certificate_required` and `tls12_suites`.
     /// 1.2: `placement` (site, room, ring, tags).
-    const MINOR: u32 = 2;
+    /// 1.3: `observed` (Schannel's handshakes beside the prediction).
+    const MINOR: u32 = 3;
 }
 
 /// Presence of the agent on the broker.

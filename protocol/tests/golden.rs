@@ -78,6 +78,7 @@ fn example_state() -> State {
         }],
         endpoints: vec![],
         placement: Placement::default(),
+        observed: None,
     }
 }
 
@@ -105,6 +106,139 @@ fn state_with_a_placement() {
             ..example_state()
         },
     );
+}
+
+#[test]
+fn state_observed() {
+    use roomready_protocol::observed::{FailureCount, HandshakeCount, Target};
+    use roomready_protocol::{Observed, ObservedProtocol, ObservedSource};
+    let target = |t: &str| Some(Target::new(t).expect("valid target"));
+    golden(
+        "state_observed.json",
+        State {
+            device: id("mtr-0017"),
+            seq: 88,
+            ts: ts("2026-12-01T10:00:00Z"),
+            facts: DeviceFacts {
+                kind: DeviceKind::TeamsRoomsWindows,
+                app_version: Some("5.2.115.0".into()),
+                os_build: Some("19045.4894".into()),
+            },
+            verdict: Verdict::AtRisk,
+            findings: vec![Finding {
+                code: codes::OBSERVED_LEGACY_TLS.into(),
+                severity: Severity::Warning,
+                title: "This device negotiated TLS 1.0 2 time(s) recently: something on it still \
+                        talks legacy TLS"
+                    .into(),
+                evidence: "TLS 1.0 ×2 to sfb-pool.contoso.local (last 2026-11-30T10:01:10Z); \
+                           Schannel event 36880 from the System log (Schannel events), \
+                           2026-11-30T09:12:44Z to 2026-11-30T10:09:00Z"
+                    .into(),
+                remediation: "Find the component that makes these connections and move it to \
+                              TLS 1.2."
+                    .into(),
+                reference:
+                    "https://learn.microsoft.com/microsoft-365/compliance/prepare-tls-1.2-in-office-365"
+                        .into(),
+            }],
+            observed: Some(Box::new(Observed {
+                source: ObservedSource::SystemLog,
+                window_days: 7,
+                since: Some(ts("2026-11-30T09:12:44.482Z")),
+                until: Some(ts("2026-11-30T10:09:00Z")),
+                events: 5,
+                truncated: false,
+                success_logging: Some(true),
+                handshakes: vec![
+                    HandshakeCount {
+                        protocol: ObservedProtocol::Tls10,
+                        target: target("sfb-pool.contoso.local"),
+                        suite: Some(0xC014),
+                        count: 2,
+                        last: ts("2026-11-30T10:01:10.1Z"),
+                    },
+                    HandshakeCount {
+                        protocol: ObservedProtocol::Tls12,
+                        target: target("outlook.office365.com"),
+                        suite: Some(0xC030),
+                        count: 2,
+                        last: ts("2026-11-30T09:12:45.003Z"),
+                    },
+                ],
+                failures: vec![FailureCount {
+                    event: 36887,
+                    alert: Some(70),
+                    protocol: None,
+                    target: None,
+                    count: 1,
+                    last: ts("2026-11-30T10:09:00Z"),
+                }],
+                rows_omitted: 0,
+                predicted: Verdict::Ready,
+            })),
+            ..example_state()
+        },
+    );
+}
+
+#[test]
+fn a_state_of_1_2_decodes_without_observations_and_bad_observations_are_refused() {
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&fixture("state_observed.json")).expect("JSON");
+    old["schema"] = "roomready.state/1.2".into();
+    old.as_object_mut().expect("object").remove("observed");
+    let state = State::decode(&serde_json::to_vec(&old).expect("JSON")).expect("1.2 decodes");
+    assert_eq!(state.observed, None);
+
+    // A protocol name of a later minor version reads as `other`.
+    let mut later: serde_json::Value =
+        serde_json::from_slice(&fixture("state_observed.json")).expect("JSON");
+    later["observed"]["handshakes"][0]["protocol"] = "quic2".into();
+    let state = State::decode(&serde_json::to_vec(&later).expect("JSON")).expect("decodes");
+    let observed = state.observed.expect("observed");
+    assert_eq!(
+        observed.handshakes[0].protocol,
+        roomready_protocol::ObservedProtocol::Other
+    );
+    assert!(!observed.legacy(), "only TLS 1.2 and `other` are left");
+
+    let row = serde_json::json!({"protocol": "tls1.2", "count": 1, "last": "2026-11-30T10:00:00Z"});
+    for (pointer, value, reason) in [
+        (
+            "/observed/handshakes/0/target",
+            serde_json::json!("evil\u{1b}[2J"),
+            "control character",
+        ),
+        (
+            "/observed/handshakes/0/target",
+            serde_json::json!(""),
+            "is empty",
+        ),
+        (
+            "/observed/handshakes",
+            serde_json::Value::Array(vec![row; 65]),
+            "65 rows; at most 64",
+        ),
+        (
+            "/observed/predicted",
+            serde_json::json!("fine"),
+            "unknown variant",
+        ),
+        (
+            "/observed/source",
+            serde_json::json!("rumour"),
+            "unknown variant",
+        ),
+    ] {
+        let mut bad: serde_json::Value =
+            serde_json::from_slice(&fixture("state_observed.json")).expect("JSON");
+        *bad.pointer_mut(pointer).expect(pointer) = value;
+        let error = State::decode(&serde_json::to_vec(&bad).expect("JSON"))
+            .expect_err(pointer)
+            .to_string();
+        assert!(error.contains(reason), "{pointer}: {error}");
+    }
 }
 
 #[test]

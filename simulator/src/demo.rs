@@ -446,6 +446,7 @@ mod tests {
             findings: vec![],
             endpoints: vec![],
             placement: Default::default(),
+            observed: None,
         }
     }
 

@@ -26,6 +26,7 @@ use roomready_agent::app_update::{AppUpdate, AppUpdateError, AppUpdater};
 use roomready_agent::clock::SystemClock;
 use roomready_agent::config::{BrokerUrl, UpdateChannel, UpdateFeed};
 use roomready_agent::facts::registry::{MapRegistry, read_tls_settings};
+use roomready_agent::facts::schannel::{self, Bounds, Observations, Reading, Record};
 use roomready_agent::facts::{Fact, Facts, FactsError, FactsSource, Source};
 use roomready_agent::link::outbox::{Kind, MemorySpool, Routing, Spool, SpoolError};
 use roomready_agent::probe::{Endpoint, ProbeSettings, Probes};
@@ -33,7 +34,10 @@ use roomready_agent::start::{self, StartError};
 use roomready_agent::update::{BIN_NAME, UpdateSettings};
 use roomready_agent::{Agent, AgentError, AgentSettings};
 use roomready_agent::{MEMORY_SPOOL_RECORDS, Stopped, Updater};
-use roomready_protocol::{DeviceId, DeviceKind, Placement, TopicPrefix};
+use roomready_protocol::observed::Target;
+use roomready_protocol::{
+    DeviceId, DeviceKind, ObservedProtocol, ObservedSource, Placement, Timestamp, TopicPrefix,
+};
 use semver::Version;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -78,6 +82,56 @@ pub struct DeviceSpec {
     pub endpoints: Vec<Endpoint>,
     /// Where the device is (its agent's `site`, `room`, `ring`, `tags`).
     pub placement: Placement,
+    /// Handshakes the device's Schannel logged (its `observed` evidence, as if read from the
+    /// System log over the last hour); empty: it reports no evidence.
+    pub handshakes: Vec<SimHandshake>,
+}
+
+/// Client handshakes a simulated device made with one protocol to one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimHandshake {
+    pub protocol: ObservedProtocol,
+    pub target: String,
+    pub count: u64,
+}
+
+impl DeviceSpec {
+    /// The evidence of [`DeviceSpec::handshakes`] as of now, summarised by the agent's own
+    /// code: each handshake logged over the last hour, success logging on.
+    fn observed(&self) -> Fact<Observations> {
+        let label = "simulator, System log (Schannel events)";
+        if self.handshakes.is_empty() {
+            return Fact::Absent {
+                source: Source::new(label),
+            };
+        }
+        let now = roomready_agent::clock::Clock::now(&SystemClock);
+        let mut reading = Reading::default();
+        for h in &self.handshakes {
+            for i in 0..h.count {
+                let ago = 60_000 + (i * 3_540_000) / h.count.max(1);
+                reading.records.push((
+                    Timestamp::from_unix_ms(now.unix_ms().saturating_sub(ago)),
+                    Record::Handshake {
+                        protocol: h.protocol,
+                        target: Target::lossy(&h.target),
+                        suite: None,
+                    },
+                ));
+            }
+        }
+        let value = schannel::summarize(
+            reading,
+            ObservedSource::SystemLog,
+            label.into(),
+            now,
+            Bounds::default(),
+        );
+        Fact::Known {
+            value,
+            source: Source::new(label),
+        }
+    }
 }
 
 impl DeviceSpec {
@@ -115,6 +169,7 @@ impl DeviceSpec {
                 ),
                 source: source("registry"),
             },
+            observed: self.observed(),
         }
     }
 }

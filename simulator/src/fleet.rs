@@ -70,6 +70,7 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                     registry: Vec::new(),
                     endpoints: Vec::new(),
                     placement: demo_placement(n, true),
+                    handshakes: Vec::new(),
                 }
             } else {
                 rooms += 1;
@@ -81,6 +82,7 @@ pub fn demo_fleet(count: usize) -> Vec<DeviceSpec> {
                     registry: Vec::new(),
                     endpoints: Vec::new(),
                     placement: demo_placement(n, false),
+                    handshakes: Vec::new(),
                 }
             }
         })

@@ -13,7 +13,7 @@ use roomready_controller::config::Config;
 use roomready_controller::store::Store;
 use roomready_protocol::{TopicPrefix, Verdict};
 use roomready_simulator::dashboard::Dashboard;
-use roomready_simulator::device::{DeviceEnv, SimDevice};
+use roomready_simulator::device::{DeviceEnv, DeviceSpec, SimDevice};
 use roomready_simulator::fleet::demo_fleet;
 use std::path::PathBuf;
 
@@ -176,6 +176,16 @@ impl Console {
         broker: &BrokerUrl,
         count: usize,
     ) -> (Vec<SimDevice>, BTreeMap<String, Verdict>) {
+        self.fleet_of(broker, demo_fleet(count)).await
+    }
+
+    /// [`Console::fleet`] of these devices.
+    pub async fn fleet_of(
+        &self,
+        broker: &BrokerUrl,
+        specs: Vec<DeviceSpec>,
+    ) -> (Vec<SimDevice>, BTreeMap<String, Verdict>) {
+        let count = specs.len();
         let mut dashboard = Dashboard::connect(broker, &TopicPrefix::default());
         dashboard
             .wait_subscribed(WAIT)
@@ -185,7 +195,7 @@ impl Console {
             keep_alive: Duration::from_secs(5),
             ..DeviceEnv::new(broker.clone(), TopicPrefix::default())
         };
-        let devices: Vec<SimDevice> = demo_fleet(count)
+        let devices: Vec<SimDevice> = specs
             .into_iter()
             .map(|spec| SimDevice::spawn(spec, &env))
             .collect();

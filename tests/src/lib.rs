@@ -27,6 +27,7 @@ pub fn spec(id: &str, kind: DeviceKind, app: Option<&str>, build: Option<&str>) 
         registry: Vec::new(),
         endpoints: Vec::new(),
         placement: Default::default(),
+        handshakes: Vec::new(),
     }
 }
 
@@ -47,6 +48,7 @@ pub fn rooms_facts(app_version: &str) -> FixedFacts {
         os_build: Fact::Absent { source: source() },
         os_name: Fact::Absent { source: source() },
         tls: Fact::Absent { source: source() },
+        observed: Fact::Absent { source: source() },
     })
 }
 

@@ -7,9 +7,10 @@
 //! `shared/reference/microsoft-tls-facts.md`.
 
 mod endpoints;
+mod observed;
 pub(crate) mod rules;
 
-use roomready_protocol::{DeviceKind, EndpointReport, Finding, Severity, Verdict, codes};
+use roomready_protocol::{DeviceKind, EndpointReport, Finding, Observed, Severity, Verdict, codes};
 
 use crate::facts::Facts;
 
@@ -21,6 +22,8 @@ pub(crate) use rules::RULES;
 pub struct Assessment {
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
+    /// Schannel's evidence with the verdict of the prediction alone, when evidence was read.
+    pub observed: Option<Box<Observed>>,
 }
 
 /// What one rule concluded.
@@ -51,9 +54,28 @@ pub fn assess(facts: &Facts) -> Assessment {
     assess_with(RULES, facts, &[])
 }
 
-/// Assesses `facts` with the device rules and each probed endpoint with [`ENDPOINT_RULES`].
+/// Assesses `facts` with the device rules and each probed endpoint with [`ENDPOINT_RULES`]:
+/// the prediction; then weighs Schannel's evidence, when there is any ([`observed`]), keeping
+/// the prediction's verdict beside it.
 pub(crate) fn assess_device(facts: &Facts, endpoints: &[EndpointReport]) -> Assessment {
-    assess_with(RULES, facts, endpoints)
+    let mut assessment = assess_with(RULES, facts, endpoints);
+    let predicted = assessment.verdict;
+    for outcome in observed::outcomes(facts) {
+        match outcome {
+            Outcome::NotApplicable | Outcome::Pass => {}
+            Outcome::Note(finding) => assessment.findings.push(finding),
+            Outcome::Flag(verdict, finding) => {
+                assessment.verdict = assessment.verdict.worst(verdict);
+                assessment.findings.push(finding);
+            }
+        }
+    }
+    if let crate::facts::Fact::Known { value, .. } = &facts.observed {
+        assessment.observed = Some(Box::new(
+            value.to_wire(observed::success_logging(facts), predicted),
+        ));
+    }
+    assessment
 }
 
 /// Assesses with the device rules `rules` (a parameter so tests can exercise the combining).
@@ -103,7 +125,11 @@ pub(crate) fn assess_with(
         findings.push(nothing_applied(facts));
         verdict = verdict.worst(Verdict::Unknown);
     }
-    Assessment { verdict, findings }
+    Assessment {
+        verdict,
+        findings,
+        observed: None,
+    }
 }
 
 /// Why nothing could be assessed: an unknown kind, or a kind no rule covers yet.
@@ -152,6 +178,7 @@ pub(crate) fn facts_unavailable(reason: &str) -> Assessment {
                 .into(),
             reference: rules::REF_TLS12_M365.into(),
         }],
+        observed: None,
     }
 }
 

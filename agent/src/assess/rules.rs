@@ -1,6 +1,8 @@
 //! The rule table. Each rule is a plain function over [`Facts`]; thresholds are named constants
 //! on the protocol's version types so the numbers appear once.
 
+pub(crate) mod android;
+
 use roomready_protocol::{
     AndroidAppVersion, AppVersion, DeviceKind, Finding, OsBuild, Severity, TlsVersion, Verdict,
     codes,
@@ -32,7 +34,7 @@ pub(crate) static RULES: &[Rule] = &[
     Rule {
         name: "teams_rooms_android_app",
         applies_to: &[DeviceKind::TeamsRoomsAndroid],
-        check: teams_rooms_android_app,
+        check: android::teams_rooms_android_app,
     },
     Rule {
         name: "surface_hub_build_tls12",
@@ -43,6 +45,11 @@ pub(crate) static RULES: &[Rule] = &[
         name: "client_os_tls12",
         applies_to: ALL_KINDS,
         check: client_os_tls12,
+    },
+    Rule {
+        name: "teams_rooms_android_os",
+        applies_to: &[DeviceKind::TeamsRoomsAndroid],
+        check: android::teams_rooms_android_os,
     },
     Rule {
         name: "schannel_tls12_client",
@@ -120,57 +127,6 @@ fn teams_rooms_app_tls12(facts: &Facts) -> Outcome {
             },
         ),
         Ok(_) => Outcome::Pass,
-    }
-}
-
-/// Teams Rooms on Android: its version scheme is recognised and not compared with the Windows
-/// app's 4.0.64.0 threshold, which does not apply to it.
-fn teams_rooms_android_app(facts: &Facts) -> Outcome {
-    let text = match &facts.app_version {
-        Fact::Known { value, .. } => value.trim(),
-        missing => {
-            return unknown(
-                codes::APP_VERSION_MISSING,
-                "Teams Rooms on Android app version could not be read",
-                describe_missing("app version", missing),
-                "Read the app version from the device's settings (About) or the Teams admin \
-                 center and state it in the facts file.",
-                REF_TLS12_M365,
-            );
-        }
-    };
-    let source = facts.app_version.source();
-    match text.parse::<AndroidAppVersion>() {
-        Ok(version) => Outcome::Note(Finding {
-            code: codes::ANDROID_APP_VERSION_NOT_COMPARED.into(),
-            severity: Severity::Info,
-            title: format!(
-                "Teams Rooms on Android app {version}: the Windows app's {} threshold does not \
-                 apply",
-                AppVersion::TLS12_MINIMUM
-            ),
-            evidence: format!("app version {version} ({source})"),
-            remediation: "None needed for the app version; the OS version and the probed \
-                          endpoints decide this device's TLS 1.2 readiness."
-                .into(),
-            reference: REF_TLS12_M365.into(),
-        }),
-        Err(e) => {
-            let hint = if text.parse::<AppVersion>().is_ok() {
-                " It is a Windows app version: check the device kind."
-            } else {
-                ""
-            };
-            unknown(
-                codes::APP_VERSION_UNPARSABLE,
-                "Teams Rooms on Android app version is not in the Android scheme",
-                format!("{e} ({source})"),
-                &format!(
-                    "Check the reported app version; it must look like 1449/1.0.96.2024091202.{hint}"
-                ),
-                REF_TLS12_M365,
-            )
-        }
     }
 }
 

@@ -174,6 +174,12 @@ impl FactsFile {
             os_build: stated.os_build.unwrap_or_else(|| absent(path, "os_build")),
             os_name: stated.os_name.unwrap_or_else(|| absent(path, "os_name")),
             tls,
+            observed: Fact::Absent {
+                source: Source::new(format!(
+                    "no Schannel events: facts from {} alone",
+                    path.display()
+                )),
+            },
         })
     }
 

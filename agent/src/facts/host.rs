@@ -10,6 +10,7 @@
 //! | `os_build`    | `CurrentBuild` + `.` + `UBR` under [`CURRENT_VERSION`]          | `os_build`     |
 //! | `os_name`     | `ProductName` under [`CURRENT_VERSION`]                         | `os_name`      |
 //! | TLS settings  | the values of [`TlsSettings::read`]                             | `[registry]`, value by value |
+//! | `observed`    | Schannel's events in the System log ([`super::schannel`]), when enabled | — |
 //!
 //! Without a native source (not on Windows, no dump) the facts file is the only source, read as
 //! [`FactsFile`] reads it.
@@ -59,6 +60,8 @@ pub struct HostFacts {
     registry_label: String,
     app: AppSource,
     overrides: Option<FactsFile>,
+    /// Read Schannel's events from the System log within these bounds (Windows).
+    system_log: Option<super::schannel::Bounds>,
 }
 
 impl HostFacts {
@@ -75,7 +78,15 @@ impl HostFacts {
             registry_label: registry_label.into(),
             app,
             overrides,
+            system_log: None,
         }
+    }
+
+    /// Also reads Schannel's events from the live System log within `bounds` (none when
+    /// `None`; off Windows the evidence is unreadable).
+    pub fn with_system_log(mut self, bounds: Option<super::schannel::Bounds>) -> Self {
+        self.system_log = bounds;
+        self
     }
 
     /// The live registry and PowerShell (with `timeout`), under the facts file `overrides`.
@@ -126,6 +137,30 @@ impl HostFacts {
         };
         let where_ = path.unwrap_or_else(|| "registry".into());
         let (tls, os_build, os_name, edition) = blocking(read, &where_).await?;
+        let observed = match self.system_log {
+            Some(bounds) => {
+                let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+                let read = move || super::schannel::from_system_log(now, bounds);
+                let source = || Source::new("the System log (Schannel events)");
+                match tokio::task::spawn_blocking(read).await {
+                    Ok(Ok(observations)) => Fact::Known {
+                        source: Source::new(observations.label.clone()),
+                        value: observations,
+                    },
+                    Ok(Err(reason)) => Fact::Unreadable {
+                        source: source(),
+                        reason,
+                    },
+                    Err(join) => Fact::Unreadable {
+                        source: source(),
+                        reason: format!("reading the events failed: {join}"),
+                    },
+                }
+            }
+            None => Fact::Absent {
+                source: Source::new("no Schannel events read (schannel_events = false)"),
+            },
+        };
         let kind = match stated.kind {
             Some(kind) => kind,
             None => device_kind(&edition, &app_version),
@@ -137,6 +172,7 @@ impl HostFacts {
             os_build: stated.os_build.unwrap_or(os_build),
             os_name: stated.os_name.unwrap_or(os_name),
             tls,
+            observed,
         })
     }
 }

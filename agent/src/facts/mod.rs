@@ -12,6 +12,7 @@ pub(crate) mod appx;
 mod file;
 pub(crate) mod host;
 pub mod registry;
+pub mod schannel;
 pub(crate) mod tls;
 
 use std::fmt;
@@ -83,6 +84,9 @@ pub struct Facts {
     pub os_name: Fact<String>,
     /// Windows TLS settings from the registry (unreadable when there is no registry source).
     pub tls: Fact<tls::TlsSettings>,
+    /// What Schannel logged of the device's handshakes (absent when no evidence source was
+    /// read: off Windows without an export, or `schannel_events = false`).
+    pub observed: Fact<schannel::Observations>,
 }
 
 impl Facts {
@@ -127,17 +131,22 @@ pub enum AnyFacts {
 
 impl AnyFacts {
     /// The facts of this host: on Windows the live registry and PowerShell, under `facts_file`
-    /// when given; elsewhere `facts_file` alone, and `None` without one (nothing to read).
-    pub fn local(facts_file: Option<&std::path::Path>) -> Option<AnyFacts> {
+    /// when given, and Schannel's events from the System log within `schannel` (none when
+    /// `None`); elsewhere `facts_file` alone, and `None` without one (nothing to read).
+    pub fn local(
+        facts_file: Option<&std::path::Path>,
+        schannel: Option<schannel::Bounds>,
+    ) -> Option<AnyFacts> {
         #[cfg(windows)]
         {
-            Some(AnyFacts::Host(HostFacts::native(
-                appx::DEFAULT_TIMEOUT,
-                facts_file.map(FactsFile::new),
-            )))
+            Some(AnyFacts::Host(
+                HostFacts::native(appx::DEFAULT_TIMEOUT, facts_file.map(FactsFile::new))
+                    .with_system_log(schannel),
+            ))
         }
         #[cfg(not(windows))]
         {
+            let _ = schannel;
             facts_file.map(|path| AnyFacts::File(FactsFile::new(path)))
         }
     }

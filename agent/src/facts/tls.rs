@@ -9,9 +9,23 @@ use roomready_protocol::TlsVersion;
 
 use super::Fact;
 
+/// The SCHANNEL key, written once for the constants below.
+macro_rules! schannel_key {
+    () => {
+        r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL"
+    };
+}
+
+/// The SCHANNEL key: `EventLogging` lives here, the protocol switches below.
+pub(crate) const SCHANNEL: &str = schannel_key!();
+/// `EventLogging` bits (KB260729): 0x1 errors (Windows' default), 0x2 warnings, 0x4
+/// informational and success events (event 36880 needs it).
+pub(crate) mod event_logging_bits {
+    pub(crate) const SUCCESS: u32 = 0x4;
+}
+
 /// `HKLM\...\SCHANNEL\Protocols`; a version's switches are under `{this}\TLS 1.2\Client` etc.
-pub(crate) const SCHANNEL_PROTOCOLS: &str =
-    r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols";
+pub(crate) const SCHANNEL_PROTOCOLS: &str = concat!(schannel_key!(), r"\Protocols");
 /// WinHTTP's `DefaultSecureProtocols` lives under this key (KB3140245).
 pub(crate) const WINHTTP: &str =
     r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Internet Settings\WinHttp";
@@ -167,6 +181,8 @@ pub struct TlsSettings {
     pub dotnet: Vec<DotNetCrypto>,
     /// .NET Framework 4.x `Release`.
     pub dotnet4_release: Fact<u32>,
+    /// SCHANNEL `EventLogging`: which Schannel events are logged.
+    pub event_logging: Fact<u32>,
 }
 
 impl TlsSettings {
@@ -181,7 +197,7 @@ impl TlsSettings {
 impl TlsSettings {
     /// Reads every value through `dword(key path, value name)`, in a fixed order: SCHANNEL
     /// (TLS 1.0..1.3 × Client, Server), WinHTTP (native, Wow64), .NET (v4, v2 × native,
-    /// Wow64), then the .NET 4.x release.
+    /// Wow64), the .NET 4.x release, then SCHANNEL's `EventLogging`.
     pub fn read(mut dword: impl FnMut(&str, &str) -> Fact<u32>) -> TlsSettings {
         let mut schannel = Vec::with_capacity(8);
         for version in TlsVersion::ALL {
@@ -222,6 +238,7 @@ impl TlsSettings {
             winhttp,
             dotnet,
             dotnet4_release: dword(DOTNET4_RELEASE_KEY, "Release"),
+            event_logging: dword(SCHANNEL, "EventLogging"),
         }
     }
 }

@@ -37,6 +37,9 @@ fn facts() -> Facts {
         tls: Fact::Absent {
             source: Source::new("replaced by the fix's own read"),
         },
+        observed: Fact::Absent {
+            source: Source::new("test"),
+        },
     }
 }
 

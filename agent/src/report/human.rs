@@ -4,6 +4,8 @@
 //! with its evidence and what to do. Colour (ANSI) only when asked for, which `check` does only
 //! when standard output is a terminal and `NO_COLOR` is not set.
 
+mod observed;
+
 use std::fmt::Write as _;
 
 use roomready_protocol::{
@@ -173,6 +175,10 @@ pub fn render(state: &State, facts: &[FactRow], colour: bool) -> String {
     if !state.endpoints.is_empty() {
         let _ = writeln!(out, "\n{}", s.bold("ENDPOINTS"));
         endpoints(&mut out, &state.endpoints, s);
+    }
+
+    if let Some(observed) = &state.observed {
+        observed::section(&mut out, observed, s);
     }
 
     let _ = writeln!(out, "\n{}", s.bold("FINDINGS"));
@@ -422,6 +428,7 @@ mod tests {
                 )
             }],
             placement: Default::default(),
+            observed: None,
         }
     }
 
@@ -537,6 +544,9 @@ mod tests {
             },
             tls: Fact::Absent {
                 source: Source::new("y"),
+            },
+            observed: Fact::Absent {
+                source: Source::new("z"),
             },
         };
         let rows = fact_rows(&facts);

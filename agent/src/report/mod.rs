@@ -54,5 +54,6 @@ pub fn state(
         findings: assessment.findings,
         endpoints,
         placement,
+        observed: assessment.observed,
     }
 }

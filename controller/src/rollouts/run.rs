@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::step::{Action, DeviceProgress, Observed, step};
+use super::step::{Action, DeviceProgress, Observed, in_play, step};
 use crate::clock;
 use crate::commands::Commander;
 use crate::store::{RolloutLog, RolloutState, Store, StoreError, on_pool};
@@ -80,17 +80,18 @@ async fn tick(store: &Arc<dyn Store>, commander: &Commander) -> Result<bool, Sto
         };
         let summary = detail.summary;
         let before = detail.devices;
+        // Only the devices in play: a finished device or a later ring's is not read.
+        let play = in_play(&summary.plan, &before);
         let keys: Vec<_> = before
             .iter()
-            .map(|d| (d.device.clone(), d.command.clone()))
+            .zip(&play)
+            .filter(|(_, in_play)| **in_play)
+            .map(|(d, _)| (d.device.clone(), d.command.clone()))
             .collect();
+        let names: Vec<_> = keys.iter().map(|(d, _)| d.clone()).collect();
         let reader = Arc::clone(store);
         let observed = on_pool(move || reader.observe(&keys)).await?;
-        let seen: HashMap<_, Observed> = before
-            .iter()
-            .map(|d| d.device.clone())
-            .zip(observed)
-            .collect();
+        let seen: HashMap<_, Observed> = names.into_iter().zip(observed).collect();
         let now = clock::now();
         let mut devices = before.clone();
         let mut fallback = 0u32;

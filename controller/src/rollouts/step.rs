@@ -112,6 +112,29 @@ pub enum Action {
 /// An update sent and never answered is sent again (same id) after this.
 pub const RESEND_AFTER: Duration = Duration::from_secs(600);
 
+/// Which devices a [`step`] looks at (`true` by index): those in flight, and those waiting in
+/// the first two rings of the plan with a device not finished, the current ring and the one a
+/// step may move on to. What is observed of any other device does not change what a step does
+/// (finished devices stay as they are; later rings wait), so the runner reads the store for the
+/// devices in play, not for the whole rollout.
+pub fn in_play(plan: &Plan, devices: &[DeviceProgress]) -> Vec<bool> {
+    let open: Vec<Ring> = plan
+        .rings
+        .iter()
+        .map(|r| r.ring)
+        .filter(|&ring| {
+            devices
+                .iter()
+                .any(|d| d.ring == ring && !d.stage.finished())
+        })
+        .take(2)
+        .collect();
+    devices
+        .iter()
+        .map(|d| d.stage.in_flight() || (d.stage == Stage::Waiting && open.contains(&d.ring)))
+        .collect()
+}
+
 /// Moves every device on by what is `observe`d at `now`, then, when `may_send` (the rollout
 /// runs), starts updates in the current ring as the plan allows. `new_id` names new commands.
 pub fn step(

@@ -159,6 +159,41 @@ impl SortKey {
     }
 }
 
+/// Devices by the evidence of what they negotiated (`observed=` in the device table's query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObservedFilter {
+    /// Schannel logged legacy TLS (finding `OBSERVED_LEGACY_TLS`).
+    Legacy,
+    /// The same, on a device whose prediction alone says ready: the rooms that should be ready
+    /// and still talk legacy TLS.
+    LegacyPredictedReady,
+}
+
+impl ObservedFilter {
+    pub const ALL: [ObservedFilter; 2] =
+        [ObservedFilter::Legacy, ObservedFilter::LegacyPredictedReady];
+
+    /// The query value (`legacy`, `legacy_predicted_ready`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ObservedFilter::Legacy => "legacy",
+            ObservedFilter::LegacyPredictedReady => "legacy_predicted_ready",
+        }
+    }
+
+    /// What a page says of it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ObservedFilter::Legacy => "observed legacy TLS",
+            ObservedFilter::LegacyPredictedReady => "predicted ready, observed legacy",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ObservedFilter> {
+        Self::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+}
+
 /// Which devices, in which order, which page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceQuery {
@@ -175,6 +210,8 @@ pub struct DeviceQuery {
     pub ring: Option<u8>,
     /// Devices with this tag.
     pub tag: Option<String>,
+    /// Devices by what Schannel observed of them (state 1.3).
+    pub observed: Option<ObservedFilter>,
     pub sort: SortKey,
     pub descending: bool,
     /// 1-based.
@@ -193,6 +230,7 @@ impl Default for DeviceQuery {
             site: None,
             ring: None,
             tag: None,
+            observed: None,
             sort: SortKey::Id,
             descending: false,
             page: 1,

@@ -52,6 +52,7 @@ fn state(device: &str, seq: u64, verdict: Verdict, findings: Vec<Finding>) -> It
         findings,
         endpoints: Vec::new(),
         placement: Default::default(),
+        observed: None,
     }))
 }
 
@@ -784,6 +785,93 @@ fn the_rollout_runner_observes_each_device_and_only_its_own_answers(db: &Db) {
     assert!(seen[4..].iter().all(|o| *o == Default::default()));
 }
 
+fn devices_are_filtered_by_what_schannel_observed(db: &Db) {
+    use roomready_protocol::observed::{HandshakeCount, Target};
+    use roomready_protocol::{Observed, ObservedProtocol, ObservedSource};
+    let store = db.open();
+    let with = |device: &str, predicted: Verdict, protocol: ObservedProtocol| {
+        let legacy = protocol.is_legacy();
+        let (verdict, findings) = match (predicted, legacy) {
+            (Verdict::Ready, true) => (
+                Verdict::AtRisk,
+                vec![finding(
+                    roomready_protocol::codes::OBSERVED_LEGACY_TLS,
+                    Severity::Warning,
+                )],
+            ),
+            (Verdict::NotReady, true) => (
+                Verdict::NotReady,
+                vec![
+                    finding("TLS12_APP_TOO_OLD", Severity::Critical),
+                    finding(
+                        roomready_protocol::codes::OBSERVED_LEGACY_TLS,
+                        Severity::Warning,
+                    ),
+                ],
+            ),
+            (v, _) => (v, Vec::new()),
+        };
+        let Item::Message {
+            message: Decoded::State(mut state),
+            received_at,
+        } = state(device, 1, verdict, findings)
+        else {
+            unreachable!("state() makes a state");
+        };
+        state.observed = Some(Box::new(Observed {
+            source: ObservedSource::SystemLog,
+            window_days: 7,
+            since: Some(at(5)),
+            until: Some(at(10)),
+            events: 3,
+            truncated: false,
+            success_logging: Some(true),
+            handshakes: vec![HandshakeCount {
+                protocol,
+                target: Some(Target::new("sfb-pool.contoso.local").expect("target")),
+                suite: Some(0xC014),
+                count: 3,
+                last: at(10),
+            }],
+            failures: Vec::new(),
+            rows_omitted: 0,
+            predicted,
+        }));
+        Item::Message {
+            message: Decoded::State(state),
+            received_at,
+        }
+    };
+    commit(
+        &*store,
+        vec![
+            with("mtr-legacy", Verdict::Ready, ObservedProtocol::Tls10),
+            with("mtr-old-app", Verdict::NotReady, ObservedProtocol::Tls11),
+            with("mtr-modern", Verdict::Ready, ObservedProtocol::Tls12),
+            state("mtr-no-evidence", 1, Verdict::Ready, Vec::new()),
+        ],
+    );
+    let ids = |observed: ObservedFilter| -> Vec<String> {
+        let page = store
+            .devices(&DeviceQuery {
+                observed: Some(observed),
+                ..DeviceQuery::default()
+            })
+            .expect("query");
+        page.devices.iter().map(|d| d.id.to_string()).collect()
+    };
+    assert_eq!(ids(ObservedFilter::Legacy), ["mtr-legacy", "mtr-old-app"]);
+    assert_eq!(ids(ObservedFilter::LegacyPredictedReady), ["mtr-legacy"]);
+    // The evidence survives in the device's latest state.
+    let detail = store
+        .device(&id("mtr-legacy"))
+        .expect("device")
+        .expect("known");
+    let observed = detail.state.and_then(|s| s.observed).expect("observed");
+    assert_eq!(observed.predicted, Verdict::Ready);
+    assert_eq!(observed.legacy_handshakes(), 3);
+}
+
 /// Every case above, as a test of its own on SQLite, and all of them in one test on PostgreSQL
 /// (one cluster, a new database per case; the test fails naming the case).
 macro_rules! on_both_backends {
@@ -824,4 +912,5 @@ on_both_backends!(
     alerts_are_recorded_once_kept_quiet_and_delivered_or_given_up,
     a_device_is_offline_since_its_presence_changed_not_since_its_last_message,
     the_rollout_runner_observes_each_device_and_only_its_own_answers,
+    devices_are_filtered_by_what_schannel_observed,
 );

@@ -4,7 +4,7 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | GET | `/api/v1/summary` | totals per verdict, presence and kind, missing `seq` |
-//! | GET | `/api/v1/devices?verdict=&kind=&finding=&q=&online=&sort=&order=&page=&per_page=` | a page of the device table |
+//! | GET | `/api/v1/devices?verdict=&kind=&finding=&q=&online=&site=&ring=&tag=&observed=&sort=&order=&page=&per_page=` | a page of the device table (`observed=legacy` or `legacy_predicted_ready`) |
 //! | GET | `/api/v1/devices/{id}` | the device's latest state, presence and sequence numbers |
 //! | GET | `/api/v1/devices/{id}/history?kind=&before=&limit=` | its history, newest first |
 //! | GET | `/api/v1/devices/{id}/commands` | the commands sent to it, newest first |
@@ -32,7 +32,7 @@ use serde::Deserialize;
 
 use super::{App, Caller, WebError, blocking, live};
 use crate::commands::CommandError;
-use crate::store::{DeviceQuery, FindingCount, HistoryKind, HistoryQuery, SortKey};
+use crate::store::{DeviceQuery, FindingCount, HistoryKind, HistoryQuery, ObservedFilter, SortKey};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -66,6 +66,7 @@ pub struct DeviceParams {
     pub site: Option<String>,
     pub ring: Option<String>,
     pub tag: Option<String>,
+    pub observed: Option<String>,
     pub sort: Option<String>,
     pub order: Option<String>,
     pub page: Option<String>,
@@ -173,6 +174,13 @@ impl DeviceParams {
                     .map_err(|e| e.to_string())
             })
             .transpose()?;
+        let observed = non_empty(&self.observed)
+            .map(|o| {
+                ObservedFilter::parse(o).ok_or_else(|| {
+                    format!("observed must be legacy or legacy_predicted_ready, not {o:?}")
+                })
+            })
+            .transpose()?;
         let sort = match non_empty(&self.sort) {
             None => SortKey::Id,
             Some(s) => SortKey::parse(s).ok_or_else(|| {
@@ -194,6 +202,7 @@ impl DeviceParams {
             site,
             ring,
             tag,
+            observed,
             sort,
             descending,
             page: number("page", &self.page, 1, 1_000_000)?,
@@ -463,6 +472,7 @@ mod tests {
             site: Some("oslo-hq".into()),
             ring: Some("0".into()),
             tag: Some("board".into()),
+            observed: Some("legacy_predicted_ready".into()),
             sort: Some("verdict".into()),
             order: Some("desc".into()),
             page: Some("3".into()),
@@ -475,6 +485,7 @@ mod tests {
             (Some("oslo-hq"), Some(0), Some("board"))
         );
         assert_eq!(ok.verdict, Some(Verdict::NotReady));
+        assert_eq!(ok.observed, Some(ObservedFilter::LegacyPredictedReady));
         assert_eq!(ok.text.as_deref(), Some("mtr"));
         assert_eq!((ok.page, ok.per_page, ok.descending), (3, 50, true));
         for (params, expected) in [
@@ -505,6 +516,13 @@ mod tests {
                     ..DeviceParams::default()
                 },
                 "ring must be a whole number",
+            ),
+            (
+                DeviceParams {
+                    observed: Some("tls1.0".into()),
+                    ..DeviceParams::default()
+                },
+                "observed must be legacy or legacy_predicted_ready, not \"tls1.0\"",
             ),
             (
                 DeviceParams {

@@ -212,6 +212,7 @@ mod tests {
                 os_build: None,
             },
             placement: Default::default(),
+            observed: None,
         }
     }
 

@@ -124,6 +124,7 @@ pub fn expand(scenario: &Scenario, seed: u64, endpoints: &[Endpoint]) -> Vec<Fle
                     registry: group.registry.clone(),
                     endpoints: probed.clone(),
                     placement: group.placement.clone(),
+                    handshakes: Vec::new(),
                 },
             });
         }

@@ -55,6 +55,7 @@ impl FactsSource for RegistryFacts {
                 value: read_tls_settings(&self.0),
                 source: source(),
             },
+            observed: Fact::Absent { source: source() },
         })
     }
 }

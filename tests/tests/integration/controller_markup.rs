@@ -33,7 +33,7 @@ fn hostile_state(seq: u64, app_version: &str, findings: &[(&str, &str, &str)]) -
         })
         .collect();
     json!({
-        "schema": "roomready.state/1.2",
+        "schema": "roomready.state/1.3",
         "device": "mtr-x",
         "seq": seq,
         "ts": format!("2026-12-01T10:00:0{seq}.000Z"),
@@ -43,6 +43,15 @@ fn hostile_state(seq: u64, app_version: &str, findings: &[(&str, &str, &str)]) -
         "findings": findings,
         // A room is free text: markup in it is valid, and must stay text.
         "placement": {"site": "oslo-hq", "room": IMG_PAYLOAD, "ring": seq % 10},
+        // So is a target Schannel logged (no control characters is all it must be).
+        "observed": {
+            "source": "system_log",
+            "window_days": 7,
+            "events": 1,
+            "handshakes": [{"protocol": "tls1.0", "target": IMG_PAYLOAD, "count": 1,
+                            "last": "2026-12-01T09:00:00.000Z"}],
+            "predicted": "ready",
+        },
     })
     .to_string()
     .into_bytes()
@@ -152,6 +161,11 @@ fn markup_from_a_device_shows_as_text_and_never_runs() {
         text(&browser, "#place-room td:nth-child(2)"),
         IMG_PAYLOAD,
         "the room as text"
+    );
+    assert_eq!(
+        text(&browser, "#observed-handshakes tbody tr td:nth-child(2)"),
+        IMG_PAYLOAD,
+        "the observed target as text"
     );
     assert_nothing_ran(&browser, "the device page");
 

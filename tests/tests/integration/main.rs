@@ -27,6 +27,7 @@ mod controller_broker;
 mod controller_browser;
 mod controller_cluster;
 mod controller_device_page;
+mod controller_evidence;
 mod controller_exports;
 mod controller_fix;
 mod controller_fix_browser;

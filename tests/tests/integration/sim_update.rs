@@ -92,6 +92,7 @@ fn spec(id: DeviceId) -> DeviceSpec {
         registry: Vec::new(),
         endpoints: Vec::new(),
         placement: Default::default(),
+        handshakes: Vec::new(),
     }
 }
 

@@ -79,8 +79,17 @@ impl World {
         }
     }
 
+    /// One step, seeing only the devices [`in_play`] as the runner does: every test below
+    /// also checks that what is not read does not matter.
     fn step(&mut self, plan: &Plan, minute: u64) -> Vec<Action> {
-        let seen = self.seen.clone();
+        let play = in_play(plan, &self.devices);
+        let seen: HashMap<DeviceId, Observed> = self
+            .devices
+            .iter()
+            .zip(play)
+            .filter(|(_, p)| *p)
+            .filter_map(|(d, _)| Some((d.device.clone(), self.seen.get(&d.device)?.clone())))
+            .collect();
         let ids = &mut self.ids;
         let actions = step(
             plan,
@@ -282,4 +291,34 @@ fn nothing_starts_outside_the_window() {
     w.answer("b0", ResponseStatus::Accepted, None, 61);
     w.step(&plan, 120);
     assert_eq!(w.sent_to(), ["b0", "a0"], "02:00 UTC");
+}
+
+#[test]
+fn only_devices_in_flight_and_the_next_two_rings_waiting_are_in_play() {
+    let plan = plan(&[(0, 1), (1, 2), (2, 5), (3, 5)], Threshold::Count(0));
+    let mut w = World::new(&[("a0", 0), ("b1", 1), ("c2", 2), ("d3", 3)]);
+    let names = |w: &World| -> Vec<String> {
+        w.devices
+            .iter()
+            .zip(in_play(&plan, &w.devices))
+            .filter(|(_, p)| *p)
+            .map(|(d, _)| d.device.to_string())
+            .collect()
+    };
+    assert_eq!(names(&w), ["a0", "b1"], "rings 0 and 1; 2 and 3 wait");
+    w.step(&plan, 0);
+    w.answer("a0", ResponseStatus::Succeeded, None, 1);
+    w.step(&plan, 1);
+    w.step(&plan, 7);
+    assert_eq!(w.stage("a0"), Stage::Healthy);
+    assert_eq!(
+        w.stage("b1"),
+        Stage::Sent,
+        "ring 1 started in the same step"
+    );
+    assert_eq!(
+        names(&w),
+        ["b1", "c2"],
+        "a0 is finished; ring 3 still waits"
+    );
 }

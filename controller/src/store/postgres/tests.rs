@@ -90,6 +90,7 @@ fn state(device: &str, seq: u64) -> Item {
             findings: Vec::new(),
             endpoints: Vec::new(),
             placement: Default::default(),
+            observed: None,
         }),
         received_at: Timestamp::from_unix_ms(seq * 1000),
     }

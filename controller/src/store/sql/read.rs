@@ -2,7 +2,7 @@
 //! filters, one device, history, findings, commands and undecodable payloads; and retention.
 
 use roomready_protocol::{
-    DeviceId, DeviceKind, Message, Presence, Severity, State, Status, Verdict,
+    DeviceId, DeviceKind, Message, Presence, Severity, State, Status, Verdict, codes,
 };
 
 use super::rows::*;
@@ -10,8 +10,8 @@ use super::{Conn, Dialect, Value, args};
 use crate::seq::SeqLog;
 use crate::store::{
     CommandRecord, DecodeFailure, DeviceDetail, DevicePage, DeviceQuery, DeviceRow, FindingCount,
-    FleetSummary, HistoryEntry, HistoryQuery, MAX_DECODE_ERRORS, Retention, SeqSummary, SortKey,
-    StoreError,
+    FleetSummary, HistoryEntry, HistoryQuery, MAX_DECODE_ERRORS, ObservedFilter, Retention,
+    SeqSummary, SortKey, StoreError,
 };
 
 pub(crate) fn summary(conn: &mut dyn Conn) -> Result<FleetSummary, StoreError> {
@@ -73,6 +73,17 @@ pub(crate) fn devices(conn: &mut dyn Conn, query: &DeviceQuery) -> Result<Device
     if let Some(code) = &query.finding {
         clauses.push("id IN (SELECT device_id FROM device_findings WHERE code = ?)");
         args.push(code.into());
+    }
+    if let Some(observed) = query.observed {
+        clauses.push("id IN (SELECT device_id FROM device_findings WHERE code = ?)");
+        args.push(codes::OBSERVED_LEGACY_TLS.into());
+        if observed == ObservedFilter::LegacyPredictedReady {
+            // The prediction's own verdict travels in the state (1.3): observed.predicted.
+            clauses.push(match conn.dialect() {
+                Dialect::Sqlite => "json_extract(state, '$.observed.predicted') = 'ready'",
+                Dialect::Postgres => "(state::jsonb #>> '{observed,predicted}') = 'ready'",
+            });
+        }
     }
     if let Some(online) = query.online {
         if online {

@@ -89,6 +89,7 @@ pub async fn device(
             }
             (facts(&detail))
             (findings_table(&detail))
+            (super::observed::section(detail.state.as_ref()))
             (endpoints(&detail))
             section #timeline {
                 h2 { "Verdict timeline" }

@@ -7,6 +7,7 @@
 mod alerts;
 mod device;
 mod login;
+mod observed;
 
 pub use alerts::{SHOWN as ALERTS_SHOWN, alerts};
 pub use device::{device, send_command};
@@ -23,7 +24,9 @@ use super::html::{
     page, presence_badge, safe_link, severity_badge, time, url_encode, verdict_badge,
 };
 use super::{App, WebError, blocking};
-use crate::store::{DevicePage, DeviceQuery, DeviceRow, FleetSummary, GroupTotal, Groups, SortKey};
+use crate::store::{
+    DevicePage, DeviceQuery, DeviceRow, FleetSummary, GroupTotal, Groups, ObservedFilter, SortKey,
+};
 
 fn page_error(e: WebError) -> WebError {
     e.page()
@@ -156,6 +159,14 @@ fn filters(params: &DeviceParams) -> Markup {
                 }
             }
             label { "Tag " input type="text" name="tag" value=(value(&params.tag)) placeholder="tag" size="12"; }
+            label { "Evidence "
+                select name="observed" {
+                    option value="" { "any" }
+                    @for f in ObservedFilter::ALL {
+                        option value=(f.as_str()) selected[params.observed.as_deref() == Some(f.as_str())] { (f.label()) }
+                    }
+                }
+            }
             label { "Text " input type="search" name="q" value=(value(&params.q)) placeholder="id, version, finding, site, room"; }
             input type="hidden" name="sort" value=(value(&params.sort));
             input type="hidden" name="order" value=(value(&params.order));
@@ -213,6 +224,7 @@ fn link(params: &DeviceParams, changes: &[(&str, String)]) -> String {
         ("site", &params.site),
         ("ring", &params.ring),
         ("tag", &params.tag),
+        ("observed", &params.observed),
         ("sort", &params.sort),
         ("order", &params.order),
         ("per_page", &params.per_page),
