@@ -1,7 +1,9 @@
-//! The binary's subcommands as library functions: `check`, `run`, `self-test` and `update` each
-//! take their parsed arguments, print what they print and return their exit code ([`crate::exit`]),
-//! so `main.rs` only parses the command line, sets up logging and exits — and the Windows service
-//! runs the same [`run`] as the command line.
+//! The binary's subcommands as library functions: `check`, `run`, `self-test`, `update` and
+//! `fix` (its own module) each take their parsed arguments, print what they print and return
+//! their exit code ([`crate::exit`]), so `main.rs` only parses the command line, sets up logging
+//! and exits — and the Windows service runs the same [`run`] as the command line.
+
+mod fix;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use crate::report::{self, human};
 use crate::start::{self, Started};
 use crate::update::{self, UpdateSettings};
 use crate::{exit, terminal};
+
+pub use fix::{FixRequest, fix};
 
 /// The endpoints `check` probes and how.
 #[derive(Debug, Clone, Default)]

@@ -34,6 +34,7 @@
 //! # Where the device is: site, room, ring, tags (crate::report::placement).
 //! # Schannel evidence: schannel_events, schannel_window_days, schannel_max_events
 //! #   (crate::facts::schannel::settings).
+//! # The opt-in registry repair: allow_fix (crate::fix::settings).
 //! ```
 //!
 //! Every file named here is read as a regular file, within its size limit ([`crate::files`]),
@@ -81,6 +82,7 @@ pub(crate) const SECTIONS: &[&[&str]] = &[
     crate::update::settings::KEYS,
     crate::report::placement::KEYS,
     crate::facts::schannel::settings::KEYS,
+    crate::fix::settings::KEYS,
 ];
 
 /// [`SECTIONS`] as one list, for "unknown key" messages.
@@ -133,6 +135,8 @@ pub struct Config {
     /// Read Schannel's events from the System log within these bounds (`None`:
     /// `schannel_events = false`).
     pub schannel: Option<crate::facts::schannel::Bounds>,
+    /// `allow_fix`: `fix` may write the registry (default `false`).
+    pub allow_fix: bool,
 }
 
 impl Config {
@@ -226,9 +230,11 @@ impl Config {
         let update = crate::update::settings::read(&mut file, path.parent())?;
         let placement = crate::report::placement::read(&mut file)?;
         let schannel = crate::facts::schannel::settings::read(&mut file)?;
+        let allow_fix = crate::fix::settings::read(&mut file)?;
         file.finish(&known_keys())?;
         Ok(Config {
             schannel,
+            allow_fix,
             app_update,
             update,
             placement,

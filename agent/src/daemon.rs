@@ -12,6 +12,7 @@
 //! will, also `offline`.
 
 mod app_update;
+mod fix;
 mod self_update;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -109,6 +110,8 @@ pub struct AgentSettings {
     pub credentials: Option<Credentials>,
     /// Where the device is (site, room, ring, tags), carried in every state.
     pub placement: Placement,
+    /// The registry repair (`fix` command): none where there is no registry to write.
+    pub fix: Option<crate::fix::FixEnv>,
 }
 
 impl AgentSettings {
@@ -148,6 +151,7 @@ impl AgentSettings {
             broker_tls,
             credentials: config.credentials.clone(),
             placement: config.placement.clone(),
+            fix: None,
         }
     }
 
@@ -169,6 +173,7 @@ impl AgentSettings {
             broker_tls: None,
             credentials: None,
             placement: Placement::default(),
+            fix: None,
         }
     }
 }
@@ -280,6 +285,12 @@ struct Running<'a, C> {
     update_msgs: mpsc::Sender<UpdateMsg>,
     /// The version reported and updated from (see [`Updater`]).
     version: String,
+    /// The `fix` command: its environment and the request running.
+    fix: fix::FixState,
+    /// Where a fix task reports back to the loop.
+    fix_msgs: mpsc::Sender<fix::FixMsg>,
+    /// Collects the facts, as the checks do (for a fix's plan).
+    collect_facts: fix::CollectFacts,
 }
 
 impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
@@ -342,6 +353,14 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
             .map_or(settings.report_interval, Duration::from_secs);
         let (app_update_done, mut app_updated) = mpsc::channel(1);
         let (update_msgs, mut update_msgs_rx) = mpsc::channel(64);
+        let (fix_msgs, mut fix_msgs_rx) = mpsc::channel(4);
+        let collect_facts: fix::CollectFacts = {
+            let facts = self.facts.clone();
+            Arc::new(move || {
+                let facts = facts.clone();
+                Box::pin(async move { facts.collect().await })
+            })
+        };
         let health_deadline = settings
             .updater
             .as_ref()
@@ -391,6 +410,9 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                 || report::AGENT_VERSION.to_owned(),
                 |u| u.settings.current_version.to_string(),
             ),
+            fix: fix::FixState::new(settings.fix.clone()),
+            fix_msgs,
+            collect_facts,
         };
         if let Some(trial) = run.self_update.trial() {
             tracing::info!(
@@ -468,6 +490,7 @@ impl<F: FactsSource + Clone, C: Clock> Agent<F, C> {
                 }
                 Some(outcome) = app_updated.recv() => run.on_app_updated(outcome),
                 Some(message) = update_msgs_rx.recv() => run.on_update(message),
+                Some(message) = fix_msgs_rx.recv() => run.on_fix(message),
                 () = &mut trial_deadline, if run.self_update.trial().is_some() => {
                     run.trial_expired(health_deadline);
                 }
@@ -664,7 +687,10 @@ impl<C: Clock> Running<'_, C> {
             self.respond(busy, reply);
             return;
         }
-        let answer = self.execute(&id, &action, reply);
+        let Some(answer) = self.execute(&id, &action, reply) else {
+            // It answers for itself (the fix: refused, or its answers follow from its task).
+            return;
+        };
         tracing::info!(device = %self.device, id, command = ?action, status = ?answer.status, "command answered");
         // Remembered before it is answered: a crash in between means "not run", never "twice".
         if let Err(error) = self.ledger.record(answer.clone(), now) {
@@ -673,15 +699,20 @@ impl<C: Clock> Running<'_, C> {
         self.respond(answer, reply);
     }
 
-    /// Runs one valid, new command and says how it went.
-    fn execute(&mut self, id: &str, action: &CommandAction, reply: Option<&Reply>) -> Answer {
+    /// Runs one valid, new command and says how it went (`None`: it answers for itself).
+    fn execute(
+        &mut self,
+        id: &str,
+        action: &CommandAction,
+        reply: Option<&Reply>,
+    ) -> Option<Answer> {
         let answer = |status, reason: Option<&str>, message: Option<String>| Answer {
             id: id.to_owned(),
             status,
             reason: reason.map(str::to_owned),
             message,
         };
-        match action {
+        Some(match action {
             CommandAction::Ping => answer(ResponseStatus::Succeeded, None, None),
             CommandAction::CheckNow => {
                 self.check_wanted = true;
@@ -693,11 +724,11 @@ impl<C: Clock> Running<'_, C> {
             }
             CommandAction::SetInterval { seconds } => {
                 if let Err(error) = self.ledger.set_interval_secs(*seconds) {
-                    return answer(
+                    return Some(answer(
                         ResponseStatus::Failed,
                         Some("storage_error"),
                         Some(error.to_string()),
-                    );
+                    ));
                 }
                 self.interval = Duration::from_secs(*seconds);
                 self.interval_changed = true;
@@ -711,7 +742,10 @@ impl<C: Clock> Running<'_, C> {
             CommandAction::Update { version, channel } => {
                 self.start_update(id, version.as_deref(), channel.as_deref(), reply)
             }
-        }
+            CommandAction::Fix { mode, plan } => {
+                return self.start_fix(id, *mode, plan.as_deref(), reply);
+            }
+        })
     }
 
     fn respond(&mut self, answer: Answer, reply: Option<&Reply>) {

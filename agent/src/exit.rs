@@ -21,30 +21,37 @@ pub const REFUSED: u8 = 76;
 /// `update`: a downgrade was refused.
 pub const DOWNGRADE: u8 = 77;
 pub const CONFIG: u8 = 78;
+/// `fix --apply`, `fix --undo`: registry values written and read back; they take effect after
+/// a restart.
+pub const REBOOT_NEEDED: u8 = 79;
 
 /// Every exit code and what it means for each command, in Markdown (the README's table).
-pub const TABLE: [(u8, &str); 15] = [
+pub const TABLE: [(u8, &str); 16] = [
     (
         READY,
         "`check`: ready; `run`: clean shutdown (SIGINT/SIGTERM); `self-test`, `service`: done; \
-         `update`: installed, already up to date, or checked (`--check`)",
+         `update`: installed, already up to date, or checked (`--check`); `fix`: plan printed \
+         (`--plan`), or nothing to change (`--apply`)",
     ),
     (AT_RISK, "`check`: at_risk"),
     (NOT_READY, "`check`: not_ready"),
     (UNKNOWN, "`check`: unknown"),
     (
         USAGE,
-        "usage error (bad or missing arguments; `check` with no facts source; `service` on Linux)",
+        "usage error (bad or missing arguments; `check` with no facts source; `service` on \
+         Linux; `fix` where there is no Windows registry)",
     ),
     (
         DATA_ERROR,
         "malformed facts file or registry dump (the message names file, line and key); \
-         `update`: invalid manifest, or `--version` not in the feed",
+         `update`: invalid manifest, or `--version` not in the feed; `fix --apply --digest`: \
+         the plan is another one now; `fix --undo`: the backup is not valid (file and place \
+         named; nothing written)",
     ),
     (
         NO_INPUT,
         "facts file or registry dump cannot be read (missing, not a regular file, or over its \
-         limit: see \"Files the agent reads\")",
+         limit: see \"Files the agent reads\"); `fix --undo`: no backup to undo",
     ),
     (UNAVAILABLE, "`update`: the feed is unreachable"),
     (
@@ -52,11 +59,17 @@ pub const TABLE: [(u8, &str); 15] = [
         "internal error; `service`: the service manager refused (the message says why, e.g. \
          not administrator); `update`: the new binary failed its self-test (nothing replaced)",
     ),
-    (CANT_CREATE, "`update`: the binary could not be replaced"),
+    (
+        CANT_CREATE,
+        "`update`: the binary could not be replaced; `fix --apply`: an earlier fix's backup is \
+         still there (undo it, or remove it to keep the values; nothing written)",
+    ),
     (
         IO_ERROR,
         "`run`, `self-test`: the journal cannot be opened (directory not writable, a file or a \
-         looping symbolic link in its place, or locked by another agent)",
+         looping symbolic link in its place, or locked by another agent); `fix`: a registry \
+         write or read-back, or the backup file, failed (the message says which and whether the \
+         values were restored)",
     ),
     (
         RESTART,
@@ -71,7 +84,16 @@ pub const TABLE: [(u8, &str); 15] = [
         DOWNGRADE,
         "`update`: downgrade refused (`allow_downgrade = false`)",
     ),
-    (CONFIG, "bad config file; `update`: updates not configured"),
+    (
+        CONFIG,
+        "bad config file; `update`: updates not configured; `fix --apply`, `fix --undo`: \
+         `allow_fix` is not `true`",
+    ),
+    (
+        REBOOT_NEEDED,
+        "`fix --apply`, `fix --undo`: registry values written and read back; restart the device \
+         for them to take effect",
+    ),
 ];
 
 /// The table as `--help` prints it: wrapped at [`HELP_WIDTH`] columns.

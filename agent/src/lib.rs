@@ -16,8 +16,11 @@
 //!   the environment handed in: a [`facts::FactsSource`], a [`clock::Clock`], a [`Storage`]
 //!   (a [`link::outbox::Spool`] and a [`command::ledger::Ledger`]), an [`Updater`] and an
 //!   [`app_update::AppUpdater`]. It runs until its stop future completes ([`Stopped`]).
-//! - **The binary's commands**: [`cli`] (`check`, `run`, `self-test`, `update`), their exit
-//!   codes in [`exit`], [`terminal`] colour.
+//! - **The binary's commands**: [`cli`] (`check`, `run`, `self-test`, `update`, `fix`), their
+//!   exit codes in [`exit`], [`terminal`] colour.
+//! - **The opt-in registry repair**: [`fix`] (plan, apply, undo) with its environment
+//!   [`fix::FixEnv`] (a [`facts::registry::write::RegistryWrite`], the state directory,
+//!   `allow_fix`), handed to an agent in [`AgentSettings::fix`].
 //! - **The parts tested and reused on their own**: [`probe`] (TLS probes of an endpoint, used
 //!   by the simulator's farm tests), [`assess`] and [`report`], [`link`] (the MQTT link and its
 //!   journal), [`update`] (the feed client and the trial), [`command`] (the id rule and the
@@ -41,6 +44,7 @@ pub mod config;
 mod daemon;
 pub mod exit;
 pub mod facts;
+pub mod fix;
 pub mod link;
 pub mod probe;
 pub mod report;

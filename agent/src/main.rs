@@ -1,5 +1,5 @@
-//! `roomready-agent`: the one-shot `check`, the `run` daemon, `self-test` and the signed
-//! `update`, a thin shell over the library.
+//! `roomready-agent`: the one-shot `check`, the `run` daemon, `self-test`, the signed `update`
+//! and the opt-in registry `fix`, a thin shell over the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,6 +116,51 @@ enum Command {
         #[arg(long, value_enum)]
         channel: Option<ChannelArg>,
     },
+    /// Repair the Windows TLS registry values the findings point at (SCHANNEL TLS 1.2 client,
+    /// WinHTTP DefaultSecureProtocols, .NET SchUseStrongCrypto/SystemDefaultTlsVersions): print
+    /// the plan, apply it (the old values are saved to fix-backup.json in journal_dir first;
+    /// needs allow_fix = true), or undo it. A restart makes the changes take effect.
+    #[command(after_help = exit::help())]
+    Fix {
+        /// Config file, as for `run`: its facts file, journal_dir and allow_fix.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[command(flatten)]
+        mode: FixModeArgs,
+        /// With --apply: write only while the plan is still this one (the digest --plan printed).
+        #[arg(long, value_name = "DIGEST", requires = "apply", value_parser = parse_digest)]
+        digest: Option<String>,
+        /// With --plan: print the plan as JSON.
+        #[arg(long, requires = "plan")]
+        json: bool,
+    },
+}
+
+/// `fix`: exactly one of these.
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[group(required = true, multiple = false)]
+struct FixModeArgs {
+    /// Print the changes the findings call for, and their digest; change nothing.
+    #[arg(long)]
+    plan: bool,
+    /// Save the old values, write the plan, read it back.
+    #[arg(long)]
+    apply: bool,
+    /// Restore the values the last --apply saved, then remove the backup.
+    #[arg(long)]
+    undo: bool,
+}
+
+/// `--digest`: the plan digest's form.
+fn parse_digest(text: &str) -> Result<String, String> {
+    if roomready_protocol::fix::valid_fix_digest(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "a plan digest is {} lowercase hex digits, as `fix --plan` prints it",
+            roomready_protocol::fix::FIX_DIGEST_LEN
+        ))
+    }
 }
 
 /// `service ...`.
@@ -183,6 +228,26 @@ fn main() -> ExitCode {
                 ChannelArg::Beta => UpdateChannel::Beta,
             });
             cli::update(&config, check, version, channel)
+        }
+        Command::Fix {
+            config,
+            mode,
+            digest,
+            json,
+        } => {
+            init_logging("warn");
+            let request = if mode.plan {
+                cli::FixRequest::Plan { json }
+            } else if mode.apply {
+                cli::FixRequest::Apply { digest }
+            } else {
+                cli::FixRequest::Undo
+            };
+            runtime.block_on(cli::fix(
+                &config,
+                request,
+                roomready_agent::fix::native_registry(),
+            ))
         }
         Command::Check {
             facts,

@@ -198,6 +198,7 @@ pub fn from_config(
     let storage = storage(spool, notices, state_dir, &boot, &SystemClock)?;
     let mut settings = AgentSettings::from_config(config, roots, broker_tls);
     settings.trial = boot.trial;
+    settings.fix = crate::fix::FixEnv::native(config, config_path);
     // The controller's rollout windows are in the device's local time.
     settings.placement.utc_offset_minutes =
         roomready_protocol::UtcOffset::from_seconds(utc_offset).ok();

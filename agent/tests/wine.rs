@@ -1,7 +1,10 @@
 //! The Windows build on a Windows API layer: the agent cross-built for x86_64-pc-windows-gnu
 //! (mingw-w64) runs under wine in a fresh `WINEPREFIX` (roomready-testkit's wine harness), reads
 //! the registry values this test writes with `wine reg add` through the native registry API
-//! (`cfg(windows)` facts), and its `check --json` findings reflect exactly what was written.
+//! (`cfg(windows)` facts), and its `check --json` findings reflect exactly what was written; and
+//! `fix` writes through the same API: `--apply` sets the values its plan names (both views,
+//! creating keys), `wine reg query` reads them back, `--undo` restores them, deleting the ones
+//! that were absent.
 //!
 //! (The agent as a Windows service under wine, reporting to a broker, is a cross-crate test:
 //! tests/tests/integration/wine_service.rs.) Needs wine (Debian: wine64), the mingw-w64 C compiler and the
@@ -219,4 +222,155 @@ fn the_windows_agent_queries_the_system_log_through_the_event_log_api() {
         "{state}"
     );
     assert!(!codes(&state).contains("OBSERVED_LEGACY_TLS"), "{state}");
+}
+
+const WINHTTP_WOW64: &str =
+    r"HKLM\SOFTWARE\Wow6432Node\Microsoft\Windows\CurrentVersion\Internet Settings\WinHttp";
+const DOTNET2: &str = r"HKLM\SOFTWARE\Microsoft\.NETFramework\v2.0.50727";
+const DOTNET2_WOW64: &str = r"HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework\v2.0.50727";
+
+/// `wine reg query KEY /v NAME`: the REG_DWORD, or `None` when the value (or its key) is not
+/// there.
+fn reg_query(wine: &Wine, key: &str, name: &str) -> Option<u32> {
+    let out = wine.run(&["reg", "query", key, "/v", name]);
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(name) && l.contains("REG_DWORD"))
+        .unwrap_or_else(|| panic!("reg query {key} /v {name}: {text}"));
+    let hex = line.rsplit(char::is_whitespace).next().expect("data");
+    Some(u32::from_str_radix(hex.trim_start_matches("0x"), 16).expect("hex DWORD"))
+}
+
+/// An agent config in the prefix: the facts file, the journal beside it, `allow_fix`.
+fn fix_config(wine: &Wine, name: &str, allowed: bool) {
+    std::fs::write(
+        wine.path(name),
+        format!(
+            "broker_url = \"mqtt://127.0.0.1:1883\"\ndevice_id = \"mtr-wine\"\n\
+             facts_file = \"facts.toml\"\njournal_dir = \"journal\"\nallow_fix = {allowed}\n"
+        ),
+    )
+    .expect("config");
+}
+
+/// `roomready-agent.exe fix ARGS`: exit code, stdout, stderr.
+fn fix(wine: &Wine, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["roomready-agent.exe", "fix"];
+    all.extend_from_slice(args);
+    let out = wine.run(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn fix_writes_reads_back_and_undoes_the_registry_under_wine() {
+    const TEST: &str = "fix_writes_reads_back_and_undoes_the_registry_under_wine";
+    let Some(wine) = windows_agent(TEST) else {
+        return;
+    };
+    fix_config(&wine, "agent.toml", true);
+    fix_config(&wine, "denied.toml", false);
+    // TLS 1.2 off for clients, WinHTTP's native view without it (its Wow6432Node view absent),
+    // and .NET Framework 4.5.1 without the strong-crypto switches.
+    wine.reg_add(SCHANNEL_CLIENT, "Enabled", 0);
+    wine.reg_add(WINHTTP, "DefaultSecureProtocols", 0xA0);
+    wine.reg_add(NDP4, "Release", 378_675);
+    let (_, state) = check(&wine);
+    assert_eq!(registry_codes(&state).len(), 3, "{state}");
+    let before = |wine: &Wine| {
+        assert_eq!(reg_query(wine, SCHANNEL_CLIENT, "Enabled"), Some(0));
+        assert_eq!(
+            reg_query(wine, WINHTTP, "DefaultSecureProtocols"),
+            Some(0xA0)
+        );
+        assert_eq!(
+            reg_query(wine, WINHTTP_WOW64, "DefaultSecureProtocols"),
+            None
+        );
+        for key in [DOTNET4, DOTNET4_WOW64, DOTNET2, DOTNET2_WOW64] {
+            assert_eq!(reg_query(wine, key, "SchUseStrongCrypto"), None, "{key}");
+            assert_eq!(
+                reg_query(wine, key, "SystemDefaultTlsVersions"),
+                None,
+                "{key}"
+            );
+        }
+    };
+    before(&wine);
+
+    // The plan: exactly these values, read-only, with or without allow_fix.
+    let (code, out, err) = fix(&wine, &["--config", "denied.toml", "--plan", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let digest = plan["digest"].as_str().expect("digest").to_owned();
+    let changes = plan["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1 + 2 + 8, "{plan}");
+    let wow64 = changes
+        .iter()
+        .find(|c| c["value"] == "DefaultSecureProtocols" && c["view"] == "wow64")
+        .expect("the Wow6432Node view");
+    assert_eq!(wow64["old"], serde_json::Value::Null);
+    assert_eq!(wow64["new"], 0xA80);
+    before(&wine);
+
+    // Not allowed: refused, nothing written.
+    let (code, _, err) = fix(&wine, &["--config", "denied.toml", "--apply"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("allow_fix = true") && err.contains("denied.toml"),
+        "{err}"
+    );
+    before(&wine);
+
+    // Apply exactly that plan: written, read back by reg, and by the next check.
+    let (code, out, err) = fix(
+        &wine,
+        &["--config", "agent.toml", "--apply", "--digest", &digest],
+    );
+    assert_eq!(code, 79, "restart needed: {out}\n{err}");
+    assert!(out.contains("restart needed"), "{out}");
+    assert!(wine.path("journal").join("fix-backup.json").is_file());
+    assert_eq!(reg_query(&wine, SCHANNEL_CLIENT, "Enabled"), Some(1));
+    assert_eq!(
+        reg_query(&wine, WINHTTP, "DefaultSecureProtocols"),
+        Some(0x8A0)
+    );
+    assert_eq!(
+        reg_query(&wine, WINHTTP_WOW64, "DefaultSecureProtocols"),
+        Some(0xA80)
+    );
+    for key in [DOTNET4, DOTNET4_WOW64, DOTNET2, DOTNET2_WOW64] {
+        assert_eq!(
+            reg_query(&wine, key, "SchUseStrongCrypto"),
+            Some(1),
+            "{key}"
+        );
+        assert_eq!(
+            reg_query(&wine, key, "SystemDefaultTlsVersions"),
+            Some(1),
+            "{key}"
+        );
+    }
+    let (_, state) = check(&wine);
+    assert_eq!(registry_codes(&state), BTreeSet::new(), "{state}");
+    let (code, out, _) = fix(&wine, &["--config", "agent.toml", "--apply"]);
+    assert_eq!(code, 0, "nothing left to change: {out}");
+
+    // Undo: the old values back, the absent ones deleted, the backup gone.
+    let (code, out, err) = fix(&wine, &["--config", "agent.toml", "--undo"]);
+    assert_eq!(code, 79, "{out}\n{err}");
+    before(&wine);
+    assert!(!wine.path("journal").join("fix-backup.json").exists());
+    let (_, state) = check(&wine);
+    assert_eq!(registry_codes(&state).len(), 3, "{state}");
+    let (code, _, err) = fix(&wine, &["--config", "agent.toml", "--undo"]);
+    assert_eq!(code, 66, "nothing to undo: {err}");
 }

@@ -75,6 +75,9 @@ pub fn validate(action: &CommandAction) -> Result<(), String> {
             }
             Ok(())
         }
+        CommandAction::Fix { mode, plan } => {
+            roomready_protocol::fix::check_fix(*mode, plan.as_deref())
+        }
         _ => Ok(()),
     }
 }
@@ -215,6 +218,15 @@ mod tests {
         assert!(validate(&update(Some("1.4.0-rc.1+b2"), None)).is_ok());
         assert!(validate(&update(Some("<script>"), None)).is_err());
         assert!(validate(&update(None, Some("nightly"))).is_err());
+        let fix = |mode, plan: Option<&str>| CommandAction::Fix {
+            mode,
+            plan: plan.map(Into::into),
+        };
+        use roomready_protocol::FixMode;
+        assert!(validate(&fix(FixMode::Plan, None)).is_ok());
+        assert!(validate(&fix(FixMode::Apply, Some("0123456789abcdef"))).is_ok());
+        assert!(validate(&fix(FixMode::Apply, None)).is_err());
+        assert!(validate(&fix(FixMode::Apply, Some("\"><script>"))).is_err());
         let id = new_id().expect("random");
         assert_eq!(id.len(), 18);
         assert!(id.len() <= Command::MAX_ID_BYTES);

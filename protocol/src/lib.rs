@@ -18,6 +18,7 @@
 pub mod codes;
 pub mod device;
 pub mod endpoints;
+pub mod fix;
 #[cfg(feature = "json-schema")]
 pub mod json_schema;
 pub mod messages;
@@ -35,6 +36,7 @@ pub use endpoints::{
     CertificateCheck, EndpointReport, EndpointRole, ProbeOutcome, SuiteProbe, Tls12Suites,
     VersionProbe,
 };
+pub use fix::FixMode;
 pub use messages::{
     AppUpdateStage, Command, CommandAction, CommandResponse, DeviceFacts, Event, EventBody,
     Finding, Presence, ResponseStatus, Severity, State, Status, StatusReason, UpdateStage, Verdict,

@@ -376,6 +376,7 @@ impl CommandAction {
             CommandAction::SetInterval { .. } => "set_interval",
             CommandAction::Update { .. } => "update",
             CommandAction::UpdateApp => "update_app",
+            CommandAction::Fix { .. } => "fix",
         }
     }
 }
@@ -402,6 +403,16 @@ pub enum CommandAction {
     /// Run the Teams Rooms app update the admin configured (`app_update_command`): answered
     /// `accepted`, then `succeeded` or `failed` when it ends; a check follows.
     UpdateApp,
+    /// Repair the Windows TLS registry values the device's findings point at (opt-in on the
+    /// device: `allow_fix`). `mode` `plan` answers `succeeded` with the plan, its first line
+    /// `plan <digest>: …`; `apply` with `plan` = that digest writes it while the plan is
+    /// unchanged (`accepted`, then `succeeded` or `failed`; a check follows); `undo` restores
+    /// what the last `apply` replaced. The `plan` digest is 16 lowercase hex digits.
+    Fix {
+        mode: crate::fix::FixMode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
+    },
 }
 
 /// Where a command stands.

@@ -8,9 +8,9 @@ use std::path::Path;
 use roomready_protocol::{
     AppUpdateStage, CertificateCheck, CipherSuite, Command, CommandAction, CommandResponse,
     DecodeError, DeviceFacts, DeviceId, DeviceKind, EndpointReport, EndpointRole, Event, EventBody,
-    Finding, Message, Placement, Presence, ProbeOutcome, ResponseStatus, Ring, Room, Severity,
-    Site, State, Status, StatusReason, SuiteProbe, Tag, Tags, Timestamp, Tls12Suites, TlsVersion,
-    UpdateStage, UtcOffset, Verdict, VersionProbe, codes,
+    Finding, FixMode, Message, Placement, Presence, ProbeOutcome, ResponseStatus, Ring, Room,
+    Severity, Site, State, Status, StatusReason, SuiteProbe, Tag, Tags, Timestamp, Tls12Suites,
+    TlsVersion, UpdateStage, UtcOffset, Verdict, VersionProbe, codes,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -535,6 +535,26 @@ fn commands() {
             },
         },
     );
+    golden(
+        "command_fix_plan.json",
+        Command {
+            id: "c-46".into(),
+            action: CommandAction::Fix {
+                mode: FixMode::Plan,
+                plan: None,
+            },
+        },
+    );
+    golden(
+        "command_fix_apply.json",
+        Command {
+            id: "c-47".into(),
+            action: CommandAction::Fix {
+                mode: FixMode::Apply,
+                plan: Some("3f2ac9d01b7e4a55".into()),
+            },
+        },
+    );
 }
 
 #[test]
@@ -561,6 +581,31 @@ fn command_responses() {
             message: None,
             seq: 18,
             ts: ts("2026-11-23T14:07:26.100Z"),
+        },
+    );
+    // A `fix` plan: the plan in the message, its digest first.
+    let message = "plan 3f2ac9d01b7e4a55: 2 changes; apply them with this digest (needs \
+                   allow_fix = true), then restart the device\n\
+                   SCHANNEL_TLS12_CLIENT_DISABLED: HKLM\\SYSTEM\\CurrentControlSet\\Control\\\
+                   SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client\\Enabled (native): \
+                   0x0 -> 0x1\n\
+                   WINHTTP_TLS12_NOT_DEFAULT: HKLM\\SOFTWARE\\Wow6432Node\\Microsoft\\Windows\\\
+                   CurrentVersion\\Internet Settings\\WinHttp\\DefaultSecureProtocols (wow64): \
+                   absent -> 0xA80";
+    assert_eq!(
+        roomready_protocol::fix::fix_plan_digest(message),
+        Some("3f2ac9d01b7e4a55")
+    );
+    golden(
+        "command_response_fix_plan.json",
+        CommandResponse {
+            device: id("mtr-0007"),
+            id: "c-46".into(),
+            status: ResponseStatus::Succeeded,
+            reason: None,
+            message: Some(message.into()),
+            seq: 19,
+            ts: ts("2026-11-23T14:07:27.000Z"),
         },
     );
 }

@@ -17,9 +17,10 @@
 //! | `schema` missing, not a string, malformed or of another message | `invalid_schema` |
 //! | `schema` of another major version | `unsupported_schema` |
 //! | `command` missing or not a string | `invalid_argument` |
-//! | `command` not one of `ping`, `check_now`, `set_interval`, `update`, `update_app` | `unknown_command` |
+//! | `command` not one of `ping`, `check_now`, `set_interval`, `update`, `update_app`, `fix` | `unknown_command` |
 //! | arguments of the wrong type or out of range | `invalid_argument` |
 //! | `update` with a `version` that is neither `latest` nor semver, or another `channel` | `invalid_argument` |
+//! | `fix` `apply` without a `plan` digest of 16 hex digits, or `plan`/`undo` with one | `invalid_argument` |
 //!
 //! `REASONS` (in the tests) lists the reasons in that order; docs/protocol.md lists them too, and a test keeps
 //! the two the same.
@@ -37,7 +38,14 @@ pub const MAX_ID_BYTES: usize = roomready_protocol::Command::MAX_ID_BYTES;
 pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> =
     roomready_protocol::CommandAction::INTERVAL_SECS;
 /// The commands this version knows.
-pub(crate) const KNOWN: [&str; 5] = ["ping", "check_now", "set_interval", "update", "update_app"];
+pub(crate) const KNOWN: [&str; 6] = [
+    "ping",
+    "check_now",
+    "set_interval",
+    "update",
+    "update_app",
+    "fix",
+];
 /// The rejection reasons of [`decide`], in the order they are checked.
 #[cfg(test)]
 pub(crate) const REASONS: [&str; 8] = [
@@ -216,6 +224,15 @@ pub fn decide(payload: &[u8], delivery: Delivery, max_bytes: usize) -> Decision 
             Decision::Run {
                 id,
                 action: CommandAction::Update { version, channel },
+            }
+        }
+        CommandAction::Fix { mode, plan } => {
+            match roomready_protocol::fix::check_fix(mode, plan.as_deref()) {
+                Ok(()) => Decision::Run {
+                    id,
+                    action: CommandAction::Fix { mode, plan },
+                },
+                Err(message) => reject("invalid_argument", message),
             }
         }
         action => Decision::Run { id, action },

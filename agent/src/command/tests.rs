@@ -458,3 +458,58 @@ fn hostile_payloads_never_panic() {
         let _ = decide(&input, Delivery::live(input.len()), 256);
     }
 }
+
+#[test]
+fn fix_runs_with_the_arguments_its_mode_takes() {
+    use roomready_protocol::FixMode;
+
+    let run = |payload: &str| match decide_str(payload) {
+        Decision::Run { action, .. } => Ok(action),
+        Decision::Reject {
+            reason, message, ..
+        } => Err((reason, message)),
+        Decision::Drop { why } => Err(("dropped", why)),
+    };
+    assert_eq!(
+        run(r#"{"schema":"roomready.command/1","id":"c","command":"fix","mode":"plan"}"#),
+        Ok(CommandAction::Fix {
+            mode: FixMode::Plan,
+            plan: None
+        })
+    );
+    assert_eq!(
+        run(
+            r#"{"schema":"roomready.command/1","id":"c","command":"fix","mode":"apply","plan":"0123456789abcdef"}"#
+        ),
+        Ok(CommandAction::Fix {
+            mode: FixMode::Apply,
+            plan: Some("0123456789abcdef".into())
+        })
+    );
+    for (payload, expected) in [
+        (
+            r#"{"schema":"roomready.command/1","id":"c","command":"fix","mode":"apply"}"#,
+            "fix apply needs \"plan\"",
+        ),
+        (
+            r#"{"schema":"roomready.command/1","id":"c","command":"fix","mode":"apply","plan":"<b>x</b>"}"#,
+            "plan must be 16 lowercase hex digits",
+        ),
+        (
+            r#"{"schema":"roomready.command/1","id":"c","command":"fix","mode":"undo","plan":"0123456789abcdef"}"#,
+            "not \"undo\"",
+        ),
+        (
+            r#"{"schema":"roomready.command/1","id":"c","command":"fix","mode":"reboot"}"#,
+            "unknown variant `reboot`",
+        ),
+        (
+            r#"{"schema":"roomready.command/1","id":"c","command":"fix"}"#,
+            "missing field `mode`",
+        ),
+    ] {
+        let (reason, message) = run(payload).expect_err(payload);
+        assert_eq!(reason, "invalid_argument", "{payload}");
+        assert!(message.contains(expected), "{expected:?} in {message}");
+    }
+}

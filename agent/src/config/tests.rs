@@ -122,7 +122,7 @@ mod parsing {
             ),
             (
                 format!("{GOOD}brokr = 1\n"),
-                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, allow_insecure, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, mqtt_version, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, resolve, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file, site, room, ring, tags, schannel_events, schannel_window_days, schannel_max_events",
+                "/etc/roomready/agent.toml:4:1: key \"brokr\": unknown key; known keys: broker_url, allow_insecure, broker_ca_file, broker_server_name, client_cert_file, client_key_file, username, password_file, password_env, mqtt_version, device_id, facts_file, report_interval_secs, topic_prefix, endpoints, resolve, ca_file, probe_timeout_secs, journal_dir, journal_max_mib, journal_fsync, command_max_bytes, app_update_command, app_update_timeout_secs, update_feed_url, update_github_repo, update_github_api_url, update_github_token_file, update_keys, update_channel, allow_downgrade, update_max_mib, update_health_secs, auto_update, update_window, update_ca_file, site, room, ring, tags, schannel_events, schannel_window_days, schannel_max_events, allow_fix",
             ),
             (
                 GOOD.replace("device_id = \"mtr-1\"\n", ""),
@@ -599,10 +599,11 @@ mod documented {
         let update_doc = module_doc(include_str!("../update/settings.rs"));
         let placement_doc = module_doc(include_str!("../report/placement.rs"));
         let schannel_doc = module_doc(include_str!("../facts/schannel/settings.rs"));
+        let fix_doc = module_doc(include_str!("../fix/settings.rs"));
         let readme = include_str!("../../../README.md");
         let example = include_str!("../../../docs/examples/agent.toml");
         // The broker's keys are roomready-connect's; the agent's config doc shows them.
-        let owners: [(&[&str], &str, &str); 9] = [
+        let owners: [(&[&str], &str, &str); 10] = [
             (
                 &roomready_connect::broker::KEYS,
                 "config's doc",
@@ -644,6 +645,7 @@ mod documented {
                 "facts::schannel::settings' doc",
                 &schannel_doc,
             ),
+            (crate::fix::settings::KEYS, "fix::settings' doc", &fix_doc),
         ];
         assert_eq!(
             owners.len(),

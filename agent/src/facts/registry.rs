@@ -1,7 +1,7 @@
 //! Registry reads: the [`Registry`] trait, one implementation per source — a saved
 //! `reg query <KEY> /s` dump ([`RegDump`]), values fixed in memory ([`MapRegistry`]) and, on
 //! Windows, the live registry (`NativeRegistry`) — and [`read_tls_settings`], which reads every
-//! TLS switch the rules look at.
+//! TLS switch the rules look at. Writes, for the opt-in repair only: [`write`].
 //!
 //! Key paths are case-insensitive and may be spelled with the short (`HKLM\...`) or the long
 //! (`HKEY_LOCAL_MACHINE\...`) hive name; value names are case-insensitive too, as in Windows.
@@ -45,6 +45,7 @@ use super::{Fact, Source};
 
 #[cfg(test)]
 mod tests;
+pub mod write;
 
 /// Reads registry values; one implementation per source.
 pub trait Registry: Send + Sync {
@@ -593,10 +594,7 @@ impl NativeRegistry {
         use std::io::ErrorKind;
 
         use winreg::RegKey;
-        use winreg::enums::{
-            HKEY_CLASSES_ROOT, HKEY_CURRENT_CONFIG, HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE,
-            HKEY_USERS, KEY_READ, KEY_WOW64_64KEY,
-        };
+        use winreg::enums::{KEY_READ, KEY_WOW64_64KEY};
 
         let Some(key) = KeyPath::parse(path) else {
             let source = Source::new(format!("registry {}", value_path(path, name)));
@@ -604,17 +602,7 @@ impl NativeRegistry {
         };
         let full = value_path(&key.display, name);
         let source = Source::new(format!("registry {full}"));
-        let (hive, subkey) = key
-            .display
-            .split_once('\\')
-            .unwrap_or((key.display.as_str(), ""));
-        let hkey = match hive {
-            "HKCU" => HKEY_CURRENT_USER,
-            "HKCR" => HKEY_CLASSES_ROOT,
-            "HKU" => HKEY_USERS,
-            "HKCC" => HKEY_CURRENT_CONFIG,
-            _ => HKEY_LOCAL_MACHINE,
-        };
+        let (hkey, subkey) = native_hive(&key);
         let opened =
             RegKey::predef(hkey).open_subkey_with_flags(subkey, KEY_READ | KEY_WOW64_64KEY);
         let opened = match opened {
@@ -636,6 +624,28 @@ impl NativeRegistry {
             }),
         }
     }
+}
+
+/// The predefined key of `key`'s hive and the path below it, for the native registry's reads
+/// and writes.
+#[cfg(windows)]
+fn native_hive(key: &KeyPath) -> (winreg::HKEY, &str) {
+    use winreg::enums::{
+        HKEY_CLASSES_ROOT, HKEY_CURRENT_CONFIG, HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE, HKEY_USERS,
+    };
+
+    let (hive, subkey) = key
+        .display
+        .split_once('\\')
+        .unwrap_or((key.display.as_str(), ""));
+    let hkey = match hive {
+        "HKCU" => HKEY_CURRENT_USER,
+        "HKCR" => HKEY_CLASSES_ROOT,
+        "HKU" => HKEY_USERS,
+        "HKCC" => HKEY_CURRENT_CONFIG,
+        _ => HKEY_LOCAL_MACHINE,
+    };
+    (hkey, subkey)
 }
 
 #[cfg(windows)]

@@ -40,10 +40,29 @@ pub(crate) const DOTNET_WOW64: &str = r"HKLM\SOFTWARE\Wow6432Node\Microsoft\.NET
 pub(crate) const DOTNET4_RELEASE_KEY: &str =
     r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full";
 
-/// WinHTTP `DefaultSecureProtocols` bits (SSL 2 0x8, SSL 3 0x20, TLS 1.0 0x80, TLS 1.1 0x200;
-/// only TLS 1.2's is read).
+/// WinHTTP `DefaultSecureProtocols` bits (SSL 2 0x8, SSL 3 0x20; the rules read TLS 1.2's, the
+/// fix writes TLS 1.0-1.2 where the value is absent).
 pub(crate) mod winhttp_bits {
+    pub(crate) const TLS10: u32 = 0x80;
+    pub(crate) const TLS11: u32 = 0x200;
     pub(crate) const TLS12: u32 = 0x800;
+}
+
+/// The names of the values [`TlsSettings::read`] reads, each under its key.
+pub(crate) mod names {
+    /// SCHANNEL, per version and side.
+    pub(crate) const ENABLED: &str = "Enabled";
+    pub(crate) const DISABLED_BY_DEFAULT: &str = "DisabledByDefault";
+    /// WinHTTP, per view.
+    pub(crate) const DEFAULT_SECURE_PROTOCOLS: &str = "DefaultSecureProtocols";
+    /// .NET Framework, per line and view.
+    pub(crate) const SCH_USE_STRONG_CRYPTO: &str = "SchUseStrongCrypto";
+    pub(crate) const SYSTEM_DEFAULT_TLS_VERSIONS: &str = "SystemDefaultTlsVersions";
+}
+
+/// The SCHANNEL key of `version` on `side`: `{SCHANNEL_PROTOCOLS}\TLS 1.2\Client`.
+pub(crate) fn schannel_key(version: TlsVersion, side: Side) -> String {
+    format!("{SCHANNEL_PROTOCOLS}\\{}\\{}", version.name(), side.name())
 }
 
 /// The lowest .NET Framework 4.x `Release` value of 4.6.2 (394802 on Windows 10 1607; 394806 on
@@ -75,6 +94,34 @@ pub enum View {
     Wow64,
 }
 
+impl View {
+    pub const ALL: [View; 2] = [View::Native, View::Wow64];
+
+    /// `native` or `wow64`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            View::Native => "native",
+            View::Wow64 => "wow64",
+        }
+    }
+
+    /// WinHTTP's key in this view.
+    pub(crate) const fn winhttp_key(self) -> &'static str {
+        match self {
+            View::Native => WINHTTP,
+            View::Wow64 => WINHTTP_WOW64,
+        }
+    }
+
+    /// The .NET Framework settings root in this view.
+    pub(crate) const fn dotnet_root(self) -> &'static str {
+        match self {
+            View::Native => DOTNET,
+            View::Wow64 => DOTNET_WOW64,
+        }
+    }
+}
+
 /// A .NET Framework line whose TLS switches are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DotNet {
@@ -90,6 +137,11 @@ impl DotNet {
             DotNet::V4 => "v4.0.30319",
             DotNet::V2 => "v2.0.50727",
         }
+    }
+
+    /// This line's key in `view`: `{root}\\v4.0.30319`.
+    pub(crate) fn key_in(self, view: View) -> String {
+        format!("{}\\{}", view.dotnet_root(), self.key())
     }
 }
 
@@ -150,35 +202,34 @@ impl TlsSettings {
         let mut schannel = Vec::with_capacity(8);
         for version in TlsVersion::ALL {
             for side in [Side::Client, Side::Server] {
-                let key = format!("{SCHANNEL_PROTOCOLS}\\{}\\{}", version.name(), side.name());
+                let key = schannel_key(version, side);
                 schannel.push(Schannel {
                     version,
                     side,
-                    enabled: dword(&key, "Enabled"),
-                    disabled_by_default: dword(&key, "DisabledByDefault"),
+                    enabled: dword(&key, names::ENABLED),
+                    disabled_by_default: dword(&key, names::DISABLED_BY_DEFAULT),
                 });
             }
         }
-        let views = [
-            (View::Native, WINHTTP, DOTNET),
-            (View::Wow64, WINHTTP_WOW64, DOTNET_WOW64),
-        ];
-        let winhttp = views
+        let winhttp = View::ALL
             .iter()
-            .map(|&(view, key, _)| WinHttp {
+            .map(|&view| WinHttp {
                 view,
-                default_secure_protocols: dword(key, "DefaultSecureProtocols"),
+                default_secure_protocols: dword(
+                    view.winhttp_key(),
+                    names::DEFAULT_SECURE_PROTOCOLS,
+                ),
             })
             .collect();
         let mut dotnet = Vec::with_capacity(4);
         for framework in [DotNet::V4, DotNet::V2] {
-            for &(view, _, root) in &views {
-                let key = format!("{root}\\{}", framework.key());
+            for view in View::ALL {
+                let key = framework.key_in(view);
                 dotnet.push(DotNetCrypto {
                     framework,
                     view,
-                    sch_use_strong_crypto: dword(&key, "SchUseStrongCrypto"),
-                    system_default_tls_versions: dword(&key, "SystemDefaultTlsVersions"),
+                    sch_use_strong_crypto: dword(&key, names::SCH_USE_STRONG_CRYPTO),
+                    system_default_tls_versions: dword(&key, names::SYSTEM_DEFAULT_TLS_VERSIONS),
                 });
             }
         }

@@ -12,8 +12,9 @@
 //! - The agent and the fleet over a broker: [`e2e`], [`daemon`], [`delivery`], [`half_open`],
 //!   [`journal_bound`], [`mqtt5`], [`resubscribe`], [`commands`], [`app_update`], [`sim_update`].
 //! - The controller: [`controller`], [`controller_broker`], [`controller_kill`], [`alerts`],
-//!   [`rollouts`]; in headless Chromium: [`controller_browser`], [`controller_markup`],
-//!   [`operations_browser`], and the browser harness itself: [`browser`].
+//!   [`rollouts`], [`controller_fix`] (the registry fix, through in-process agents); in
+//!   headless Chromium: [`controller_browser`], [`controller_markup`], [`operations_browser`],
+//!   [`controller_fix_browser`], and the browser harness itself: [`browser`].
 
 mod agent_run;
 mod alerts;
@@ -28,6 +29,8 @@ mod controller_cluster;
 mod controller_device_page;
 mod controller_evidence;
 mod controller_exports;
+mod controller_fix;
+mod controller_fix_browser;
 mod controller_kill;
 mod controller_markup;
 mod daemon;

@@ -161,6 +161,7 @@
     if (entry.kind === "command" && !table.querySelector(`tr[data-command="${CSS.escape(String(d.id))}"]`)) {
       const tr = el("tr");
       tr.dataset.command = String(d.id);
+      if (d.command && d.command.command === "fix") tr.dataset.fix = String(d.command.mode);
       const what = el("td");
       what.append(el("strong", null, d.command && d.command.command), " ", el("code", null, d.id));
       const answer = el("td");
@@ -176,6 +177,8 @@
       if (!row) return;
       const cell = row.querySelector('[data-field="answer"]');
       cell.textContent = String(d.status) + (d.reason ? " (" + d.reason + ")" : "") + (d.message ? ": " + d.message : "");
+      // The fix section shows the newest fix's answer and the buttons it allows: the server draws it.
+      if (row.dataset.fix !== undefined && d.status !== "accepted") window.location.reload();
     }
   }
 
@@ -206,6 +209,11 @@
       const version = String(data.get("version") || "").trim();
       if (version) body.version = version;
       body.channel = data.get("channel");
+    }
+    if (body.command === "fix") {
+      body.mode = data.get("mode");
+      const plan = data.get("plan");
+      if (plan) body.plan = plan;
     }
     return body;
   }

@@ -1,12 +1,15 @@
 //! A device's page: its facts with their sources, findings, endpoints, the verdict timeline,
-//! presence, history and commands, and the command forms operators send from it.
+//! presence, history and commands, and the command forms operators send from it (the registry
+//! fix's in [`fix`]).
+
+mod fix;
 
 use axum::Form;
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use roomready_protocol::{
-    CommandAction, EndpointReport, ProbeOutcome, Timestamp, TlsVersion, Verdict,
+    CommandAction, EndpointReport, FixMode, ProbeOutcome, Timestamp, TlsVersion, Verdict,
 };
 use serde::Deserialize;
 
@@ -80,7 +83,10 @@ pub async fn device(
             @if let Some(sent) = &params.sent {
                 p.notice #sent { "Command " code { (sent) } " sent; its answer appears below." }
             }
-            @if caller.is_operator() { (command_forms(name, &caller)) }
+            @if caller.is_operator() {
+                (command_forms(name, &caller))
+                (fix::panel(name, caller.csrf.as_deref().unwrap_or(""), &commands))
+            }
             (facts(&detail))
             (findings_table(&detail))
             (super::observed::section(detail.state.as_ref()))
@@ -376,7 +382,8 @@ fn commands_table(commands: &[CommandRecord]) -> Markup {
                 thead { tr { th { "Sent" } th { "Command" } th { "By" } th { "Answer" } } }
                 tbody {
                     @for c in commands {
-                        tr data-command=(c.id) {
+                        @let fix = match &c.command.action { CommandAction::Fix { mode, .. } => Some(mode.as_str()), _ => None };
+                        tr data-command=(c.id) data-fix=[fix] {
                             td { (time(c.sent_at)) }
                             td { strong { (c.command.action.name()) } " " code { (c.id) } }
                             td { (c.by) }
@@ -430,6 +437,7 @@ fn command_forms(device: &str, caller: &Caller) -> Markup {
                     }
                 }))
                 (form("update_app", "Update Teams Rooms app", html! {}))
+                (fix::plan_form(device, csrf))
             }
         }
     }
@@ -442,6 +450,9 @@ pub struct CommandForm {
     seconds: Option<String>,
     version: Option<String>,
     channel: Option<String>,
+    /// `fix`: `plan`, `apply` or `undo`, and the plan's digest for `apply`.
+    mode: Option<String>,
+    plan: Option<String>,
 }
 
 impl CommandForm {
@@ -465,6 +476,20 @@ impl CommandForm {
                     .filter(|v| !v.is_empty())
                     .map(str::to_owned),
                 channel: self.channel.clone().filter(|c| !c.is_empty()),
+            },
+            "fix" => CommandAction::Fix {
+                mode: match self.mode.as_deref() {
+                    Some("plan") => FixMode::Plan,
+                    Some("apply") => FixMode::Apply,
+                    Some("undo") => FixMode::Undo,
+                    other => {
+                        return Err(format!(
+                            "mode must be plan, apply or undo, not {:?}",
+                            other.unwrap_or("")
+                        ));
+                    }
+                },
+                plan: self.plan.clone().filter(|p| !p.is_empty()),
             },
             other => return Err(format!("there is no command {other:?} to send")),
         })
