@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
+use roomready_protocol::TopicPrefix;
+use roomready_simulator::dashboard::{Dashboard, DashboardOptions};
 use roomready_testkit::http::Http;
 
 use crate::WAIT;
@@ -159,4 +161,22 @@ pub async fn poll_until(
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// An independent witness of everything the devices publish on `broker`: a dashboard with a
+/// persistent session, subscribed before it is returned.
+pub async fn witness(broker: &roomready_agent::config::BrokerUrl) -> Dashboard {
+    let mut witness = Dashboard::connect_with(
+        broker,
+        &TopicPrefix::default(),
+        &DashboardOptions {
+            persistent: true,
+            ..DashboardOptions::default()
+        },
+    );
+    witness
+        .wait_subscribed(WAIT)
+        .await
+        .expect("the witness subscribes");
+    witness
 }

@@ -9,6 +9,7 @@
 //! - `SCHANNEL_EVENTS_UNREADABLE` (info): the events, or some of them, could not be read.
 //! - `OBSERVED_HANDSHAKE_FAILURES` (info): failed handshakes in the window, by alert.
 
+use roomready_protocol::tls::alert_name;
 use roomready_protocol::{Finding, Severity, Verdict, codes};
 
 use super::Outcome;
@@ -208,34 +209,6 @@ fn logging_off(facts: &Facts, observations: Option<&Observations>) -> Option<Out
         ),
         reference: REF_SCHANNEL_LOGGING.into(),
     }))
-}
-
-fn alert_name(alert: u8) -> &'static str {
-    match alert {
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        86 => "inappropriate_fallback",
-        90 => "user_canceled",
-        109 => "missing_extension",
-        110 => "unsupported_extension",
-        112 => "unrecognized_name",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        _ => "alert",
-    }
 }
 
 fn failures(o: &Observations) -> Option<Outcome> {

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
 use roomready_protocol::TopicPrefix;
-use roomready_simulator::dashboard::{Dashboard, DashboardOptions};
 use roomready_simulator::device::{DeviceEnv, SimDevice};
 use roomready_simulator::fleet::demo_fleet;
 use roomready_testkit::http::Http;
 use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_testkit::postgres::need_postgres;
-use roomready_tests::WAIT;
-use roomready_tests::child::{self, ChildController, numbers, poll_until, store_ranges, taken};
+use roomready_tests::child::{
+    self, ChildController, numbers, poll_until, store_ranges, taken, witness,
+};
 
 const DEVICES: usize = 200;
 const CHILD: &str = "controller_cluster::cluster_child";
@@ -64,18 +64,7 @@ async fn two_controllers_on_one_postgresql_share_the_fleet_and_survive_a_kill() 
     let config_b = config(dir.path(), "b", &broker, &database);
 
     // An independent witness of everything the devices publish.
-    let mut witness = Dashboard::connect_with(
-        &broker,
-        &TopicPrefix::default(),
-        &DashboardOptions {
-            persistent: true,
-            ..DashboardOptions::default()
-        },
-    );
-    witness
-        .wait_subscribed(WAIT)
-        .await
-        .expect("the witness subscribes");
+    let witness = witness(&broker).await;
     let mut a = ChildController::start(CHILD, &config_a);
     let b = ChildController::start(CHILD, &config_b);
     let (http_a, http_b) = (Http::new(&a.url), Http::new(&b.url));

@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use roomready_agent::config::BrokerUrl;
 use roomready_protocol::TopicPrefix;
-use roomready_simulator::dashboard::{Dashboard, DashboardOptions};
 use roomready_simulator::device::{DeviceEnv, SimDevice};
 use roomready_simulator::fleet::demo_fleet;
 use roomready_testkit::http::Http;
 use roomready_testkit::peers::{Mosquitto, need_mosquitto};
 use roomready_tests::WAIT;
-use roomready_tests::child::{self, ChildController, in_flight, numbers, poll_until, store_ranges};
+use roomready_tests::child::{
+    self, ChildController, in_flight, numbers, poll_until, store_ranges, witness,
+};
 
 const DEVICES: usize = 1000;
 /// Messages delivered and not yet committed when a kill counts as landing mid-flight.
@@ -68,18 +69,7 @@ async fn a_controller_killed_with_sigkill_loses_nothing() {
     .expect("config");
 
     // An independent witness of everything the devices publish.
-    let mut witness = Dashboard::connect_with(
-        &broker,
-        &TopicPrefix::default(),
-        &DashboardOptions {
-            persistent: true,
-            ..DashboardOptions::default()
-        },
-    );
-    witness
-        .wait_subscribed(WAIT)
-        .await
-        .expect("the witness subscribes");
+    let mut witness = witness(&broker).await;
 
     let mut controller = start_controller(&config);
     let http = Http::new(&controller.url);

@@ -3,29 +3,8 @@
 //! Every value the device sent is written through maud, which escapes it.
 
 use maud::{Markup, html};
+use roomready_protocol::tls::alert_name;
 use roomready_protocol::{Observed, ObservedSource, State, suite_name};
-
-/// TLS alert names for the failures table (RFC 8446 and RFC 5246 §7.2).
-fn alert_name(alert: u8) -> &'static str {
-    match alert {
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        86 => "inappropriate_fallback",
-        112 => "unrecognized_name",
-        _ => "alert",
-    }
-}
 
 fn failure_kind(event: u32) -> &'static str {
     match event {
