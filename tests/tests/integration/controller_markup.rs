@@ -1,7 +1,8 @@
 //! Markup from a device in a real browser (headless Chromium, on `controller_browser`'s rig):
 //! ids, versions, finding titles, evidence, remediation, references and rooms holding script and
 //! image payloads stay text on the fleet page and the device page, rendered by the server and
-//! written by the live updates, and nothing of them runs.
+//! written by the live updates, and nothing of them runs. And Schannel's evidence as a user
+//! meets it: the fleet form's "predicted ready, observed legacy" and the device page beside it.
 
 use roomready_protocol::DeviceId;
 use roomready_testkit::webdriver::Browser;
@@ -268,4 +269,121 @@ fn markup_from_a_device_shows_as_text_and_never_runs() {
     assert_nothing_ran(&browser, "the fleet page of ring 3");
     drop(browser);
     rig.finish();
+}
+
+/// A state of `device` whose prediction says `predicted` and whose Schannel logged TLS 1.0.
+fn legacy_state(device: &str, predicted: &str, verdict: &str) -> Vec<u8> {
+    json!({
+        "schema": "roomready.state/1.3",
+        "device": device,
+        "seq": 1,
+        "ts": "2026-12-01T10:00:00.000Z",
+        "agent_version": "0.1.0",
+        "facts": {"kind": "teams_rooms_windows", "app_version": "5.2.115.0"},
+        "verdict": verdict,
+        "findings": [{
+            "code": "OBSERVED_LEGACY_TLS",
+            "severity": "warning",
+            "title": "This device negotiated TLS 1.0 3 time(s) recently",
+            "evidence": "TLS 1.0 ×3 to sfb-pool.contoso.local",
+            "remediation": "Move it to TLS 1.2.",
+            "reference": "https://learn.microsoft.com/microsoft-365/compliance/prepare-tls-1.2-in-office-365"
+        }],
+        "observed": {
+            "source": "system_log",
+            "window_days": 7,
+            "events": 3,
+            "handshakes": [{"protocol": "tls1.0", "target": "sfb-pool.contoso.local",
+                            "count": 3, "last": "2026-12-01T09:00:00.000Z"}],
+            "predicted": predicted,
+        },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn the_evidence_filter_finds_the_rooms_predicted_ready_that_talk_legacy_tls() {
+    let test = "the_evidence_filter_finds_the_rooms_predicted_ready_that_talk_legacy_tls";
+    let Some(browser) = Browser::for_test(test) else {
+        return;
+    };
+    let rig = Rig::start(2, |_, _| {});
+    rig.rt.block_on(async {
+        publish(
+            &rig.broker_url(),
+            "evidence",
+            vec![
+                (
+                    "roomready/v1/mtr-surprise/state".to_owned(),
+                    legacy_state("mtr-surprise", "ready", "at_risk"),
+                    false,
+                ),
+                (
+                    "roomready/v1/mtr-expected/state".to_owned(),
+                    legacy_state("mtr-expected", "not_ready", "not_ready"),
+                    false,
+                ),
+            ],
+        )
+        .await;
+        rig.console()
+            .until("both states", |store| {
+                let a = store
+                    .device(&DeviceId::new("mtr-surprise").ok()?)
+                    .ok()??
+                    .state;
+                let b = store
+                    .device(&DeviceId::new("mtr-expected").ok()?)
+                    .ok()??
+                    .state;
+                a.and(b)
+            })
+            .await;
+    });
+
+    browser
+        .goto(&rig.url("/"))
+        .or_log(&browser, "open the fleet page");
+    wait_live(&browser);
+    // As a user does it: pick the evidence, press Filter.
+    browser
+        .find("#filters select[name=observed] option[value=legacy_predicted_ready]")
+        .and_then(|option| option.click())
+        .or_log(&browser, "pick 'predicted ready, observed legacy'");
+    browser
+        .find("#filters button[type=submit]")
+        .and_then(|button| button.click())
+        .or_log(&browser, "press Filter");
+    browser
+        .wait_until("the filtered page", WAIT, |b| {
+            Ok(b.current_url()?.contains("observed=legacy_predicted_ready")
+                && b.find("#shown-total")?.text()? == "1")
+        })
+        .or_log(&browser, "the filtered page");
+    let shown = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#device-table tbody tr[data-device]'))\
+                    .map(r => r.dataset.device);",
+            &[],
+        )
+        .or_log(&browser, "the rows");
+    assert_eq!(
+        shown,
+        json!(["mtr-surprise"]),
+        "only the room predicted ready"
+    );
+    // Its page puts the prediction beside the evidence.
+    browser
+        .goto(&rig.url("/devices/mtr-surprise"))
+        .or_log(&browser, "open its page");
+    assert_eq!(text(&browser, "#predicted"), "ready");
+    assert_eq!(
+        text(&browser, "#observed-legacy"),
+        "predicted ready, observed legacy TLS"
+    );
+    assert_eq!(
+        text(&browser, "#observed-handshakes tbody tr td:nth-child(2)"),
+        "sfb-pool.contoso.local"
+    );
 }
