@@ -65,14 +65,7 @@ pub async fn fix(
     };
     let facts = match facts_source(&config, registry).collect().await {
         Ok(facts) => facts,
-        Err(FactsError::File(e)) => {
-            eprintln!("roomready-agent: {e}");
-            return if e.io.is_some() {
-                exit::NO_INPUT
-            } else {
-                exit::DATA_ERROR
-            };
-        }
+        Err(FactsError::File(e)) => return super::facts_failed(&e),
     };
     if let FixRequest::Plan { json } = request {
         let plan = env.plan(&facts);
