@@ -10,14 +10,14 @@ use roomready_protocol::TlsVersion;
 use super::Fact;
 
 /// The SCHANNEL key, written once for the constants below.
-macro_rules! schannel_key {
+macro_rules! schannel_root {
     () => {
         r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL"
     };
 }
 
 /// The SCHANNEL key: `EventLogging` lives here, the protocol switches below.
-pub(crate) const SCHANNEL: &str = schannel_key!();
+pub(crate) const SCHANNEL: &str = schannel_root!();
 /// `EventLogging` bits (KB260729): 0x1 errors (Windows' default), 0x2 warnings, 0x4
 /// informational and success events (event 36880 needs it).
 pub(crate) mod event_logging_bits {
@@ -25,7 +25,7 @@ pub(crate) mod event_logging_bits {
 }
 
 /// `HKLM\...\SCHANNEL\Protocols`; a version's switches are under `{this}\TLS 1.2\Client` etc.
-pub(crate) const SCHANNEL_PROTOCOLS: &str = concat!(schannel_key!(), r"\Protocols");
+pub(crate) const SCHANNEL_PROTOCOLS: &str = concat!(schannel_root!(), r"\Protocols");
 /// WinHTTP's `DefaultSecureProtocols` lives under this key (KB3140245).
 pub(crate) const WINHTTP: &str =
     r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Internet Settings\WinHttp";
@@ -58,6 +58,8 @@ pub(crate) mod names {
     /// .NET Framework, per line and view.
     pub(crate) const SCH_USE_STRONG_CRYPTO: &str = "SchUseStrongCrypto";
     pub(crate) const SYSTEM_DEFAULT_TLS_VERSIONS: &str = "SystemDefaultTlsVersions";
+    /// SCHANNEL's own key: which events it logs.
+    pub(crate) const EVENT_LOGGING: &str = "EventLogging";
 }
 
 /// The SCHANNEL key of `version` on `side`: `{SCHANNEL_PROTOCOLS}\TLS 1.2\Client`.
@@ -238,7 +240,7 @@ impl TlsSettings {
             winhttp,
             dotnet,
             dotnet4_release: dword(DOTNET4_RELEASE_KEY, "Release"),
-            event_logging: dword(SCHANNEL, "EventLogging"),
+            event_logging: dword(SCHANNEL, names::EVENT_LOGGING),
         }
     }
 }
