@@ -102,19 +102,34 @@ async fn two_controllers_on_one_postgresql_share_the_fleet_and_survive_a_kill() 
     );
     let taken_b = http_b.run(taken).await;
     let newer = at_kill.clone();
-    assert!(
-        poll_until(&http_b, Duration::from_secs(60), move |h| {
-            let ranges = store_ranges(h);
-            newer.iter().all(|(id, last)| {
+    // Behind: the devices whose store has nothing past `last + 2` yet.
+    let behind = |ranges: &BTreeMap<String, String>, newer: &BTreeMap<String, u64>| {
+        newer
+            .iter()
+            .filter(|(id, last)| {
                 ranges
-                    .get(id)
+                    .get(*id)
                     .and_then(|r| numbers(r).last().copied())
-                    .is_some_and(|n| n > last + 2)
+                    .is_none_or(|n| n <= *last + 2)
             })
-        })
-        .await,
-        "with A killed, B did not carry every device's new reports into the store"
-    );
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>()
+    };
+    // The whole suite runs beside this test on two cores: the bound is for a loaded machine.
+    let carried = poll_until(&http_b, Duration::from_secs(180), move |h| {
+        behind(&store_ranges(h), &newer).is_empty()
+    })
+    .await;
+    if !carried {
+        let late = behind(&http_b.run(store_ranges).await, &at_kill);
+        panic!(
+            "with A killed, B did not carry every device's new reports into the store: {} of \
+             {DEVICES} devices behind (e.g. {:?}); B took {} messages, {taken_b} at the kill",
+            late.len(),
+            late.iter().take(5).collect::<Vec<_>>(),
+            http_b.run(taken).await
+        );
+    }
     assert!(http_b.run(taken).await > taken_b);
 
     // A returns to its session: what the broker had handed it (and queued for it) arrives.
