@@ -140,6 +140,14 @@ pub async fn check(
     }
 }
 
+/// The config at `config_path`, or, after saying what is wrong with it, exit code 78.
+fn load_config(config_path: &Path) -> Result<Config, u8> {
+    Config::load(config_path).map_err(|e| {
+        eprintln!("roomready-agent: bad config: {e}");
+        exit::CONFIG
+    })
+}
+
 /// Says why the facts file failed and gives its exit code: unreadable 66, invalid 65.
 fn facts_failed(e: &crate::keyfile::KeyFileError) -> u8 {
     eprintln!("roomready-agent: {e}");
@@ -193,12 +201,9 @@ pub async fn run(
     utc_offset: i32,
     stop: impl Future<Output = ()>,
 ) -> Result<u8, AgentError> {
-    let config = match Config::load(config_path) {
+    let config = match load_config(config_path) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("roomready-agent: bad config: {e}");
-            return Ok(exit::CONFIG);
-        }
+        Err(code) => return Ok(code),
     };
     let agent = match start::from_config(&config, config_path, utc_offset) {
         Ok(Started::Ready(agent)) => agent,
@@ -227,12 +232,9 @@ pub async fn run(
 
 /// `self-test`: the config loads, the journal opens, the update keys parse.
 pub fn self_test(config_path: &Path) -> u8 {
-    let config = match Config::load(config_path) {
+    let config = match load_config(config_path) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("roomready-agent: bad config: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     // Config::load has decoded every key; a feed needs at least one.
     if config.update.feed.is_some() && config.update.keys.is_empty() {
@@ -270,12 +272,9 @@ pub fn update(
     version: Option<semver::Version>,
     channel: Option<UpdateChannel>,
 ) -> u8 {
-    let config = match Config::load(config_path) {
+    let config = match load_config(config_path) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("roomready-agent: bad config: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let mut settings = match UpdateSettings::from_config(&config.update, config_path) {
         Ok(settings) => settings,

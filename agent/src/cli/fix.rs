@@ -32,12 +32,9 @@ pub async fn fix(
     request: FixRequest,
     registry: Option<Arc<dyn RegistryWrite>>,
 ) -> u8 {
-    let config = match Config::load(config_path) {
+    let config = match super::load_config(config_path) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("roomready-agent: bad config: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let Some(registry) = registry else {
         eprintln!(
