@@ -182,8 +182,22 @@ pub(super) fn wait_live(browser: &Browser) {
     wait_text(browser, "#live-state", "live");
 }
 
+/// Picks `value` in the fleet form's `select` and presses Filter, as a user does.
+pub(super) fn pick_and_filter(browser: &Browser, select: &str, value: &str) {
+    browser
+        .find(&format!(
+            "#filters select[name={select}] option[value='{value}']"
+        ))
+        .and_then(|option| option.click())
+        .or_log(browser, &format!("pick {select} {value}"));
+    browser
+        .find("#filters button[type=submit]")
+        .and_then(|button| button.click())
+        .or_log(browser, "press Filter");
+}
+
 /// The device table's rows as (id, verdict, presence), as rendered.
-fn rows(browser: &Browser) -> Vec<(String, String, String)> {
+pub(super) fn rows(browser: &Browser) -> Vec<(String, String, String)> {
     let value = browser
         .execute(
             "return Array.from(document.querySelectorAll('#device-table tbody tr')).map(tr => [\
@@ -412,14 +426,7 @@ fn filtering_by_not_ready_shows_exactly_those_devices() {
     wait_live(&browser);
     assert_eq!(rows(&browser).len(), count, "unfiltered, every device");
     // The filter form, as a user fills it: pick the verdict, press Filter.
-    browser
-        .find("#filters select[name=verdict] option[value=not_ready]")
-        .and_then(|option| option.click())
-        .or_log(&browser, "pick not_ready");
-    browser
-        .find("#filters button[type=submit]")
-        .and_then(|button| button.click())
-        .or_log(&browser, "press Filter");
+    pick_and_filter(&browser, "verdict", "not_ready");
     browser
         .wait_until("the filtered page", WAIT, |b| {
             Ok(b.current_url()?.contains("verdict=not_ready")
@@ -490,14 +497,7 @@ fn filtering_by_not_ready_shows_exactly_those_devices() {
         places.iter().all(|p| p.starts_with("bergen · ring ")),
         "{places:?}"
     );
-    browser
-        .find("#filters select[name=ring] option[value='0']")
-        .and_then(|option| option.click())
-        .or_log(&browser, "pick ring 0");
-    browser
-        .find("#filters button[type=submit]")
-        .and_then(|button| button.click())
-        .or_log(&browser, "press Filter with site and ring");
+    pick_and_filter(&browser, "ring", "0");
     browser
         .wait_until("bergen's pilot ring", WAIT, |b| {
             let url = b.current_url()?;

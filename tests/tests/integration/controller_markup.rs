@@ -10,7 +10,7 @@ use roomready_tests::WAIT;
 use roomready_tests::publish::publish;
 use serde_json::{Value, json};
 
-use super::controller_browser::{OrLog, Rig, text, wait_live, wait_text};
+use super::controller_browser::{OrLog, Rig, pick_and_filter, rows, text, wait_live, wait_text};
 
 /// Markup a device might send; each would set `window.roomreadyXss` if it ran.
 const SCRIPT_PAYLOAD: &str = "<script>window.roomreadyXss = 'script'</script>";
@@ -347,32 +347,15 @@ fn the_evidence_filter_finds_the_rooms_predicted_ready_that_talk_legacy_tls() {
         .or_log(&browser, "open the fleet page");
     wait_live(&browser);
     // As a user does it: pick the evidence, press Filter.
-    browser
-        .find("#filters select[name=observed] option[value=legacy_predicted_ready]")
-        .and_then(|option| option.click())
-        .or_log(&browser, "pick 'predicted ready, observed legacy'");
-    browser
-        .find("#filters button[type=submit]")
-        .and_then(|button| button.click())
-        .or_log(&browser, "press Filter");
+    pick_and_filter(&browser, "observed", "legacy_predicted_ready");
     browser
         .wait_until("the filtered page", WAIT, |b| {
             Ok(b.current_url()?.contains("observed=legacy_predicted_ready")
                 && b.find("#shown-total")?.text()? == "1")
         })
         .or_log(&browser, "the filtered page");
-    let shown = browser
-        .execute(
-            "return Array.from(document.querySelectorAll('#device-table tbody tr[data-device]'))\
-                    .map(r => r.dataset.device);",
-            &[],
-        )
-        .or_log(&browser, "the rows");
-    assert_eq!(
-        shown,
-        json!(["mtr-surprise"]),
-        "only the room predicted ready"
-    );
+    let shown: Vec<String> = rows(&browser).into_iter().map(|(id, _, _)| id).collect();
+    assert_eq!(shown, ["mtr-surprise"], "only the room predicted ready");
     // Its page puts the prediction beside the evidence.
     browser
         .goto(&rig.url("/devices/mtr-surprise"))
