@@ -174,27 +174,13 @@ impl<'a> Tokens<'a> {
             let rest = &self.text[at..];
             let trimmed = rest.trim_start();
             at += rest.len() - trimmed.len();
-            if let Some(after) = trimmed.strip_prefix("/>") {
+            let end = match trimmed.strip_prefix("/>") {
+                Some(after) => Some((after, true)),
+                None => trimmed.strip_prefix('>').map(|after| (after, false)),
+            };
+            if let Some((after, empty)) = end {
                 self.pos = self.text.len() - after.len();
-                return Ok((
-                    start,
-                    Token::Open {
-                        name,
-                        attrs,
-                        empty: true,
-                    },
-                ));
-            }
-            if let Some(after) = trimmed.strip_prefix('>') {
-                self.pos = self.text.len() - after.len();
-                return Ok((
-                    start,
-                    Token::Open {
-                        name,
-                        attrs,
-                        empty: false,
-                    },
-                ));
+                return Ok((start, Token::Open { name, attrs, empty }));
             }
             if trimmed.is_empty() {
                 return Err(XmlError::at(start, format!("tag <{name}> is never closed")));
