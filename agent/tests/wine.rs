@@ -54,7 +54,8 @@ fn check(wine: &Wine) -> (i32, serde_json::Value) {
     ]);
     let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "not a JSON state ({e}): {}\n{}",
+            "not a JSON state ({e}; wine exited {}): {}\n{}",
+            out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
